@@ -1,0 +1,1 @@
+"""The label store (SQLModel tables, engine, repository functions): the only SQL in the project."""

@@ -1,0 +1,76 @@
+"""The generator contract every backend implements, and the one config object that selects one.
+
+A backend is batched by contract: the sliding window hands it every prompt of one window
+position across all queries at once, so backends can batch (vLLM, transformers) or run requests
+concurrently (OpenAI-compatible servers).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from reasonrank.types import Completion, GenerationParams, Message
+
+
+class TokenizerLike(Protocol):
+    """The slice of a Hugging Face tokenizer that passage truncation needs."""
+
+    def tokenize(self, text: str) -> list[str]: ...
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str: ...
+
+
+class BackendError(RuntimeError):
+    """A failure a user can act on (unreachable server, bad model name, missing package).
+
+    The CLI prints its message on one line instead of a traceback.
+    """
+
+
+class Backend(ABC):
+    """Turns a batch of chat prompts into completions, one per prompt, in order."""
+
+    name: str = "backend"
+
+    #: tokenizer used to truncate passages to N model tokens; None means whitespace words.
+    tokenizer: TokenizerLike | None = None
+
+    @abstractmethod
+    def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
+        """Return exactly one Completion per prompt, in the same order."""
+
+    def close(self) -> None:
+        """Release engines, threads or connections; the default has nothing to release."""
+
+
+@dataclass
+class BackendConfig:
+    """Everything needed to build a backend; shared by the CLI flags and the UI form.
+
+    Fields that a backend does not use are ignored by it (e.g. `base_url` for vllm).
+    """
+
+    kind: str = "transformers"  # transformers | openai | vllm
+    model: str = ""
+    # openai
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_in_flight: int = 16
+    timeout_s: float = 600.0
+    max_retries: int = 5
+    # local models (transformers, vllm)
+    tokenizer: str | None = None  # path or hub id; defaults to `model`
+    device: str | None = None  # transformers: "cpu", "cuda", … (auto when None)
+    dtype: str = "auto"
+    adapter: str | None = None  # LoRA adapter directory
+    batch_size: int = 8  # transformers: prompts per generate() chunk
+    tensor_parallel_size: int = 1  # vllm
+    max_model_len: int | None = None  # vllm
+    gpu_memory_utilization: float = 0.9  # vllm
+    enforce_eager: bool = False  # vllm
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)

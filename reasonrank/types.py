@@ -1,0 +1,104 @@
+"""Plain dataclasses shared by every layer.
+
+They hold data only: no I/O, no model code, so `db/`, `ui/` and the CLI can pass them around
+without importing anything heavy (RankLLM's lesson: small Query/Candidate/Result objects plus a
+record of every model invocation).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+
+class Message(TypedDict):
+    """One chat turn as OpenAI-compatible servers and chat templates expect it."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A candidate passage; `title` is optional and folded into the prompt when present."""
+
+    docid: str
+    text: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    qid: str
+    text: str
+
+
+@dataclass
+class CandidateList:
+    """A query with its candidates in first-stage order, plus optional judgments."""
+
+    query: Query
+    candidates: list[Passage]
+    qrels: dict[str, int] | None = None
+    excluded_ids: list[str] = field(default_factory=list)
+    dataset: str | None = None
+
+    @property
+    def docids(self) -> list[str]:
+        return [p.docid for p in self.candidates]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding settings; the defaults are the paper's (greedy, 3072 reasoning + 100 tokens)."""
+
+    max_new_tokens: int = 3172
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    """What a backend returns for one prompt.
+
+    `reasoning` is filled when the server returns it separately (`reasoning_content` /
+    `reasoning`); otherwise the reasoning stays inline in `text` between <think> tags.
+    """
+
+    text: str
+    reasoning: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    finish_reason: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class WindowCall:
+    """One listwise model call on one window of one query: the audit record of a rerank."""
+
+    qid: str
+    pass_index: int
+    position: int  # window position in the pass, 0 = the last (first called) window
+    start: int
+    end: int
+    prompt: list[Message]
+    raw_output: str
+    reasoning: str | None
+    parsed: list[int]  # window-local 0-based permutation that was applied
+    reasons: list[str]  # repair reasons from reasonrank.parse
+    docids_before: list[str]
+    docids_after: list[str]
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    finish_reason: str | None = None
+
+
+@dataclass
+class RankResult:
+    """The reranked list of one query and every call that produced it."""
+
+    qid: str
+    ranking: list[str]
+    calls: list[WindowCall] = field(default_factory=list)

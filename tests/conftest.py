@@ -1,0 +1,36 @@
+"""Shared fixtures: where the real public data lives, and GPU/vLLM gating."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("REASONRANK_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real public data (TREC DL19, NovelEval, BRIGHT); CI lays it beside the clone."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"real test data not found at {SHARED_DATA}; set REASONRANK_SHARED_DATA")
+    return SHARED_DATA
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `gpu` tests with a stated reason where no CUDA device exists (torch imported only then)."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items or _has_cuda():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; none is present on this machine")
+    for item in gpu_items:
+        item.add_marker(skip_gpu)
