@@ -1,5 +1,5 @@
 """Read and write the on-disk formats users already have: TREC runs and qrels, our candidate
-JSONL, and RankLLM's retrieve-results JSON.
+JSONL, RankLLM's retrieve-results JSON, passage corpora, label JSONL and calls.jsonl.
 
 Every reader raises `InputError` naming the file, the line and the field, so the CLI can print a
 one-line message instead of a traceback.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from reasonrank.types import CandidateList, Passage, Query, RankResult
+from reasonrank.types import CandidateList, Passage, Query, RankResult, WindowCall
 
 
 class InputError(ValueError):
@@ -83,17 +84,20 @@ def write_trec_run(results: Iterable[RankResult], path: str | Path, tag: str = "
 
 def read_queries_tsv(path: str | Path) -> dict[str, str]:
     """`qid<TAB>query` → {qid: query}."""
-    queries: dict[str, str] = {}
+    return dict(_read_key_tab_text(path, "qid<TAB>query"))
+
+
+def _read_key_tab_text(path: str | Path, expected: str) -> Iterator[tuple[str, str]]:
+    """(key, text) per non-empty `key<TAB>text` line; the text may itself contain tabs."""
     with _open_text(path) as handle:
         for lineno, line in enumerate(handle, 1):
             line = line.rstrip("\n")
             if not line:
                 continue
-            qid, sep, text = line.partition("\t")
+            key, sep, text = line.partition("\t")
             if not sep:
-                raise InputError(f"{path}:{lineno}: expected 'qid<TAB>query'")
-            queries[qid] = text
-    return queries
+                raise InputError(f"{path}:{lineno}: expected '{expected}'")
+            yield key, text
 
 
 # ----------------------------------------------------------------------------- candidate JSONL
@@ -158,9 +162,7 @@ def read_candidates_jsonl(path: str | Path) -> list[CandidateList]:
 
 
 def write_candidates_jsonl(lists: Iterable[CandidateList], path: str | Path) -> None:
-    with Path(path).open("w", encoding="utf-8") as handle:
-        for cl in lists:
-            handle.write(json.dumps(candidate_to_dict(cl), ensure_ascii=False) + "\n")
+    _write_jsonl((candidate_to_dict(cl) for cl in lists), path)
 
 
 # ----------------------------------------------------------------------------- RankLLM JSON
@@ -192,3 +194,148 @@ def read_rank_llm_json(
             )
         )
     return lists
+
+
+def read_candidate_file(
+    path: str | Path, qrels: dict[str, dict[str, int]] | None = None, dataset: str | None = None
+) -> list[CandidateList]:
+    """Read our candidate JSONL or a RankLLM retrieve-results JSON, told apart by the first byte.
+
+    Users hold both formats; making them name the format would only add a way to get it wrong.
+    `qrels`, when given, replace any judgments stored in the file; `dataset` fills empty names.
+    """
+    with _open_text(path) as handle:
+        head = handle.read(4096).lstrip()
+    if head.startswith("["):
+        lists = read_rank_llm_json(path, qrels=qrels, dataset=dataset)
+    else:
+        lists = read_candidates_jsonl(path)
+        for cl in lists:
+            if qrels is not None:
+                cl.qrels = qrels.get(cl.query.qid)
+            cl.dataset = cl.dataset or dataset
+    if not lists:
+        raise InputError(f"{path}: no candidate lists in file")
+    return lists
+
+
+# ----------------------------------------------------------------------------- corpora
+_DOCID_KEYS = ("docid", "id", "_id")
+_TEXT_KEYS = ("text", "content", "contents", "body", "segment", "passage")
+
+
+def read_corpus(path: str | Path) -> dict[str, Passage]:
+    """A passage collection → {docid: Passage}.
+
+    Accepts `docid<TAB>text` TSV (MS MARCO, NovelEval) and JSONL with an id field
+    (docid/id/_id), a text field (text/content/contents/body/segment/passage; BEIR, BRIGHT,
+    Pyserini) and an optional title, plain or gzipped.
+    """
+    name = Path(path).name.removesuffix(".gz")
+    if name.endswith(".tsv"):
+        return _read_corpus_tsv(path)
+    corpus: dict[str, Passage] = {}
+    for lineno, obj in iter_jsonl(path):
+        docid = next((obj[k] for k in _DOCID_KEYS if k in obj), None)
+        text = next((obj[k] for k in _TEXT_KEYS if k in obj), None)
+        if docid is None or text is None:
+            raise InputError(
+                f"{path}:{lineno}: a document needs an id ({'/'.join(_DOCID_KEYS)}) "
+                f"and a text ({'/'.join(_TEXT_KEYS)})"
+            )
+        corpus[str(docid)] = Passage(str(docid), str(text), obj.get("title") or None)
+    return corpus
+
+
+def _read_corpus_tsv(path: str | Path) -> dict[str, Passage]:
+    return {docid: Passage(docid, text) for docid, text in _read_key_tab_text(path, "docid<TAB>text")}
+
+
+# ----------------------------------------------------------------------------- label JSONL
+@dataclass
+class Label:
+    """A ranking of one candidate list by a teacher, a model or a person (DESIGN.md contract).
+
+    Kept next to its reader because only the file format defines it; the database stores the
+    same fields in its own tables.
+    """
+
+    candidates: CandidateList
+    ranking: list[str]  # docids, best first
+    reasoning: str | None = None
+    model: str | None = None
+    relevant_docids: list[str] | None = None
+
+
+def label_from_dict(obj: dict, where: str = "") -> Label:
+    prefix = f"{where}: " if where else ""
+    cl = candidate_from_dict(obj, where)
+    ranking = obj.get("ranking")
+    if not isinstance(ranking, list) or not ranking:
+        raise InputError(f"{prefix}field 'ranking' must be a non-empty list of docids")
+    ranking = [str(d) for d in ranking]
+    known = set(cl.docids)
+    unknown = [d for d in ranking if d not in known]
+    if unknown:
+        raise InputError(f"{prefix}ranking names docid {unknown[0]!r} that is not a candidate")
+    if len(set(ranking)) != len(ranking):
+        raise InputError(f"{prefix}ranking repeats a docid")
+    relevant = obj.get("relevant_docids")
+    return Label(
+        candidates=cl,
+        ranking=ranking,
+        reasoning=obj.get("reasoning"),
+        model=obj.get("model"),
+        relevant_docids=[str(d) for d in relevant] if relevant is not None else None,
+    )
+
+
+def label_to_dict(label: Label) -> dict:
+    obj = candidate_to_dict(label.candidates)
+    obj["ranking"] = label.ranking
+    for key in ("reasoning", "model", "relevant_docids"):
+        value = getattr(label, key)
+        if value is not None:
+            obj[key] = value
+    return obj
+
+
+def read_labels_jsonl(path: str | Path) -> list[Label]:
+    return [label_from_dict(obj, f"{path}:{lineno}") for lineno, obj in iter_jsonl(path)]
+
+
+def write_labels_jsonl(labels: Iterable[Label], path: str | Path) -> None:
+    _write_jsonl((label_to_dict(label) for label in labels), path)
+
+
+# ----------------------------------------------------------------------------- calls.jsonl
+def call_to_dict(call: WindowCall) -> dict:
+    return asdict(call)
+
+
+def call_from_dict(obj: dict, where: str = "") -> WindowCall:
+    """Rebuild a WindowCall; unknown or missing fields name the line (the file may be hand-edited)."""
+    prefix = f"{where}: " if where else ""
+    known = {f.name for f in fields(WindowCall)}
+    extra = sorted(set(obj) - known)
+    if extra:
+        raise InputError(f"{prefix}unknown WindowCall field {extra[0]!r}")
+    try:
+        return WindowCall(**obj)
+    except TypeError as exc:
+        raise InputError(f"{prefix}{exc}") from None
+
+
+def write_calls_jsonl(results: Iterable[RankResult], path: str | Path) -> None:
+    """Every WindowCall of every result, one JSON object a line, in call order per query."""
+    _write_jsonl((call_to_dict(call) for result in results for call in result.calls), path)
+
+
+def read_calls_jsonl(path: str | Path) -> list[WindowCall]:
+    return [call_from_dict(obj, f"{path}:{lineno}") for lineno, obj in iter_jsonl(path)]
+
+
+def _write_jsonl(objects: Iterable[dict], path: str | Path) -> None:
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for obj in objects:
+            handle.write(json.dumps(obj, ensure_ascii=False) + "\n")

@@ -1,0 +1,316 @@
+"""Backend for any OpenAI-compatible chat-completions server (vLLM serve, SGLang, DeepSeek, OpenAI).
+
+Why our own retry loop instead of the SDK's: we need to count retries by kind for the UI, honour
+Retry-After, treat a malformed body as transient, and turn permanent failures (bad key, unknown
+model, wrong URL) into one-line `BackendError`s at once. So the SDK client runs with
+`max_retries=0`, and a fresh client and event loop serve each `generate` call, which lets the
+backend be used from plain sync code, from worker threads and from inside a running loop alike.
+The API key is read from the environment when a batch starts and is never stored or logged.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import importlib.util
+import logging
+import os
+import random
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Coroutine, TypeVar
+
+from reasonrank.backends.base import Backend, BackendConfig, BackendError, TokenizerLike
+from reasonrank.types import Completion, GenerationParams, Message
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: first backoff delay in seconds; doubles per retry up to BACKOFF_CAP_S, then jittered.
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+#: a Retry-After longer than this is clipped, so a bogus header cannot stall a batch for hours.
+RETRY_AFTER_CAP_S = 120.0
+#: retries when nothing listens at all (connection refused): the usual causes are a wrong URL or
+#: a server still loading its model (minutes), so waiting longer only delays the message.
+CONNECT_RETRIES = 2
+#: seconds allowed for the GET /v1/models call that explains a 404.
+MODEL_LIST_TIMEOUT_S = 5.0
+#: HTTP statuses worth retrying: request timeout, conflict (lock), rate limit, server errors.
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+@dataclass
+class OpenAIStats:
+    """Cumulative request counts of one backend, for progress displays and diagnostics."""
+
+    requests: int = 0  # HTTP attempts sent (first tries and retries)
+    completions: int = 0  # prompts answered
+    failures: int = 0  # prompts given up on (each raised a BackendError)
+    retries: Counter = field(default_factory=Counter)  # kind -> count
+    tokens_in: int = 0
+    tokens_out: int = 0
+    last_error: str | None = None
+
+    @property
+    def total_retries(self) -> int:
+        return sum(self.retries.values())
+
+
+class _Transient(Exception):
+    """A failed attempt worth retrying: `kind` names it in the stats, `detail` in the message."""
+
+    def __init__(self, kind: str, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class OpenAIBackend(Backend):
+    """Concurrent chat completions with a cap on requests in flight, timeouts and retries."""
+
+    name = "openai"
+
+    def __init__(self, config: BackendConfig) -> None:
+        if not config.model:
+            raise BackendError("the openai backend needs a model name (the id the server serves)")
+        if config.base_url and not config.base_url.startswith(("http://", "https://")):
+            raise BackendError(f"base_url must start with http:// or https://, got {config.base_url!r}")
+        if config.max_in_flight < 1 or config.timeout_s <= 0 or config.max_retries < 0:
+            raise BackendError("openai backend needs max_in_flight >= 1, timeout_s > 0 and "
+                               "max_retries >= 0")
+        if importlib.util.find_spec("openai") is None:
+            raise BackendError("the openai backend needs the openai package: pip install openai")
+        self.config = config
+        self.url = config.base_url or "https://api.openai.com/v1"
+        self.stats = OpenAIStats()
+        self.tokenizer: TokenizerLike | None = (
+            _load_tokenizer(config.tokenizer) if config.tokenizer else None
+        )
+
+    def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
+        if not prompts:
+            return []
+        return _run_sync(self._generate_all(prompts, params))
+
+    # -- one batch -------------------------------------------------------------------------
+    async def _generate_all(
+        self, prompts: list[list[Message]], params: GenerationParams
+    ) -> list[Completion]:
+        import openai
+
+        client = openai.AsyncOpenAI(
+            base_url=self.url,
+            api_key=os.environ.get(self.config.api_key_env) or "EMPTY",
+            max_retries=0,
+            timeout=self.config.timeout_s,
+        )
+        request: dict[str, Any] = {
+            "model": self.config.model,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_new_tokens,
+        }
+        if params.seed is not None:
+            request["seed"] = params.seed
+        limit = asyncio.Semaphore(self.config.max_in_flight)
+        try:
+            async with asyncio.TaskGroup() as group:  # first permanent failure cancels the rest
+                tasks = [group.create_task(self._generate_one(client, limit, list(messages), request))
+                         for messages in prompts]
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+        finally:
+            await client.close()
+        return [task.result() for task in tasks]
+
+    async def _generate_one(
+        self, client: Any, limit: asyncio.Semaphore, messages: list[Message], request: dict[str, Any]
+    ) -> Completion:
+        attempt = 0
+        while True:
+            async with limit:
+                self.stats.requests += 1
+                started = time.monotonic()
+                try:
+                    async with asyncio.timeout(self.config.timeout_s):
+                        response = await client.chat.completions.create(messages=messages, **request)
+                    completion = _to_completion(response, time.monotonic() - started)
+                except Exception as exc:  # sorted below into transient / permanent
+                    failure = _classify(exc, self.config.timeout_s)
+                    if not isinstance(failure, _Transient):
+                        raise self._fail(await self._explain(client, failure)) from None
+                    budget = CONNECT_RETRIES if failure.kind == "connect" else self.config.max_retries
+                    if attempt >= min(budget, self.config.max_retries):
+                        raise self._fail(self._exhausted(failure, attempt + 1)) from None
+                else:
+                    self.stats.completions += 1
+                    self.stats.tokens_in += completion.tokens_in
+                    self.stats.tokens_out += completion.tokens_out
+                    return completion
+            delay = _retry_delay(attempt, failure.retry_after)
+            attempt += 1
+            self.stats.retries[failure.kind] += 1
+            logger.warning("%s at %s; retry %d/%d in %.1fs", failure.detail, self.url, attempt,
+                           self.config.max_retries, delay)
+            await asyncio.sleep(delay)
+
+    # -- error messages --------------------------------------------------------------------
+    def _fail(self, message: str) -> BackendError:
+        self.stats.failures += 1
+        self.stats.last_error = message
+        return BackendError(message)
+
+    def _exhausted(self, failure: _Transient, attempts: int) -> str:
+        if failure.kind == "connect":
+            return (f"cannot connect to {self.url} ({failure.detail}) after {attempts} attempts; "
+                    "is the server running and is base_url right?")
+        return f"server at {self.url} failed {attempts} attempts; last: {failure.detail}"
+
+    async def _explain(self, client: Any, exc: Exception) -> str:
+        """One line naming the cause of a permanent failure, with the fix when we know it."""
+        import openai
+
+        if not isinstance(exc, openai.APIStatusError):
+            return f"request to {self.url} failed: {_one_line(repr(exc))}"
+        status, detail = exc.status_code, _server_message(exc)
+        if status == 401:
+            key_state = "is set" if os.environ.get(self.config.api_key_env) else "is not set"
+            return (f"server at {self.url} rejected the API key (HTTP 401: {detail}); "
+                    f"environment variable {self.config.api_key_env} {key_state}")
+        if status == 403:
+            return f"server at {self.url} denied access (HTTP 403: {detail})"
+        if status == 404:
+            served = await _served_models(client)
+            if served is not None and self.config.model not in served:
+                return (f"unknown model {self.config.model!r} at {self.url}; the server serves: "
+                        f"{', '.join(served) or '(none)'}")
+            return f"not found at {self.url} (HTTP 404: {detail}); check that base_url ends in /v1"
+        return f"server at {self.url} rejected the request (HTTP {status}: {detail})"
+
+
+def _classify(exc: Exception, timeout_s: float) -> _Transient | Exception:
+    """Return a `_Transient` for failures worth retrying, else `exc` itself (permanent)."""
+    import openai
+
+    if isinstance(exc, (TimeoutError, openai.APITimeoutError)):
+        return _Transient("timeout", f"no answer within {timeout_s:g}s")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        if type(cause).__name__ == "ConnectError":
+            return _Transient("connect", _one_line(str(cause)) or "connection refused")
+        return _Transient("connection", f"connection failed ({_one_line(repr(cause))})")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status == 429:
+            return _Transient("rate_limit", f"HTTP 429: {_server_message(exc)}",
+                              _retry_after_seconds(exc.response.headers))
+        if status >= 500 or status in RETRYABLE_STATUS:
+            return _Transient("server_error", f"HTTP {status}: {_server_message(exc)}",
+                              _retry_after_seconds(exc.response.headers))
+        return exc
+    if isinstance(exc, (ValueError, AttributeError, TypeError, IndexError)):
+        # invalid JSON (JSONDecodeError is a ValueError) or JSON without the expected shape
+        return _Transient("malformed", f"malformed response ({_one_line(str(exc))})")
+    return exc
+
+
+def _to_completion(response: Any, seconds: float) -> Completion:
+    choice = response.choices[0]
+    message = choice.message
+    usage = response.usage
+    return Completion(
+        text=message.content or "",
+        reasoning=_separate_reasoning(message),
+        tokens_in=usage.prompt_tokens if usage else 0,
+        tokens_out=usage.completion_tokens if usage else 0,
+        finish_reason=choice.finish_reason,
+        seconds=seconds,
+    )
+
+
+def _separate_reasoning(message: Any) -> str | None:
+    """DeepSeek sends `reasoning_content`, vLLM >= 0.10 `reasoning`; the SDK keeps both as extras."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _retry_delay(attempt: int, retry_after: float | None) -> float:
+    """The server's Retry-After when given (plus up to 10% jitter), else jittered backoff."""
+    if retry_after is not None:
+        return min(retry_after, RETRY_AFTER_CAP_S) * random.uniform(1.0, 1.1)
+    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+def _retry_after_seconds(headers: Any) -> float | None:
+    """Parse `retry-after-ms` or `retry-after` (seconds or an HTTP date) into seconds."""
+    if value := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+async def _served_models(client: Any) -> list[str] | None:
+    """Model ids from GET /v1/models, or None when the listing itself fails (it is only a hint)."""
+    import openai
+
+    try:
+        async with asyncio.timeout(MODEL_LIST_TIMEOUT_S):
+            page = await client.models.list()
+        return [model.id for model in page.data]
+    except (openai.OpenAIError, TimeoutError, ValueError, AttributeError):
+        return None
+
+
+def _server_message(exc: Any) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return _one_line(body["message"])
+    return _one_line(exc.message)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _load_tokenizer(name: str) -> TokenizerLike:
+    """The model's tokenizer, so passages are truncated in model tokens as the paper does."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise BackendError("config.tokenizer needs the transformers package: "
+                           "pip install transformers") from None
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"cannot load tokenizer {name!r}: {_one_line(str(exc))}") from None
+
+
+def _run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on a fresh event loop; from inside a running loop, on a worker thread's loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="openai-backend") as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -1,0 +1,178 @@
+"""A local Hugging Face causal LM as a reranking backend (CPU or one GPU), optionally with LoRA.
+
+Why it exists next to vLLM: it runs anywhere torch runs (tests, CPU laptops, a freshly trained
+adapter before merging), at the cost of throughput. Prompts are rendered exactly as for the
+released checkpoints (chat template + ftfy, via `reasonrank.prompts.render_prompt`), batched
+with left padding so every row's last prompt token sits at the end of the batch.
+
+Decoding uses only the settings in `GenerationParams`: the model's own generation_config
+sampling defaults (repetition penalty, top-k, …) are neutralised, as an explicit vLLM
+`SamplingParams` in the reference code does. torch/transformers/peft are imported lazily.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from reasonrank.backends.base import Backend, BackendConfig, BackendError
+from reasonrank.types import Completion, GenerationParams, Message
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _check_local_or_hub(name: str, what: str) -> None:
+    """Fail fast on a path that does not exist instead of letting it be tried as a hub id."""
+    if not name:
+        raise BackendError(f"no {what} given for the transformers backend")
+    path = Path(name).expanduser()
+    looks_like_path = path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1
+    if looks_like_path and not path.exists():
+        raise BackendError(f"{what} path not found: {name}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _decoding_kwargs(params: GenerationParams) -> dict[str, Any]:
+    """Greedy at temperature 0; otherwise plain temperature/top-p sampling with top-k off."""
+    if params.temperature <= 0:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+
+
+class TransformersBackend(Backend):
+    """Batched greedy or sampled generation with `AutoModelForCausalLM.generate`."""
+
+    name = "transformers"
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        if config.dtype not in _DTYPES:
+            choices = ", ".join(_DTYPES)
+            raise BackendError(f"unknown dtype {config.dtype!r}; choose one of: {choices}")
+        if config.batch_size < 1:
+            raise BackendError(f"batch_size must be at least 1, got {config.batch_size}")
+        _check_local_or_hub(config.model, "model")
+        if config.adapter and not Path(config.adapter).expanduser().is_dir():
+            raise BackendError(f"adapter directory not found: {config.adapter}")
+        try:
+            import torch
+            import transformers  # noqa: F401  (fail here with a clear message, not mid-load)
+        except ImportError as exc:
+            raise BackendError(f"transformers backend needs torch and transformers: {exc}") from exc
+        self.device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = self._load_tokenizer(config.tokenizer or config.model)
+        self.model = self._load_model(config.model, config.dtype)
+        if config.adapter:
+            self.model = self._merge_adapter(self.model, config.adapter)
+        self.model.eval()
+        self.eos_ids = self._eos_ids()
+
+    def _load_tokenizer(self, name: str) -> Any:
+        from transformers import AutoTokenizer
+
+        _check_local_or_hub(name, "tokenizer")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"cannot load tokenizer from {name}: {_one_line(exc)}") from exc
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    def _load_model(self, name: str, dtype: str) -> Any:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"cannot load model from {name}: {_one_line(exc)}") from exc
+        try:
+            return model.to(self.device)
+        except (RuntimeError, AssertionError) as exc:
+            reason = _one_line(exc)
+            raise BackendError(f"cannot move model to device {self.device!r}: {reason}") from exc
+
+    @staticmethod
+    def _merge_adapter(model: Any, adapter: str) -> Any:
+        """Load a LoRA adapter and merge it, so generation runs at base-model speed."""
+        try:
+            from peft import PeftModel
+        except ImportError as exc:
+            raise BackendError(f"loading an adapter needs peft: {exc}") from exc
+        try:
+            return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise BackendError(f"cannot load adapter from {adapter}: {_one_line(exc)}") from exc
+
+    def _eos_ids(self) -> list[int]:
+        """The tokenizer's end of turn plus any the model's generation_config lists (Qwen: 2)."""
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        return sorted(i for i in ids if i is not None)
+
+    def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
+        """Generate in chunks of `config.batch_size`.
+
+        `Completion.seconds` is the chunk's wall time divided evenly across its prompts (the
+        rows of a batch cannot be timed separately). A seed makes sampling reproducible for the
+        whole call without touching the caller's global torch RNG state.
+        """
+        import torch
+
+        from reasonrank.prompts import render_prompt
+
+        texts = [render_prompt(messages, self.tokenizer) for messages in prompts]
+        size = self.config.batch_size
+        devices = [self.device] if str(self.device).startswith("cuda") else []
+        completions: list[Completion] = []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            for start in range(0, len(texts), size):
+                completions.extend(self._generate_chunk(texts[start : start + size], params))
+        return completions
+
+    def _generate_chunk(self, texts: list[str], params: GenerationParams) -> list[Completion]:
+        began = time.perf_counter()
+        batch = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.device)
+        output = self.model.generate(
+            **batch,
+            **_decoding_kwargs(params),
+            max_new_tokens=params.max_new_tokens,
+            repetition_penalty=1.0,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        generated = output[:, batch["input_ids"].shape[1] :].tolist()
+        tokens_in = batch["attention_mask"].sum(dim=1).tolist()
+        share = (time.perf_counter() - began) / len(texts)
+        return [self._completion(row, n_in, share) for row, n_in in zip(generated, tokens_in)]
+
+    def _completion(self, row: list[int], tokens_in: int, seconds: float) -> Completion:
+        stop_at = next((i for i, token in enumerate(row) if token in self.eos_ids), None)
+        kept = row if stop_at is None else row[: stop_at + 1]
+        return Completion(
+            text=self.tokenizer.decode(kept, skip_special_tokens=True),
+            tokens_in=int(tokens_in),
+            tokens_out=len(kept),
+            finish_reason="length" if stop_at is None else "stop",
+            seconds=seconds,
+        )
+
+    def close(self) -> None:
+        """Drop the model so its memory (GPU memory included) can be reclaimed."""
+        import torch
+
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

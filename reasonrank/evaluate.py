@@ -1,0 +1,203 @@
+"""Benchmark runs: first stage → optional listwise rerank → metrics table, per dataset.
+
+One EvalConfig describes the whole run so the CLI, the UI form and a job record hold the same
+thing. All datasets are reranked in ONE sliding-window pass (lists of every dataset share each
+window position's batched model call), so twelve BRIGHT tasks cost as many sequential model
+calls as one.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from reasonrank.backends.base import Backend, BackendConfig
+from reasonrank.bright import BrightSource, load_bright
+from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
+from reasonrank.metrics import evaluate_run, mean_metrics
+from reasonrank.retrieve import CandidateSource, FirstStage, load_source
+from reasonrank.types import CandidateList, RankResult
+from reasonrank.window import WindowConfig, rerank
+
+DEFAULT_METRICS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@10", "mrr@10")
+FIRST_STAGE = "first-stage"
+RERANKED = "reranked"
+AVERAGE = "average"
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how; the `reasonrank eval` flags map onto it one to one.
+
+    `trec` is a DL19-style set (queries TSV + qrels + a run, candidate file or corpus for BM25);
+    `bright` names BRIGHT tasks on disk. `window.top_k` is both the first-stage depth and the
+    reranked head. Without `reranker` only the first stage is scored.
+    """
+
+    trec: CandidateSource | None = None
+    bright: BrightSource | None = None
+    window: WindowConfig = field(default_factory=WindowConfig)
+    reranker: BackendConfig | None = None
+    rel_level: int = 1
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    out: str | None = None  # directory for results.json, runs and calls
+
+    def __post_init__(self) -> None:
+        self.metrics = tuple(self.metrics)  # a list from a form or JSON compares equal after parsing
+
+    @property
+    def top_k(self) -> int:
+        return self.window.top_k
+
+
+@dataclass
+class DatasetScores:
+    """One dataset at one stage: per-query values and their mean (fractions, not ×100)."""
+
+    dataset: str
+    stage: str
+    per_query: dict[str, dict[str, float]]
+    mean: dict[str, float]
+
+
+@dataclass
+class EvalReport:
+    metrics: tuple[str, ...]
+    scores: list[DatasetScores]
+    results: dict[str, list[RankResult]]  # per dataset: the final rankings (reranked if a reranker ran)
+
+    def rows(self) -> list[dict]:
+        """The table: one row per dataset and stage, plus the macro average when several datasets."""
+        rows = [
+            {"dataset": s.dataset, "stage": s.stage, "queries": len(s.per_query), **s.mean}
+            for s in self.scores
+        ]
+        for stage in dict.fromkeys(s.stage for s in self.scores):
+            staged = [s for s in self.scores if s.stage == stage]
+            if len(staged) > 1:
+                average = {m: sum(s.mean[m] for s in staged) / len(staged) for m in self.metrics}
+                queries = sum(len(s.per_query) for s in staged)
+                rows.append({"dataset": AVERAGE, "stage": stage, "queries": queries, **average})
+        return rows
+
+
+def load_datasets(config: EvalConfig) -> list[FirstStage]:
+    """Every dataset the config names, first stage run, checked to carry judgments."""
+    stages: list[FirstStage] = []
+    if config.trec is not None:
+        stages.append(load_source(config.trec, config.top_k))
+    if config.bright is not None:
+        if not config.bright.root:
+            raise InputError("BRIGHT tasks need a root directory (--bright-root)")
+        stages.extend(load_bright(config.bright, config.top_k))
+    if not stages:
+        raise InputError(
+            "no dataset: give --qrels with --run, --candidates or --corpus/--queries, "
+            "or --bright-root with --task"
+        )
+    for stage in stages:
+        if not stage.qrels:
+            raise InputError(f"dataset {stage.name!r} has no judgments (give --qrels)")
+    return stages
+
+
+def evaluate(
+    config: EvalConfig,
+    backend: Backend | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Score the first stage of every dataset, then (with a reranker) rerank and score again.
+
+    `backend` overrides `config.reranker` (tests and the app pass a live one); a backend built
+    here from the config is closed before returning.
+    """
+    stages = load_datasets(config)
+    # First-stage runs are scored from their scores, as trec_eval does (ties by docid).
+    scores = [
+        _score(s.name, FIRST_STAGE, {q: dict(hits) for q, hits in s.run.items()}, s.qrels, config)
+        for s in stages
+    ]
+    results = {s.name: [RankResult(qid, [d for d, _ in hits]) for qid, hits in s.run.items()] for s in stages}
+    if config.reranker is not None or backend is not None:
+        lists_per_stage = [s.require_lists() for s in stages]
+        reranked = _rerank_all(lists_per_stage, config, backend, on_step)
+        for stage, stage_results in zip(stages, reranked):
+            run = {r.qid: r.ranking for r in stage_results}
+            scores.append(_score(stage.name, RERANKED, run, stage.qrels, config))
+            results[stage.name] = stage_results
+    return EvalReport(tuple(config.metrics), scores, results)
+
+
+def _rerank_all(
+    lists_per_stage: list[list[CandidateList]],
+    config: EvalConfig,
+    backend: Backend | None,
+    on_step: Callable[[int, int], None] | None,
+) -> list[list[RankResult]]:
+    """Rerank all datasets in one batched sweep, then split the results back per dataset."""
+    from reasonrank.backends import make_backend
+
+    own = backend is None
+    backend = backend or make_backend(config.reranker)
+    try:
+        flat = rerank([cl for lists in lists_per_stage for cl in lists], backend, config.window, on_step)
+    finally:
+        if own:
+            backend.close()
+    split, offset = [], 0
+    for lists in lists_per_stage:
+        split.append(flat[offset : offset + len(lists)])
+        offset += len(lists)
+    return split
+
+
+def _score(name: str, stage: str, run: dict, qrels: dict, config: EvalConfig) -> DatasetScores:
+    per_query = evaluate_run(run, qrels, tuple(config.metrics), config.rel_level)
+    if not per_query:
+        raise InputError(f"dataset {name!r}: no query of the {stage} run has judgments (qid mismatch?)")
+    return DatasetScores(name, stage, per_query, mean_metrics(per_query))
+
+
+# ----------------------------------------------------------------------------- presentation
+def metric_label(name: str) -> str:
+    """'ndcg@10' → 'nDCG@10', 'recall@10' → 'Recall@10', 'mrr@10' → 'MRR@10' (the paper's names)."""
+    family, _, k = name.partition("@")
+    return {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR"}.get(family.lower(), family) + f"@{k}"
+
+
+def format_table(report: EvalReport) -> str:
+    """A fixed-width table with metrics ×100 to 2 decimals, as the paper reports them."""
+    labels = [metric_label(m) for m in report.metrics]
+    rows = report.rows()
+    name_width = max([len("dataset")] + [len(r["dataset"]) for r in rows])
+    head = f"{'dataset':<{name_width}}  {'stage':<11}  {'queries':>7}  " + "  ".join(
+        f"{label:>9}" for label in labels
+    )
+    lines = ["metrics ×100, mean over judged queries (2 decimals)", head, "-" * len(head)]
+    for row in rows:
+        values = "  ".join(f"{100 * row[m]:>9.2f}" for m in report.metrics)
+        lines.append(f"{row['dataset']:<{name_width}}  {row['stage']:<11}  {row['queries']:>7}  {values}")
+    return "\n".join(lines)
+
+
+def write_report(report: EvalReport, config: EvalConfig, out_dir: str | Path, command: str | None = None) -> Path:
+    """results.json (config, table, per-query values; fractions) plus each dataset's final run
+    (`<dataset>.trec`) and, when reranked, its model calls (`<dataset>.calls.jsonl`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, results in report.results.items():
+        stem = re.sub(r"[^\w.-]", "_", name)
+        write_trec_run(results, out / f"{stem}.trec")
+        if any(r.calls for r in results):
+            write_calls_jsonl(results, out / f"{stem}.calls.jsonl")
+    payload = {
+        "command": command,
+        "config": asdict(config),
+        "table": report.rows(),
+        "per_query": [asdict(s) for s in report.scores],
+    }
+    path = out / "results.json"
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,210 @@
+"""Sliding-window listwise reranking, batched across queries.
+
+A reasoning reranker sees at most `window` passages at a time, so a top-100 list is reranked by
+windows that slide from the back of the list to the front (spec §1.2): each window's best half is
+carried into the next window, which lets a strong passage climb from rank 100 to rank 1 in one
+sweep. The windows of one query depend on each other, but windows of *different* queries do not,
+so every window position is one `backend.generate` call over all queries at once: a batch of
+top-100 lists costs 9 sequential model calls however many queries it holds. That is what makes
+vLLM / batched generation pay off, and it is why the orchestration here stays linear and cheap —
+it runs between model calls, while the accelerator waits.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reasonrank import parse, prompts
+from reasonrank.backends.base import Backend, BackendError
+from reasonrank.io import InputError
+from reasonrank.types import (
+    CandidateList,
+    Completion,
+    GenerationParams,
+    Message,
+    RankResult,
+    WindowCall,
+)
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """How to slide: the paper's setting is window 20, step 10, top 100, one pass.
+
+    Frozen, so one default instance can be shared safely (it is the default of `rerank`).
+    """
+
+    window: int = 20
+    step: int = 10
+    top_k: int = 100
+    passes: int = 1
+    max_passage_tokens: int = 512
+    generation: GenerationParams = field(default_factory=GenerationParams)
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise InputError(f"window must be at least 2 passages, got {self.window}")
+        if not 1 <= self.step <= self.window:
+            raise InputError(
+                f"step must be between 1 and the window size {self.window}, got {self.step}"
+            )
+        if self.top_k < 1:
+            raise InputError(f"top_k must be at least 1, got {self.top_k}")
+        if self.passes < 1:
+            raise InputError(f"passes must be at least 1, got {self.passes}")
+        if self.max_passage_tokens < 1:
+            raise InputError(
+                f"max_passage_tokens must be at least 1, got {self.max_passage_tokens}"
+            )
+
+
+def window_spans(n: int, window: int, step: int, top_k: int) -> list[Span]:
+    """The `[start, end)` windows of one sweep over a list of `n` candidates, back to front.
+
+    This is the reference loop (spec §1.2) with rank_start 0 and rank_end = min(top_k, n), with
+    two deliberate differences. The window is clamped to min(window, rank_end) rather than
+    min(window, n): with top_k < window the reference loop yields no window at all (e.g. top_k
+    10, window 20, step 10). And a one-passage window (n = 1, or the trailing (0, 1) of n = 21
+    with window = step = 20) is dropped: a single passage cannot be reordered, so it would only
+    cost a model call. Whenever top_k >= window the spans are otherwise exactly the reference's.
+    """
+    if n < 0 or window < 1 or step < 1 or top_k < 1:
+        raise InputError(
+            f"window_spans needs n >= 0 and positive window/step/top_k, "
+            f"got n={n} window={window} step={step} top_k={top_k}"
+        )
+    rank_end = min(top_k, n)
+    size = min(window, rank_end)
+    spans: list[Span] = []
+    end, start = rank_end, rank_end - size
+    while end > 0 and start + step != 0:
+        start = max(start, 0)
+        if end - start >= 2:
+            spans.append((start, end))
+        end -= step
+        start -= step
+    return spans
+
+
+class _QueryState:
+    """One query's progress: its current order (as candidate indices) and its call records.
+
+    Candidates are addressed by index, not docid, so duplicate docids in a first-stage list
+    cannot be confused, and reordering a window is one slice assignment of `window` ints.
+    """
+
+    __slots__ = ("candidates", "qid", "query", "order", "spans", "prepared", "calls")
+
+    def __init__(self, candidates: CandidateList, config: WindowConfig) -> None:
+        self.candidates = candidates.candidates
+        self.qid = candidates.query.qid
+        self.query = prompts.prepare_query(candidates.query.text)
+        self.order = list(range(len(self.candidates)))
+        self.spans = window_spans(len(self.candidates), config.window, config.step, config.top_k)
+        self.prepared: list[str | None] = [None] * len(self.candidates)
+        self.calls: list[WindowCall] = []
+
+    def prepare_new_passages(self, position: int, backend: Backend, max_tokens: int) -> None:
+        """Prepare the passages that first enter a window at `position` of the first pass.
+
+        Ranks in front of the current window are still in first-stage order, so the newcomers
+        are the ranks [start, previous window's start); preparing them when first needed
+        prepares each shown passage once and skips the ones no window shows (beyond top_k).
+        """
+        start, end = self.spans[position]
+        new_end = end if position == 0 else min(end, self.spans[position - 1][0])
+        for index in self.order[start:new_end]:
+            self.prepared[index] = prompts.prepare_passage(
+                self.candidates[index], backend.tokenizer, max_tokens
+            )
+
+    def window_messages(self, position: int) -> list[Message]:
+        start, end = self.spans[position]
+        texts = [self.prepared[index] for index in self.order[start:end]]
+        return prompts.build_messages(self.query, texts)  # type: ignore[arg-type]
+
+    def apply(
+        self, pass_index: int, position: int, messages: list[Message], completion: Completion
+    ) -> None:
+        """Parse one completion, reorder its window in place and record the call."""
+        start, end = self.spans[position]
+        before = self.order[start:end]
+        parsed = parse.parse_ranking(completion.text, len(before))
+        # A server with a reasoning parser returns the reasoning separately and `text` is the
+        # answer; otherwise parsed.reasoning is the <think> text, as parse.split_reasoning finds it.
+        reasoning = completion.reasoning if completion.reasoning is not None else parsed.reasoning
+        after = [before[j] for j in parsed.order]
+        self.order[start:end] = after
+        candidates = self.candidates
+        self.calls.append(
+            WindowCall(
+                qid=self.qid,
+                pass_index=pass_index,
+                position=position,
+                start=start,
+                end=end,
+                prompt=messages,
+                raw_output=completion.text,
+                reasoning=reasoning,
+                parsed=parsed.order,
+                reasons=parsed.reasons,
+                docids_before=[candidates[i].docid for i in before],
+                docids_after=[candidates[i].docid for i in after],
+                tokens_in=completion.tokens_in,
+                tokens_out=completion.tokens_out,
+                seconds=completion.seconds,
+                finish_reason=completion.finish_reason,
+            )
+        )
+
+    def result(self) -> RankResult:
+        return RankResult(
+            qid=self.qid,
+            ranking=[self.candidates[i].docid for i in self.order],
+            calls=self.calls,
+        )
+
+
+def rerank(
+    lists: list[CandidateList],
+    backend: Backend,
+    config: WindowConfig = WindowConfig(),
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[RankResult]:
+    """Rerank every list's top_k with back-to-front sliding windows, one model call per position.
+
+    Each pass sweeps all window positions; at position t every query that has a t-th window
+    contributes one prompt to a single `backend.generate` call, so the number of calls per pass
+    is the largest number of windows of any list (9 for top-100 with window 20 / step 10),
+    independent of the number of queries. Candidates beyond top_k keep their first-stage order
+    after the reranked head. `on_step(done, total)` is called after every generate call.
+
+    Multiple passes repeat the whole back-to-front sweep over the previous pass's result (the
+    RankLLM convention). The ReasonRank repository has an unused multi-pass mode that instead
+    starts pass k at rank step*k; it is not reproduced here.
+    """
+    states = [_QueryState(candidates, config) for candidates in lists]
+    positions = max((len(state.spans) for state in states), default=0)
+    total = positions * config.passes
+    done = 0
+    for pass_index in range(config.passes):
+        for position in range(positions):
+            active = [state for state in states if len(state.spans) > position]
+            if pass_index == 0:
+                for state in active:
+                    state.prepare_new_passages(position, backend, config.max_passage_tokens)
+            batch = [state.window_messages(position) for state in active]
+            completions = backend.generate(batch, config.generation)
+            if len(completions) != len(batch):
+                raise BackendError(
+                    f"backend {backend.name!r} returned {len(completions)} completions "
+                    f"for {len(batch)} prompts (window position {position}, pass {pass_index})"
+                )
+            for state, messages, completion in zip(active, batch, completions):
+                state.apply(pass_index, position, messages, completion)
+            done += 1
+            if on_step is not None:
+                on_step(done, total)
+    return [state.result() for state in states]
