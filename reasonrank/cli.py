@@ -187,9 +187,23 @@ class Command:
     handler: Callable[[Any], int]
 
 
-def _add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
+def _help_with_default(flag: Flag, defaults: Any) -> str:
+    """The flag's help plus the config default it falls back to, so `--help` shows the paper's values."""
+    if flag.kind != "value" or "default:" in flag.help:
+        return flag.help
+    try:
+        default = _field_default(defaults, flag.path)
+    except (AttributeError, KeyError, TypeError):
+        return flag.help
+    if default in (None, ""):
+        return flag.help
+    return f"{flag.help} (default: {default})"
+
+
+def _add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag], defaults: Any) -> None:
     for flag in flags:
-        common = {"dest": flag.dest, "help": flag.help, "default": argparse.SUPPRESS}
+        help_text = _help_with_default(flag, defaults).replace("%", "%%")
+        common = {"dest": flag.dest, "help": help_text, "default": argparse.SUPPRESS}
         if flag.kind == "switch":
             parser.add_argument(flag.name, action="store_true", **common)
         elif flag.kind == "repeat":
@@ -207,7 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS.values():
-        _add_flags(sub.add_parser(command.name, help=command.help, description=command.help), command.flags)
+        _add_flags(
+            sub.add_parser(command.name, help=command.help, description=command.help),
+            command.flags,
+            command.config_type(),
+        )
     return parser
 
 

@@ -30,25 +30,30 @@ def _open_text(path: str | Path):
 
 
 # ----------------------------------------------------------------------------- TREC formats
+def _whitespace_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, whitespace-split cols) for every non-blank line of a TREC-style file."""
+    with _open_text(path) as handle:
+        for lineno, line in enumerate(handle, 1):
+            cols = line.split()
+            if cols:
+                yield lineno, cols
+
+
 def read_trec_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
     """`qid Q0 docid rank score tag` → {qid: [(docid, score)]} in rank order.
 
-    Lines without exactly six fields are skipped, as ReasonRank's loader does (BRIGHT
+    Lines without exactly six cols are skipped, as ReasonRank's loader does (BRIGHT
     stackoverflow docids can contain spaces).
     """
     rows: dict[str, list[tuple[int, str, float]]] = {}
-    with _open_text(path) as handle:
-        for lineno, line in enumerate(handle, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                continue
-            qid, _, docid, rank, score, _ = fields
-            try:
-                rows.setdefault(qid, []).append((int(rank), docid, float(score)))
-            except ValueError as exc:
-                raise InputError(f"{path}:{lineno}: rank/score not numeric ({exc})") from None
+    for lineno, cols in _whitespace_rows(path):
+        if len(cols) != 6:
+            continue
+        qid, _, docid, rank, score, _ = cols
+        try:
+            rows.setdefault(qid, []).append((int(rank), docid, float(score)))
+        except ValueError as exc:
+            raise InputError(f"{path}:{lineno}: rank/score not numeric ({exc})") from None
     return {
         qid: [(docid, score) for _, docid, score in sorted(hits, key=lambda h: h[0])]
         for qid, hits in rows.items()
@@ -58,18 +63,14 @@ def read_trec_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """`qid iter docid grade` (whitespace separated) → {qid: {docid: grade}}."""
     qrels: dict[str, dict[str, int]] = {}
-    with _open_text(path) as handle:
-        for lineno, line in enumerate(handle, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 4:
-                raise InputError(f"{path}:{lineno}: expected 'qid iter docid grade', got {len(fields)} fields")
-            qid, _, docid, grade = fields
-            try:
-                qrels.setdefault(qid, {})[docid] = int(grade)
-            except ValueError:
-                raise InputError(f"{path}:{lineno}: grade {grade!r} is not an integer") from None
+    for lineno, cols in _whitespace_rows(path):
+        if len(cols) != 4:
+            raise InputError(f"{path}:{lineno}: expected 'qid iter docid grade', got {len(cols)} cols")
+        qid, _, docid, grade = cols
+        try:
+            qrels.setdefault(qid, {})[docid] = int(grade)
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: grade {grade!r} is not an integer") from None
     return qrels
 
 
