@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from reasonrank.backends import BACKEND_KINDS
 from reasonrank.backends.base import Backend, BackendConfig, BackendError
 from reasonrank.bright import BrightSource
 from reasonrank.evaluate import EvalConfig, evaluate, format_table, write_report
+from reasonrank.flags import Flag, FlagTable, StrictParser
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
 from reasonrank.retrieve import CandidateSource, load_source
 from reasonrank.types import RankResult
@@ -44,25 +45,6 @@ class RerankConfig:
 
 
 # ----------------------------------------------------------------------------- flag tables
-@dataclass(frozen=True)
-class Flag:
-    """One command-line option bound to a config field path such as "window.generation.seed"."""
-
-    name: str
-    path: str
-    help: str
-    type: Callable[[str], Any] = str
-    kind: str = "value"  # "value" | "switch" (store_true) | "repeat" (append to a list)
-    choices: tuple[str, ...] | None = None
-    required: bool = False
-    anchor: bool = False  # rendered whenever its optional config part exists, even at its default
-    render: Callable[[Any], str] = str
-
-    @property
-    def dest(self) -> str:
-        return self.name.lstrip("-").replace("-", "_")
-
-
 def _optional_int(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
 
@@ -116,126 +98,57 @@ _WINDOW_FLAGS = [
     Flag("--seed", "window.generation.seed", "sampling seed", _optional_int),
 ]
 
-RERANK_FLAGS = [
-    *_source_flags("source"),
-    *_backend_flags("backend", required=True),
-    *_WINDOW_FLAGS,
-    Flag("--out", "out", "output directory (run.trec, calls.jsonl, config.json)", required=True),
-]
+RERANK_FLAGS = FlagTable(
+    [
+        *_source_flags("source"),
+        *_backend_flags("backend", required=True),
+        *_WINDOW_FLAGS,
+        Flag("--out", "out", "output directory (run.trec, calls.jsonl, config.json)", required=True),
+    ]
+)
 
-EVAL_FLAGS = [
-    *_source_flags("trec", anchor=True),
-    Flag("--bright-root", "bright.root", "BRIGHT directory (examples/, documents/, runs/ …)", anchor=True),
-    Flag("--task", "bright.tasks", "BRIGHT task (repeat for several)", kind="repeat"),
-    Flag("--bright-run", "bright.run", "BRIGHT first-stage run path with {task} (default: BM25 over documents)"),
-    *_backend_flags("reranker", required=False),
-    *_WINDOW_FLAGS,
-    Flag("--rel-level", "rel_level", "lowest grade that Recall and MRR count as relevant", int),
-    Flag("--metrics", "metrics", "comma-separated, e.g. ndcg@10,recall@10", _metric_list, render=",".join),
-    Flag("--out", "out", "directory for results.json and the final runs"),
-]
-
-# Optional parts of a config come into being when one of their flags is given.
-_PARTS: dict[str, Callable[[], Any]] = {
-    "trec": CandidateSource,
-    "bright": BrightSource,
-    "reranker": BackendConfig,
-}
-
-
-# ----------------------------------------------------------------------------- config paths
-def _get(obj: Any, path: str) -> Any:
-    for name in path.split("."):
-        if obj is None:
-            return None
-        obj = getattr(obj, name)
-    return obj
-
-
-def _set(obj: Any, path: str, value: Any) -> Any:
-    """A copy of `obj` with the field at `path` set; frozen dataclasses are rebuilt on the way."""
-    head, _, rest = path.partition(".")
-    if not rest:
-        return replace(obj, **{head: value})
-    child = getattr(obj, head)
-    if child is None:
-        child = _PARTS[head]()
-    return replace(obj, **{head: _set(child, rest, value)})
-
-
-def _field_default(obj: Any, path: str) -> Any:
-    """The value the field at `path` has in a freshly made parent object (what a flag omits)."""
-    parent_path, _, name = path.rpartition(".")
-    parent = _get(obj, parent_path) if parent_path else obj
-    return getattr(type(parent)(), name)
+EVAL_FLAGS = FlagTable(
+    [
+        *_source_flags("trec", anchor=True),
+        Flag("--bright-root", "bright.root", "BRIGHT directory (examples/, documents/, runs/ …)", anchor=True),
+        Flag("--task", "bright.tasks", "BRIGHT task (repeat for several)", kind="repeat"),
+        Flag("--bright-run", "bright.run", "BRIGHT first-stage run path with {task} (default: BM25 over documents)"),
+        *_backend_flags("reranker", required=False),
+        *_WINDOW_FLAGS,
+        Flag("--rel-level", "rel_level", "lowest grade that Recall and MRR count as relevant", int),
+        Flag("--metrics", "metrics", "comma-separated, e.g. ndcg@10,recall@10", _metric_list, render=",".join),
+        Flag("--out", "out", "directory for results.json and the final runs"),
+    ],
+    # Optional parts of the config come into being when one of their flags is given.
+    parts={"trec": CandidateSource, "bright": BrightSource, "reranker": BackendConfig},
+)
 
 
 # ----------------------------------------------------------------------------- parser and rendering
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage, so every user error is one line."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise InputError(message)
-
-
 @dataclass(frozen=True)
 class Command:
     name: str
     help: str
-    flags: list[Flag]
+    flags: FlagTable
     config_type: type
     handler: Callable[[Any], int]
 
 
-def _help_with_default(flag: Flag, defaults: Any) -> str:
-    """The flag's help plus the config default it falls back to, so `--help` shows the paper's values."""
-    if flag.kind != "value" or "default:" in flag.help:
-        return flag.help
-    try:
-        default = _field_default(defaults, flag.path)
-    except (AttributeError, KeyError, TypeError):
-        return flag.help
-    if default in (None, ""):
-        return flag.help
-    return f"{flag.help} (default: {default})"
-
-
-def _add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag], defaults: Any) -> None:
-    for flag in flags:
-        help_text = _help_with_default(flag, defaults).replace("%", "%%")
-        common = {"dest": flag.dest, "help": help_text, "default": argparse.SUPPRESS}
-        if flag.kind == "switch":
-            parser.add_argument(flag.name, action="store_true", **common)
-        elif flag.kind == "repeat":
-            parser.add_argument(flag.name, action="append", type=flag.type, **common)
-        else:
-            parser.add_argument(
-                flag.name, type=flag.type, choices=flag.choices, required=flag.required, **common
-            )
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Reasoning listwise reranking (ReasonRank).")
+    parser = StrictParser(prog=PROG, description="Reasoning listwise reranking (ReasonRank).")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show library warnings (e.g. server retries) on stderr"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StrictParser)
     for command in COMMANDS.values():
-        _add_flags(
-            sub.add_parser(command.name, help=command.help, description=command.help),
-            command.flags,
-            command.config_type(),
-        )
+        subparser = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.flags.add_to(subparser, command.config_type())
     return parser
 
 
 def config_from_args(command: Command, args: argparse.Namespace) -> Any:
     """Start from the command's default config and set every flag the user gave."""
-    config = command.config_type()
-    for flag in command.flags:
-        if hasattr(args, flag.dest):
-            config = _set(config, flag.path, getattr(args, flag.dest))
-    return config
+    return command.flags.config_from(args, command.config_type())
 
 
 def parse_command(argv: Sequence[str] | str) -> RerankConfig | EvalConfig:
@@ -254,23 +167,7 @@ def config_to_argv(config: RerankConfig | EvalConfig) -> list[str]:
     command = next((c for c in COMMANDS.values() if isinstance(config, c.config_type)), None)
     if command is None:
         raise TypeError(f"no command takes a {type(config).__name__}")
-    argv = [command.name]
-    for flag in command.flags:
-        head = flag.path.split(".")[0]
-        if head in _PARTS and getattr(config, head) is None:
-            continue
-        value = _get(config, flag.path)
-        if value == _field_default(config, flag.path) and not (flag.required or flag.anchor):
-            continue
-        if flag.kind == "switch":
-            if value:
-                argv.append(flag.name)
-        elif flag.kind == "repeat":
-            for item in value:
-                argv += [flag.name, flag.render(item)]
-        else:
-            argv += [flag.name, flag.render(value)]
-    return argv
+    return [command.name, *command.flags.to_argv(config)]
 
 
 def config_to_command(config: RerankConfig | EvalConfig) -> str:
