@@ -7,21 +7,29 @@ sweep. The windows of one query depend on each other, but windows of *different*
 so every window position is one `backend.generate` call over all queries at once: a batch of
 top-100 lists costs 9 sequential model calls however many queries it holds. That is what makes
 vLLM / batched generation pay off, and it is why the orchestration here stays linear and cheap —
-it runs between model calls, while the accelerator waits.
+it runs between model calls, while the accelerator waits. The one costly step, preparing passages
+(tokenizer + ftfy), does not depend on model output, so it runs ahead in a background thread
+while the model generates.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import copy
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from reasonrank import parse, prompts
-from reasonrank.backends.base import Backend, BackendError
+from reasonrank.backends.base import Backend, BackendError, TokenizerLike
 from reasonrank.io import InputError
 from reasonrank.types import (
     CandidateList,
     Completion,
     GenerationParams,
     Message,
+    Passage,
     RankResult,
     WindowCall,
 )
@@ -106,19 +114,16 @@ class _QueryState:
         self.prepared: list[str | None] = [None] * len(self.candidates)
         self.calls: list[WindowCall] = []
 
-    def prepare_new_passages(self, position: int, backend: Backend, max_tokens: int) -> None:
-        """Prepare the passages that first enter a window at `position` of the first pass.
+    def newcomers(self, position: int) -> range:
+        """The candidates that first enter a window at `position` of the first pass.
 
         Ranks in front of the current window are still in first-stage order, so the newcomers
-        are the ranks [start, previous window's start); preparing them when first needed
-        prepares each shown passage once and skips the ones no window shows (beyond top_k).
+        are the candidates [start, previous window's start): known before any model call.
+        Preparing them when first needed prepares each shown passage once and skips the ones
+        no window shows (beyond top_k).
         """
         start, end = self.spans[position]
-        new_end = end if position == 0 else min(end, self.spans[position - 1][0])
-        for index in self.order[start:new_end]:
-            self.prepared[index] = prompts.prepare_passage(
-                self.candidates[index], backend.tokenizer, max_tokens
-            )
+        return range(start, end if position == 0 else min(end, self.spans[position - 1][0]))
 
     def window_messages(self, position: int) -> list[Message]:
         start, end = self.spans[position]
@@ -189,22 +194,85 @@ def rerank(
     positions = max((len(state.spans) for state in states), default=0)
     total = positions * config.passes
     done = 0
-    for pass_index in range(config.passes):
-        for position in range(positions):
-            active = [state for state in states if len(state.spans) > position]
-            if pass_index == 0:
-                for state in active:
-                    state.prepare_new_passages(position, backend, config.max_passage_tokens)
-            batch = [state.window_messages(position) for state in active]
-            completions = backend.generate(batch, config.generation)
-            if len(completions) != len(batch):
-                raise BackendError(
-                    f"backend {backend.name!r} returned {len(completions)} completions "
-                    f"for {len(batch)} prompts (window position {position}, pass {pass_index})"
-                )
-            for state, messages, completion in zip(active, batch, completions):
-                state.apply(pass_index, position, messages, completion)
-            done += 1
-            if on_step is not None:
-                on_step(done, total)
+    newcomers = [
+        [(state, index) for state in states if len(state.spans) > p for index in state.newcomers(p)]
+        for p in range(positions)
+    ]
+    chunks = [[state.candidates[index] for state, index in chunk] for chunk in newcomers]
+    texts = _prepared_ahead(chunks, backend.tokenizer, config.max_passage_tokens)
+    with contextlib.closing(texts):
+        for pass_index in range(config.passes):
+            for position in range(positions):
+                active = [state for state in states if len(state.spans) > position]
+                if pass_index == 0:
+                    for (state, index), text in zip(newcomers[position], next(texts)):
+                        state.prepared[index] = text
+                batch = [state.window_messages(position) for state in active]
+                completions = backend.generate(batch, config.generation)
+                if len(completions) != len(batch):
+                    raise BackendError(
+                        f"backend {backend.name!r} returned {len(completions)} completions "
+                        f"for {len(batch)} prompts (window position {position}, pass {pass_index})"
+                    )
+                for state, messages, completion in zip(active, batch, completions):
+                    state.apply(pass_index, position, messages, completion)
+                done += 1
+                if on_step is not None:
+                    on_step(done, total)
     return [state.result() for state in states]
+
+
+def _prepared_ahead(
+    chunks: list[list[Passage]], tokenizer: TokenizerLike | None, max_tokens: int
+) -> Iterator[list[str]]:
+    """`prompts.prepare_passages` of each chunk, in order, computed ahead in a background thread.
+
+    Which passages enter each window position of the first pass is known before any model call,
+    so their preparation (tokenizer + ftfy, ~0.1 ms a passage) runs while the model generates
+    instead of between calls, where the accelerator would wait. The thread works with its own
+    copy of the tokenizer: an HF fast tokenizer must not be used from two threads at once, and
+    the backend may tokenize with the original during generate. If the tokenizer cannot be
+    copied, each chunk is prepared in the caller's thread when it is asked for. Either way the
+    strings are the same; only when they are computed differs.
+    """
+    private = _borrow_copy(tokenizer)
+    if private is _NO_COPY:
+        yield from (prompts.prepare_passages(chunk, tokenizer, max_tokens) for chunk in chunks)
+        return
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasonrank-prepare") as pool:
+            yield from pool.map(
+                lambda chunk: prompts.prepare_passages(chunk, private, max_tokens), chunks
+            )
+    finally:  # the pool has stopped, so the copy is free again
+        _spare_copies(tokenizer).append(private)
+
+
+_NO_COPY = object()
+#: Tokenizer copies not in use, per original (weakly keyed: they go when the original goes).
+#: Copying a 150k-token vocabulary costs ~0.4 s, so copies are reused across rerank calls
+#: instead of being made per call; each copy serves one rerank at a time. A tokenizer changed
+#: after its first rerank (e.g. tokens added) would keep being served by its stale copies.
+_SPARE_COPIES: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def _spare_copies(tokenizer: Any) -> list[Any]:
+    if tokenizer is None:  # nothing to share: every "copy" is None
+        return []
+    try:
+        return _SPARE_COPIES.setdefault(tokenizer, [])
+    except TypeError:  # not weakly referenceable: copies are made per call and dropped
+        return []
+
+
+def _borrow_copy(tokenizer: Any) -> Any:
+    """A copy of `tokenizer` that no other thread uses, or `_NO_COPY` when none can be made."""
+    spares = _spare_copies(tokenizer)
+    try:
+        return spares.pop()
+    except IndexError:
+        pass
+    try:
+        return copy.deepcopy(tokenizer)
+    except Exception:  # a tokenizer that cannot be copied only means: no overlap
+        return _NO_COPY

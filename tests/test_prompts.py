@@ -1,6 +1,8 @@
 """Prompts: byte-exact ReasonRank text, preprocessing order, rendering and the teacher prompt."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from reasonrank.io import InputError, read_rank_llm_json
@@ -182,3 +184,93 @@ def test_fix_text_equals_ftfy_on_real_passages(shared_data):
     ]
     assert len(texts) > 4000
     assert [fix_text(t) for t in texts] == [ftfy.fix_text(t) for t in texts]
+
+
+# --- the per-line ftfy walk and the batched truncation equal the slow reference -------------
+from reasonrank.prompts import prepare_passages  # noqa: E402
+
+# Pieces that exercise every ftfy rule and its cross-line state: "<" turns HTML unescaping off
+# for the rest of the text, "&amp;" is unescaped only before that, \r / \r\n are line breaks
+# inside a segment, plus mojibake, curly quotes, ligatures, wide forms and escape sequences.
+FTFY_PIECES = ["plain words ", "<b>", "<", ">", "&amp;", "&lt;", "&eacute;", "&", "\n", "\r",
+               "\r\n", "\t", "Ã©", "cafÃ©", "â€™", "â€œquotedâ€\x9d", "\u2018single\u2019",
+               "\u201cdouble\u201d", "ﬁ", "ＬＯＵＤ", "\x1b[31m", "\x00", "\x85", "é", "naïve",
+               "[3] ", "Ã", "\u2028", " ", "x"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(FTFY_PIECES), max_size=40).map("".join))
+def test_fix_text_equals_ftfy_on_mixed_lines(text):
+    assert fix_text(text) == ftfy.fix_text(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=300))
+def test_fix_text_equals_ftfy_on_any_text(text):
+    assert fix_text(text) == ftfy.fix_text(text)
+
+
+def test_fix_text_hands_text_beyond_ftfys_segment_limit_to_ftfy_whole():
+    limit = ftfy.TextFixerConfig().max_decode_length
+    # one "line" longer than the limit: ftfy cuts it at the limit, through the mojibake pair
+    text = "a" * (limit - 1) + "Ã©&amp;\n<p>&amp; cafÃ©"
+    assert len(text) > limit
+    assert fix_text(text) == ftfy.fix_text(text) != text
+
+
+@pytest.fixture(scope="module")
+def qwen_tokenizer(tiny_model_dir):
+    """The tiny model's real Qwen2-pipeline BPE tokenizer, loaded as a backend loads it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert tok.is_fast
+    return tok
+
+
+def reference_passage(passage: Passage, tokenizer, max_tokens: int) -> str:
+    """Spec §1.3 written out slowly: one passage, plain ftfy, tokenize / first N / back."""
+    content = f"Title: {passage.title} Content: {passage.text}" if passage.title else passage.text
+    content = ftfy.fix_text(content.strip())
+    content = tokenizer.convert_tokens_to_string(tokenizer.tokenize(content)[:max_tokens])
+    return re.sub(r"\[(\d+)\]", r"(\1)", content)
+
+
+def test_batched_preparation_equals_the_reference_on_dl19(shared_data, qwen_tokenizer):
+    lists = read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json")
+    passages = [p for cl in lists for p in cl.candidates]
+    passages += [Passage("t", p.text, title="A [1] title") for p in passages[:200]]
+    expected = [reference_passage(p, qwen_tokenizer, 64) for p in passages]
+    assert prepare_passages(passages, qwen_tokenizer, 64) == expected
+    assert sum(e != p.text for e, p in zip(expected, passages)) > 4000  # truncation did bite
+    assert prepare_passage(passages[7], qwen_tokenizer, 64) == expected[7]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(st.lists(st.sampled_from(FTFY_PIECES + ["<|im_end|>", "  ", "word"]),
+                            max_size=30).map("".join), max_size=6),
+    max_tokens=st.integers(1, 12),
+)
+def test_batched_preparation_equals_the_reference_on_any_batch(qwen_tokenizer, texts, max_tokens):
+    passages = [Passage(str(i), text) for i, text in enumerate(texts)]
+    expected = [reference_passage(p, qwen_tokenizer, max_tokens) for p in passages]
+    assert prepare_passages(passages, qwen_tokenizer, max_tokens) == expected
+
+
+def test_segmented_ftfy_renders_real_prompts_exactly(shared_data, qwen_tokenizer):
+    lists = read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json")
+    rendered = []
+    for cl in lists:
+        passages = prepare_passages(cl.candidates, qwen_tokenizer, 100)
+        for start in range(0, 81, 10):
+            messages = build_messages(prepare_query(cl.query.text), passages[start : start + 20])
+            raw = qwen_tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+            assert render_prompt(messages, qwen_tokenizer) == ftfy.fix_text(raw)
+            rendered.append(raw)
+    # meaningful: most prompts hold lines that ftfy must see, and the "<" of the system
+    # prompt's <think> switched HTML unescaping off before the passages
+    assert sum(not r.isascii() for r in rendered) > 250
+    assert all(r.index("<think>") < r.index("[1] ") for r in rendered)

@@ -248,3 +248,15 @@ def test_rerank_two_dl19_queries_end_to_end(backend, shared_data):
             assert call.tokens_in > 0 and call.prompt[0]["role"] == "system"
             assert sorted(call.parsed) == list(range(call.end - call.start))
             assert call.raw_output  # the random model's text was recorded, repaired or not
+
+
+@pytest.mark.gpu
+def test_cuda_backend_matches_cpu_greedy_and_batches_consistently(tiny_dir):
+    """On a GPU machine: the same tiny model on CUDA batches like on CPU and agrees with it."""
+    cuda = make_backend(BackendConfig(model=str(tiny_dir), device="cuda", dtype="float32"))
+    cpu = make_backend(BackendConfig(model=str(tiny_dir), device="cpu", dtype="float32"))
+    batched = cuda.generate(PROMPTS, SHORT)
+    alone = [cuda.generate([p], SHORT)[0] for p in PROMPTS]
+    assert [c.text for c in batched] == [c.text for c in alone]
+    assert [c.text for c in batched] == [c.text for c in cpu.generate(PROMPTS, SHORT)]
+    assert str(cuda.device).startswith("cuda")
