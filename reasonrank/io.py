@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from reasonrank.types import CandidateList, Passage, Query, RankResult, WindowCall
+from reasonrank.types import CandidateList, Label, Passage, Query, RankResult, WindowCall
 
 
 class InputError(ValueError):
@@ -253,22 +253,25 @@ def _read_corpus_tsv(path: str | Path) -> dict[str, Passage]:
 
 
 # ----------------------------------------------------------------------------- label JSONL
-@dataclass
-class Label:
-    """A ranking of one candidate list by a teacher, a model or a person (DESIGN.md contract).
-
-    Kept next to its reader because only the file format defines it; the database stores the
-    same fields in its own tables.
-    """
-
-    candidates: CandidateList
-    ranking: list[str]  # docids, best first
-    reasoning: str | None = None
-    model: str | None = None
-    relevant_docids: list[str] | None = None
+# Optional label fields and the value a file may leave out (the Label defaults).
+_OPTIONAL_LABEL_FIELDS = {
+    "source": "teacher",
+    "reasoning": None,
+    "model": None,
+    "relevant_docids": None,
+    "raw_output": None,
+    "reasons": [],
+    "tokens_in": 0,
+    "tokens_out": 0,
+}
 
 
 def label_from_dict(obj: dict, where: str = "") -> Label:
+    """A Label from one label-JSONL object; stops at the first problem.
+
+    reasonrank.imports validates whole files and reports every problem; this reader is for
+    files our own code wrote.
+    """
     prefix = f"{where}: " if where else ""
     cl = candidate_from_dict(obj, where)
     ranking = obj.get("ranking")
@@ -285,18 +288,24 @@ def label_from_dict(obj: dict, where: str = "") -> Label:
     return Label(
         candidates=cl,
         ranking=ranking,
+        source=str(obj.get("source") or "teacher"),
         reasoning=obj.get("reasoning"),
         model=obj.get("model"),
         relevant_docids=[str(d) for d in relevant] if relevant is not None else None,
+        raw_output=obj.get("raw_output"),
+        reasons=[str(r) for r in obj.get("reasons") or []],
+        tokens_in=int(obj.get("tokens_in") or 0),
+        tokens_out=int(obj.get("tokens_out") or 0),
     )
 
 
 def label_to_dict(label: Label) -> dict:
+    """Candidate fields + ranking, plus every optional field that differs from its default."""
     obj = candidate_to_dict(label.candidates)
     obj["ranking"] = label.ranking
-    for key in ("reasoning", "model", "relevant_docids"):
+    for key, default in _OPTIONAL_LABEL_FIELDS.items():
         value = getattr(label, key)
-        if value is not None:
+        if value != default:
             obj[key] = value
     return obj
 

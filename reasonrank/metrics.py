@@ -132,6 +132,28 @@ def rbo(a: Sequence, b: Sequence, p: float = 1.0, *, depth: int | None = None, e
     return score + agreement * p**k if ext else score
 
 
+def kendall_tau(a: Sequence, b: Sequence) -> float:
+    """Kendall's tau-a between two orderings of the same items (best first), in [-1, 1].
+
+    (concordant − discordant pairs) / (n·(n−1)/2): 1 for the same order, −1 for the reverse.
+    Orderings are permutations, so there are no ties and tau-a equals scipy's default tau-b.
+    A reviewer's fix is scored against the teacher list with it, so both must hold exactly
+    the same items; fewer than two items give 1.0 (two orderings of one item agree).
+    """
+    position = {item: index for index, item in enumerate(b)}
+    if len(position) != len(b) or len(set(a)) != len(a):
+        raise InputError("kendall_tau orderings must not repeat an item")
+    if set(a) != position.keys():
+        raise InputError("kendall_tau needs two orderings of the same items")
+    n = len(a)
+    if n < 2:
+        return 1.0
+    ranks = [position[item] for item in a]
+    discordant = sum(1 for i in range(n) for j in range(i + 1, n) if ranks[i] > ranks[j])
+    pairs = n * (n - 1) // 2
+    return (pairs - 2 * discordant) / pairs
+
+
 # ----------------------------------------------------------------------------- whole runs
 _METRIC_NAME = re.compile(r"(ndcg|recall|mrr)@([1-9][0-9]*)")
 VALID_METRICS = "ndcg@K, recall@K, mrr@K (K a positive integer, e.g. ndcg@10)"

@@ -96,6 +96,29 @@ class WindowCall:
 
 
 @dataclass
+class Label:
+    """One ranking of one candidate list by a teacher, a model or a person.
+
+    The unit the label store reviews and the exports train on: the label JSONL format
+    (reasonrank.io), validated imports (reasonrank.imports), the database (db/) and the export
+    builders (reasonrank.export) all pass this object, so it lives with the other plain types.
+    `ranking` is a permutation of `candidates.docids`; the candidates keep first-stage order,
+    which is the order a prompt shows them in.
+    """
+
+    candidates: CandidateList  # includes qrels when known, and the dataset name
+    ranking: list[str]  # docids, best first
+    source: str = "teacher"  # teacher | model | human
+    reasoning: str | None = None
+    model: str | None = None
+    relevant_docids: list[str] | None = None
+    raw_output: str | None = None
+    reasons: list[str] = field(default_factory=list)  # parse repair reasons, if any
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+@dataclass
 class RankResult:
     """The reranked list of one query and every call that produced it."""
 

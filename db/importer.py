@@ -1,0 +1,340 @@
+"""Write a validated ImportBatch into the store: one transaction, all or nothing, idempotent.
+
+reasonrank.imports finds every problem inside the files; this module adds the checks only the
+database can make (a docid or qid already stored with a different text) and refuses the whole
+batch before writing anything. Items are keyed by (dataset, qid) and labels by a fingerprint of
+their content, so importing the same file twice adds no rows. Rows are written with bulk
+INSERTs, not one ORM object at a time, because a 100k-item import must stay within seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, insert, select, update
+from sqlmodel import Session
+
+from db.engine import chunks, utcnow, write_session
+from db.models import Dataset, Item, Label, Passage, Query
+from reasonrank.imports import ALPHA, self_consistency
+from reasonrank.io import InputError
+from reasonrank.types import CandidateList
+from reasonrank.types import Label as LabelData
+
+if TYPE_CHECKING:
+    from reasonrank.imports import ImportBatch
+
+_SHOWN_PROBLEMS = 5
+
+
+class ImportRefused(InputError):
+    """The batch was not written; `problems` lists every reason (one line each)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = "; ".join(problems[:_SHOWN_PROBLEMS])
+        more = f" (and {len(problems) - _SHOWN_PROBLEMS} more)" if len(problems) > _SHOWN_PROBLEMS else ""
+        super().__init__(f"import refused, nothing written: {len(problems)} problem(s): {shown}{more}")
+
+
+@dataclass
+class ImportSummary:
+    datasets: list[str] = field(default_factory=list)
+    items_created: int = 0
+    items_updated: int = 0  # candidates, qrels or the label under review changed
+    items_unchanged: int = 0
+    labels_created: int = 0
+    labels_unchanged: int = 0  # same content already stored for the item
+    labels_kept: int = 0  # of the created labels, those with consistency >= alpha
+    passages_created: int = 0
+    queries_created: int = 0
+    qrels_unmatched: int = 0  # qrels for qids that have no item in the dataset
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.items_created or self.items_updated or self.labels_created)
+
+
+@dataclass
+class _Entry:
+    """One candidate list of the batch, with its label when it has one."""
+
+    candidates: CandidateList
+    label: LabelData | None
+
+
+def label_fingerprint(label: LabelData) -> str:
+    """sha256 of everything a reviewer judges in a label; equal content means the same label."""
+    content = {"source": label.source, "model": label.model, "ranking": label.ranking,
+               "reasoning": label.reasoning, "relevant_docids": label.relevant_docids,
+               "raw_output": label.raw_output}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _consistency(ranking: list[str], relevant: list[str] | None, qrels: dict[str, int] | None,
+                 alpha: float) -> tuple[float | None, bool]:
+    score = self_consistency(ranking, relevant if relevant is not None else qrels)
+    return score, score is not None and score >= alpha
+
+
+def _group_by_dataset(batch: ImportBatch) -> dict[str, list[_Entry]]:
+    groups: dict[str, list[_Entry]] = {}
+    entries = [_Entry(label.candidates, label) for label in batch.labels]
+    entries += [_Entry(candidates, None) for candidates in batch.candidates]
+    for entry in entries:
+        groups.setdefault(entry.candidates.dataset or batch.dataset, []).append(entry)
+    if batch.qrels:
+        groups.setdefault(batch.dataset, [])
+    return groups
+
+
+def import_batch(engine: Engine, batch: ImportBatch, alpha: float = ALPHA, *,
+                 required_reviews: int = 1) -> ImportSummary:
+    """Store a validated batch in one transaction; a batch with issues writes nothing.
+
+    New items get `required_reviews` (the overlap: how many people must review each). A new
+    label for an existing item becomes the one under review and sends the item back to pending.
+    """
+    if batch.issues:
+        raise ImportRefused([str(issue) for issue in batch.issues])
+    if required_reviews < 1:
+        raise InputError(f"required_reviews must be at least 1, got {required_reviews}")
+    groups = _group_by_dataset(batch)
+    summary = ImportSummary(datasets=sorted(groups))
+    with write_session(engine) as session:
+        writers = [_DatasetWriter(session, name, alpha, required_reviews, summary) for name in summary.datasets]
+        problems = [problem for writer in writers for problem in writer.text_problems(groups[writer.name])]
+        if problems:
+            raise ImportRefused(problems)  # rolls back the transaction: not even a dataset row stays
+        for writer in writers:
+            writer.write(groups[writer.name], batch.qrels if writer.name == batch.dataset else {})
+    return summary
+
+
+class _DatasetWriter:
+    """Writes the entries of one dataset inside the caller's transaction."""
+
+    def __init__(self, session: Session, name: str, alpha: float, required_reviews: int,
+                 summary: ImportSummary):
+        self.session, self.alpha, self.required_reviews, self.summary = session, alpha, required_reviews, summary
+        self.name = name
+        self.dataset_id = self._dataset_id(name)
+        self.stored_docids: set[str] = set()  # filled by text_problems, which runs before write
+
+    def _dataset_id(self, name: str) -> int:
+        found = self.session.scalar(select(Dataset.id).where(Dataset.name == name))
+        if found is not None:
+            return found
+        return self.session.scalar(insert(Dataset).values(name=name, created_at=utcnow()).returning(Dataset.id))
+
+    def write(self, entries: list[_Entry], qrels: dict[str, dict[str, int]]) -> None:
+        self._insert_passages(entries)
+        query_ids = self._query_ids(entries)
+        items = self._items(entries, query_ids, qrels)
+        self._insert_labels(entries, items)
+        states = list(items.values()) + self._qrels_only(qrels, set(items))
+        self._rescore(states)
+        self._save(states)
+        self.summary.items_unchanged += sum(not s.new and not s.changes for s in items.values())
+
+    # -- texts: a docid or qid means one text per dataset; a second text is refused, not overwritten
+    def text_problems(self, entries: list[_Entry]) -> list[str]:
+        problems: list[str] = []
+        passages: dict[str, str] = {}
+        queries: dict[str, str] = {}
+        where = f"dataset {self.name!r}:"
+        for entry in entries:
+            query = entry.candidates.query
+            if queries.setdefault(query.qid, query.text) != query.text:
+                problems.append(f"{where} qid {query.qid!r} appears with two different query texts")
+            for passage in entry.candidates.candidates:
+                if passages.setdefault(passage.docid, passage.text) != passage.text:
+                    problems.append(f"{where} docid {passage.docid!r} appears with two different texts")
+        for column, key, texts, what in ((Passage.docid, Passage.text, passages, "docid"),
+                                         (Query.qid, Query.text, queries, "qid")):
+            for chunk in chunks(list(texts)):
+                rows = self.session.execute(select(column, key).where(
+                    column.class_.dataset_id == self.dataset_id, column.in_(chunk))).tuples().all()
+                problems += [f"dataset {self.name!r}: {what} {ident!r} is already stored with a different text"
+                             for ident, text in rows if texts[ident] != text]
+                if what == "docid":
+                    self.stored_docids.update(ident for ident, _ in rows)
+        return problems
+
+    def _insert_passages(self, entries: list[_Entry]) -> None:
+        new: dict[str, dict] = {}
+        for entry in entries:
+            for passage in entry.candidates.candidates:
+                new.setdefault(passage.docid, {"dataset_id": self.dataset_id, "docid": passage.docid,
+                                               "text": passage.text, "title": passage.title})
+        for docid in self.stored_docids:
+            new.pop(docid, None)
+        for chunk in chunks(list(new.values())):
+            self.session.execute(insert(Passage), chunk)
+        self.summary.passages_created += len(new)
+
+    def _query_ids(self, entries: list[_Entry]) -> dict[str, int]:
+        texts = {entry.candidates.query.qid: entry.candidates.query.text for entry in entries}
+        ids: dict[str, int] = {}
+        for chunk in chunks(list(texts)):
+            ids.update(self.session.execute(select(Query.qid, Query.id).where(
+                Query.dataset_id == self.dataset_id, Query.qid.in_(chunk))).tuples().all())
+        new = [{"dataset_id": self.dataset_id, "qid": qid, "text": text}
+               for qid, text in texts.items() if qid not in ids]
+        for chunk in chunks(new):
+            ids.update(self.session.execute(insert(Query).returning(Query.qid, Query.id), chunk).tuples().all())
+        self.summary.queries_created += len(new)
+        return ids
+
+    # -- items: one per (dataset, qid)
+    def _load_items(self, query_ids: Iterable[int]) -> dict[int, _ItemState]:
+        states: dict[int, _ItemState] = {}
+        for chunk in chunks(list(query_ids)):
+            for row in self.session.execute(select(
+                    Item.id, Item.query_id, Item.candidates, Item.qrels, Item.excluded_ids,
+                    Item.label_id, Item.consistency).where(Item.query_id.in_(chunk))).mappings():
+                states[row["query_id"]] = _ItemState(**row)
+        return states
+
+    def _items(self, entries: list[_Entry], query_ids: dict[str, int],
+               qrels: dict[str, dict[str, int]]) -> dict[str, _ItemState]:
+        """The item of every entry (qid -> state), creating the missing ones.
+
+        New candidates for a labelled item must come with a new label: the stored label ranks the
+        old list, and a ranking over other passages cannot be reviewed against the new one.
+        """
+        by_query = {query_ids[e.candidates.query.qid]: e for e in entries}
+        states = self._load_items(by_query)
+        new_rows, problems = [], []
+        for query_id, entry in by_query.items():
+            cl = entry.candidates
+            wanted = {"candidates": cl.docids, "excluded_ids": list(cl.excluded_ids),
+                      "qrels": cl.qrels if cl.qrels is not None else qrels.get(cl.query.qid)}
+            state = states.get(query_id)
+            if state is None:
+                new_rows.append({"dataset_id": self.dataset_id, "query_id": query_id,
+                                 "required_reviews": self.required_reviews, "updated_at": utcnow(), **wanted})
+                continue
+            if wanted["qrels"] is None:
+                wanted["qrels"] = state.qrels  # a file without judgments keeps the stored ones
+            if entry.label is None and state.label_id is not None and cl.docids != state.candidates:
+                problems.append(f"dataset {self.name!r}: qid {cl.query.qid!r} is stored with a labelled "
+                                "candidate list that differs from this one; import it with a label, or "
+                                "into another dataset")
+            state.want(reset=wanted["candidates"] != state.candidates, **wanted)
+        if problems:
+            raise ImportRefused(problems)  # the caller's transaction rolls back: nothing is written
+        for chunk in chunks(new_rows):
+            for row in self.session.execute(insert(Item).returning(
+                    Item.id, Item.query_id, Item.candidates, Item.qrels, Item.excluded_ids,
+                    Item.label_id, Item.consistency), chunk).mappings():
+                states[row["query_id"]] = _ItemState(**row, new=True)
+        self.summary.items_created += len(new_rows)
+        qid_of = {query_id: qid for qid, query_id in query_ids.items()}
+        return {qid_of[query_id]: state for query_id, state in states.items()}
+
+    # -- labels: keyed by content fingerprint per item
+    def _insert_labels(self, entries: list[_Entry], items: dict[str, _ItemState]) -> None:
+        labelled = [(items[e.candidates.query.qid], e.label) for e in entries if e.label is not None]
+        known: set[tuple[int, str]] = set()
+        for chunk in chunks([state.id for state, _ in labelled]):
+            known.update(self.session.execute(select(Label.item_id, Label.fingerprint).where(
+                Label.item_id.in_(chunk))).tuples().all())
+        now = utcnow()
+        rows, state_of = [], {}
+        for state, label in labelled:
+            fingerprint = label_fingerprint(label)
+            if (state.id, fingerprint) in known:
+                self.summary.labels_unchanged += 1
+                continue
+            score, kept = _consistency(label.ranking, label.relevant_docids, state.final_qrels, self.alpha)
+            rows.append({"item_id": state.id, "source": label.source, "model": label.model,
+                         "ranking": list(label.ranking), "reasoning": label.reasoning,
+                         "raw_output": label.raw_output, "relevant_docids": label.relevant_docids,
+                         "consistency": score, "kept": kept, "reasons": list(label.reasons),
+                         "tokens_in": label.tokens_in, "tokens_out": label.tokens_out,
+                         "fingerprint": fingerprint, "created_at": now})
+            state_of[state.id] = state
+        for chunk in chunks(rows):
+            for label_id, item_id, score in self.session.execute(insert(Label).returning(
+                    Label.id, Label.item_id, Label.consistency), chunk).tuples():
+                # a new label is what reviewers now judge: earlier decisions no longer apply
+                state_of[item_id].want(reset=state_of[item_id].label_id is not None,
+                                       label_id=label_id, consistency=score)
+        self.summary.labels_created += len(rows)
+        self.summary.labels_kept += sum(row["kept"] for row in rows)
+
+    # -- qrels: new judgments re-score the labels that have no relevant_docids of their own
+    def _rescore(self, states: Iterable[_ItemState]) -> None:
+        rescored = [state for state in states if "qrels" in state.changes]
+        for state in rescored:
+            current = state.changes.get("label_id", state.label_id)
+            for label_id, ranking in self.session.execute(select(Label.id, Label.ranking).where(
+                    Label.item_id == state.id, Label.relevant_docids.is_(None))).tuples():
+                score, kept = _consistency(ranking, None, state.final_qrels, self.alpha)
+                self.session.execute(update(Label).where(Label.id == label_id).values(
+                    consistency=score, kept=kept))
+                if label_id == current:
+                    state.want(reset=False, consistency=score)
+
+    def _qrels_only(self, qrels: dict[str, dict[str, int]], done: set[str]) -> list[_ItemState]:
+        """Items named only by a qrels file: attach the judgments to the stored items."""
+        wanted = [qid for qid in qrels if qid not in done]
+        query_ids: dict[str, int] = {}
+        for chunk in chunks(wanted):
+            query_ids.update(self.session.execute(select(Query.qid, Query.id).where(
+                Query.dataset_id == self.dataset_id, Query.qid.in_(chunk))).tuples().all())
+        self.summary.qrels_unmatched += len(wanted) - len(query_ids)
+        states = self._load_items(query_ids.values())
+        qid_of = {query_id: qid for qid, query_id in query_ids.items()}
+        for query_id, state in states.items():
+            state.want(reset=False, qrels=qrels[qid_of[query_id]])
+        return list(states.values())
+
+    def _save(self, states: list[_ItemState]) -> None:
+        """New items get their label in one executemany; changed old items are bumped one by one."""
+        fresh = [{"id": s.id, "label_id": s.changes.get("label_id"), "consistency": s.changes.get("consistency")}
+                 for s in states if s.new and "label_id" in s.changes]
+        for chunk in chunks(fresh):
+            self.session.execute(update(Item), chunk)
+        for state in states:
+            if state.new or not state.changes:
+                continue
+            values = dict(state.changes)
+            if state.reset:
+                values.update(status="pending", final_ranking=None, final_reasoning=None,
+                              claimed_by=None, claimed_until=None)
+            # the version bump makes a reviewer who loaded the old item reload it
+            self.session.execute(update(Item).where(Item.id == state.id).values(
+                version=Item.version + 1, updated_at=utcnow(), **values))
+            self.summary.items_updated += 1
+
+
+@dataclass
+class _ItemState:
+    """What the import knows about one item: stored values plus the changes it will write."""
+
+    id: int
+    query_id: int
+    candidates: list[str]
+    qrels: dict[str, int] | None
+    excluded_ids: list[str]
+    label_id: int | None
+    consistency: float | None
+    new: bool = False
+    reset: bool = False  # what reviewers judged changed: back to pending
+    changes: dict = field(default_factory=dict)
+
+    @property
+    def final_qrels(self) -> dict[str, int] | None:
+        return self.changes.get("qrels", self.qrels)
+
+    def want(self, *, reset: bool, **values) -> None:
+        """Record the values that differ from what is stored; `reset` applies only if any did."""
+        changed = {key: value for key, value in values.items()
+                   if self.changes.get(key, getattr(self, key)) != value}
+        self.changes.update(changed)
+        self.reset = self.reset or (reset and bool(changed))

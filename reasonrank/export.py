@@ -1,0 +1,235 @@
+"""Training sets from reviewed labels: SFT rows (TRL conversational and LLaMA-Factory alpaca),
+RL rows (TRL GRPO) and a deterministic JSONL writer.
+
+Why the prompt comes from reasonrank.prompts: a model fine-tuned on a prompt that differs from
+the inference prompt by one byte learns a slightly different task, so export and inference share
+`prepare_query`, `prepare_passages` and `build_messages`. Every row is one window: the label's
+candidates in first-stage order are the passages `[1]…[n]` (teacher lists hold at most 20), and
+the target names them by those window-local ids.
+
+Why deterministic bytes: an export is referenced by its sha256 (a training run records which
+snapshot it used), so the same reviewed items must give the same file: rows in item_key order,
+keys sorted, compact separators, UTF-8.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reasonrank.backends.base import TokenizerLike
+from reasonrank.io import InputError
+from reasonrank.prompts import build_messages, prepare_passages, prepare_query
+from reasonrank.types import Label, Message
+
+DECISIONS = ("accepted", "fixed")
+NO_REASONING = "no reasoning text (pass allow_empty_reasoning=True to train on the answer alone)"
+TAGGED_REASONING = "reasoning contains <think>/<answer> tags"
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_NAME_CHARS = 120
+
+
+@dataclass
+class ReviewedItem:
+    """One item as the review produced it: `label` holds the target (the human order for a fix;
+    the edited teacher reasoning when it was edited)."""
+
+    label: Label
+    decision: str  # accepted | fixed
+    consistency: float | None
+    annotators: list[str]
+    item_key: str  # stable id, e.g. f"{dataset}/{qid}": the row order of every export
+
+
+class ExportRows(list):
+    """The rows of one export (a plain list of dicts) plus the items left out, by reason."""
+
+    def __init__(self, rows: Iterable[dict] = (), skipped: dict[str, int] | None = None) -> None:
+        super().__init__(rows)
+        self.skipped: dict[str, int] = dict(skipped or {})
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    path: Path
+    count: int
+    sha256: str
+
+
+# ----------------------------------------------------------------------------- one window
+def window_ids(label: Label) -> list[int]:
+    """The label's ranking as 1-based window ids (positions in first-stage candidate order)."""
+    position = {docid: index for index, docid in enumerate(label.candidates.docids, 1)}
+    ids = [position.get(docid, 0) for docid in label.ranking]
+    if 0 in ids or len(set(ids)) != len(ids) or len(ids) != len(position):
+        raise InputError(
+            f"qid {label.candidates.query.qid!r}: the ranking is not a permutation of the candidates"
+        )
+    return ids
+
+
+def assistant_turn(reasoning: str, ids: list[int]) -> str:
+    """The model's target output: `<think>{reasoning}</think>\\n<answer>[a] > [b] > …</answer>`."""
+    return f"<think>{reasoning}</think>\n<answer>{' > '.join(f'[{i}]' for i in ids)}</answer>"
+
+
+def prompt_messages(
+    label: Label, tokenizer: TokenizerLike | None = None, max_passage_tokens: int = 512, window: int = 20
+) -> list[Message]:
+    """[system, user] exactly as window.rerank would prompt for these candidates."""
+    cl = label.candidates
+    if len(cl.candidates) > window:
+        raise InputError(
+            f"qid {cl.query.qid!r} has {len(cl.candidates)} candidates, more than the window of {window}: "
+            "an export row is one window (teacher lists hold at most 20)"
+        )
+    passages = prepare_passages(cl.candidates, tokenizer, max_passage_tokens)
+    return build_messages(prepare_query(cl.query.text), passages)
+
+
+def _ordered(items: Iterable[ReviewedItem]) -> list[ReviewedItem]:
+    ordered = sorted(items, key=lambda item: item.item_key)
+    for item in ordered:
+        if item.decision not in DECISIONS:
+            raise InputError(f"item {item.item_key!r}: decision {item.decision!r} is not exportable ({', '.join(DECISIONS)})")
+    return ordered
+
+
+# ----------------------------------------------------------------------------- builders
+def sft_rows(
+    items: Iterable[ReviewedItem],
+    *,
+    tokenizer: TokenizerLike | None = None,
+    max_passage_tokens: int = 512,
+    window: int = 20,
+    allow_empty_reasoning: bool = False,
+) -> ExportRows:
+    """TRL conversational rows `{"messages": [system, user, assistant]}` in item_key order.
+
+    The reasoning is stripped of surrounding whitespace. Items without reasoning (e.g. RankVicuna
+    model labels) are left out and counted in `.skipped`, unless allow_empty_reasoning (then the
+    think block is empty); reasoning that itself contains think/answer tags is left out too,
+    since it would teach a broken output format.
+    """
+    rows = ExportRows()
+    skipped: Counter[str] = Counter()
+    for item in _ordered(items):
+        label = item.label
+        reasoning = (label.reasoning or "").strip()
+        if not reasoning and not allow_empty_reasoning:
+            skipped[NO_REASONING] += 1
+            continue
+        if any(tag in reasoning for tag in _TAGS):
+            skipped[TAGGED_REASONING] += 1
+            continue
+        messages = prompt_messages(label, tokenizer, max_passage_tokens, window)
+        messages.append(Message(role="assistant", content=assistant_turn(reasoning, window_ids(label))))
+        rows.append({"messages": messages})
+    rows.skipped = dict(skipped)
+    return rows
+
+
+def alpaca_rows(
+    items: Iterable[ReviewedItem],
+    *,
+    tokenizer: TokenizerLike | None = None,
+    max_passage_tokens: int = 512,
+    window: int = 20,
+    allow_empty_reasoning: bool = False,
+) -> ExportRows:
+    """LLaMA-Factory alpaca rows `{"system", "instruction", "output"}`: the SFT rows' three turns
+    (the form of ReasonRank's released SFT set)."""
+    sft = sft_rows(items, tokenizer=tokenizer, max_passage_tokens=max_passage_tokens, window=window,
+                   allow_empty_reasoning=allow_empty_reasoning)
+    rows = (
+        {"system": system["content"], "instruction": user["content"], "output": assistant["content"]}
+        for system, user, assistant in (row["messages"] for row in sft)
+    )
+    return ExportRows(rows, sft.skipped)
+
+
+def rl_rows(
+    items: Iterable[ReviewedItem],
+    *,
+    tokenizer: TokenizerLike | None = None,
+    max_passage_tokens: int = 512,
+    window: int = 20,
+    rel_level: int = 1,
+) -> ExportRows:
+    """TRL GRPO rows `{"prompt": [system, user], "initial_list", "teacher_list",
+    "relevant_docids", "dataset"}`; every column reaches `metrics.ranking_reward` by name.
+
+    `relevant_docids` are the label's own (binary positives) or, when it has none, its
+    candidates with a qrels grade >= rel_level; a label with neither gets an empty list (its
+    reward then rests on the RBO term). No reasoning is needed.
+    """
+    rows = ExportRows()
+    for item in _ordered(items):
+        label = item.label
+        cl = label.candidates
+        window_ids(label)  # the teacher list must be a permutation of the window
+        relevant = label.relevant_docids
+        if relevant is None:
+            qrels = cl.qrels or {}
+            relevant = [docid for docid in cl.docids if qrels.get(docid, 0) >= rel_level]
+        rows.append({
+            "prompt": prompt_messages(label, tokenizer, max_passage_tokens, window),
+            "initial_list": cl.docids,
+            "teacher_list": list(label.ranking),
+            "relevant_docids": list(relevant),
+            "dataset": cl.dataset or "",
+        })
+    return rows
+
+
+# ----------------------------------------------------------------------------- files
+def safe_export_name(name: str) -> str:
+    """`name` as a file stem that cannot leave its folder: characters outside [A-Za-z0-9._-]
+    become "_", leading dots and dashes go (no "..", no hidden files), at most 120 characters.
+    A name with nothing left is an InputError."""
+    stem = _UNSAFE_NAME_CHARS.sub("_", name.removesuffix(".jsonl")).lstrip(".-")[:_MAX_NAME_CHARS]
+    if not stem.strip("_."):
+        raise InputError(f"export name {name!r} has no usable characters (use letters, digits, '.', '_', '-')")
+    return stem
+
+
+def jsonl_bytes(rows: Iterable[dict]) -> bytes:
+    """The exact bytes of an export: one compact, key-sorted JSON object a line, UTF-8."""
+    try:
+        lines = [json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+                 for row in rows]
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"export row is not plain JSON: {exc}") from None
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def write_export(rows: Iterable[dict], data_dir: str | Path, name: str, *, overwrite: bool = False) -> ExportFile:
+    """Write `rows` to `<data_dir>/<safe name>.jsonl` and return its path, row count and sha256.
+
+    The name is sanitised (see safe_export_name) and the resolved path must sit directly in
+    data_dir, so a symlink planted there cannot redirect the write. The file is written to a
+    temporary name and renamed, so a reader never sees half an export. An existing export is
+    kept unless overwrite=True; an empty export is refused (no training set to record).
+    """
+    rows = list(rows)
+    if not rows:
+        raise InputError(f"export {name!r} has no rows; nothing was written")
+    stem = safe_export_name(name)
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}.jsonl"
+    if path.is_symlink() or path.resolve().parent != folder.resolve():
+        raise InputError(f"export path {path} would leave the data directory {folder}")
+    if path.exists() and not overwrite:
+        raise InputError(f"export {path.name} already exists in {folder}; choose another name")
+    data = jsonl_bytes(rows)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return ExportFile(path=path, count=len(rows), sha256=hashlib.sha256(data).hexdigest())
