@@ -23,7 +23,7 @@ class Flag:
     path: str
     help: str
     type: Callable[[str], Any] = str
-    kind: str = "value"  # "value" | "switch" (store_true) | "repeat" (append to a list)
+    kind: str = "value"  # "value" | "switch" (store_true) | "repeat" (append) | "positional"
     choices: tuple[str, ...] | None = None
     required: bool = False
     anchor: bool = False  # rendered whenever its optional config part exists, even at its default
@@ -57,7 +57,13 @@ class FlagTable:
         for flag in self.flags:
             help_text = self._help_with_default(flag, defaults).replace("%", "%%")
             common = {"dest": flag.dest, "help": help_text, "default": argparse.SUPPRESS}
-            if flag.kind == "switch":
+            if flag.kind == "positional":
+                del common["dest"]
+                parser.add_argument(
+                    flag.dest, metavar=flag.name.upper(), type=flag.type, choices=flag.choices,
+                    nargs=None if flag.required else "?", **common,
+                )
+            elif flag.kind == "switch":
                 parser.add_argument(flag.name, action="store_true", **common)
             elif flag.kind == "repeat":
                 parser.add_argument(flag.name, action="append", type=flag.type, **common)
@@ -74,9 +80,19 @@ class FlagTable:
         return config
 
     def to_argv(self, config: Any) -> list[str]:
-        """The flags that parse back to `config`; values equal to their default are left out."""
+        """The flags that parse back to `config`; values equal to their default are left out.
+
+        Positional arguments come first, in table order, followed by the options.
+        """
         argv: list[str] = []
         for flag in self.flags:
+            if flag.kind == "positional":
+                value = _get(config, flag.path)
+                if value not in (None, ""):
+                    argv.append(flag.render(value))
+        for flag in self.flags:
+            if flag.kind == "positional":
+                continue
             head = flag.path.split(".")[0]
             if head in self.parts and getattr(config, head) is None:
                 continue
@@ -114,7 +130,7 @@ class FlagTable:
         return getattr(type(parent)(), name)
 
     def _help_with_default(self, flag: Flag, defaults: Any) -> str:
-        if flag.kind != "value" or "default:" in flag.help:
+        if flag.kind not in ("value", "positional") or "default:" in flag.help:
             return flag.help
         default = self._default(defaults, flag.path)
         if default in (None, ""):

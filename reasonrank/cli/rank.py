@@ -1,37 +1,21 @@
-"""`reasonrank …` — the command-line composition root.
-
-Each subcommand is a form over one config dataclass (RerankConfig, EvalConfig): a table of Flags
-maps every option to a field path, and the same table builds the argparse parser, turns parsed
-arguments into a config, and renders a config back into the equivalent command line. So the UI
-can show (and a job can run) the exact command for whatever a user set in a form.
-
-User errors (missing or malformed files, unknown backends, unreachable servers) print one line,
-`error: …`, and exit with status 2. Set REASONRANK_DEBUG=1 to get the traceback instead.
-"""
+"""`reasonrank rerank` and `reasonrank eval`: their configs, flag tables and handlers."""
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import shlex
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from reasonrank.backends import BACKEND_KINDS
-from reasonrank.backends.base import Backend, BackendConfig, BackendError
+from reasonrank.backends.base import Backend, BackendConfig
 from reasonrank.bright import BrightSource
+from reasonrank.cli.common import Command, Progress
 from reasonrank.evaluate import EvalConfig, evaluate, format_table, write_report
-from reasonrank.flags import Flag, FlagTable, StrictParser
+from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
 from reasonrank.retrieve import CandidateSource, load_source
 from reasonrank.types import RankResult
 from reasonrank.window import WindowConfig, rerank
-
-PROG = "reasonrank"
-EXIT_USAGE = 2
 
 
 @dataclass
@@ -124,57 +108,6 @@ EVAL_FLAGS = FlagTable(
 )
 
 
-# ----------------------------------------------------------------------------- parser and rendering
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    flags: FlagTable
-    config_type: type
-    handler: Callable[[Any], int]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = StrictParser(prog=PROG, description="Reasoning listwise reranking (ReasonRank).")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="show library warnings (e.g. server retries) on stderr"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StrictParser)
-    for command in COMMANDS.values():
-        subparser = sub.add_parser(command.name, help=command.help, description=command.help)
-        command.flags.add_to(subparser, command.config_type())
-    return parser
-
-
-def config_from_args(command: Command, args: argparse.Namespace) -> Any:
-    """Start from the command's default config and set every flag the user gave."""
-    return command.flags.config_from(args, command.config_type())
-
-
-def parse_command(argv: Sequence[str] | str) -> RerankConfig | EvalConfig:
-    """A command line (string or argv list, with or without the leading `reasonrank`) → config."""
-    words = shlex.split(argv) if isinstance(argv, str) else list(argv)
-    if words and words[0] == PROG:
-        words = words[1:]
-    args = build_parser().parse_args(words)
-    if args.command is None:
-        raise InputError(f"no command given; choose one of: {', '.join(COMMANDS)}")
-    return config_from_args(COMMANDS[args.command], args)
-
-
-def config_to_argv(config: RerankConfig | EvalConfig) -> list[str]:
-    """The argv (without the program name) that parses back to `config`; defaults are left out."""
-    command = next((c for c in COMMANDS.values() if isinstance(config, c.config_type)), None)
-    if command is None:
-        raise TypeError(f"no command takes a {type(config).__name__}")
-    return [command.name, *command.flags.to_argv(config)]
-
-
-def config_to_command(config: RerankConfig | EvalConfig) -> str:
-    """The shell command a user can paste to run exactly this config."""
-    return shlex.join([PROG, *config_to_argv(config)])
-
-
 # ----------------------------------------------------------------------------- commands
 def run_rerank(
     config: RerankConfig,
@@ -201,36 +134,15 @@ def run_rerank(
             backend.close()
     write_trec_run(results, out / "run.trec")
     write_calls_jsonl(results, out / "calls.jsonl")
+    from reasonrank.cli import config_to_command
+
     provenance = {"command": config_to_command(config), "config": asdict(config)}
     (out / "config.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     return results
 
 
-class _Progress:
-    """A tqdm bar over window positions, opened at the first finished step so that a run that
-    fails before any model call leaves stderr with nothing but the error line."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc = desc
-        self.bar = None
-
-    def __enter__(self) -> "_Progress":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.desc, unit="window", file=sys.stderr)
-        self.bar.update(done - self.bar.n)
-
-
 def _rerank_command(config: RerankConfig) -> int:
-    with _Progress("rerank") as progress:
+    with Progress("rerank") as progress:
         results = run_rerank(config, on_step=progress)
     calls = [call for result in results for call in result.calls]
     repaired = sum(1 for call in calls if call.reasons)
@@ -243,65 +155,26 @@ def _rerank_command(config: RerankConfig) -> int:
 
 
 def _eval_command(config: EvalConfig) -> int:
-    with _Progress("rerank") as progress:
+    with Progress("rerank") as progress:
         report = evaluate(config, on_step=progress)
     print(format_table(report))
     if config.out:
+        from reasonrank.cli import config_to_command
+
         path = write_report(report, config, config.out, config_to_command(config))
         print(f"wrote {path}")
     return 0
 
 
-COMMANDS: dict[str, Command] = {
-    "rerank": Command(
+RANK_COMMANDS = [
+    Command(
         "rerank", "rerank candidate lists and write run.trec + calls.jsonl", RERANK_FLAGS, RerankConfig, _rerank_command
     ),
-    "eval": Command(
+    Command(
         "eval",
         "score a first stage (BM25 or a run) and optionally a reranker: nDCG@1/5/10, Recall@10, MRR@10",
         EVAL_FLAGS,
         EvalConfig,
         _eval_command,
     ),
-}
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _configure_logging(verbose: bool) -> None:
-    """Library warnings (retries, fallbacks) only with -v: by default stderr carries the progress
-    bar and, on failure, the one error line."""
-    import logging
-
-    logging.basicConfig(
-        level=logging.WARNING if verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `reasonrank` console command; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        _configure_logging(args.verbose)
-        if args.command is None:
-            parser.print_help(sys.stderr)
-            return EXIT_USAGE
-        command = COMMANDS[args.command]
-        return command.handler(config_from_args(command, args))
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except (InputError, BackendError, ValueError, OSError) as exc:
-        if os.environ.get("REASONRANK_DEBUG"):
-            raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+]

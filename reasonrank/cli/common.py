@@ -1,0 +1,48 @@
+"""Pieces every subcommand module shares: the Command record and a progress bar."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reasonrank.flags import FlagTable
+
+PROG = "reasonrank"
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its flags, the config dataclass they fill, and the handler that runs it."""
+
+    name: str
+    help: str
+    flags: FlagTable
+    config_type: type
+    handler: Callable[[Any], int]
+
+
+
+class Progress:
+    """A tqdm bar over window positions, opened at the first finished step so that a run that
+    fails before any model call leaves stderr with nothing but the error line."""
+
+    def __init__(self, desc: str, unit: str = "window") -> None:
+        self.desc = desc
+        self.unit = unit
+        self.bar = None
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
