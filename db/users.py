@@ -107,3 +107,22 @@ def list_users(engine: Engine) -> list[UserInfo]:
     with read_session(engine) as session:
         return [_info(user) for user in session.scalars(select(User).order_by(User.name))]
 
+
+
+def create_first_admin(engine: Engine, name: str = "admin") -> str | None:
+    """On a database with no users, create admin `name` with a random password and return it.
+
+    Returns None when any user exists already (or a concurrent first run won the race), so a
+    fresh install is never left without a way in and an existing one is never touched.
+    """
+    import secrets
+
+    with read_session(engine) as session:
+        if session.scalar(select(User.id).limit(1)) is not None:
+            return None
+    password = secrets.token_urlsafe(18)
+    try:
+        add_user(engine, name, "admin", password)
+    except InputError:
+        return None
+    return password

@@ -26,9 +26,25 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_app_serves_within_15s_and_idles_under_1gb():
+def _login_and_get(base: str, password: str) -> str:
+    """Log in through Gradio's /login form as the first-run admin, then fetch the app page."""
+    import http.cookiejar
+    import urllib.parse
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = urllib.parse.urlencode({"username": "admin", "password": password}).encode()
+    opener.open(f"{base}/login", data=form, timeout=10).read()
+    return opener.open(f"{base}/", timeout=10).read().decode()
+
+
+def test_app_serves_within_15s_and_idles_under_1gb(tmp_path):
+    """A fresh data dir: the app migrates, seeds the sample, creates the first admin and serves."""
     port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+        "REASONRANK_DATA": str(tmp_path),
+    }
+    env.pop("REASONRANK_DB", None)
     proc = subprocess.Popen(
         [sys.executable, "app.py"], cwd=REPO, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -43,7 +59,9 @@ def test_app_serves_within_15s_and_idles_under_1gb():
             except OSError:
                 time.sleep(0.25)
         assert page is not None, "app did not answer within 15 s"
-        assert "ReasonRank Studio" in page
+        name, password = (tmp_path / "initial-admin-password.txt").read_text().split()
+        assert name == "admin"
+        assert "ReasonRank Studio" in _login_and_get(f"http://127.0.0.1:{port}", password)
         time.sleep(1.0)
         assert _rss_mb(proc.pid) < 1024
     finally:
@@ -54,10 +72,14 @@ def test_app_serves_within_15s_and_idles_under_1gb():
             proc.kill()
 
 
-def test_building_the_app_imports_no_model_library():
+def test_building_the_app_imports_no_model_library(tmp_path):
     code = (
         "import sys, app; heavy = [m for m in %r if m in sys.modules]; print(','.join(heavy))" % (HEAVY,)
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "REASONRANK_DATA": str(tmp_path)}
+    env.pop("REASONRANK_DB", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""

@@ -16,10 +16,13 @@ from reasonrank.export import (
     TAGGED_REASONING,
     ReviewedItem,
     alpaca_rows,
+    assistant_turn,
     jsonl_bytes,
+    prompt_messages,
     rl_rows,
     safe_export_name,
     sft_rows,
+    window_ids,
     write_export,
 )
 from reasonrank.imports import label_consistency, validate_file
@@ -27,7 +30,7 @@ from reasonrank.io import InputError
 from reasonrank.metrics import reward_terms
 from reasonrank.parse import parse_ranking
 from reasonrank.prompts import SYSTEM_PROMPT
-from reasonrank.types import CandidateList, Label, Passage, Query
+from reasonrank.types import CandidateList, Label, Message, Passage, Query
 from reasonrank.window import WindowConfig, rerank
 from tests.scripted_backend import ScriptedBackend
 from tests.test_imports import build_release
@@ -216,3 +219,70 @@ def test_unusable_names_existing_files_symlinks_and_empty_exports_are_refused(tm
     assert not outside.exists()
     with pytest.raises(InputError, match="no rows"):
         write_export([], tmp_path, "empty")
+
+
+# ----------------------------------------------------------------------------- fast paths
+@pytest.fixture(scope="module")
+def shared_passage_items(shared_data) -> list[ReviewedItem]:
+    """DL19 items that share passages, as exports do (one corpus, many queries), plus the cases a
+    passage cache could get wrong: a docid whose text changed, the same text with and without a
+    title, and two docids with the same text inside one list."""
+    lists = json.loads((shared_data / "trec-dl19" / "bm25_top100_with_text.json").read_text(encoding="utf-8"))
+    rng = random.Random(7)
+    items = []
+    for n in range(24):
+        entry = lists[n % 3]
+        hits = [entry["hits"][i] for i in sorted(rng.sample(range(30), 20))]
+        passages = [Passage(str(hit["docid"]), hit["content"]) for hit in hits]
+        if n == 5:
+            passages[0] = Passage(passages[0].docid, passages[0].text + " [3] edited")
+        if n == 6:
+            passages[1] = Passage(passages[1].docid, passages[1].text, title="A [2] title")
+        if n == 7:
+            passages[2] = Passage("copy-of-" + passages[3].docid, passages[3].text)
+        docids = [passage.docid for passage in passages]
+        ranking = docids[:]
+        rng.shuffle(ranking)
+        label = Label(CandidateList(Query(f"q{n:02d}", entry["query"] + f" [{n}]"), passages, dataset="dl19"),
+                      ranking, reasoning=f"  Passage [{n % 20 + 1}] answers the query. \n")
+        items.append(ReviewedItem(label, "accepted", None, ["ann1"], f"dl19/q{n:02d}"))
+    return items
+
+
+def straightforward_sft(items: list[ReviewedItem], **prompt_args) -> bytes:
+    """The export written out slowly: every item's passages prepared on their own (no sharing),
+    one json.dumps a row, one str joined and encoded."""
+    lines = []
+    for item in sorted(items, key=lambda item: item.item_key):
+        messages = prompt_messages(item.label, **prompt_args)
+        turn = assistant_turn(item.label.reasoning.strip(), window_ids(item.label))
+        messages.append(Message(role="assistant", content=turn))
+        lines.append(json.dumps({"messages": messages}, ensure_ascii=False, sort_keys=True,
+                                separators=(",", ":"), allow_nan=False) + "\n")
+    return "".join(lines).encode("utf-8")
+
+
+def test_shared_passages_are_prepared_once_and_give_the_same_bytes(tmp_path, shared_passage_items):
+    expected = straightforward_sft(shared_passage_items)
+    assert not expected.isascii()  # DL19 text that ftfy repairs is part of the comparison
+    rows = sft_rows(list(reversed(shared_passage_items)))
+    assert jsonl_bytes(rows) == expected
+    file = write_export(rows, tmp_path, "shared")
+    assert file.path.read_bytes() == expected and file.sha256 == hashlib.sha256(expected).hexdigest()
+    users = [row["messages"][1]["content"] for row in rows]
+    assert "[1] " + shared_passage_items[5].label.candidates.candidates[0].text.split(" [3]")[0][:40] in users[5]
+    assert " (3) edited\n[2] " in users[5]  # the changed text, not the docid's earlier one
+    assert "[2] Title: A (2) title Content: " in users[6] and "Title:" not in users[7]
+    rl = rl_rows(shared_passage_items, max_passage_tokens=16)
+    assert [row["prompt"] for row in rl] == [prompt_messages(item.label, max_passage_tokens=16)
+                                             for item in sorted(shared_passage_items, key=lambda i: i.item_key)]
+
+
+def test_shared_passages_give_the_same_bytes_with_a_tokenizer(tiny_model_dir, shared_passage_items):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    expected = straightforward_sft(shared_passage_items, tokenizer=tokenizer, max_passage_tokens=24)
+    rows = sft_rows(shared_passage_items, tokenizer=tokenizer, max_passage_tokens=24)
+    assert jsonl_bytes(rows) == expected
+    assert jsonl_bytes(sft_rows(shared_passage_items, max_passage_tokens=24)) != expected  # words, not tokens

@@ -1,0 +1,159 @@
+"""The Review tab in headless Chromium (Debian's, through Playwright): log in, drag, save, reload;
+untrusted passage text renders as text and runs nothing. Screenshots go to tests/artifacts/."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from ui_fixtures import PASSWORD, XSS_TEXT, review_app  # noqa: F401 (fixture)
+
+from db.queue import get_item
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, review_app):
+    url, _ = review_app
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_label("username").fill("web")
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("tab", name="Review").click()
+    yield page
+    context.close()
+
+
+def _next(page, dataset: str) -> None:
+    from playwright.sync_api import expect
+
+    page.locator("#rr-dataset input").fill(dataset)
+    page.locator("#rr-dataset input").press("Enter")
+    page.locator("#rr-next").click()
+    expect(page.locator("#rr-message")).to_contain_text("Claimed")
+
+
+def _order(page) -> list[str]:
+    return page.locator("#rr-drag li").evaluate_all("els => els.map(e => e.dataset.id)")
+
+
+def test_drag_save_reload_shows_saved_order(page, review_app):
+    from playwright.sync_api import expect
+
+    _, engine = review_app
+    _next(page, "browser")
+    item_id = int(page.locator("#rr-item-id input").input_value())
+    teacher = _order(page)
+    assert len(teacher) == 5
+    page.drag_and_drop(f'#rr-drag li[data-id="{teacher[3]}"]', f'#rr-drag li[data-id="{teacher[0]}"]',
+                       target_position={"x": 10, "y": 2})
+    expected = [teacher[3], teacher[0], teacher[1], teacher[2], teacher[4]]
+    expect(page.locator("#rr-order textarea, #rr-order input").first).to_have_value(", ".join(expected))
+    expect(page.locator("#rr-diff")).to_contain_text("moved")
+    page.locator("#rr-fix").click()
+    expect(page.locator("#rr-message")).to_contain_text("Saved fix")
+    assert get_item(engine, item_id).current_ranking == expected
+
+    page.reload()
+    page.get_by_role("tab", name="Review").click()
+    page.locator("#rr-item-id input").fill(str(item_id))
+    page.locator("#rr-reload").click()
+    expect(page.locator("#rr-message")).to_contain_text("Loaded")
+    expect(page.locator("#rr-drag li").first).to_have_attribute("data-id", teacher[3])
+    assert _order(page) == expected
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-after-reload.png"), full_page=True)
+
+
+def test_untrusted_passage_text_renders_as_text(page):
+    from playwright.sync_api import expect
+
+    _next(page, "xss")
+    expect(page.locator("#rr-item")).to_contain_text("no reasoning text")
+    expect(page.locator("#rr-item .rr-card").first).to_contain_text("<script>window.__pwned=1</script>")
+    expect(page.locator("#rr-drag li").first).to_contain_text('onerror="window.__pwned=2"')
+    assert page.locator("#rr-item img, #rr-drag img").count() == 0
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert XSS_TEXT.startswith("<script>")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-untrusted-text.png"), full_page=True)
+
+
+def test_keyboard_shortcut_skips_but_not_while_typing(page, review_app):
+    from playwright.sync_api import expect
+
+    _, engine = review_app
+    _next(page, "uitest")
+    item_id = int(page.locator("#rr-item-id input").input_value())
+    page.locator("#rr-note textarea, #rr-note input").first.fill("s")  # typing 's' in a box must not skip
+    page.wait_for_timeout(300)
+    expect(page.locator("#rr-message")).not_to_contain_text("Saved")
+    page.locator("#rr-item").click(position={"x": 5, "y": 5})
+    page.keyboard.press("s")
+    expect(page.locator("#rr-message")).to_contain_text(re.compile(r"Saved skip on item \d+"))
+    assert get_item(engine, item_id).status == "pending"
+
+
+def test_typed_order_is_the_keyboard_path_to_a_fix(page, review_app):
+    from playwright.sync_api import expect
+
+    _, engine = review_app
+    _next(page, "browser")
+    item_id = int(page.locator("#rr-item-id input").input_value())
+    teacher = _order(page)
+    typed = list(reversed(teacher))
+    mention = page.locator("#rr-item .rr-mention").first
+    mention.hover()
+    cited = mention.get_attribute("data-docid")
+    expect(page.locator(f'#rr-item .rr-card[data-docid="{cited}"]')).to_have_class(re.compile("rr-hl"))
+    box = page.locator("#rr-order textarea, #rr-order input").first
+    box.fill(" > ".join(typed))
+    box.press("Enter")
+    expect(page.locator("#rr-drag li").first).to_have_attribute("data-id", typed[0])
+    expect(page.locator("#rr-diff")).to_contain_text("-1.000")
+    page.locator("#rr-fix").click()
+    expect(page.locator("#rr-message")).to_contain_text("Saved fix")
+    assert get_item(engine, item_id).current_ranking == typed
+
+
+def test_version_conflict_keeps_the_edit_on_screen(page, review_app):
+    from playwright.sync_api import expect
+
+    from db.reviews import save_review
+
+    _, engine = review_app
+    _next(page, "browser")
+    item_id = int(page.locator("#rr-item-id input").input_value())
+    version = int(page.locator("#rr-version input").input_value())
+    teacher = _order(page)
+    page.drag_and_drop(f'#rr-drag li[data-id="{teacher[4]}"]', f'#rr-drag li[data-id="{teacher[0]}"]',
+                       target_position={"x": 10, "y": 2})
+    edited = [teacher[4]] + teacher[:4]
+    box = page.locator("#rr-order textarea, #rr-order input").first
+    expect(box).to_have_value(", ".join(edited))
+    save_review(engine, item_id, "other", "accept", version)  # someone else saves first
+    page.locator("#rr-fix").click()
+    expect(page.locator("#rr-message")).to_contain_text("saved by someone else")
+    expect(page.locator("#rr-message")).to_contain_text("still on screen")
+    assert box.input_value() == ", ".join(edited) and _order(page) == edited
+    view = get_item(engine, item_id)
+    assert view.status == "accepted" and view.current_ranking == teacher

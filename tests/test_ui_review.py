@@ -1,0 +1,132 @@
+"""Every Review-tab action through gradio_client against the running app, login included."""
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client
+from ui_fixtures import PASSWORD, review_app  # noqa: F401 (fixture)
+
+from db.queue import get_item
+from db.reviews import save_review
+
+FILTERS = ("uitest", "pending", "", 0.0, 1.0)
+# outputs of /next_item and /open_item, in the order ui/review.py declares them (the State is not sent)
+ID, VERSION, ITEM_HTML, RANKINGS, DRAG, ORDER, REASONING, NOTE, MESSAGE, DIFF = range(10)
+
+
+@pytest.fixture(scope="module")
+def client(review_app):
+    url, _ = review_app
+    return Client(url, auth=("rev", PASSWORD), verbose=False)
+
+
+def _next(client):
+    out = client.predict(*FILTERS, api_name="/next_item")
+    assert out[ID] is not None, out[MESSAGE]
+    return out
+
+
+def _save(client, decision, out, order=None, reasoning=None, note=""):
+    return client.predict(int(out[ID]), int(out[VERSION]), order if order is not None else out[ORDER],
+                          reasoning if reasoning is not None else out[REASONING], note, api_name=f"/{decision}")
+
+
+def test_wrong_password_is_refused(review_app):
+    url, _ = review_app
+    with pytest.raises(Exception, match="(?i)login|credentials|auth"):
+        Client(url, auth=("rev", "not the password"), verbose=False)
+
+
+def test_queue_serves_lowest_consistency_first_and_accept_resolves(client, review_app):
+    _, engine = review_app
+    out = _next(client)
+    view = get_item(engine, int(out[ID]))
+    # the fixture's last item has its only relevant passage lowest: the least consistent label
+    assert view.qid == "q7" and view.consistency is not None
+    assert "uitest question 7" in out[ITEM_HTML] and "rr-mention" in out[ITEM_HTML]
+    assert out[ORDER].split(", ") == view.teacher_ranking
+    saved = _save(client, "accept", out)
+    assert "Saved accept" in saved[0]
+    after = get_item(engine, int(out[ID]))
+    assert after.status == "accepted" and after.version == int(out[VERSION]) + 1 == int(saved[1])
+    nxt = _next(client)
+    assert int(nxt[ID]) != int(out[ID])
+    assert get_item(engine, int(nxt[ID])).consistency >= view.consistency
+
+
+def test_fix_stores_the_new_order_and_shows_the_diff(client, review_app):
+    _, engine = review_app
+    out = _next(client)
+    teacher = out[ORDER].split(", ")
+    new_order = [teacher[2], teacher[0], teacher[1]] + teacher[3:]
+    saved = _save(client, "fix", out, order=" > ".join(new_order), reasoning="edited: [3] is best")
+    assert "Saved fix" in saved[0], saved[0]
+    assert "Kendall τ" in saved[2] and teacher[2] in saved[2]
+    view = get_item(engine, int(out[ID]), "rev")
+    assert view.status == "fixed"
+    assert view.current_ranking == new_order
+    assert view.current_reasoning == "edited: [3] is best"
+
+
+def test_fix_ranking_endpoint_takes_a_plain_list(client, review_app):
+    _, engine = review_app
+    out = _next(client)
+    new_order = list(reversed(out[ORDER].split(", ")))
+    result = client.predict(int(out[ID]), int(out[VERSION]), new_order, "", api_name="/fix_ranking")
+    assert result["status"] == "fixed" and result["kendall_tau"] == pytest.approx(-1.0)
+    assert get_item(engine, int(out[ID])).current_ranking == new_order
+
+
+def test_reject_needs_a_reason_then_stores_it(client, review_app):
+    _, engine = review_app
+    out = _next(client)
+    refused = _save(client, "reject", out, note="")
+    assert "needs a reason" in refused[0]
+    assert get_item(engine, int(out[ID])).status == "pending"
+    saved = _save(client, "reject", out, note="passages are off topic")
+    assert "Saved reject" in saved[0]
+    assert get_item(engine, int(out[ID])).status == "rejected"
+
+
+def test_skip_moves_on_without_deciding(client, review_app):
+    _, engine = review_app
+    out = _next(client)
+    saved = _save(client, "skip", out)
+    assert "Saved skip" in saved[0]
+    assert get_item(engine, int(out[ID])).status == "pending"
+    assert int(_next(client)[ID]) != int(out[ID])
+
+
+def test_version_conflict_is_reported_and_nothing_is_overwritten(client, review_app):
+    _, engine = review_app
+    out = _next(client)
+    item_id, stale = int(out[ID]), int(out[VERSION])
+    save_review(engine, item_id, "other", "accept", stale)
+    before = get_item(engine, item_id)
+    new_order = list(reversed(out[ORDER].split(", ")))
+    saved = _save(client, "fix", out, order=", ".join(new_order))
+    assert "saved by someone else" in saved[0] and "still on screen" in saved[0]
+    with pytest.raises(Exception, match="saved by someone else"):
+        client.predict(item_id, stale, new_order, "", api_name="/fix_ranking")
+    after = get_item(engine, item_id)
+    assert (after.status, after.version, after.current_ranking) == ("accepted", before.version, before.teacher_ranking)
+
+
+def test_open_item_shows_a_model_label_without_reasoning_as_text(client, review_app):
+    _, engine = review_app
+    out = client.predict("xss", "pending", "", 0.0, 1.0, api_name="/next_item")
+    assert "no reasoning text" in out[ITEM_HTML]
+    assert "&lt;script&gt;" in out[ITEM_HTML] and "<script>" not in out[ITEM_HTML]
+    reopened = client.predict(int(out[ID]), api_name="/open_item")
+    assert int(reopened[ID]) == int(out[ID])
+    assert "Saved skip" in _save(client, "skip", reopened)[0]  # releases the claim for the browser test
+
+
+def test_render_escapes_text_and_links_mentions():
+    from ui.render import diff_html, moved_ids, reasoning_html
+
+    out = reasoning_html('<b>x</b> [2] beats [1]; [9] is not a passage', {1: "d1", 2: 'd"2'})
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>" not in out
+    assert 'data-docid="d&quot;2"' in out and out.count("rr-mention") == 2 and "[9]" in out
+    assert "no reasoning text" in reasoning_html(None, {}, "rankvicuna")
+    assert moved_ids(["a", "b", "c", "d"], ["b", "a", "c", "d"]) == ["b", "a"]
+    assert "-1.000" in diff_html(["a", "b", "c"], ["c", "b", "a"])
