@@ -1,6 +1,6 @@
 """Start tab: what the studio does today and the shell commands behind it.
 
-Later tabs (arena, review, synthesize, train, evaluate) attach beside it in ui/__init__.py.
+The Review tab sits beside it; later tabs (arena, synthesize, train, evaluate) attach in ui/__init__.py.
 """
 from __future__ import annotations
 
