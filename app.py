@@ -38,8 +38,9 @@ def login(name: str, password: str) -> bool:
 
 
 if __name__ == "__main__":
+    exports = [str(data_dir())]  # the Data tab offers written exports for download
     if os.environ.get("SPACE_ID"):
-        demo.launch()
+        demo.launch(allowed_paths=exports)
     else:
         first_run_admin()
-        demo.launch(auth=login)
+        demo.launch(auth=login, allowed_paths=exports)

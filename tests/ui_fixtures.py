@@ -18,6 +18,8 @@ from db.users import add_user
 
 PASSWORD = "review pass 42"
 USERS = ("rev", "other", "web")
+AGREE_USERS = ("ann1", "ann<i>2")
+ADMIN = "boss"  # the Data tab (imports, exports) is for admins only
 XSS_TEXT = '<script>window.__pwned=1</script> and <img src=x onerror="window.__pwned=2"> end'
 _cache: dict[str, object] = {}
 
@@ -41,6 +43,28 @@ def _labels(dataset: str, count: int, size: int = 5, texts: dict[str, str] | Non
     return labels
 
 
+def _seed_agreement(engine) -> None:
+    """Dataset `agree`: 3 items that each need 2 reviews; the two annotators split on q0 (accept vs
+    fix) and q2 (fix vs reject) and agree on q1, so the Agreement tab has conflicts to adjudicate.
+    The second annotator's name holds markup, to prove the tab escapes it; the admin is ADMIN."""
+    from db.queue import QueueFilter, next_item
+    from db.reviews import save_review
+
+    import_batch(engine, make_batch(_labels("agree", 3, size=4), dataset="agree"), required_reviews=2)
+    first, second = AGREE_USERS
+    for name in AGREE_USERS:
+        add_user(engine, name, "annotator", PASSWORD)
+    swap = lambda order: [order[1], order[0]] + order[2:]  # noqa: E731
+    plans = {first: {"q0": ("accept", None), "q1": ("fix", lambda o: o[::-1]), "q2": ("fix", lambda o: o[::-1])},
+             second: {"q0": ("fix", swap), "q1": ("fix", lambda o: o[::-1]), "q2": ("reject", None)}}
+    for name, plan in plans.items():
+        while (view := next_item(engine, name, QueueFilter(dataset="agree"))) is not None:
+            decision, reorder = plan[view.qid]
+            save_review(engine, view.item_id, name, decision, view.version,
+                        ranking=reorder(view.teacher_ranking) if reorder else None,
+                        note="off topic" if decision == "reject" else None)
+
+
 def _seed(engine) -> None:
     init_db(engine)
     import_batch(engine, make_batch(_labels("uitest", 8, size=8), dataset="uitest"))
@@ -50,6 +74,8 @@ def _seed(engine) -> None:
     import_batch(engine, make_batch([xss], dataset="xss"))
     for name in USERS:
         add_user(engine, name, "annotator", PASSWORD)
+    _seed_agreement(engine)
+    add_user(engine, ADMIN, "admin", PASSWORD)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import os
 def build_app(engine=None):
     """Build the Blocks without touching any model library (the app must idle light on CPU).
 
-    `engine` is the label store (db.engine.get_engine()); without one the Review tab is left out.
+    `engine` is the label store (db.engine.get_engine()); without one the Review, Agreement and
+    Data tabs are left out.
     On a Hugging Face Space (SPACE_ID set) a LoginButton offers HF OAuth instead of password auth.
     """
     import gradio as gr
@@ -19,7 +20,9 @@ def build_app(engine=None):
             gr.LoginButton()
         home.build()
         if engine is not None:
-            from ui import review
+            from ui import agreement, data, review
 
             review.build(engine)
+            agreement.build(engine)
+            data.build(engine)
     return demo

@@ -10,11 +10,16 @@ import getpass
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reasonrank.cli.common import EXIT_USAGE, Command
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.imports import ALPHA, KINDS, SOURCES
 from reasonrank.io import InputError
+
+if TYPE_CHECKING:  # db/ is only imported inside the handlers (rerank and eval never load SQLAlchemy)
+    from db.importer import ImportSummary
+    from reasonrank.export import ExportFile
 
 EXPORT_FORMATS = ("sft", "alpaca", "rl")
 
@@ -130,8 +135,28 @@ def _engine(url: str | None):
     return engine
 
 
-def _import_command(config: ImportConfig) -> int:
-    from db.importer import import_batch
+@dataclass
+class ImportOutcome:
+    """What an import did: every issue (then nothing was written), else the store's summary."""
+
+    issues: list[str]
+    summary: ImportSummary | None = None
+
+
+@dataclass
+class ExportOutcome:
+    """The written export file (path, count, sha256) and the items left out, by reason."""
+
+    file: ExportFile
+    skipped: dict[str, int]
+
+
+def run_import(config: ImportConfig, engine=None) -> ImportOutcome:
+    """Validate the whole file, then store it in one transaction; with any issue nothing is written.
+
+    Shared by `reasonrank import` and the UI's import panel, so both refuse and store alike.
+    """
+    from db.importer import ImportRefused, import_batch
     from reasonrank.imports import validate_file
 
     batch = validate_file(
@@ -139,18 +164,34 @@ def _import_command(config: ImportConfig) -> int:
         qrels_path=config.qrels, run_depth=config.run_depth, model=config.model, source=config.source,
     )
     if batch.issues:
-        for issue in batch.issues:
-            print(issue, file=sys.stderr)
-        print(f"error: {len(batch.issues)} problem(s) in {config.path}; nothing was written", file=sys.stderr)
-        return EXIT_USAGE
-    summary = import_batch(_engine(config.db), batch, config.alpha, required_reviews=config.required_reviews)
-    print(
-        f"imported {config.path} into {', '.join(summary.datasets) or batch.dataset}: "
+        return ImportOutcome([str(issue) for issue in batch.issues])
+    try:
+        summary = import_batch(engine or _engine(config.db), batch, config.alpha,
+                               required_reviews=config.required_reviews)
+    except ImportRefused as refused:  # problems only the store can see (e.g. a passage text conflict)
+        return ImportOutcome(list(refused.problems))
+    return ImportOutcome([], summary)
+
+
+def describe_import(config: ImportConfig, summary: ImportSummary) -> str:
+    """One line on what an import stored (the CLI prints it, the UI shows it)."""
+    return (
+        f"imported {config.path} into {', '.join(summary.datasets) or config.dataset or '(no dataset)'}: "
         f"{summary.items_created} new items, {summary.items_updated} updated, "
         f"{summary.items_unchanged} unchanged; {summary.labels_created} new labels "
         f"({summary.labels_kept} with self-consistency ≥ {config.alpha}), "
         f"{summary.labels_unchanged} already stored"
     )
+
+
+def _import_command(config: ImportConfig) -> int:
+    outcome = run_import(config)
+    if outcome.issues:
+        for issue in outcome.issues:
+            print(issue, file=sys.stderr)
+        print(f"error: {len(outcome.issues)} problem(s) in {config.path}; nothing was written", file=sys.stderr)
+        return EXIT_USAGE
+    print(describe_import(config, outcome.summary))
     return 0
 
 
@@ -162,7 +203,12 @@ def _load_tokenizer(name: str | None):
     return AutoTokenizer.from_pretrained(name)
 
 
-def _export_command(config: ExportConfig) -> int:
+def run_export(config: ExportConfig, engine=None, created_by: str | None = None) -> ExportOutcome:
+    """Build the rows, write <data dir>/exports/NAME.jsonl and record it (with its creator).
+
+    Shared by `reasonrank export` and the UI's export panel. Bad filters, an empty result or an
+    existing name without overwrite raise InputError and leave no file and no Export row.
+    """
     from db.engine import data_dir
     from db.exports import ExportFilter, record_export, reviewed_items
     from reasonrank import export
@@ -171,21 +217,31 @@ def _export_command(config: ExportConfig) -> int:
         statuses=tuple(config.statuses), datasets=tuple(config.datasets) or None,
         min_consistency=config.min_consistency, agreed_only=config.agreed_only,
     )
-    engine = _engine(config.db)
+    engine = engine or _engine(config.db)
     items = reviewed_items(engine, filters)
     build = {"sft": export.sft_rows, "alpaca": export.alpaca_rows, "rl": export.rl_rows}[config.format]
     rows = build(
         items, tokenizer=_load_tokenizer(config.tokenizer),
         max_passage_tokens=config.max_passage_tokens, window=config.window,
     )
-    target = data_dir() / "exports"
-    target.mkdir(parents=True, exist_ok=True)
-    written = export.write_export(rows, target, config.name, overwrite=config.overwrite)
-    record_export(engine, config.name, config.format, filters, written)
-    skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(rows.skipped.items()))
-    print(f"wrote {written.count} {config.format} rows to {written.path} (sha256 {written.sha256})")
+    written = export.write_export(rows, data_dir() / "exports", config.name, overwrite=config.overwrite)
+    record_export(engine, config.name, config.format, filters, written, created_by=created_by)
+    return ExportOutcome(written, dict(rows.skipped))
+
+
+def describe_export(config: ExportConfig, outcome: ExportOutcome) -> list[str]:
+    """What an export wrote, and what it left out (the CLI prints these lines, the UI shows them)."""
+    file = outcome.file
+    lines = [f"wrote {file.count} {config.format} rows to {file.path} (sha256 {file.sha256})"]
+    skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(outcome.skipped.items()))
     if skipped:
-        print(f"left out: {skipped}")
+        lines.append(f"left out: {skipped}")
+    return lines
+
+
+def _export_command(config: ExportConfig) -> int:
+    for line in describe_export(config, run_export(config)):
+        print(line)
     return 0
 
 
