@@ -7,9 +7,6 @@ item_key order so that the same reviews always give the same bytes (and sha256).
 """
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +18,7 @@ from db.engine import chunks, read_session, write_session
 from db.models import COUNTED_DECISIONS, Dataset, Export, Item, Label, Passage, Query, Review, User
 from db.users import user_row
 from reasonrank.export import DECISIONS, ExportFile, ReviewedItem
+from reasonrank.gc_pause import paused_gc
 from reasonrank.io import InputError
 from reasonrank.types import CandidateList
 from reasonrank.types import Label as LabelData
@@ -98,26 +96,11 @@ def _passages(session: Session, wanted: dict[int, set[str]]) -> dict[int, dict[s
     return texts
 
 
-@contextmanager
-def _paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many objects that all stay alive.
-
-    Nothing built here is garbage, yet each collection walks every object made so far: at 100k
-    items this halved reviewed_items (8.0 s -> 3.4 s on SQLite, 2 shared cores).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def reviewed_items(engine: Engine, filters: ExportFilter | None = None) -> list[ReviewedItem]:
     """Accepted / fixed items matching `filters`, as export targets, in item_key order."""
     filters = filters or ExportFilter()
-    with _paused_gc():
+    # Nothing built here is garbage; pausing the collector halved this at 100k items (8.0 -> 3.4 s).
+    with paused_gc():
         return _reviewed_items(engine, filters)
 
 

@@ -351,3 +351,25 @@ def test_kendall_tau_refuses_different_items():
         kendall_tau(["a", "b"], ["a", "c"])
     with pytest.raises(InputError, match="repeat"):
         kendall_tau(["a", "a"], ["a", "b"])
+
+
+def test_paused_gc_restores_the_collector_and_nests():
+    import gc
+
+    from reasonrank.gc_pause import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner block did not turn it back on early
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # it stays as the caller left it
+    finally:
+        gc.enable()

@@ -55,8 +55,9 @@ def read_jsonl_records(path: Path, issues: IssueLog, max_chars: int, dataset: st
     """Validate every line of a candidate or label JSONL with `build(record, obj)`."""
     seen = SeenQids()
     out = []
+    texts: dict[str, str] = {}
     for lineno, obj in read_objects(path, issues):
-        record = Record(issues, path, lineno, max_chars)
+        record = Record(issues, path, lineno, max_chars, texts)
         item = build(record, obj)
         if item is not None:
             cl = item.candidates if isinstance(item, Label) else item

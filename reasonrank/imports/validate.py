@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasonrank.gc_pause import paused_gc
 from reasonrank.imports.issues import ImportIssue, IssueLog
 from reasonrank.imports.readers import first_byte, read_lines, read_objects
 from reasonrank.imports.records import SOURCES, parse_label, read_candidate_file, read_jsonl_records
@@ -106,14 +107,17 @@ def validate_file(
     if not path.exists():
         batch.issues = [ImportIssue(str(path), None, None, "file not found")]
         return batch
-    try:
-        batch.kind = kind if kind != "auto" else (_detect_kind(path, candidates_path) or "auto")
-        _fill(batch, path, issues, max_field_chars, source, model, candidates_path, qrels_path, run_depth)
-    except (OSError, EOFError) as exc:  # unreadable file, truncated gzip
-        issues.add(path, None, None, f"cannot read: {exc}")
-    batch.issues = issues.final(path)
-    if batch.issues:
-        batch.labels, batch.candidates, batch.qrels = [], [], {}
+    # A bulk parse: millions of live objects and no cyclic garbage. The pause covers everything
+    # up to the return, so the collector does not wake to walk the new batch as soon as it ends.
+    with paused_gc():
+        try:
+            batch.kind = kind if kind != "auto" else (_detect_kind(path, candidates_path) or "auto")
+            _fill(batch, path, issues, max_field_chars, source, model, candidates_path, qrels_path, run_depth)
+        except (OSError, EOFError) as exc:  # unreadable file, truncated gzip
+            issues.add(path, None, None, f"cannot read: {exc}")
+        batch.issues = issues.final(path)
+        if batch.issues:
+            batch.labels, batch.candidates, batch.qrels = [], [], {}
     return batch
 
 
