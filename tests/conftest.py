@@ -42,3 +42,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from tiny_model import build_tiny_qwen2
 
     return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2") / "model")
+
+
+@pytest.fixture(scope="session")
+def dl19(shared_data: Path):
+    """TREC DL19: the 43 judged queries with their BM25 top-100 passages and graded qrels."""
+    from reasonrank.io import read_qrels, read_rank_llm_json
+
+    qrels = read_qrels(shared_data / "trec-dl19" / "qrels.txt")
+    return read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json", qrels)
