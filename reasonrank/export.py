@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 from reasonrank.backends.base import TokenizerLike
+from reasonrank.gc_pause import paused_gc
 from reasonrank.io import InputError
 from reasonrank.prompts import build_messages, prepare_passages, prepare_query
 from reasonrank.types import CandidateList, Label, Message
@@ -48,12 +51,21 @@ class ReviewedItem:
     item_key: str  # stable id, e.g. f"{dataset}/{qid}": the row order of every export
 
 
+_Encoded = tuple[list[bytes], tuple[str, ...]]  # a line's pieces, and the turns they encode
+
+
 class ExportRows(list):
-    """The rows of one export (a plain list of dicts) plus the items left out, by reason."""
+    """The rows of one export (a plain list of dicts) plus the items left out, by reason.
+
+    `encoded` may hold, index for index, the pieces of each row's JSONL line as its builder
+    assembled them (see _SftLines), with the content strings they encode; the writer uses the
+    pieces only while the row still holds exactly those strings, so editing rows stays safe.
+    """
 
     def __init__(self, rows: Iterable[dict] = (), skipped: dict[str, int] | None = None) -> None:
         super().__init__(rows)
         self.skipped: dict[str, int] = dict(skipped or {})
+        self.encoded: list[_Encoded | None] = []
 
 
 @dataclass(frozen=True)
@@ -66,8 +78,9 @@ class ExportFile:
 # ----------------------------------------------------------------------------- one window
 def window_ids(label: Label) -> list[int]:
     """The label's ranking as 1-based window ids (positions in first-stage candidate order)."""
-    position = {docid: index for index, docid in enumerate(label.candidates.docids, 1)}
-    ids = [position.get(docid, 0) for docid in label.ranking]
+    docids = label.candidates.docids
+    position = dict(zip(docids, range(1, len(docids) + 1)))
+    ids = list(map(position.get, label.ranking, repeat(0, len(label.ranking))))  # 0: unknown docid
     if 0 in ids or len(set(ids)) != len(ids) or len(ids) != len(position):
         raise InputError(
             f"qid {label.candidates.query.qid!r}: the ranking is not a permutation of the candidates"
@@ -77,7 +90,7 @@ def window_ids(label: Label) -> list[int]:
 
 def assistant_turn(reasoning: str, ids: list[int]) -> str:
     """The model's target output: `<think>{reasoning}</think>\\n<answer>[a] > [b] > …</answer>`."""
-    return f"<think>{reasoning}</think>\n<answer>{' > '.join(f'[{i}]' for i in ids)}</answer>"
+    return f"<think>{reasoning}</think>\n<answer>{' > '.join(map('[{}]'.format, ids))}</answer>"
 
 
 def prompt_messages(
@@ -112,12 +125,16 @@ class _Prompts:
     def __init__(self, tokenizer: TokenizerLike | None, max_passage_tokens: int, window: int) -> None:
         self._tokenizer = tokenizer
         self._max_passage_tokens = max_passage_tokens
-        self._window = window
+        self.window = window
         self._prepared: dict[tuple[str | None, str], str] = {}
 
     def messages(self, label: Label) -> list[Message]:
+        return build_messages(prepare_query(label.candidates.query.text), self.texts(label))
+
+    def texts(self, label: Label) -> list[str]:
+        """The label's passages as prepared for the prompt, in first-stage order."""
         cl = label.candidates
-        _check_window(cl, self._window)
+        _check_window(cl, self.window)
         prepared = self._prepared
         keys = [(passage.title, passage.text) for passage in cl.candidates]
         try:
@@ -127,7 +144,97 @@ class _Prompts:
             prepared.update(zip(missing, prepare_passages(list(missing.values()), self._tokenizer,
                                                           self._max_passage_tokens)))
             texts = [prepared[key] for key in keys]
-        return build_messages(prepare_query(cl.query.text), texts)
+        return texts
+
+
+def _escaped(text: str) -> bytes:
+    """`text` as it appears between the quotes of an export line (JSON-escaped, UTF-8).
+
+    JSON escaping maps each character on its own, so the escape of a concatenation is the
+    concatenation of the escapes: the pieces of a row can be escaped once and joined.
+    """
+    return _JSON.encode(text)[1:-1].encode("utf-8")
+
+
+def _escaped_or_none(text: str) -> bytes | None:
+    """_escaped, or None for text UTF-8 cannot hold (a lone surrogate)."""
+    try:
+        return _escaped(text)
+    except ValueError:
+        return None
+
+
+_Q, _U, _A = "\x00q\x00", "\x00u\x00", "\x00a\x00"  # stand-ins: no prompt template holds a NUL
+_SLOT = re.compile("\x00(q|p[0-9]+)\x00")
+_ESCAPED_SLOT = re.compile(re.escape(_escaped("\x00")) + b"(u|a)" + re.escape(_escaped("\x00")))
+
+
+class _SftLines:
+    """Each SFT row and its JSONL line, assembled from pieces escaped once per export.
+
+    Why: an SFT line repeats ~9 KB of prompt whose passages recur across rows, and escaping
+    every line whole was a third of a 100k export. The layout is not written out here: for
+    each window size, build_messages and the JSON encoder themselves are run once on stand-in
+    strings, and their output is cut at the stand-ins into literal pieces (row = literals and
+    the query / passages / assistant turn interleaved). Same bytes as jsonl_bytes of the row:
+    tests compare whole exports with a straightforward writer.
+    """
+
+    def __init__(self, prompts: _Prompts) -> None:
+        self._prompts = prompts
+        # (title, text) -> (prepared passage, its escape or None): looked up once a row
+        self._pieces: dict[tuple[str | None, str], tuple[str, bytes | None]] = {}
+        self._layouts: dict[int, tuple] = {}
+
+    def _layout(self, num: int) -> tuple:
+        """(system, user literals, their escapes with the line's outer bytes folded in, slot getter)."""
+        layout = self._layouts.get(num)
+        if layout is None:
+            system, user = build_messages(_Q, [f"\x00p{i}\x00" for i in range(num)])
+            pieces = _SLOT.split(user["content"])
+            literals, slots = pieces[0::2], pieces[1::2]
+            order = [0 if slot == "q" else int(slot[1:]) + 1 for slot in slots]
+            outer = _JSON.encode({"messages": [system, Message(role="user", content=_U),
+                                               Message(role="assistant", content=_A)]}).encode("utf-8")
+            head, _, middle, _, tail = _ESCAPED_SLOT.split(outer)
+            escaped = [_escaped(literal) for literal in literals]
+            escaped[0] = head + escaped[0]
+            escaped[-1] += middle
+            layout = (system["content"], literals, escaped, operator.itemgetter(*order), tail + b"\n")
+            self._layouts[num] = layout
+        return layout
+
+    def row(self, label: Label, assistant: str) -> tuple[dict, _Encoded | None]:
+        """The row and its line's pieces (joined only when written, so that a 100k export holds
+        its ~1 GB of lines one at a time), with the turns they encode; None when not encodable."""
+        cl = label.candidates
+        _check_window(cl, self._prompts.window)
+        pieces = self._pieces
+        keys = [(passage.title, passage.text) for passage in cl.candidates]
+        try:
+            found = [pieces[key] for key in keys]
+        except KeyError:  # new passages: prepared as _Prompts does, then escaped once each
+            for key, text in zip(keys, self._prompts.texts(label)):
+                if key not in pieces:
+                    pieces[key] = (text, _escaped_or_none(text))
+            found = [pieces[key] for key in keys]
+        texts = [text for text, _ in found]
+        system, literals, escaped_literals, pick, tail = self._layout(len(texts))
+        query = prepare_query(cl.query.text)
+        parts: list = [None] * (2 * len(literals) - 1)
+        parts[0::2] = literals
+        parts[1::2] = pick([query, *texts])
+        user = "".join(parts)
+        row = {"messages": [Message(role="system", content=system), Message(role="user", content=user),
+                            Message(role="assistant", content=assistant)]}
+        values = [_escaped_or_none(query), *(escaped for _, escaped in found),
+                  _escaped_or_none(assistant)]
+        if None in values:  # not encodable (a lone surrogate): the writer reports it
+            return row, None
+        parts[0::2] = escaped_literals
+        parts[1::2] = pick(values)
+        parts += (values[-1], tail)
+        return row, (parts, (system, user, assistant))
 
 
 def _ordered(items: Iterable[ReviewedItem]) -> list[ReviewedItem]:
@@ -156,19 +263,20 @@ def sft_rows(
     """
     rows = ExportRows()
     skipped: Counter[str] = Counter()
-    prompts = _Prompts(tokenizer, max_passage_tokens, window)
-    for item in _ordered(items):
-        label = item.label
-        reasoning = (label.reasoning or "").strip()
-        if not reasoning and not allow_empty_reasoning:
-            skipped[NO_REASONING] += 1
-            continue
-        if any(tag in reasoning for tag in _TAGS):
-            skipped[TAGGED_REASONING] += 1
-            continue
-        messages = prompts.messages(label)
-        messages.append(Message(role="assistant", content=assistant_turn(reasoning, window_ids(label))))
-        rows.append({"messages": messages})
+    lines = _SftLines(_Prompts(tokenizer, max_passage_tokens, window))
+    with paused_gc():  # every row built stays alive: collections would free nothing
+        for item in _ordered(items):
+            label = item.label
+            reasoning = (label.reasoning or "").strip()
+            if not reasoning and not allow_empty_reasoning:
+                skipped[NO_REASONING] += 1
+                continue
+            if any(tag in reasoning for tag in _TAGS):
+                skipped[TAGGED_REASONING] += 1
+                continue
+            row, encoded = lines.row(label, assistant_turn(reasoning, window_ids(label)))
+            rows.append(row)
+            rows.encoded.append(encoded)
     rows.skipped = dict(skipped)
     return rows
 
@@ -238,17 +346,35 @@ def safe_export_name(name: str) -> str:
     return stem
 
 
-def jsonl_bytes(rows: Iterable[dict]) -> bytes:
-    """The exact bytes of an export: one compact, key-sorted JSON object a line, UTF-8.
+def _as_built(row: dict, contents: tuple[str, ...]) -> bool:
+    """Whether `row` is still the SFT row whose turns hold exactly `contents` (same objects)."""
+    messages = row.get("messages") if len(row) == 1 else None
+    return (type(messages) is list and len(messages) == len(contents)
+            and all(type(message) is dict and len(message) == 2 and message.get("content") is content
+                    and message.get("role") == role
+                    for message, content, role in zip(messages, contents, ("system", "user", "assistant"))))
 
-    Each line is encoded on its own and the bytes joined: joining a gigabyte of mostly
-    non-ASCII text as one str and encoding that costs more than twice as much (100k rows).
-    """
+
+def _lines(rows: Iterable[dict]) -> Iterator[bytes]:
+    """Each row's export line: the builder's pre-assembled one while the row is unchanged, else
+    encoded here (each line on its own: joining a gigabyte of mostly non-ASCII text as one str
+    and encoding that costs more than twice as much)."""
+    encoded = getattr(rows, "encoded", None) or []
     encode = _JSON.encode
     try:
-        return b"".join([(encode(row) + "\n").encode("utf-8") for row in rows])
+        for index, row in enumerate(rows):
+            built = encoded[index] if index < len(encoded) else None
+            if built is not None and _as_built(row, built[1]):
+                yield b"".join(built[0])
+            else:
+                yield (encode(row) + "\n").encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise InputError(f"export row is not plain JSON: {exc}") from None
+
+
+def jsonl_bytes(rows: Iterable[dict]) -> bytes:
+    """The exact bytes of an export: one compact, key-sorted JSON object a line, UTF-8."""
+    return b"".join(list(_lines(rows)))
 
 
 def write_export(rows: Iterable[dict], data_dir: str | Path, name: str, *, overwrite: bool = False) -> ExportFile:
@@ -259,7 +385,7 @@ def write_export(rows: Iterable[dict], data_dir: str | Path, name: str, *, overw
     temporary name and renamed, so a reader never sees half an export. An existing export is
     kept unless overwrite=True; an empty export is refused (no training set to record).
     """
-    rows = list(rows)
+    rows = rows if isinstance(rows, list) else list(rows)
     if not rows:
         raise InputError(f"export {name!r} has no rows; nothing was written")
     stem = safe_export_name(name)
@@ -270,8 +396,15 @@ def write_export(rows: Iterable[dict], data_dir: str | Path, name: str, *, overw
         raise InputError(f"export path {path} would leave the data directory {folder}")
     if path.exists() and not overwrite:
         raise InputError(f"export {path.name} already exists in {folder}; choose another name")
-    data = jsonl_bytes(rows)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
+    digest = hashlib.sha256()
+    try:  # hashed while written: the export is never held whole in memory
+        with partial.open("wb") as out:
+            for line in _lines(rows):
+                digest.update(line)
+                out.write(line)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, path)
-    return ExportFile(path=path, count=len(rows), sha256=hashlib.sha256(data).hexdigest())
+    return ExportFile(path=path, count=len(rows), sha256=digest.hexdigest())

@@ -286,3 +286,39 @@ def test_shared_passages_give_the_same_bytes_with_a_tokenizer(tiny_model_dir, sh
     rows = sft_rows(shared_passage_items, tokenizer=tokenizer, max_passage_tokens=24)
     assert jsonl_bytes(rows) == expected
     assert jsonl_bytes(sft_rows(shared_passage_items, max_passage_tokens=24)) != expected  # words, not tokens
+
+
+TRICKY = 'say "hi" \\ C:\\path\\n \x01\x1f\x7f\t tab, café — 東京 😀 \u2028 </script>'
+
+
+def test_pre_assembled_sft_lines_equal_encoding_each_row(tmp_path, shared_passage_items):
+    """sft_rows assembles each line from pieces escaped once; a plain list of the same rows goes
+    through the row-by-row encoder. Both must give the same bytes, escapes included."""
+    items = copy.deepcopy(shared_passage_items)
+    for n, item in enumerate(items[:6]):
+        cl = item.label.candidates
+        cl.candidates[n] = Passage(cl.candidates[n].docid, TRICKY + cl.candidates[n].text)
+        cl.query = Query(cl.query.qid, TRICKY + cl.query.text)
+        item.label.reasoning = f"{TRICKY} [{n + 1}] first"
+    rows = sft_rows(items)
+    assert len(rows.encoded) == len(rows) and all(rows.encoded)  # every line pre-assembled
+    fast = jsonl_bytes(rows)
+    assert fast == jsonl_bytes(list(rows)) == straightforward_sft(items)
+    for escape in (b'\\"hi\\"', b"\\\\path", b"\\u0001", b"\\u001f", b"\\t", "東京 😀".encode()):
+        assert escape in fast
+    written = write_export(rows, tmp_path, "fast")
+    assert written.path.read_bytes() == fast and written.sha256 == hashlib.sha256(fast).hexdigest()
+
+
+def test_rows_edited_after_building_are_written_as_edited(tmp_path, shared_passage_items):
+    rows = sft_rows(shared_passage_items[:4])
+    rows[1]["messages"][2]["content"] += " edited"
+    rows[2]["messages"][1] = Message(role="user", content="replaced")
+    rows.reverse()
+    assert jsonl_bytes(rows) == jsonl_bytes([json.loads(json.dumps(row)) for row in rows])
+    assert b'replaced"' in jsonl_bytes(rows) and b' edited"' in jsonl_bytes(rows)
+    surrogate = copy.deepcopy(shared_passage_items[0])
+    surrogate.label.reasoning = "lone \ud800 surrogate"
+    with pytest.raises(InputError, match="not plain JSON"):
+        write_export(sft_rows([surrogate]), tmp_path, "broken")
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
