@@ -178,6 +178,48 @@ class Job(SQLModel, table=True):
     log_path: str | None = None
     metrics_path: str | None = None
     lineage: dict[str, Any] = _json(default_factory=dict)
+    created_by: int | None = Field(default=None, foreign_key="app_user.id")
+    exit_code: int | None = None
+    message: str | None = None  # the error line of a failed job, or a summary of a finished one
+    outputs: dict[str, Any] = _json(default_factory=dict)  # what the job produced (paths, ids, figures)
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class Reranker(SQLModel, table=True):
+    """A named reranker the Arena and Eval can run: a backend, a model and its options.
+
+    Trained models are registered here by the trainer's job (source "trained", with the job and
+    the export that built them in `lineage`); API keys are never stored, only the name of the
+    environment variable holding one (in `options`).
+    """
+
+    __tablename__ = "reranker"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    backend: str = Field(max_length=40)  # openai | transformers | vllm | bm25 | labels
+    model: str = Field(default="", max_length=1000)
+    options: dict[str, Any] = _json(default_factory=dict)
+    source: str = Field(default="manual", max_length=20)  # manual | trained | builtin
+    job_id: int | None = Field(default=None, foreign_key="job.id")
+    lineage: dict[str, Any] = _json(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EvalRun(SQLModel, table=True):
+    """One benchmark run: what was run (enough to reproduce it) and the per-task figures."""
+
+    __tablename__ = "eval_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    job_id: int | None = Field(default=None, foreign_key="job.id")
+    reranker_id: int | None = Field(default=None, foreign_key="reranker.id")
+    config: dict[str, Any] = _json(default_factory=dict)
+    reproduce: dict[str, Any] = _json(default_factory=dict)  # library versions, prompt hash, seed, ...
+    results: dict[str, Any] = _json(default_factory=dict)  # task -> {metric: value}
+    run_path: str | None = None
+    calls_path: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -14,7 +14,7 @@ import argparse
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reasonrank.backends.base import BackendError
@@ -23,6 +23,7 @@ from reasonrank.cli.data import DATA_COMMANDS
 from reasonrank.cli.rank import RANK_COMMANDS, RerankConfig, run_rerank
 from reasonrank.flags import StrictParser
 from reasonrank.io import InputError
+from reasonrank.jobs import EventLog, install_term_handler
 
 COMMANDS: dict[str, Command] = {command.name: command for command in (*RANK_COMMANDS, *DATA_COMMANDS)}
 
@@ -86,7 +87,27 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `reasonrank` console command; returns the exit status."""
+    """Entry point of the `reasonrank` console command; returns the exit status.
+
+    Under a job (REASONRANK_JOB_EVENTS set) the outcome is also written as the `end` event:
+    succeeded with the command's outputs, failed with the one error line, or cancelled.
+    """
+    events = EventLog.current()
+    if not events.active:
+        return _run(argv)
+    install_term_handler()
+    status, message = "failed", "the command exited without a result"
+    try:
+        code = _run(argv, on_error=lambda line: events.outputs.setdefault("error", line))
+        status = "succeeded" if code == 0 else ("cancelled" if code == 130 else "failed")
+        message = events.outputs.pop("error", "") if code else "done"
+        return code
+    finally:
+        events.end(status, message)
+        events.close()
+
+
+def _run(argv: Sequence[str] | None, on_error: Callable[[str], object] = lambda line: None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -100,9 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
+        on_error("cancelled")
         return 130
     except (InputError, BackendError, ValueError, OSError) as exc:
         if os.environ.get("REASONRANK_DEBUG"):
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
+        on_error(_one_line(exc))
         return EXIT_USAGE
+    except Exception as exc:
+        on_error(f"{type(exc).__name__}: {_one_line(exc)} (see the log for the traceback)")
+        raise

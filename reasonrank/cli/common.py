@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasonrank.flags import FlagTable
+from reasonrank.jobs import EventLog
 
 PROG = "reasonrank"
 EXIT_USAGE = 2
@@ -23,10 +24,10 @@ class Command:
     handler: Callable[[Any], int]
 
 
-
 class Progress:
     """A tqdm bar over window positions, opened at the first finished step so that a run that
-    fails before any model call leaves stderr with nothing but the error line."""
+    fails before any model call leaves stderr with nothing but the error line. Under a job the
+    same updates go to the job's events file (with any live figures passed along)."""
 
     def __init__(self, desc: str, unit: str = "window") -> None:
         self.desc = desc
@@ -40,7 +41,8 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, **figures: Any) -> None:
+        EventLog.current().progress(done, total, unit=self.unit, **figures)
         if self.bar is None:
             from tqdm import tqdm
 

@@ -1,0 +1,264 @@
+"""Long work as a subprocess of the CLI: start it, read its progress, cancel it, find it again.
+
+The UI never runs synthesis, training or evaluation in its own process (LLaMA-Factory's runner
+lesson): it starts `python -m reasonrank <command> …` with the exact argv the form shows, sends
+stdout and stderr to a log file, and reads an append-only JSONL *events* file that the command
+writes through `EventLog`. The command learns where to write from the `REASONRANK_JOB_EVENTS`
+environment variable, so the same command typed in a shell runs unchanged (and writes no events).
+
+Events are small JSON objects, one a line, each with `time` and `event`:
+- `progress` — `done`, `total`, `unit` and any live figures (rate, errors by kind, tokens, cost);
+- `metrics` — one training step (`step` plus loss, lr, reward terms …) for curves;
+- `end` — `status` (succeeded | failed | cancelled), `message`, `outputs` (paths, ids, figures).
+
+The outcome of a job is read from the file, not from a parent process: an app restarted while a
+job runs finds it again by its pid, and a process that died without an `end` event (kill -9, out
+of memory) is reported failed with the last lines of its log.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVENTS_ENV = "REASONRANK_JOB_EVENTS"
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+_CURRENT: "EventLog | None" = None
+
+
+# ----------------------------------------------------------------------------- writing (in the job)
+class EventLog:
+    """Appends events for whoever watches this process; a no-op when nobody does.
+
+    Every event is one `write` of one line on a file opened in append mode and flushed at once,
+    so a reader never sees half an event except at the very end of the file (which it skips).
+    """
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        self._file = open(self.path, "a", encoding="utf-8") if self.path else None
+        self.outputs: dict[str, Any] = {}  # reported with the `end` event the CLI writes
+
+    @classmethod
+    def current(cls) -> "EventLog":
+        """This process's event log (one per process, shared by the CLI and the command)."""
+        global _CURRENT
+        if _CURRENT is None:
+            _CURRENT = cls(os.environ.get(EVENTS_ENV) or None)
+        return _CURRENT
+
+    @property
+    def active(self) -> bool:
+        return self._file is not None
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if self._file is None:
+            return
+        line = json.dumps({"time": time.time(), "event": event, **fields}, ensure_ascii=False, default=str)
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def progress(self, done: int, total: int, unit: str = "item", **figures: Any) -> None:
+        self.emit("progress", done=done, total=total, unit=unit, **figures)
+
+    def metrics(self, step: int, **values: Any) -> None:
+        self.emit("metrics", step=step, **values)
+
+    def end(self, status: str, message: str = "") -> None:
+        """The job's outcome with everything put in `outputs`; `reasonrank.cli.main` calls this."""
+        if status not in FINISHED:
+            raise ValueError(f"unknown end status {status!r}; expected one of {', '.join(FINISHED)}")
+        self.emit("end", status=status, message=message, outputs=self.outputs)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+# ----------------------------------------------------------------------------- reading (in the app)
+def read_events(path: str | Path, since: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Complete events after byte offset `since`, and the offset to read from next time.
+
+    A last line without its newline is a write in progress: it is left for the next call. A line
+    that is not JSON (a disk-full truncation) is skipped rather than stopping the reader.
+    """
+    path = Path(path)
+    if not path.exists():
+        return [], since
+    with open(path, "rb") as handle:
+        handle.seek(since)
+        data = handle.read()
+    end = data.rfind(b"\n") + 1
+    events = []
+    for line in data[:end].splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events, since + end
+
+
+def tail(path: str | Path, lines: int = 30, max_bytes: int = 64_000) -> str:
+    """The last `lines` lines of a log file (reading at most `max_bytes` from its end).
+
+    Progress bars rewrite their line with carriage returns; only the latest state of each line
+    is kept, so the tail reads like a terminal would show it.
+    """
+    path = Path(path)
+    if not path.exists():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - max_bytes))
+        text = handle.read().decode("utf-8", errors="replace")
+    shown = [line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
+             for line in text.split("\n")]
+    while shown and not shown[-1].strip():
+        shown.pop()
+    return "\n".join(shown[-lines:])
+
+
+@dataclass
+class JobState:
+    """What the events file and the process table say about one job right now."""
+
+    status: str
+    progress: dict[str, Any] | None = None  # the latest progress event
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # every metrics event, in order
+    message: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    started: float | None = None  # time of the first event
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def eta_seconds(self, now: float | None = None) -> float | None:
+        """Remaining time at the average rate so far (None until something is done)."""
+        if not self.progress or self.started is None:
+            return None
+        done, total = self.progress.get("done", 0), self.progress.get("total", 0)
+        if not done or not total or done >= total:
+            return None
+        elapsed = (now or self.progress["time"]) - self.started
+        return elapsed / done * (total - done)
+
+
+def job_state(events_path: str | Path, pid: int | None, log_path: str | Path | None = None) -> JobState:
+    """Fold the events file into a JobState; a dead process without an `end` event failed."""
+    events, _ = read_events(events_path)
+    state = JobState(status="running" if pid else "queued")
+    for event in events:
+        if state.started is None:
+            state.started = event.get("time")
+        kind = event.get("event")
+        if kind == "progress":
+            state.progress = event
+        elif kind == "metrics":
+            state.metrics.append(event)
+        elif kind == "end":
+            state.status = event.get("status", "failed")
+            state.message = event.get("message", "")
+            state.outputs = event.get("outputs") or {}
+    if not state.finished and pid is not None and not is_alive(pid):
+        state.status = "failed"
+        last = tail(log_path, lines=8) if log_path else ""
+        state.message = "the process ended without reporting a result" + (f"; last log lines:\n{last}" if last else "")
+    return state
+
+
+# ----------------------------------------------------------------------------- processes
+_CHILDREN: dict[int, subprocess.Popen] = {}  # started by this process: poll() reaps them
+
+
+def start(argv: Sequence[str], log_path: str | Path, events_path: str | Path,
+          env: Mapping[str, str] | None = None, cwd: str | Path | None = None) -> int:
+    """Start `python -m reasonrank <argv…>` in its own session; returns its pid.
+
+    The child gets this process's environment (so the same database and data directory) plus
+    `env`, with REASONRANK_JOB_EVENTS pointing at `events_path`. Its own session means a cancel
+    can signal the whole process group (data-loader workers, a vLLM engine) at once.
+    """
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(events_path).parent.mkdir(parents=True, exist_ok=True)
+    child_env = {**os.environ, **(env or {}), EVENTS_ENV: str(events_path), "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reasonrank", *argv], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=child_env, cwd=cwd, start_new_session=True,
+        )
+    _CHILDREN[process.pid] = process
+    return process.pid
+
+
+def is_alive(pid: int) -> bool:
+    """Whether `pid` still runs (a finished child of ours is reaped; a zombie counts as ended)."""
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return True
+    return True
+
+
+def exit_code(pid: int) -> int | None:
+    """The exit status of a child this process started, once it has ended (else None)."""
+    child = _CHILDREN.get(pid)
+    return None if child is None else child.poll()
+
+
+def cancel(pid: int, grace_seconds: float = 10.0) -> bool:
+    """SIGTERM the job's process group, then SIGKILL what is left after `grace_seconds`.
+
+    Returns whether the process is gone. SIGTERM first lets a trainer stop between steps and a
+    synthesis run finish writing the label it holds.
+    """
+    try:
+        group = os.getpgid(pid)
+    except ProcessLookupError:
+        return True
+    os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return True
+        time.sleep(0.1)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    for _ in range(50):
+        if not is_alive(pid):
+            return True
+        time.sleep(0.1)
+    return not is_alive(pid)
+
+
+def install_term_handler() -> None:
+    """Turn SIGTERM into KeyboardInterrupt in a job process, so `finally` blocks run and the
+    CLI can write the `end` event as cancelled (Python's default SIGTERM skips them)."""
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _raise)
