@@ -83,6 +83,8 @@ def review_app(request, tmp_path_factory):
     """(base url, engine) of the app running in this process on a free loopback port."""
     if "app" not in _cache:
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+        # jobs' logs and events, exports: never under the working directory
+        os.environ.setdefault("REASONRANK_DATA", str(tmp_path_factory.mktemp("app-data")))
         from db.users import verify
         from ui import build_app
 

@@ -1,0 +1,174 @@
+"""The job panel every long-work tab shares (Synthesize, Train, Eval): launch, watch, cancel.
+
+A tab builds its form over a CLI config and calls `launch` from its Start handler; the panel
+does the rest: a gr.Timer folds the job's events file into a status line, a progress bar with
+ETA, the log tail and (for training) curves, and keeps a history of past jobs of that kind.
+Everything it shows comes from db.jobs, so a browser refresh or an app restart loses nothing.
+API endpoints `/{kind}_job_view` and `/{kind}_job_cancel` give scripts and tests the same view.
+Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
+imported inside ui.build_app.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from sqlalchemy import Engine
+
+from db.jobs import JobView, cancel_job, launch_job, list_jobs, refresh_job
+from db.users import get_user
+from reasonrank.cli import config_to_argv
+from reasonrank.io import InputError
+from ui.data import require_admin
+from ui.review import reviewer
+
+HISTORY_COLUMNS = ["id", "status", "command", "message"]
+_FIGURE_LABELS = {"rate": "per s", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost_usd": "$"}
+
+
+@dataclass
+class JobPanel:
+    """The components of one tab's job panel (see the module docstring)."""
+
+    job_id: gr.State
+    status: gr.Markdown
+    bar: gr.HTML
+    log: gr.Code
+    plot: gr.LinePlot | None
+    cancel: gr.Button
+    history: gr.Dataframe
+
+
+def launch(engine: Engine, kind: str, config: Any, request: gr.Request, *, admin_only: bool = True,
+           lineage: dict | None = None, env: dict | None = None) -> int:
+    """Start the CLI command for `config` as a job of the logged-in user; the role is checked
+    here, on the server, so an annotator calling the API directly is refused too."""
+    try:
+        name = require_admin(engine, request) if admin_only else reviewer(request)
+        user = get_user(engine, name)
+        argv = config_to_argv(config)
+        return launch_job(engine, kind, argv, dataclasses.asdict(config), created_by=user.id,
+                          lineage=lineage, env=env)
+    except (InputError, ValueError) as exc:
+        raise gr.Error(str(exc)) from exc
+
+
+def _figures(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return ""
+    parts = []
+    for key, value in progress.items():
+        if key in ("time", "event", "done", "total", "unit"):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+        elif isinstance(value, float):
+            value = f"{value:.4g}"
+        parts.append(f"{_FIGURE_LABELS.get(key, key.replace('_', ' '))}: {value}")
+    return " · ".join(parts)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours}:{minutes:02d}:{secs:02d}" if hours else f"ETA {minutes}:{secs:02d}"
+
+
+def render_status(view: JobView | None) -> str:
+    if view is None:
+        return "No job started yet."
+    line = f"**Job {view.id}** ({view.kind}) — **{view.status}**"
+    if view.progress:
+        line += f" · {view.progress['done']}/{view.progress['total']} {view.progress.get('unit', '')}s"
+    extra = " · ".join(part for part in (_figures(view.progress), _eta(view.eta_seconds)) if part)
+    message = f"\n\n{html.escape(view.message)}" if view.message and view.message != "done" else ""
+    return line + (f"\n\n{extra}" if extra else "") + message + f"\n\n`reasonrank {' '.join(view.argv)}`"
+
+
+def render_bar(view: JobView | None) -> str:
+    done = total = 0
+    if view is not None and view.progress:
+        done, total = view.progress.get("done", 0), view.progress.get("total", 0)
+    share = 1.0 if view is not None and view.status == "succeeded" else (done / total if total else 0.0)
+    colour = {"failed": "#d9534f", "cancelled": "#999"}.get(view.status if view else "", "#3b82f6")
+    return (f'<div class="rr-job-bar" role="progressbar" aria-valuenow="{100 * share:.0f}" '
+            f'style="background:#e5e7eb;border-radius:4px;height:14px">'
+            f'<div style="width:{100 * share:.1f}%;background:{colour};height:100%;border-radius:4px"></div></div>')
+
+
+def curves_frame(view: JobView | None, names: tuple[str, ...]) -> pd.DataFrame:
+    """Long-format (step, value, series) rows of the metrics events, for one LinePlot."""
+    rows = []
+    for event in view.metrics if view is not None else []:
+        for name in names:
+            value = event.get(name)
+            if isinstance(value, (int, float)):
+                rows.append({"step": event["step"], "value": float(value), "series": name})
+    return pd.DataFrame(rows, columns=["step", "value", "series"])
+
+
+def history_frame(engine: Engine, kind: str) -> pd.DataFrame:
+    rows = [[view.id, view.status, " ".join(view.argv[:6]) + (" …" if len(view.argv) > 6 else ""),
+             (view.message or "").splitlines()[0] if view.message else ""] for view in list_jobs(engine, kind)]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def _as_dict(view: JobView) -> dict[str, Any]:
+    return {**dataclasses.asdict(view), "finished": view.finished}
+
+
+def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> JobPanel:
+    """Build the panel in the current Blocks context and wire its polling and cancel."""
+    job_id = gr.State(None)
+    status = gr.Markdown(render_status(None))
+    bar = gr.HTML(render_bar(None))
+    plot = gr.LinePlot(x="step", y="value", color="series", label="curves", height=260) if curves else None
+    log = gr.Code(label="log (tail)", language=None, lines=12, interactive=False)
+    with gr.Row():
+        cancel = gr.Button("Cancel job", variant="stop", size="sm")
+        refresh = gr.Button("Refresh history", size="sm")
+    history = gr.Dataframe(history_frame(engine, kind), headers=HISTORY_COLUMNS, label=f"past {kind} jobs",
+                           interactive=False)
+    panel = JobPanel(job_id, status, bar, log, plot, cancel, history)
+    shown = [status, bar, log] + ([plot] if plot is not None else [])
+
+    def show(current: int | None):
+        view = refresh_job(engine, current) if current is not None else None
+        outputs = [render_status(view), render_bar(view), view.log_tail if view else ""]
+        return outputs + ([curves_frame(view, curves)] if plot is not None else [])
+
+    def view_api(current: int) -> dict[str, Any]:
+        try:
+            return _as_dict(refresh_job(engine, int(current)))
+        except LookupError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def cancel_api(current: int, request: gr.Request = None) -> dict[str, Any]:
+        """Cancel a job (admins only, checked here)."""
+        if current is None:
+            raise gr.Error("no job to cancel")
+        require_admin(engine, request)
+        try:
+            return _as_dict(cancel_job(engine, int(current)))
+        except LookupError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def cancel_shown(current: int | None, request: gr.Request) -> None:
+        cancel_api(current, request)
+
+    timer = gr.Timer(1.0)
+    timer.tick(show, job_id, shown, show_progress="hidden", api_visibility="private")
+    job_id.change(show, job_id, shown, api_visibility="private").then(
+        lambda: history_frame(engine, kind), None, history, api_visibility="private")
+    cancel.click(cancel_shown, job_id, None, api_visibility="private").then(
+        show, job_id, shown, api_visibility="private")
+    refresh.click(lambda: history_frame(engine, kind), None, history, api_visibility="private")
+    gr.api(view_api, api_name=f"{kind}_job_view")
+    gr.api(cancel_api, api_name=f"{kind}_job_cancel")
+    return panel
