@@ -161,6 +161,15 @@ def get_item(engine: Engine, item_id: int, user: str | None = None) -> ItemView:
         return _item_view(session, item_id, user_id)
 
 
+def find_item(engine: Engine, dataset: str, qid: str) -> ItemView | None:
+    """The item of a dataset's query, by names (the Arena's "stored labels" reranker)."""
+    with read_session(engine) as session:
+        item_id = session.scalar(
+            select(Item.id).join(Query, Query.id == Item.query_id).join(Dataset, Dataset.id == Item.dataset_id)
+            .where(Dataset.name == dataset, Query.qid == qid))
+    return None if item_id is None else get_item(engine, item_id)
+
+
 def _item_view(session: Session, item_id: int, user_id: int | None) -> ItemView:
     """Build the view of an item inside an open session."""
     item = session.get(Item, item_id, populate_existing=True)

@@ -15,11 +15,15 @@ Usage::
 
 Faults are taken, per chat request, from `fault_at[index]` (0-based arrival order) first, then
 from the front of the `faults` queue; a responder may also return a `Fault` itself to fail
-depending on the prompt. Streaming is not supported (`stream` is ignored).
+depending on the prompt. A request with `"stream": true` is answered as server-sent events
+the way vLLM serve does: the reasoning, then the content, a few words per chunk
+(`stream_delay_s` apart), the finish reason, a usage chunk when `stream_options.include_usage`
+asks for it, then `data: [DONE]`; `Fault(break_stream_after=n)` cuts the stream after n chunks.
 """
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 import threading
@@ -52,6 +56,7 @@ class Fault:
     raw_body: bytes | None = None  # 200 with exactly these bytes (e.g. JSON without "choices")
     drop: bool = False  # close the socket without any response
     latency_s: float = 0.0  # delay, then answer normally unless another field says otherwise
+    break_stream_after: int | None = None  # streamed answers: drop the socket after n chunks
 
 
 #: the body a `Fault(malformed=True)` sends: a chat completion cut off mid-object.
@@ -84,6 +89,24 @@ def _count_words(text: str | None) -> int:
     return len(text.split()) if text else 0
 
 
+#: words per streamed chunk, so a test can see a long answer arrive in many pieces.
+STREAM_WORDS_PER_CHUNK = 2
+
+
+def _stream_pieces(text: str | None) -> list[str]:
+    """`text` cut into chunks of a few words each, whitespace kept, so the pieces join back exactly."""
+    words = re.findall(r"\s*\S+\s*", text or "") or ([text] if text else [])
+    return ["".join(words[i : i + STREAM_WORDS_PER_CHUNK])
+            for i in range(0, len(words), STREAM_WORDS_PER_CHUNK)]
+
+
+class _Server(ThreadingHTTPServer):
+    """Holds 256 pending connects, as uvicorn under vLLM / SGLang does (socketserver's default
+    of 5 resets some of 64 clients connecting at once)."""
+
+    request_queue_size = 256
+
+
 class OpenAIServer:
     """Threaded HTTP server speaking `POST /v1/chat/completions` and `GET /v1/models`.
 
@@ -100,10 +123,12 @@ class OpenAIServer:
         models: tuple[str, ...] = ("test-model",),
         api_key: str | None = None,
         latency_s: float = 0.0,
+        stream_delay_s: float = 0.0,
     ) -> None:
         self.responder: Responder = responder or echo_responder
         self.models = models
         self.latency_s = latency_s
+        self.stream_delay_s = stream_delay_s  # pause before each streamed chunk
         self.faults: deque[Fault] = deque()
         self.fault_at: dict[int, Fault] = {}
         self.requests: list[RecordedRequest] = []
@@ -122,7 +147,7 @@ class OpenAIServer:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "OpenAIServer":
         self._stopping.clear()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-test-server",
                                         daemon=True)
@@ -209,33 +234,58 @@ class OpenAIServer:
         if seconds > 0:
             self._stopping.wait(seconds)
 
+    def _usage(self, request: dict[str, Any], answer: Answer) -> dict[str, int]:
+        prompt_tokens = sum(_count_words(m.get("content")) for m in request.get("messages", []))
+        completion_tokens = sum(
+            _count_words(t) for t in (answer.content, answer.reasoning_content, answer.reasoning)
+        )
+        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens}
+
+    def _completion_id(self) -> str:
+        with self._lock:
+            return f"chatcmpl-test-{self._chat_count}"
+
     def _completion_body(self, request: dict[str, Any], answer: Answer) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": answer.content}
         if answer.reasoning_content is not None:
             message["reasoning_content"] = answer.reasoning_content
         if answer.reasoning is not None:
             message["reasoning"] = answer.reasoning
-        prompt_tokens = sum(_count_words(m.get("content")) for m in request.get("messages", []))
-        completion_tokens = sum(
-            _count_words(t) for t in (answer.content, answer.reasoning_content, answer.reasoning)
-        )
-        with self._lock:
-            serial = self._chat_count
         return {
-            "id": f"chatcmpl-test-{serial}",
+            "id": self._completion_id(),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.get("model"),
             "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason,
                          "logprobs": None}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "usage": self._usage(request, answer),
         }
+
+    def _stream_chunks(self, request: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
+        """The chat.completion.chunk objects of one streamed answer, in sending order."""
+        head = {"id": self._completion_id(), "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": request.get("model")}
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+            return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason,
+                                         "logprobs": None}]}
+
+        chunks = [chunk({"role": "assistant", "content": ""})]
+        for field_name in ("reasoning_content", "reasoning", "content"):
+            chunks += [chunk({field_name: piece}) for piece in _stream_pieces(getattr(answer, field_name))]
+        chunks.append(chunk({}, answer.finish_reason))
+        if (request.get("stream_options") or {}).get("include_usage"):
+            chunks.append({**head, "choices": [], "usage": self._usage(request, answer)})
+        return chunks
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # http.server writes headers and body separately; with Nagle on, the body waits for
+            # the client's delayed ACK (~40 ms a request). Real servers set TCP_NODELAY.
+            disable_nagle_algorithm = True
             protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet test output
@@ -294,7 +344,35 @@ class OpenAIServer:
                         raise TypeError("a Fault returned by a responder must fail the request")
                     return
                 answer = Answer(content=reply) if isinstance(reply, str) else reply
-                self._send_json(200, server._completion_body(body, answer))
+                if body.get("stream"):
+                    self._send_stream(server._stream_chunks(body, answer),
+                                      fault.break_stream_after if fault is not None else None)
+                else:
+                    self._send_json(200, server._completion_body(body, answer))
+
+            def _send_stream(self, chunks: list[dict[str, Any]], break_after: int | None) -> None:
+                """Server-sent events over chunked transfer encoding (keep-alive, like vLLM)."""
+                events = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for index, event in enumerate(events):
+                        if break_after is not None and index >= break_after:
+                            self._drop()
+                            return
+                        server._sleep(server.stream_delay_s)
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client stopped reading
+
+            def _drop(self) -> None:
+                """Close with RST instead of FIN so the client sees a hard connection failure."""
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
 
             def _apply_fault(self, fault: Fault) -> bool:
                 """Act out `fault`; True when the request is finished (no normal answer)."""
@@ -302,10 +380,7 @@ class OpenAIServer:
                 if fault.hang_s is not None:
                     server._sleep(fault.hang_s)
                 if fault.drop:
-                    # RST instead of FIN so the client sees a hard connection failure.
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                               struct.pack("ii", 1, 0))
-                    self.close_connection = True
+                    self._drop()
                     return True
                 if fault.status is not None:
                     headers = {}

@@ -7,6 +7,7 @@ concurrently (OpenAI-compatible servers).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +20,13 @@ class TokenizerLike(Protocol):
     def tokenize(self, text: str) -> list[str]: ...
 
     def convert_tokens_to_string(self, tokens: list[str]) -> str: ...
+
+
+#: Receives streamed output as (kind, text): kind "reasoning" for a separately returned reasoning
+#: field, "text" for the answer text (which holds inline <think> reasoning when the server has no
+#: reasoning parser), "reset" (empty text) when a retried request starts over, so a viewer clears
+#: what it has shown of the failed attempt.
+DeltaSink = Callable[[str, str], None]
 
 
 class BackendError(RuntimeError):
@@ -39,6 +47,21 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
         """Return exactly one Completion per prompt, in the same order."""
+
+    def stream(self, messages: list[Message], params: GenerationParams, on_delta: DeltaSink) -> Completion:
+        """Generate one completion, handing its text to `on_delta` as it is produced.
+
+        Why a separate, unbatched method: watching a model think (the Arena) needs tokens as they
+        come, while reranking at scale needs batches. The default generates the whole completion
+        and reports it as one delta each for reasoning and text, so every backend can be watched;
+        backends that can stream (openai, transformers) override it.
+        """
+        [completion] = self.generate([messages], params)
+        if completion.reasoning:
+            on_delta("reasoning", completion.reasoning)
+        if completion.text:
+            on_delta("text", completion.text)
+        return completion
 
     def close(self) -> None:
         """Release engines, threads or connections; the default has nothing to release."""

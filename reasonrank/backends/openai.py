@@ -10,6 +10,7 @@ The API key is read from the environment when a batch starts and is never stored
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import importlib.util
 import logging
@@ -19,14 +20,17 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Coroutine, TypeVar
 
-from reasonrank.backends.base import Backend, BackendConfig, BackendError, TokenizerLike
+from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink, TokenizerLike
 from reasonrank.types import Completion, GenerationParams, Message
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: what `OpenAIBackend.session` yields: one chat request (with retries) per call.
+Complete = Callable[[list[Message]], Awaitable[Completion]]
 
 #: first backoff delay in seconds; doubles per retry up to BACKOFF_CAP_S, then jittered.
 BACKOFF_BASE_S = 0.5
@@ -69,6 +73,17 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
+class RetriesExhausted(BackendError):
+    """One request kept failing transiently (rate limit, 5xx, timeout, malformed body) until its
+    retries ran out. The server answers other requests, so a caller that works item by item
+    (teacher synthesis) records `kind` against the item and goes on; an unreachable server is
+    not this error but a plain BackendError, because no other request would get through."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class OpenAIBackend(Backend):
     """Concurrent chat completions with a cap on requests in flight, timeouts and retries."""
 
@@ -96,18 +111,24 @@ class OpenAIBackend(Backend):
             return []
         return _run_sync(self._generate_all(prompts, params))
 
+    def stream(self, messages: list[Message], params: GenerationParams, on_delta: DeltaSink) -> Completion:
+        """One chat completion with `stream=True`: content and `reasoning_content` / `reasoning`
+        deltas reach `on_delta` as the server sends them, with the same retries as `generate`
+        (a retried attempt is announced with a "reset" delta)."""
+        return _run_sync(self._stream(list(messages), params, on_delta))
+
     # -- one batch -------------------------------------------------------------------------
-    async def _generate_all(
-        self, prompts: list[list[Message]], params: GenerationParams
-    ) -> list[Completion]:
+    def _client(self) -> Any:
         import openai
 
-        client = openai.AsyncOpenAI(
+        return openai.AsyncOpenAI(
             base_url=self.url,
             api_key=os.environ.get(self.config.api_key_env) or "EMPTY",
             max_retries=0,
             timeout=self.config.timeout_s,
         )
+
+    def _request(self, params: GenerationParams) -> dict[str, Any]:
         request: dict[str, Any] = {
             "model": self.config.model,
             "temperature": params.temperature,
@@ -116,19 +137,47 @@ class OpenAIBackend(Backend):
         }
         if params.seed is not None:
             request["seed"] = params.seed
+        return request
+
+    @contextlib.asynccontextmanager
+    async def session(self, params: GenerationParams) -> AsyncIterator[Complete]:
+        """An async `complete(messages) -> Completion` that shares one client and the in-flight limit.
+
+        For callers that take completions one at a time as they finish (teacher synthesis stores
+        each label at once) instead of a whole batch: the same retries and one-line errors as
+        `generate`, and a request whose retries ran out raises `RetriesExhausted`.
+        """
+        client = self._client()
+        request = self._request(params)
         limit = asyncio.Semaphore(self.config.max_in_flight)
         try:
-            async with asyncio.TaskGroup() as group:  # first permanent failure cancels the rest
-                tasks = [group.create_task(self._generate_one(client, limit, list(messages), request))
-                         for messages in prompts]
-        except BaseExceptionGroup as failures:
-            raise failures.exceptions[0] from None
+            yield lambda messages: self._generate_one(client, limit, list(messages), request)
         finally:
             await client.close()
+
+    async def _generate_all(
+        self, prompts: list[list[Message]], params: GenerationParams
+    ) -> list[Completion]:
+        async with self.session(params) as complete:
+            try:
+                async with asyncio.TaskGroup() as group:  # first failure cancels the rest
+                    tasks = [group.create_task(complete(messages)) for messages in prompts]
+            except BaseExceptionGroup as failures:
+                raise failures.exceptions[0] from None
         return [task.result() for task in tasks]
 
+    async def _stream(self, messages: list[Message], params: GenerationParams,
+                      on_delta: DeltaSink) -> Completion:
+        client = self._client()
+        try:
+            return await self._generate_one(client, asyncio.Semaphore(1), messages,
+                                            self._request(params), on_delta)
+        finally:
+            await client.close()
+
     async def _generate_one(
-        self, client: Any, limit: asyncio.Semaphore, messages: list[Message], request: dict[str, Any]
+        self, client: Any, limit: asyncio.Semaphore, messages: list[Message], request: dict[str, Any],
+        on_delta: DeltaSink | None = None,
     ) -> Completion:
         attempt = 0
         while True:
@@ -137,15 +186,23 @@ class OpenAIBackend(Backend):
                 started = time.monotonic()
                 try:
                     async with asyncio.timeout(self.config.timeout_s):
-                        response = await client.chat.completions.create(messages=messages, **request)
-                    completion = _to_completion(response, time.monotonic() - started)
+                        if on_delta is None:
+                            response = await _post_chat(client, messages, request)
+                            completion = _to_completion(response, time.monotonic() - started)
+                        else:
+                            if attempt:
+                                on_delta("reset", "")
+                            completion = await _stream_once(client, messages, request, on_delta, started)
+                except BackendError:  # raised by `on_delta` (e.g. a viewer that stopped): not ours
+                    raise
                 except Exception as exc:  # sorted below into transient / permanent
                     failure = _classify(exc, self.config.timeout_s)
                     if not isinstance(failure, _Transient):
                         raise self._fail(await self._explain(client, failure)) from None
                     budget = CONNECT_RETRIES if failure.kind == "connect" else self.config.max_retries
                     if attempt >= min(budget, self.config.max_retries):
-                        raise self._fail(self._exhausted(failure, attempt + 1)) from None
+                        raise self._fail(self._exhausted(failure, attempt + 1),
+                                         None if failure.kind == "connect" else failure.kind) from None
                 else:
                     self.stats.completions += 1
                     self.stats.tokens_in += completion.tokens_in
@@ -159,10 +216,10 @@ class OpenAIBackend(Backend):
             await asyncio.sleep(delay)
 
     # -- error messages --------------------------------------------------------------------
-    def _fail(self, message: str) -> BackendError:
+    def _fail(self, message: str, exhausted_kind: str | None = None) -> BackendError:
         self.stats.failures += 1
         self.stats.last_error = message
-        return BackendError(message)
+        return BackendError(message) if exhausted_kind is None else RetriesExhausted(message, exhausted_kind)
 
     def _exhausted(self, failure: _Transient, attempts: int) -> str:
         if failure.kind == "connect":
@@ -218,6 +275,16 @@ def _classify(exc: Exception, timeout_s: float) -> _Transient | Exception:
     return exc
 
 
+async def _post_chat(client: Any, messages: list[Message], request: dict[str, Any]) -> Any:
+    """POST /chat/completions with the body as is: `chat.completions.create` walks every message
+    through the SDK's type-driven param transform, ~20 ms of CPU for a 43-turn teacher prompt,
+    which capped synthesis at a few dozen requests per second. Our body is plain JSON already
+    (the transform would change nothing), so we use the SDK's documented low-level `post`."""
+    from openai.types.chat import ChatCompletion
+
+    return await client.post("/chat/completions", body={"messages": messages, **request}, cast_to=ChatCompletion)
+
+
 def _to_completion(response: Any, seconds: float) -> Completion:
     choice = response.choices[0]
     message = choice.message
@@ -232,8 +299,47 @@ def _to_completion(response: Any, seconds: float) -> Completion:
     )
 
 
+async def _stream_once(client: Any, messages: list[Message], request: dict[str, Any],
+                       on_delta: DeltaSink, started: float) -> Completion:
+    """One streamed request, its deltas passed on as they arrive and gathered into a Completion.
+
+    Usage comes in a last chunk without choices (`stream_options.include_usage`, which vLLM,
+    SGLang and OpenAI honour); a server that ignores it leaves the token counts at 0.
+    """
+    text: list[str] = []
+    reasoning: list[str] = []
+    usage = finish_reason = None
+    stream = await client.chat.completions.create(
+        messages=messages, stream=True, stream_options={"include_usage": True}, **request)
+    async with stream:
+        async for chunk in stream:
+            usage = chunk.usage or usage
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            finish_reason = choice.finish_reason or finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            if piece := _separate_reasoning(delta):
+                reasoning.append(piece)
+                on_delta("reasoning", piece)
+            if delta.content:
+                text.append(delta.content)
+                on_delta("text", delta.content)
+    return Completion(
+        text="".join(text),
+        reasoning="".join(reasoning) or None,
+        tokens_in=usage.prompt_tokens if usage else 0,
+        tokens_out=usage.completion_tokens if usage else 0,
+        finish_reason=finish_reason,
+        seconds=time.monotonic() - started,
+    )
+
+
 def _separate_reasoning(message: Any) -> str | None:
-    """DeepSeek sends `reasoning_content`, vLLM >= 0.10 `reasoning`; the SDK keeps both as extras."""
+    """DeepSeek sends `reasoning_content`, vLLM >= 0.10 `reasoning`; the SDK keeps both as extras
+    (on a whole message and on a streamed delta alike)."""
     for name in ("reasoning_content", "reasoning"):
         value = getattr(message, name, None)
         if isinstance(value, str) and value:

@@ -11,11 +11,12 @@ sampling defaults (repetition penalty, top-k, …) are neutralised, as an explic
 """
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from reasonrank.backends.base import Backend, BackendConfig, BackendError
+from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink
 from reasonrank.types import Completion, GenerationParams, Message
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -140,19 +141,68 @@ class TransformersBackend(Backend):
                 completions.extend(self._generate_chunk(texts[start : start + size], params))
         return completions
 
+    def _generate_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        """Only our decoding settings: the model's own sampling defaults are overridden."""
+        return {**_decoding_kwargs(params), "max_new_tokens": params.max_new_tokens, "repetition_penalty": 1.0,
+                "eos_token_id": self.eos_ids, "pad_token_id": self.tokenizer.pad_token_id}
+
+    def stream(self, messages: list[Message], params: GenerationParams, on_delta: DeltaSink) -> Completion:
+        """Generate one completion while a `TextIteratorStreamer` hands decoded text to `on_delta`.
+
+        `generate` runs on a worker thread and the streamer's queue carries text back to this
+        one, so `on_delta` runs on the caller's thread. The returned Completion is decoded from
+        the generated ids, exactly as `generate` would decode them.
+        """
+        import torch
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        from reasonrank.prompts import render_prompt
+
+        began = time.perf_counter()
+        batch = self.tokenizer([render_prompt(messages, self.tokenizer)], return_tensors="pt",
+                               add_special_tokens=False).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        outcome: dict[str, Any] = {}
+        stop = threading.Event()  # set when the caller stops reading (on_delta raised)
+
+        def stopped(input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool,
+                              device=input_ids.device)
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():  # grad mode is per thread
+                    outcome["output"] = self.model.generate(
+                        **batch, **self._generate_kwargs(params), streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([stopped]))
+            except Exception as exc:  # re-raised on the caller's thread below
+                outcome["error"] = exc
+                streamer.end()
+
+        devices = [self.device] if str(self.device).startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices):
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            worker = threading.Thread(target=work, name="transformers-stream", daemon=True)
+            worker.start()
+            try:
+                for piece in streamer:
+                    if piece:
+                        on_delta("text", piece)
+            finally:
+                stop.set()
+                worker.join()
+        if "error" in outcome:
+            raise BackendError(f"generation failed: {_one_line(outcome['error'])}") from outcome["error"]
+        row = outcome["output"][0, batch["input_ids"].shape[1]:].tolist()
+        return self._completion(row, int(batch["attention_mask"].sum()), time.perf_counter() - began)
+
     def _generate_chunk(self, texts: list[str], params: GenerationParams) -> list[Completion]:
         began = time.perf_counter()
         batch = self.tokenizer(
             texts, return_tensors="pt", padding=True, add_special_tokens=False
         ).to(self.device)
-        output = self.model.generate(
-            **batch,
-            **_decoding_kwargs(params),
-            max_new_tokens=params.max_new_tokens,
-            repetition_penalty=1.0,
-            eos_token_id=self.eos_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+        output = self.model.generate(**batch, **self._generate_kwargs(params))
         generated = output[:, batch["input_ids"].shape[1] :].tolist()
         tokens_in = batch["attention_mask"].sum(dim=1).tolist()
         share = (time.perf_counter() - began) / len(texts)

@@ -1,0 +1,290 @@
+"""`reasonrank synth`: label items of the store with a reasoning teacher over an OpenAI-compatible API.
+
+The composition root of teacher synthesis: reasonrank.synth produces labels, db.synth picks the
+items and stores each label in its own transaction as it arrives. The API key is read from the
+environment variable the config names, inside the backend, when requests start: it never
+enters the config, the command line, the job's log or events, the database or an export.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from reasonrank.cli.common import Command, Progress
+from reasonrank.cli.data import _engine
+from reasonrank.cli.rank import _optional_int
+from reasonrank.flags import Flag, FlagTable
+from reasonrank.imports.consistency import ALPHA
+from reasonrank.io import InputError, iter_jsonl, read_queries_tsv
+from reasonrank.jobs import EventLog
+from reasonrank.synth import PROMPTS, Price, SynthOptions, SynthOutcome, SynthTask, price_for
+from reasonrank.types import GenerationParams
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from reasonrank.backends.openai import OpenAIBackend
+
+ANY_STATUS = "any"
+PROGRESS_EVERY_S = 0.5  # the job panel reads the whole events file on each poll: keep it short
+
+
+@dataclass
+class SynthConfig:
+    """`reasonrank synth`: which items, which teacher, which prompt; defaults are DeepSeek-R1's API."""
+
+    dataset: str | None = None
+    status: str = "pending"  # review status of the items to label, or "any"
+    limit: int | None = None
+    candidates: str | None = None  # a candidate file: imported (idempotently), then its lists labelled
+    base_url: str = "https://api.deepseek.com/v1"
+    model: str = "deepseek-reasoner"
+    api_key_env: str = "DEEPSEEK_API_KEY"
+    prompt: str = "rankgpt"
+    max_tokens: int = 8192
+    temperature: float = 0.6
+    answers: str | None = None  # gold answers (qid -> text) for positive selection
+    alpha: float = ALPHA
+    max_in_flight: int = 16
+    timeout_s: float = 600.0
+    max_retries: int = 5
+    max_requests: int | None = None
+    max_passage_tokens: int = 512
+    price_in: float | None = None  # USD per million prompt tokens (default: reasonrank.synth.PRICES)
+    price_out: float | None = None
+    db: str | None = None
+
+    def teacher(self) -> dict[str, Any]:
+        """What makes two runs the same teacher: a label of one counts as done for the other."""
+        return {"model": self.model, "prompt": self.prompt, "max_tokens": self.max_tokens,
+                "temperature": self.temperature, "positives": bool(self.answers)}
+
+
+SYNTH_FLAGS = FlagTable([
+    Flag("--dataset", "dataset", "label items of this dataset (with --candidates: the name for the file's lists)"),
+    Flag("--status", "status", f"review status of the items to label (pending, accepted, fixed, rejected, "
+                               f"conflict or {ANY_STATUS})"),
+    Flag("--limit", "limit", "label at most N items this run", _optional_int),
+    Flag("--candidates", "candidates", "candidate JSONL or RankLLM JSON: imported, then its lists are labelled"),
+    Flag("--base-url", "base_url", "teacher endpoint (any OpenAI-compatible server)"),
+    Flag("--model", "model", "teacher model id as the server names it"),
+    Flag("--api-key-env", "api_key_env", "environment variable holding the API key (the key is never stored)"),
+    Flag("--prompt", "prompt", "rankgpt: the paper's multi-turn labelling prompt; reasonrank: the student's "
+                               "single-turn prompt", choices=PROMPTS),
+    Flag("--max-tokens", "max_tokens", "generation budget per request (reasoning + answer)", int),
+    Flag("--temperature", "temperature", "sampling temperature", float),
+    Flag("--answers", "answers", "gold answers for positive selection: JSONL {qid, answer} or qid<TAB>answer TSV"),
+    Flag("--alpha", "alpha", "self-consistency nDCG@10 needed to keep a label", float),
+    Flag("--max-in-flight", "max_in_flight", "requests in flight at once", int),
+    Flag("--timeout", "timeout_s", "seconds per request", float),
+    Flag("--max-retries", "max_retries", "retries of a failed request (429, 5xx, timeouts, malformed bodies)", int),
+    Flag("--max-requests", "max_requests", "request budget, retries included: no item starts that could exceed N", _optional_int),
+    Flag("--max-passage-tokens", "max_passage_tokens", "truncate each passage to N words", int),
+    Flag("--price-in", "price_in", "USD per million prompt tokens, for the cost estimate", float),
+    Flag("--price-out", "price_out", "USD per million completion tokens", float),
+    Flag("--db", "db", "database URL (default: $REASONRANK_DB or SQLite in $REASONRANK_DATA)"),
+])
+
+
+# ----------------------------------------------------------------------------- the running tally
+@dataclass
+class SynthTally:
+    """Live and final figures of a run: per-item outcomes plus the backend's request counts."""
+
+    total: int
+    price: Price | None
+    started: float = field(default_factory=time.monotonic)
+    outcomes: Counter = field(default_factory=Counter)  # kept | filtered | unscored | failed
+    errors: Counter = field(default_factory=Counter)  # final failure kind -> items
+    duplicates: int = 0  # labels another run stored first
+    tokens_in: int = 0
+    tokens_out: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+    @property
+    def done(self) -> int:
+        return sum(self.outcomes.values()) + self.duplicates
+
+    def add(self, outcome: SynthOutcome, stored: bool, backend: OpenAIBackend) -> None:
+        if outcome.label is not None and not stored:
+            self.duplicates += 1
+        else:
+            self.outcomes[outcome.status] += 1
+        if outcome.error_kind:
+            self.errors[outcome.error_kind] += 1
+        self.sync(backend)
+
+    def sync(self, backend: OpenAIBackend) -> None:
+        stats = backend.stats  # every request counts, also those of items that failed
+        self.tokens_in, self.tokens_out, self.requests = stats.tokens_in, stats.tokens_out, stats.requests
+        self.retries = dict(stats.retries)
+
+    def figures(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        cost = self.price.cost(self.tokens_in, self.tokens_out) if self.price else None
+        return {"rate": round(self.done / elapsed, 3), "kept": self.outcomes["kept"],
+                "filtered": self.outcomes["filtered"], "unscored": self.outcomes["unscored"],
+                "failed": self.outcomes["failed"], "errors": dict(self.errors), "retries": self.retries,
+                "requests": self.requests, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
+                "cost_usd": None if cost is None else round(cost, 6)}
+
+
+@dataclass
+class SynthReport:
+    """What a run did; `budget_spent` says the request budget stopped it before the end."""
+
+    selected: int
+    already_labelled: int  # labels of this teacher configuration stored before the run
+    tally: SynthTally | None
+    budget_spent: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        figures = self.tally.figures() if self.tally else {}
+        done = self.tally.done if self.tally else 0
+        return {"selected": self.selected, "labelled": done - figures.get("failed", 0),
+                "already_labelled": self.already_labelled, "budget_spent": self.budget_spent,
+                "not_started": self.selected - done, **figures}
+
+
+# ----------------------------------------------------------------------------- inputs
+def read_answers(path: str) -> dict[str, str]:
+    """Gold answers by qid from JSONL (`qid` + `answer` or `gold_answer`) or `qid<TAB>answer` TSV."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.read(1)
+    if first == "{":
+        answers = {}
+        for lineno, obj in iter_jsonl(path):
+            text = obj.get("answer", obj.get("gold_answer"))
+            if "qid" not in obj or not isinstance(text, str):
+                raise InputError(f"{path}:{lineno}: needs 'qid' and a string 'answer'")
+            answers[str(obj["qid"])] = text
+        return answers
+    return read_queries_tsv(path)
+
+
+def _import_candidates(engine: Engine, config: SynthConfig) -> tuple[str, tuple[str, ...]]:
+    """Validate and store the file's lists as items (a second run adds nothing); their dataset and qids."""
+    from db.importer import import_batch
+    from reasonrank.imports import validate_file
+
+    batch = validate_file(config.candidates, kind="candidates", dataset=config.dataset)
+    if batch.issues:
+        more = f" (and {len(batch.issues) - 1} more)" if len(batch.issues) > 1 else ""
+        raise InputError(f"{batch.issues[0]}{more}; nothing was labelled")
+    datasets = {cl.dataset for cl in batch.candidates}
+    if len(datasets) > 1:
+        raise InputError(f"{config.candidates} holds lists of several datasets ({', '.join(sorted(datasets))}); "
+                         "synthesize one dataset at a time")
+    import_batch(engine, batch)
+    return datasets.pop(), tuple(cl.query.qid for cl in batch.candidates)
+
+
+def _backend(config: SynthConfig) -> OpenAIBackend:
+    from reasonrank.backends.base import BackendConfig
+    from reasonrank.backends.openai import OpenAIBackend
+
+    return OpenAIBackend(BackendConfig(
+        kind="openai", model=config.model, base_url=config.base_url, api_key_env=config.api_key_env,
+        max_in_flight=config.max_in_flight, timeout_s=config.timeout_s, max_retries=config.max_retries))
+
+
+# ----------------------------------------------------------------------------- the run
+def run_synth(config: SynthConfig, engine: Engine | None = None,
+              on_progress: Callable[[int, int, dict[str, Any]], None] | None = None) -> SynthReport:
+    """Label the selected items, storing each label as it arrives; shared by the CLI and tests.
+
+    Inputs (files, the selection) are checked before any request; a permanent endpoint failure
+    (bad key, unknown model, unreachable server) raises one BackendError line after the labels
+    already finished are stored.
+    """
+    from db.synth import ItemSelection, count_labelled, items_to_label, teacher_fingerprint
+
+    options = SynthOptions(model=config.model, prompt=config.prompt, alpha=config.alpha,
+                           generation=GenerationParams(max_new_tokens=config.max_tokens,
+                                                       temperature=config.temperature),
+                           max_passage_tokens=config.max_passage_tokens, max_requests=config.max_requests)
+    if config.dataset is None and config.candidates is None:
+        raise InputError("say which items to label: --dataset NAME, or --candidates FILE")
+    selection = ItemSelection(dataset=config.dataset, status=None if config.status == ANY_STATUS else config.status,
+                              limit=config.limit)
+    answers = read_answers(config.answers) if config.answers else {}
+    backend = _backend(config)  # checks the endpoint settings before anything is written
+    engine = engine or _engine(config.db)
+    if config.candidates is not None:
+        dataset, qids = _import_candidates(engine, config)
+        selection = replace(selection, dataset=dataset, qids=qids)
+    fingerprint = teacher_fingerprint(config.teacher())
+    already = count_labelled(engine, fingerprint)
+    item_ids = items_to_label(engine, selection, fingerprint)
+    if not item_ids:
+        return SynthReport(0, already, None)
+    tally = SynthTally(len(item_ids), price_for(config.model, config.price_in, config.price_out))
+    asyncio.run(_label_all(engine, backend, options, _tasks(engine, item_ids, answers), fingerprint, tally,
+                           on_progress or (lambda done, total, figures: None)))
+    spent = config.max_requests is not None and tally.done < len(item_ids)  # the budget's only way out
+    return SynthReport(len(item_ids), already, tally, budget_spent=spent)
+
+
+def _tasks(engine: Engine, item_ids: list[int], answers: dict[str, str]) -> Iterator[SynthTask]:
+    from db.synth import iter_lists
+
+    for item_id, candidates in iter_lists(engine, item_ids):
+        yield SynthTask(item_id, candidates, answers.get(candidates.query.qid))
+
+
+async def _label_all(engine: Engine, backend: OpenAIBackend, options: SynthOptions, tasks: Iterator[SynthTask],
+                     fingerprint: str, tally: SynthTally,
+                     on_progress: Callable[[int, int, dict[str, Any]], None]) -> None:
+    from db.synth import store_label
+    from reasonrank.synth import synthesize
+
+    shown = 0.0
+    async for outcome in synthesize(tasks, backend, options):
+        stored = False
+        if outcome.label is not None:  # committed before the next outcome is taken
+            stored = await asyncio.to_thread(store_label, engine, outcome.task.key, outcome.label,
+                                             outcome.consistency, outcome.kept, fingerprint)
+        else:
+            print(f"qid {outcome.task.candidates.query.qid}: {outcome.error}", file=sys.stderr)
+        tally.add(outcome, stored, backend)
+        if time.monotonic() - shown >= PROGRESS_EVERY_S or tally.done == tally.total:
+            shown = time.monotonic()
+            on_progress(tally.done, tally.total, tally.figures())
+    tally.sync(backend)
+
+
+def describe_synth(config: SynthConfig, report: SynthReport) -> str:
+    """One line on what a run did (printed by the CLI, kept in the job's outputs)."""
+    summary = report.summary()
+    if report.tally is None:
+        return (f"nothing to label: no selected item lacks a label of {config.model} with this configuration "
+                f"({report.already_labelled} such labels stored)")
+    errors = ", ".join(f"{n} {kind}" for kind, n in sorted(summary["errors"].items()))
+    cost = f", ~${summary['cost_usd']:.4f}" if summary["cost_usd"] is not None else ""
+    budget = f"; request budget spent, {summary['not_started']} items not started" if report.budget_spent else ""
+    return (f"labelled {summary['labelled']} of {summary['selected']} items with {config.model}: "
+            f"{summary['kept']} kept, {summary['filtered']} filtered (alpha {config.alpha}), "
+            f"{summary['unscored']} unscored; {summary['failed']} failed{f' ({errors})' if errors else ''}; "
+            f"{summary['requests']} requests, {summary['tokens_in']} tokens in, "
+            f"{summary['tokens_out']} out{cost}{budget}")
+
+
+def _synth_command(config: SynthConfig) -> int:
+    with Progress("synth", unit="label") as progress:
+        report = run_synth(config, on_progress=lambda done, total, figures: progress(done, total, **figures))
+    line = describe_synth(config, report)
+    EventLog.current().outputs.update(report.summary(), summary=line)
+    print(line)
+    return 0
+
+
+SYNTH_COMMANDS = [
+    Command("synth", "label stored items with a reasoning teacher (DeepSeek-R1 or any OpenAI-compatible API)",
+            SYNTH_FLAGS, SynthConfig, _synth_command),
+]

@@ -1,0 +1,234 @@
+"""Arena tab (the first tab): watch 2–4 rerankers think and rank the same query side by side.
+
+The handler is a generator over `reasonrank.arena.run_arena`: each snapshot of the lanes is
+rendered (ui.render_arena) and sent to the page, so reasoning appears as it is generated and a
+failing reranker shows its error in its own column while the others finish. Queries come from
+the bundled samples (db/sample: TREC DL19 BM25 top-100, NovelEval) with their graded judgments,
+from the BRIGHT mini set (BM25 over its small corpus, excluded ids removed), or are pasted. Loaded models stay in one BackendPool for the life of the app, so the second run
+of a local model does not load it again.
+Gradio is imported at module level on purpose (handlers use gr.Request hints); this module is
+only imported inside ui.build_app.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+
+import gradio as gr
+from gradio.context import Context
+from sqlalchemy import Engine
+
+from db.seed import SAMPLE
+from reasonrank.arena import MAX_RERANKERS, BackendPool, Lane, LabelLookup, run_arena
+from reasonrank.io import InputError, read_qrels, read_rank_llm_json
+from reasonrank.types import CandidateList, GenerationParams, Label, Passage, Query
+from reasonrank.window import WindowConfig
+from ui import registry, render_arena
+
+#: label -> (dataset name as seeded into the label store, candidate file in db/sample/<dataset>/)
+SAMPLES = {"TREC DL19 (bundled)": ("trec-dl19", "bm25_top100_with_text.json"),
+           "NovelEval (bundled)": ("noveleval", "candidates_with_text.json")}
+BRIGHT_MINI = "BRIGHT mini (theoremqa stand-in)"
+PASTE = "Paste your own"
+SOURCES = (*SAMPLES, BRIGHT_MINI, PASTE)
+MIN_RERANKERS = 2
+#: seconds between board updates while only streamed text grows (each update re-renders the board)
+TICK_S = 0.2
+INTRO = ("Pick a query, pick 2–4 rerankers, press **Run**: each column streams its model's reasoning, "
+         "then shows its ranking, nDCG@10 / Recall@10 against the judgments, tokens and seconds. "
+         "Judged passages are shaded (g = grade); hover a passage to follow it across columns.")
+
+
+@functools.lru_cache(maxsize=len(SAMPLES) + 1)
+def sample_lists(source: str) -> tuple[CandidateList, ...]:
+    """A sample's candidate lists with their judgments, read once per app.
+
+    The BRIGHT mini set (the Eval tab builds it once from the shared BRIGHT files) gets its
+    candidates from BM25 over its 231-document corpus, excluded ids left out.
+    """
+    if source == BRIGHT_MINI:
+        from reasonrank.bright import load_bright_task
+        from reasonrank.bright_mini import MINI_TASK
+        from ui.evaluate import mini_root
+
+        return tuple(load_bright_task(mini_root(), MINI_TASK, top_k=100).lists or ())
+    dataset, candidates_file = SAMPLES[source]
+    root = SAMPLE / dataset
+    return tuple(read_rank_llm_json(root / candidates_file, read_qrels(root / "qrels.txt"), dataset))
+
+
+def query_choices(source: str) -> list[tuple[str, str]]:
+    if source not in (*SAMPLES, BRIGHT_MINI):
+        return []
+    return [(f"{cl.query.qid} · {cl.query.text[:160]}", cl.query.qid) for cl in sample_lists(source)]
+
+
+def pasted_list(query: str, passages: str, qrels: str) -> CandidateList:
+    """A query and one passage per line (`docid<TAB>text`, or just text: ids p1, p2, …);
+    optional judgments as `docid grade` lines."""
+    if not (query or "").strip():
+        raise InputError("type a query to rank the pasted passages for")
+    found = []
+    for number, line in enumerate((line for line in (passages or "").splitlines() if line.strip()), 1):
+        docid, text = line.split("\t", 1) if "\t" in line else (f"p{number}", line)
+        found.append(Passage(docid.strip(), text.strip()))
+    if len(found) < 2:
+        raise InputError("paste at least two passages, one per line")
+    if len({p.docid for p in found}) != len(found):
+        raise InputError("each pasted passage needs its own docid")
+    judged: dict[str, int] = {}
+    for line in (qrels or "").splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise InputError(f"judgment lines are 'docid grade', got {line.strip()!r}")
+        judged[parts[0]] = int(parts[1])
+    return CandidateList(Query("pasted", query.strip()), found, qrels=judged or None, dataset=None)
+
+
+def chosen_list(source: str, qid: str, query: str, passages: str, qrels: str, top_k: int) -> CandidateList:
+    """The list the rerankers get: the chosen query's first `top_k` candidates."""
+    if source == PASTE:
+        chosen = pasted_list(query, passages, qrels)
+    elif source in (*SAMPLES, BRIGHT_MINI):
+        chosen = next((cl for cl in sample_lists(source) if cl.query.qid == str(qid)), None)
+        if chosen is None:
+            raise InputError(f"no query {qid!r} in {source}")
+    else:
+        raise InputError(f"unknown query source {source!r}; choose one of {', '.join(SOURCES)}")
+    return CandidateList(chosen.query, chosen.candidates[:top_k], qrels=chosen.qrels,
+                         excluded_ids=list(chosen.excluded_ids), dataset=chosen.dataset)
+
+
+def label_lookup(engine: Engine) -> LabelLookup:
+    """The label store's ranking of a sample query: the label under review of its item.
+
+    The item is found by dataset and qid (the samples are seeded under their dataset names).
+    """
+    from db.queue import find_item
+
+    def find(candidates: CandidateList) -> Label | None:
+        if not candidates.dataset:
+            return None
+        view = find_item(engine, candidates.dataset, candidates.query.qid)
+        if view is None or view.label_id is None:
+            return None
+        return Label(candidates=candidates, ranking=view.teacher_ranking, source=view.source or "model",
+                     reasoning=view.reasoning, model=view.model)
+
+    return find
+
+
+def _int(value, name: str, low: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a whole number, got {value!r}") from None
+    if number < low:
+        raise InputError(f"{name} must be at least {low}, got {number}")
+    return number
+
+
+def results_json(candidates: CandidateList, lanes: list[Lane]) -> dict:
+    return {"qid": candidates.query.qid, "dataset": candidates.dataset, "docids": candidates.docids,
+            "lanes": [lane.summary() for lane in lanes]}
+
+
+def build(engine: Engine | None) -> None:
+    pool = BackendPool()
+    lookup = label_lookup(engine) if engine is not None else None
+
+    def run(source, qid, query, passages, qrels, names, top_k, window, step, max_new_tokens):
+        """Stream the board while the chosen rerankers run (2 to 4 of them)."""
+        keep = (gr.update(), gr.update())
+        try:
+            depth = _int(top_k, "top k", 2)
+            config = WindowConfig(window=_int(window, "window", 2), step=_int(step, "step", 1), top_k=depth,
+                                  generation=GenerationParams(max_new_tokens=_int(max_new_tokens, "max new tokens", 1)))
+            candidates = chosen_list(source, qid, query, passages, qrels, depth)
+            names = list(names or [])
+            if not MIN_RERANKERS <= len(names) <= MAX_RERANKERS:
+                raise InputError(f"pick {MIN_RERANKERS} to {MAX_RERANKERS} rerankers, got {len(names)}")
+            specs = registry.available_specs(engine)
+            unknown = [name for name in names if name not in specs]
+            if unknown:
+                raise InputError(f"no reranker named {', '.join(map(repr, unknown))}; refresh the list")
+            snapshots = run_arena(candidates, [specs[name] for name in names], config, pool=pool,
+                                  labels=lookup, tick_s=TICK_S)
+            first = next(snapshots)  # bad specs fail here, before anything is shown
+        except InputError as exc:
+            yield ("", None, f"⚠️ {exc}") + keep
+            return
+        where = f"{candidates.dataset or 'pasted'}/{candidates.query.qid}"
+        status = f"Running {len(names)} rerankers on {where} ({len(candidates.candidates)} passages)…"
+        for lanes in itertools.chain([first], snapshots):
+            board = render_arena.board_html(lanes, candidates, len(candidates.candidates))
+            if any(lane.status in ("waiting", "running") for lane in lanes):
+                yield board, results_json(candidates, lanes), status, *keep
+                continue
+            failed = [lane.name for lane in lanes if lane.status == "error"]
+            status = f"Done: {where}." + (f" Failed: {', '.join(failed)} (see its column)." if failed else "")
+            yield (board, results_json(candidates, lanes), status, {"candidates": candidates, "lanes": lanes},
+                   gr.update(choices=[lane.name for lane in lanes], value=lanes[0].name))
+
+    def inspect(name, state):
+        if not state:
+            return render_arena.inspector_html(None, None)
+        lane = next((lane for lane in state["lanes"] if lane.name == name), None)
+        return render_arena.inspector_html(lane, state["candidates"])
+
+    def refresh_picker():
+        return gr.update(choices=list(registry.available_specs(engine)))
+
+    def pick_source(source):
+        try:
+            choices = query_choices(source)
+        except InputError as exc:
+            return gr.update(choices=[], value=None), gr.update(open=False), f"⚠️ {exc}"
+        return (gr.update(choices=choices, value=choices[0][1] if choices else None, visible=source != PASTE),
+                gr.update(open=source == PASTE), "")
+
+    with gr.Tab("Arena", id="arena"):
+        gr.Markdown(INTRO)
+        first_source = next(iter(SAMPLES))
+        first_choices = query_choices(first_source)
+        with gr.Row():
+            source = gr.Dropdown(list(SOURCES), value=first_source, label="Queries", elem_id="arena-source")
+            qid = gr.Dropdown(first_choices, value=first_choices[0][1], label="Query", allow_custom_value=True,
+                              elem_id="arena-query", scale=3)
+        with gr.Accordion("Paste a query and passages", open=False) as paste_box:
+            query = gr.Textbox(label="Query", elem_id="arena-paste-query")
+            passages = gr.Textbox(label="Passages: one per line, optionally 'docid<TAB>text'", lines=6,
+                                  elem_id="arena-paste-passages")
+            qrels = gr.Textbox(label="Judgments (optional): 'docid grade' per line", lines=3,
+                               elem_id="arena-paste-qrels")
+        with gr.Row():
+            names = gr.Dropdown(list(registry.available_specs(engine)), value=[], multiselect=True,
+                                max_choices=MAX_RERANKERS, allow_custom_value=True, label="Rerankers (2–4)",
+                                elem_id="arena-rerankers", scale=3)
+            top_k = gr.Number(20, precision=0, label="Top k passages", elem_id="arena-topk")
+            window = gr.Number(20, precision=0, label="Window", elem_id="arena-window")
+            step = gr.Number(10, precision=0, label="Step", elem_id="arena-step")
+            max_new_tokens = gr.Number(GenerationParams().max_new_tokens, precision=0, label="Max new tokens",
+                                       elem_id="arena-max-tokens")
+        run_btn = gr.Button("Run", variant="primary", elem_id="arena-run")
+        message = gr.Markdown(elem_id="arena-message")
+        board = gr.HTML("", css_template=render_arena.ARENA_CSS, js_on_load=render_arena.ARENA_JS,
+                        elem_id="arena-board")
+        with gr.Accordion("Window inspector", open=False):
+            inspect_name = gr.Dropdown([], label="Reranker", elem_id="arena-inspect-name")
+            inspector = gr.HTML(render_arena.inspector_html(None, None), css_template=render_arena.ARENA_CSS,
+                                elem_id="arena-inspector")
+        with gr.Accordion("Figures (JSON)", open=False):
+            results = gr.JSON(elem_id="arena-results")
+        state = gr.State(None)
+        if engine is not None:
+            for event in registry.build(engine):
+                event.then(refresh_picker, None, [names], api_visibility="private")
+
+    Context.root_block.load(refresh_picker, None, [names], api_visibility="private")
+    source.change(pick_source, [source], [qid, paste_box, message], api_visibility="private")
+    run_btn.click(run, [source, qid, query, passages, qrels, names, top_k, window, step, max_new_tokens],
+                  [board, results, message, state, inspect_name], api_name="arena_run", concurrency_limit=4)
+    inspect_name.change(inspect, [inspect_name, state], [inspector], api_visibility="private")

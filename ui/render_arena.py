@@ -1,0 +1,154 @@
+"""Pure HTML for the Arena: the summary row, one column per reranker with its streamed reasoning,
+the rankings aligned rank by rank, and the window inspector.
+
+Like ui.render, everything that came from a model, a dataset or a user passes through `esc`:
+model output is untrusted text. Rankings share one table (a row per rank, a column per reranker),
+so the same rank lines up across rerankers, and hovering a passage lights it up in every column
+(ARENA_JS), which is how a passage is followed from one model's list to the next.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reasonrank.arena import Lane
+from reasonrank.types import CandidateList, WindowCall
+from ui.render import esc
+
+SNIPPET_CHARS = 200
+
+ARENA_CSS = """
+.ar-summary { border-collapse: collapse; margin-bottom: 10px; }
+.ar-summary td, .ar-summary th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+.ar-summary td:first-child, .ar-summary th:first-child { text-align: left; }
+.ar-best { font-weight: bold; background: #eaf6ec; }
+.ar-lanes { display: flex; gap: 10px; align-items: stretch; }
+.ar-lane { flex: 1; min-width: 0; border: 1px solid #ddd; border-radius: 6px; padding: 6px 8px; }
+.ar-lane h4 { margin: 0 0 4px 0; }
+.ar-status { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 0.85em; background: #eee; }
+.ar-running { background: #fff3cd; } .ar-done { background: #dff3e3; } .ar-error { background: #fde2e1; color: #8a1c12; }
+.ar-live { white-space: pre-wrap; max-height: 280px; overflow: auto; font-size: 0.9em; background: #fafafa;
+           border: 1px solid #eee; padding: 4px 6px; margin-top: 4px; }
+.ar-answer { color: #1f5fbf; }
+.ar-err { color: #8a1c12; white-space: pre-wrap; }
+.ar-ranks { border-collapse: collapse; margin-top: 10px; width: 100%; table-layout: fixed; }
+.ar-ranks td, .ar-ranks th { border: 1px solid #e4e4e4; padding: 2px 6px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.ar-ranks th:first-child, .ar-ranks td:first-child { width: 3em; text-align: right; }
+.ar-doc { cursor: default; }
+.ar-gold { background: #e3f1e6; }
+.ar-grade { font-size: 0.8em; color: #1d5e2c; margin-left: 4px; }
+.ar-hl { outline: 2px solid #f39c12; background: #fff2d6 !important; }
+.ar-window { border: 1px solid #ddd; border-radius: 6px; padding: 6px 8px; margin-bottom: 6px; }
+.ar-window pre { white-space: pre-wrap; }
+.ar-reason { display: inline-block; padding: 0 6px; border-radius: 8px; background: #fde2e1; color: #8a1c12; margin-right: 4px; }
+"""
+
+# Hover a passage anywhere: every cell holding the same docid lights up (delegated, survives re-renders).
+ARENA_JS = """
+const mark = (docid, on) => element.querySelectorAll('.ar-doc').forEach(c => {
+  if (c.dataset.docid === docid) c.classList.toggle('ar-hl', on);
+});
+element.addEventListener('mouseover', e => { const d = e.target.closest('.ar-doc'); if (d) mark(d.dataset.docid, true); });
+element.addEventListener('mouseout', e => { const d = e.target.closest('.ar-doc'); if (d) mark(d.dataset.docid, false); });
+"""
+
+
+def _grade(candidates: CandidateList, docid: str) -> int | None:
+    return None if not candidates.qrels else candidates.qrels.get(docid)
+
+
+def _doc_cell(candidates: CandidateList, docid: str, texts: dict[str, str]) -> str:
+    grade = _grade(candidates, docid)
+    gold = " ar-gold" if grade is not None and grade > 0 else ""
+    badge = "" if grade is None else f'<span class="ar-grade">g{grade}</span>'
+    snippet = texts.get(docid, "")[:SNIPPET_CHARS]
+    return (f'<td class="ar-doc{gold}" data-docid="{esc(docid)}" title="{esc(snippet)}">'
+            f'<code>{esc(docid)}</code>{badge}</td>')
+
+
+def _figure(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def summary_html(lanes: Sequence[Lane]) -> str:
+    """One row per reranker: status, nDCG@10, Recall@10, tokens, seconds; the best figure bold."""
+    best = {name: max((lane.metrics.get(name, -1.0) for lane in lanes), default=-1.0)
+            for name in ("ndcg@10", "recall@10")}
+    rows = []
+    for lane in lanes:
+        cells = [f"<td>{esc(lane.name)} <small>({esc(lane.backend)})</small></td>",
+                 f'<td><span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span></td>']
+        for name in ("ndcg@10", "recall@10"):
+            value = lane.metrics.get(name)
+            mark = ' class="ar-best"' if value is not None and value == best[name] and lane.status == "done" else ""
+            cells.append(f"<td{mark}>{_figure(value)}</td>")
+        cells += [f"<td>{lane.tokens_in} / {lane.tokens_out}</td>", f"<td>{_figure(lane.first_delta_s, 2)}</td>",
+                  f"<td>{_figure(lane.seconds, 2)}</td>"]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return ('<table class="ar-summary"><thead><tr><th>reranker</th><th>status</th><th>nDCG@10</th>'
+            '<th>Recall@10</th><th>tokens in / out</th><th>first token s</th><th>total s</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def lane_html(lane: Lane) -> str:
+    """A reranker's column head: name, status, window progress, and what it is thinking now."""
+    progress = f" · window {min(lane.windows_done + 1, lane.windows_total)}/{lane.windows_total}" \
+        if lane.status == "running" and lane.windows_total else ""
+    body = ""
+    if lane.error:
+        body = f'<div class="ar-err">⚠️ {esc(lane.error)}</div>'
+    live = esc(lane.live_reasoning) + (f'<span class="ar-answer">{esc(lane.live_text)}</span>' if lane.live_text else "")
+    if live or lane.status in ("running", "done"):
+        body += f'<div class="ar-live">{live or "…"}</div>'
+    return (f'<div class="ar-lane" data-lane="{esc(lane.name)}"><h4>{esc(lane.name)}</h4>'
+            f'<span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span>{esc(progress)}{body}</div>')
+
+
+def rankings_html(lanes: Sequence[Lane], candidates: CandidateList, depth: int) -> str:
+    """Rank rows × reranker columns (first stage first), cut at `depth`; gold passages shaded."""
+    texts = {p.docid: p.text for p in candidates.candidates}
+    columns = [("first stage", candidates.docids)] + [(lane.name, lane.ranking or []) for lane in lanes]
+    head = "".join(f"<th>{esc(name)}</th>" for name, _ in columns)
+    rows = []
+    for rank in range(min(depth, len(candidates.docids))):
+        cells = [_doc_cell(candidates, ranking[rank], texts) if rank < len(ranking) else "<td></td>"
+                 for _, ranking in columns]
+        rows.append(f"<tr><td>{rank + 1}</td>{''.join(cells)}</tr>")
+    return f'<table class="ar-ranks"><thead><tr><th>#</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def board_html(lanes: Sequence[Lane], candidates: CandidateList, depth: int) -> str:
+    """The whole Arena board: summary, live columns, aligned rankings."""
+    return (summary_html(lanes) + '<div class="ar-lanes">' + "".join(lane_html(lane) for lane in lanes)
+            + "</div>" + rankings_html(lanes, candidates, depth))
+
+
+def _order_html(candidates: CandidateList, docids: Sequence[str]) -> str:
+    texts = {p.docid: p.text for p in candidates.candidates}
+    cells = "".join(f"<tr><td>{i}</td>{_doc_cell(candidates, d, texts)}</tr>" for i, d in enumerate(docids, 1))
+    return f'<table class="ar-ranks">{cells}</table>'
+
+
+def window_html(call: WindowCall, candidates: CandidateList, number: int, total: int) -> str:
+    """One window call: input order → output order, the permutation, repair reasons, reasoning."""
+    permutation = " > ".join(f"[{i + 1}]" for i in call.parsed)
+    reasons = "".join(f'<span class="ar-reason">{esc(r)}</span>' for r in call.reasons) or "none"
+    return (f'<div class="ar-window"><b>Window {number}/{total}</b> · ranks {call.start + 1}–{call.end} · '
+            f"pass {call.pass_index + 1} · {call.tokens_in} → {call.tokens_out} tokens · {call.seconds:.2f} s · "
+            f"finish {esc(call.finish_reason or '–')}<br>applied permutation: <code>{esc(permutation)}</code> · "
+            f"repairs: {reasons}"
+            f'<div class="ar-lanes"><div class="ar-lane"><b>input order</b>{_order_html(candidates, call.docids_before)}</div>'
+            f'<div class="ar-lane"><b>output order</b>{_order_html(candidates, call.docids_after)}</div></div>'
+            f"<details><summary>reasoning</summary><pre>{esc(call.reasoning or '(none)')}</pre></details>"
+            f"<details><summary>raw output</summary><pre>{esc(call.raw_output)}</pre></details></div>")
+
+
+def inspector_html(lane: Lane | None, candidates: CandidateList | None) -> str:
+    """Every window call of one reranker, in the order they ran (back to front)."""
+    if lane is None or candidates is None:
+        return "<p>Run the Arena, then pick a reranker to inspect its windows.</p>"
+    if lane.error:
+        return f'<p class="ar-err">{esc(lane.name)} failed: {esc(lane.error)}</p>'
+    if not lane.calls:
+        text = esc(lane.reasoning) if lane.reasoning else "no model calls (a baseline ranks without windows)"
+        return f"<p><b>{esc(lane.name)}</b>: {text}</p>"
+    return "".join(window_html(call, candidates, i, len(lane.calls)) for i, call in enumerate(lane.calls, 1))

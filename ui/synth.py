@@ -1,0 +1,123 @@
+"""Synthesize tab (admins only): a form over `reasonrank synth`, run as a job with a live panel.
+
+The form is the CLI's SynthConfig, so the tab shows the exact command it runs, and the job is
+that command in a subprocess (ui.jobs.launch): progress, rate, errors by kind, tokens and the
+cost estimate arrive through the job's events. The API key is asked for by the NAME of an
+environment variable of the app's process; the job inherits the environment, so the key never
+passes through the form, the job's config, its log or the database.
+Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
+imported inside ui.build_app.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from sqlalchemy import Engine
+
+from db.synth import dataset_names
+from reasonrank.cli import config_to_command
+from reasonrank.cli.synth import ANY_STATUS, SynthConfig
+from reasonrank.io import InputError
+from reasonrank.synth import PROMPTS
+from ui.jobs import job_panel, launch
+
+STATUSES = ("pending", "accepted", "fixed", "rejected", "conflict", ANY_STATUS)
+
+
+def _text(value: Any) -> str | None:
+    value = value.strip() if isinstance(value, str) else value
+    return value or None
+
+
+def _int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def synth_config(dataset, status, limit, candidates, base_url, model, api_key_env, prompt, max_tokens,
+                 temperature, answers, alpha, max_in_flight, timeout_s, max_retries, max_requests,
+                 price_in, price_out) -> SynthConfig:
+    """The form's widgets → the CLI's config (empty fields take the CLI's defaults)."""
+    defaults = SynthConfig()
+    return SynthConfig(
+        dataset=_text(dataset), status=status or defaults.status, limit=_int(limit), candidates=_text(candidates),
+        base_url=_text(base_url) or defaults.base_url, model=_text(model) or defaults.model,
+        api_key_env=_text(api_key_env) or defaults.api_key_env, prompt=prompt or defaults.prompt,
+        max_tokens=_int(max_tokens) or defaults.max_tokens,
+        temperature=defaults.temperature if temperature in (None, "") else float(temperature),
+        answers=_text(answers), alpha=defaults.alpha if alpha in (None, "") else float(alpha),
+        max_in_flight=_int(max_in_flight) or defaults.max_in_flight,
+        timeout_s=_float(timeout_s) or defaults.timeout_s,
+        max_retries=defaults.max_retries if max_retries in (None, "") else int(max_retries),
+        max_requests=_int(max_requests), price_in=_float(price_in), price_out=_float(price_out))
+
+
+def build(engine: Engine) -> None:
+    defaults = SynthConfig()
+    url = engine.url.render_as_string(hide_password=False)
+
+    def command(*values) -> str:
+        try:
+            return config_to_command(synth_config(*values))
+        except (InputError, ValueError) as exc:
+            return f"# {exc}"
+
+    def start(request: gr.Request, *values):
+        """Launch `reasonrank synth` for the form as a job of the logged-in admin."""
+        try:
+            config = synth_config(*values)
+        except (InputError, ValueError) as exc:
+            raise gr.Error(str(exc)) from exc
+        if config.dataset is None and config.candidates is None:
+            raise gr.Error("choose a dataset of the store, or upload a candidate file")
+        # the job writes to this app's store; the URL travels in the environment, not the config
+        job_id = launch(engine, "synth", config, request, env={"REASONRANK_DB": url})
+        return job_id, job_id, f"Started job {job_id}."
+
+    with gr.Tab("Synthesize", id="synth") as tab:
+        gr.Markdown("Admins only. A reasoning teacher (DeepSeek-R1 or any OpenAI-compatible server) labels "
+                    "stored items; each label is stored as it arrives, so a stopped job resumes where it ended.")
+        with gr.Row():
+            dataset = gr.Dropdown(dataset_names(engine), value=None, label="Dataset", allow_custom_value=True, elem_id="rr-synth-dataset")
+            status = gr.Dropdown(list(STATUSES), value=defaults.status, label="Items with status",
+                                 elem_id="rr-synth-status")
+            limit = gr.Number(None, label="Limit (empty: all)", precision=0, minimum=1, elem_id="rr-synth-limit")
+            candidates = gr.File(label="…or a candidate file (imported, then labelled)", type="filepath",
+                                 elem_id="rr-synth-candidates")
+        with gr.Row():
+            base_url = gr.Textbox(defaults.base_url, label="Teacher base URL", elem_id="rr-synth-url")
+            model = gr.Textbox(defaults.model, label="Model", elem_id="rr-synth-model")
+            api_key_env = gr.Textbox(defaults.api_key_env, label="API key: name of the environment variable",
+                                     elem_id="rr-synth-key-env")
+        with gr.Row():
+            prompt = gr.Radio(list(PROMPTS), value=defaults.prompt, label="Labelling prompt", elem_id="rr-synth-prompt")
+            max_tokens = gr.Number(defaults.max_tokens, label="Max tokens", precision=0, minimum=1)
+            temperature = gr.Number(defaults.temperature, label="Temperature", minimum=0)
+            answers = gr.File(label="Gold answers for positive selection (optional)", type="filepath")
+        with gr.Accordion("Throughput, budget, cost", open=False):
+            with gr.Row():
+                alpha = gr.Number(defaults.alpha, label="α (keep when nDCG@10 ≥ α)", minimum=0, maximum=1)
+                max_in_flight = gr.Number(defaults.max_in_flight, label="Requests in flight", precision=0, minimum=1)
+                timeout_s = gr.Number(defaults.timeout_s, label="Timeout per request (s)", minimum=0.1)
+                max_retries = gr.Number(defaults.max_retries, label="Retries per request", precision=0, minimum=0)
+            with gr.Row():
+                max_requests = gr.Number(None, label="Request budget (empty: none)", precision=0, minimum=1)
+                price_in = gr.Number(None, label="USD per M prompt tokens (empty: built-in table)", minimum=0)
+                price_out = gr.Number(None, label="USD per M completion tokens", minimum=0)
+        shown = gr.Code(config_to_command(defaults), label="Equivalent command", language="shell",
+                        interactive=False, elem_id="rr-synth-cmd")
+        start_btn = gr.Button("Start synthesis", variant="primary", elem_id="rr-synth-start")
+        started = gr.Markdown(elem_id="rr-synth-msg")
+        job_number = gr.Number(None, label="Job", precision=0, interactive=False, elem_id="rr-synth-job")
+        panel = job_panel(engine, "synth")
+
+    inputs = [dataset, status, limit, candidates, base_url, model, api_key_env, prompt, max_tokens, temperature,
+              answers, alpha, max_in_flight, timeout_s, max_retries, max_requests, price_in, price_out]
+    gr.on([field.change for field in inputs], command, inputs, shown, api_name="synth_command")
+    start_btn.click(start, inputs, [panel.job_id, job_number, started], api_name="synth_start")
+    tab.select(lambda: gr.Dropdown(choices=dataset_names(engine)), None, dataset, api_visibility="private")
+
