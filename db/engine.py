@@ -27,11 +27,17 @@ _BEGIN_OPTION = "reasonrank_sqlite_begin"
 _MIGRATING = threading.Lock()
 _MIGRATION_LOCK = 0x7265_6173  # any fixed bigint: the advisory lock that serialises migrations
 CHUNK = 2000  # values per IN (...) list: far below SQLite's bound-parameter limit
+SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
 
 
 def data_dir() -> Path:
-    """Where the database file and exports live: $REASONRANK_DATA or ./data (created)."""
-    path = Path(os.environ.get("REASONRANK_DATA") or "data")
+    """Where the database file and exports live (created): $REASONRANK_DATA, else the persistent
+    storage of a Hugging Face Space (SPACE_ID set, /data writable: the container's own disk is
+    wiped on every restart), else ./data."""
+    chosen = os.environ.get("REASONRANK_DATA")
+    if not chosen and os.environ.get("SPACE_ID") and SPACE_STORAGE.is_dir() and os.access(SPACE_STORAGE, os.W_OK):
+        chosen = str(SPACE_STORAGE)
+    path = Path(chosen or "data")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -183,19 +183,28 @@ def format_table(report: EvalReport) -> str:
 
 
 def write_report(report: EvalReport, config: EvalConfig, out_dir: str | Path, command: str | None = None) -> Path:
-    """results.json (config, table, per-query values; fractions) plus each dataset's final run
-    (`<dataset>.trec`) and, when reranked, its model calls (`<dataset>.calls.jsonl`)."""
+    """results.json (config, what reproduces it, table, per-query values; fractions) plus each
+    dataset's final run (`<dataset>.trec`) and, when reranked, its model calls
+    (`<dataset>.calls.jsonl`); results.json lists those files under "runs" and "calls"."""
+    from reasonrank.reproduce import eval_reproduce
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    runs, calls = {}, {}
     for name, results in report.results.items():
         stem = re.sub(r"[^\w.-]", "_", name)
-        write_trec_run(results, out / f"{stem}.trec")
+        runs[name] = str(out / f"{stem}.trec")
+        write_trec_run(results, runs[name])
         if any(r.calls for r in results):
-            write_calls_jsonl(results, out / f"{stem}.calls.jsonl")
+            calls[name] = str(out / f"{stem}.calls.jsonl")
+            write_calls_jsonl(results, calls[name])
     payload = {
         "command": command,
         "config": asdict(config),
+        "reproduce": eval_reproduce(config),
         "table": report.rows(),
+        "runs": runs,
+        "calls": calls,
         "per_query": [asdict(s) for s in report.scores],
     }
     path = out / "results.json"

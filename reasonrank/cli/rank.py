@@ -13,6 +13,7 @@ from reasonrank.cli.common import Command, Progress
 from reasonrank.evaluate import EvalConfig, evaluate, format_table, write_report
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
+from reasonrank.jobs import EventLog
 from reasonrank.retrieve import CandidateSource, load_source
 from reasonrank.types import RankResult
 from reasonrank.window import WindowConfig, rerank
@@ -155,14 +156,53 @@ def _rerank_command(config: RerankConfig) -> int:
 
 
 def _eval_command(config: EvalConfig) -> int:
+    """Under a job, the table, what reproduces the run and the written files become the job's
+    outputs (the Eval tab and the leaderboard read them from there)."""
     with Progress("rerank") as progress:
         report = evaluate(config, on_step=progress)
     print(format_table(report))
-    if config.out:
-        from reasonrank.cli import config_to_command
+    outputs = EventLog.current().outputs
+    if not config.out:
+        from reasonrank.reproduce import eval_reproduce
 
-        path = write_report(report, config, config.out, config_to_command(config))
-        print(f"wrote {path}")
+        outputs.update(table=report.rows(), reproduce=eval_reproduce(config))
+        return 0
+    from reasonrank.cli import config_to_command
+
+    path = write_report(report, config, config.out, config_to_command(config))
+    written = json.loads(path.read_text(encoding="utf-8"))
+    outputs.update({key: written[key] for key in ("table", "reproduce", "runs", "calls")}, results=str(path))
+    print(f"wrote {path}")
+    return 0
+
+
+@dataclass
+class BrightMiniConfig:
+    """`reasonrank bright-mini`: build the BRIGHT mini benchmark (reasonrank/bright_mini.py)."""
+
+    source: str = ""  # a BRIGHT directory with the theoremqa_questions examples, qrels and gold docs
+    out: str = ""
+
+
+BRIGHT_MINI_FLAGS = FlagTable(
+    [
+        Flag("--source", "source", "BRIGHT directory: examples/, qrels/ and docs/theoremqa_questions_gold_docs.json",
+             required=True),
+        Flag("--out", "out", "directory to write the mini benchmark to (official BRIGHT layout)", required=True),
+    ]
+)
+
+
+def _bright_mini_command(config: BrightMiniConfig) -> int:
+    from reasonrank.bright_mini import MINI_TASK, build_bright_mini
+
+    built = build_bright_mini(config.source, config.out)
+    EventLog.current().outputs.update(root=str(built.root), task=MINI_TASK)
+    print(
+        f"wrote the BRIGHT mini benchmark (a small stand-in, not BRIGHT) to {built.root}: {built.queries} queries, "
+        f"{built.documents} documents, {built.judgments} judgments, {built.excluded_in_corpus} excluded pairs in "
+        f"the corpus; evaluate it with: reasonrank eval --bright-root {built.root} --task {MINI_TASK}"
+    )
     return 0
 
 
@@ -176,5 +216,12 @@ RANK_COMMANDS = [
         EVAL_FLAGS,
         EvalConfig,
         _eval_command,
+    ),
+    Command(
+        "bright-mini",
+        "build the BRIGHT mini benchmark (theoremqa_questions over its gold documents; a stand-in, not BRIGHT)",
+        BRIGHT_MINI_FLAGS,
+        BrightMiniConfig,
+        _bright_mini_command,
     ),
 ]
