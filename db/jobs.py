@@ -68,7 +68,7 @@ def launch_job(engine: Engine, kind: str, argv: list[str], config: dict[str, Any
         folder = job_dir(job_id)
         job.log_path = str(folder / "log.txt")
         job.metrics_path = str(folder / "events.jsonl")
-    pid = jobs.start(argv, job.log_path, job.metrics_path, env=env)
+    pid = jobs.start(argv, job.log_path, job.metrics_path, env={**(env or {}), jobs.JOB_ID_ENV: str(job_id)})
     with write_session(engine) as session:
         row = session.get(Job, job_id)
         row.pid, row.status, row.started_at = pid, "running", utcnow()

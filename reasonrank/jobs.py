@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 EVENTS_ENV = "REASONRANK_JOB_EVENTS"
+JOB_ID_ENV = "REASONRANK_JOB_ID"  # set by db.jobs.launch_job: the Job row a command runs as
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
 _CURRENT: "EventLog | None" = None
@@ -179,6 +180,12 @@ def job_state(events_path: str | Path, pid: int | None, log_path: str | Path | N
 
 # ----------------------------------------------------------------------------- processes
 _CHILDREN: dict[int, subprocess.Popen] = {}  # started by this process: poll() reaps them
+
+
+def current_job_id() -> int | None:
+    """The Job row this process runs as (None when started from a shell)."""
+    value = os.environ.get(JOB_ID_ENV, "")
+    return int(value) if value.isdigit() else None
 
 
 def start(argv: Sequence[str], log_path: str | Path, events_path: str | Path,

@@ -1,0 +1,203 @@
+"""`reasonrank train sft|grpo [--config FILE] [--preset NAME] [--field value …]`.
+
+The run config is the stage's dataclass (reasonrank.train.config): defaults, then a preset, then
+the YAML file, then each flag given here. Every field of SFTRunConfig and GRPORunConfig has a
+flag (`--learning-rate`, `--num-generations` …, generated from the dataclasses so they can never
+drift apart), which is how the Train tab turns a form into the exact command it shows.
+
+As the composition root this command also touches the label store: `--data export:ID` trains on
+a recorded export, and a finished run is registered as a reranker (source "trained") with its
+lineage export → job → model, so the Arena and Eval can pick it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
+from typing import Any
+
+from reasonrank.cli.common import Command
+from reasonrank.flags import Flag, FlagTable
+from reasonrank.io import InputError
+from reasonrank.jobs import EventLog, current_job_id
+from reasonrank.train.config import RUN_CONFIG_TYPES, STAGES, RunConfig, load_run_config
+
+EXPORT_PREFIX = "export:"
+
+_HELP = {
+    "model": "base model: local folder or hub id",
+    "data": "training rows: export JSONL path, or export:ID (a recorded export)",
+    "output_dir": "where checkpoints, the final model and metrics.jsonl go",
+    "preset": "start from a preset: paper-7b-full, paper-32b-lora, tiny-cpu",
+    "finetune": "full or lora",
+    "lora_targets": "comma-separated module names, or all-linear",
+    "max_steps": "optimiser steps (> 0 overrides num-epochs)",
+    "batch_size": "per-device batch (GRPO: completions)",
+    "max_length": "token limit (SFT: whole example; GRPO: prompt)",
+    "on_overlong": "examples over max-length: refuse, truncate (SFT) or drop",
+    "save_steps": "checkpoint every N steps (0: final model only)",
+    "resume": "continue from the last checkpoint in output-dir (true/false)",
+    "device": "auto, cpu or cuda",
+    "precision": "auto, bf16, fp16 or fp32",
+    "format_reward_weight": "GRPO: weight of the graded format reward",
+    "generation": "GRPO rollouts: auto (vLLM on CUDA when installed), vllm or transformers",
+    "beta": "GRPO: KL coefficient",
+    "num_generations": "GRPO: completions per prompt",
+}
+
+
+def _override_fields() -> dict[str, Any]:
+    """Every run-config field of either stage with its type (first stage that declares it wins)."""
+    hints: dict[str, Any] = {}
+    for config_type in RUN_CONFIG_TYPES.values():
+        for name, hint in typing.get_type_hints(config_type).items():
+            hints.setdefault(name, hint)
+    return hints
+
+
+_FIELD_TYPES = _override_fields()
+#: the run-config fields as all-optional overrides: None means "not given on the command line"
+RunOverrides = make_dataclass("RunOverrides", [(name, Any, field(default=None)) for name in _FIELD_TYPES])
+RunOverrides.__doc__ = "Run-config fields given as flags (None: not given)."
+
+
+@dataclass
+class TrainConfig:
+    """`reasonrank train STAGE`: a YAML file and/or a preset, plus per-field overrides."""
+
+    stage: str = "sft"
+    config: str | None = None
+    run: Any = field(default_factory=RunOverrides)
+    register_as: str | None = None
+    no_register: bool = False
+    db: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {name: value for name, value in vars(self.run).items() if value is not None and name != "preset"}
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise InputError(f"expected true or false, got {text!r}")
+    return lowered in ("true", "1", "yes")
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.strip().lower() == "none" else int(text)
+
+
+def _flag(name: str, hint: Any) -> Flag:
+    kinds = set(typing.get_args(hint) or (hint,)) - {type(None)}
+    help_text = _HELP.get(name, name.replace("_", " "))
+    option = "--" + name.replace("_", "-")
+    if kinds == {bool}:
+        return Flag(option, f"run.{name}", help_text, _bool, render=lambda v: "true" if v else "false")
+    if kinds == {int}:
+        return Flag(option, f"run.{name}", help_text, _optional_int if type(None) in typing.get_args(hint) else int)
+    if kinds == {float}:
+        return Flag(option, f"run.{name}", help_text, float, render=repr)
+    return Flag(option, f"run.{name}", help_text)
+
+
+TRAIN_FLAGS = FlagTable(
+    [
+        Flag("stage", "stage", "training stage", kind="positional", choices=STAGES, required=True),
+        Flag("--config", "config", "YAML file of run-config fields (any subset; `preset:` applies first)"),
+        *(_flag(name, hint) for name, hint in _FIELD_TYPES.items()),
+        Flag("--register-as", "register_as", "reranker name for the trained model (default: from output-dir)"),
+        Flag("--no-register", "no_register", "do not register the trained model as a reranker", kind="switch"),
+        Flag("--db", "db", "database URL (default: $REASONRANK_DB or SQLite in $REASONRANK_DATA)"),
+    ]
+)
+
+
+def resolve_run_config(config: TrainConfig) -> RunConfig:
+    """The stage's run config: defaults → preset → YAML file → flags."""
+    return load_run_config(config.stage, config.config, preset=config.run.preset, overrides=config.overrides())
+
+
+def _engine(url: str | None):
+    from db.engine import get_engine, init_db
+
+    engine = get_engine(url)
+    init_db(engine)
+    return engine
+
+
+def _export_path(engine, data: str) -> tuple[str, int]:
+    """`export:ID` → the export file's path and id."""
+    from db.exports import list_exports
+
+    text = data[len(EXPORT_PREFIX):]
+    if not text.isdigit():
+        raise InputError(f"data {data!r}: expected export:ID with a numeric export id")
+    export = next((e for e in list_exports(engine) if e.id == int(text)), None)
+    if export is None:
+        raise InputError(f"no export with id {text}")
+    return export.path, export.id
+
+
+def _free_name(engine, wanted: str) -> str:
+    from db.registry import list_rerankers
+
+    taken = {row.name for row in list_rerankers(engine)}
+    name, n = wanted, 1
+    while name in taken:
+        n += 1
+        name = f"{wanted}-{n}"
+    return name
+
+
+def register_model(engine, result, config: TrainConfig, export_id: int | None, job_id: int | None):
+    """Record the trained model as a transformers reranker (base + adapter, or the full folder)."""
+    from db.registry import add_reranker
+
+    name = _free_name(engine, config.register_as or f"{result.stage}-{Path(result.output_dir).name}")
+    options = {"adapter": result.model_dir} if result.adapter else {}
+    model = result.base_model if result.adapter else result.model_dir
+    lineage = {"export_id": export_id, "job_id": job_id, "stage": result.stage, "base_model": result.base_model,
+               "output_dir": result.output_dir}
+    return add_reranker(engine, name, "transformers", model, options, source="trained", job_id=job_id,
+                        lineage=lineage)
+
+
+def run_train(config: TrainConfig):
+    """Resolve the config (and export:ID), train, register; returns (TrainResult, Reranker | None)."""
+    from reasonrank.train import run_training
+    from reasonrank.train.common import is_main_process
+
+    run_config = resolve_run_config(config)
+    engine = None
+    export_id = None
+    if run_config.data.startswith(EXPORT_PREFIX):
+        engine = _engine(config.db)
+        path, export_id = _export_path(engine, run_config.data)
+        run_config = dataclasses.replace(run_config, data=path)
+    result = run_training(run_config)
+    reranker = None
+    if not config.no_register and is_main_process():
+        engine = engine or _engine(config.db)
+        reranker = register_model(engine, result, config, export_id, current_job_id())
+    return result, reranker
+
+
+def _train_command(config: TrainConfig) -> int:
+    result, reranker = run_train(config)
+    outputs = EventLog.current().outputs
+    outputs.update(stage=result.stage, output_dir=result.output_dir, model_dir=result.model_dir,
+                   adapter=result.adapter, base_model=result.base_model, steps=result.steps,
+                   seconds=round(result.seconds, 2), metrics=result.metrics, lengths=result.lengths)
+    print(f"trained {result.stage} for {result.steps} steps in {result.seconds:.1f} s; "
+          f"{'adapter' if result.adapter else 'model'} in {result.model_dir}")
+    if reranker is not None:
+        outputs.update(reranker_id=reranker.id, reranker_name=reranker.name, lineage=reranker.lineage)
+        print(f"registered reranker {reranker.name!r} (id {reranker.id})")
+    return 0
+
+
+TRAIN_COMMANDS = [
+    Command("train", "fine-tune a reranker: sft (cold start) or grpo (multi-view reward)", TRAIN_FLAGS, TrainConfig,
+            _train_command),
+]

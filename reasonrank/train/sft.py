@@ -1,0 +1,59 @@
+"""Cold-start SFT (spec §3.1) with TRL's SFTTrainer: full fine-tune or LoRA, assistant-only loss.
+
+The rows are the export's `{"messages": [system, user, assistant]}` — the inference prompt byte
+for byte plus the target `<think>…</think>\\n<answer>[a] > [b] > …</answer>` — so the loss falls
+only on the assistant turn. That needs `{% generation %}` markers in the chat template: TRL adds
+them to the templates it knows (Qwen2.5's among them); for any other template the run stops
+before a model loads and says so, rather than training on the prompt as well.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reasonrank.io import InputError
+from reasonrank.train.callbacks import make_events_callback
+from reasonrank.train.common import (METRICS_FILE, TrainResult, load_model, load_tokenizer, lora_config,
+                                     prepare_output, resolve_device, train, trainer_args)
+from reasonrank.train.config import SFTRunConfig
+from reasonrank.train.data import apply_length_policy, length_report, load_rows
+
+
+def check_assistant_mask_support(tokenizer: Any) -> None:
+    """Fail early, in one line, when assistant-only loss cannot mask this model's template."""
+    from trl.chat_template_utils import get_training_chat_template
+
+    try:
+        get_training_chat_template(tokenizer)
+    except ValueError:
+        raise InputError(
+            "the model's chat template has no {% generation %} markers and TRL cannot add them; "
+            "add the markers to the template, or set assistant_only_loss: false") from None
+
+
+def run_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train, checkpoint every `save_steps`, save `<output_dir>/final`; `callbacks` are extra
+    transformers TrainerCallbacks (the events callback is always there)."""
+    started = time.monotonic()
+    resume_from = prepare_output(config)
+    rows = load_rows(config.data, "sft")
+    tokenizer = load_tokenizer(config.model)
+    if config.assistant_only_loss:
+        check_assistant_mask_support(tokenizer)
+    report = length_report(rows, tokenizer, config.max_length, "sft")
+    rows = apply_length_policy(rows, report, config.on_overlong)
+    device = resolve_device(config)
+
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(**trainer_args(config, device), max_length=config.max_length,
+                     assistant_only_loss=config.assistant_only_loss, packing=config.packing)
+    trainer = SFTTrainer(
+        model=load_model(config, device), args=args, train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer, peft_config=lora_config(config),
+        callbacks=[make_events_callback(Path(config.output_dir) / METRICS_FILE), *callbacks],
+    )
+    return train(trainer, config, tokenizer, "sft", resume_from, report.summary(), started)

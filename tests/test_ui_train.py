@@ -1,0 +1,119 @@
+"""The Train tab through gradio_client: an admin trains from an export as a real job, watches its
+curves and finds the registered model; an annotator is refused; cancel stops the process; the
+reward debugger answers with the core reward's numbers."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from gradio_client import Client
+from train_fixtures import dl19_windows, write_rl_export, write_sft_export
+from ui_fixtures import ADMIN, PASSWORD, USERS, review_app  # noqa: F401 (fixture)
+
+from db.engine import data_dir
+from db.exports import ExportFilter, record_export
+from db.registry import get_reranker
+from reasonrank import jobs
+from reasonrank.export_files import ExportFile
+from reasonrank.metrics import reward_terms
+
+#: /train_start inputs: stage, preset, export id, data path, model, output dir, hyperparameters, resume, register as
+SHORT_RUN = "max_steps: 3\n"
+
+
+@pytest.fixture(scope="module")
+def admin(review_app):
+    url, _ = review_app
+    return Client(url, auth=(ADMIN, PASSWORD), verbose=False)
+
+
+@pytest.fixture(scope="module")
+def exports(review_app, dl19):
+    """An SFT and an RL export of 6 DL19 windows, recorded in the app's store as an admin made them."""
+    _, engine = review_app
+    labels = dl19_windows(dl19, 6)
+    folder = data_dir() / "exports"
+    recorded = {}
+    for kind, write in (("sft", write_sft_export), ("rl", write_rl_export)):
+        path = write(labels, folder, f"train-tab-{kind}")
+        lines = path.read_bytes().splitlines()
+        record = record_export(engine, path.stem, kind, ExportFilter(), ExportFile(path, len(lines), "0" * 64),
+                               created_by=ADMIN)
+        recorded[kind] = record
+    return recorded
+
+
+def _wait(client: Client, job_id: int, until, timeout: float = 240.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        view = client.predict(job_id, api_name="/train_job_view")
+        if until(view) or time.monotonic() > deadline:
+            return view
+        time.sleep(0.5)
+
+
+def _form(export_id, model, out, hyper=SHORT_RUN, register_as=""):
+    return ("sft", "tiny-cpu", str(export_id), "", str(model), str(out), hyper, False, register_as)
+
+
+def test_admin_trains_from_an_export_and_finds_the_registered_model(admin, review_app, exports, tiny_model_dir,
+                                                                    tmp_path):
+    _, engine = review_app
+    form = _form(exports["sft"].id, tiny_model_dir, tmp_path / "run", register_as="tab-sft")
+    command = admin.predict(*form, api_name="/train_command")
+    assert f"reasonrank train sft --model {tiny_model_dir}" in command
+    assert f"--data export:{exports['sft'].id}" in command and "--max-steps 3" in command
+    assert "--learning-rate" not in command  # only what differs from the preset becomes a flag
+    job_id = admin.predict(*form, api_name="/train_start")
+    view = _wait(admin, job_id, lambda v: v["finished"])
+    assert view["status"] == "succeeded", view["log_tail"]
+    assert [m["step"] for m in view["metrics"]] == [1, 2, 3]
+    assert all(isinstance(m["loss"], float) and "lr" in m for m in view["metrics"])
+    assert view["progress"]["done"] == view["progress"]["total"] == 3
+    assert view["argv"][:2] == ["train", "sft"] and view["lineage"] == {"export_id": exports["sft"].id}
+    reranker = get_reranker(engine, view["outputs"]["reranker_name"])
+    assert reranker.name == "tab-sft" and reranker.source == "trained" and reranker.job_id == job_id
+    assert reranker.lineage["export_id"] == exports["sft"].id and reranker.lineage["job_id"] == job_id
+    assert reranker.backend == "transformers" and reranker.model == str(tmp_path / "run" / "final")
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def test_an_annotator_cannot_launch_training(review_app, exports, tiny_model_dir, tmp_path):
+    url, _ = review_app
+    annotator = Client(url, auth=(USERS[0], PASSWORD), verbose=False)
+    with pytest.raises(Exception, match="not an admin"):
+        annotator.predict(*_form(exports["sft"].id, tiny_model_dir, tmp_path / "run"), api_name="/train_start")
+    assert not (tmp_path / "run").exists()
+
+
+def test_cancel_stops_the_training_process(admin, review_app, exports, tiny_model_dir, tmp_path):
+    from db.jobs import refresh_job
+
+    _, engine = review_app
+    job_id = admin.predict(*_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", hyper="max_steps: 100000\n"),
+                           api_name="/train_start")
+    running = _wait(admin, job_id, lambda v: v["progress"] is not None or v["finished"], timeout=120)
+    assert running["status"] == "running", running["log_tail"]
+    cancelled = admin.predict(job_id, api_name="/train_job_cancel")
+    assert cancelled["status"] == "cancelled"
+    from db.models import Job
+    from sqlmodel import Session
+
+    with Session(engine) as session:
+        pid = session.get(Job, job_id).pid
+    assert not jobs.is_alive(pid)
+    assert refresh_job(engine, job_id).status == "cancelled"
+
+
+def test_reward_debugger_matches_the_core_reward(admin, exports, dl19):
+    label = dl19_windows(dl19, 6)[1]  # three passages
+    teacher = " > ".join(f"[{label.candidates.docids.index(d) + 1}]" for d in label.ranking)
+    texts = [f"<think>ok</think>\n<answer>{teacher}</answer>", "<think>x</think><answer>[1] > [2]</answer>",
+             "no tags at all"]
+    about, table, figures = admin.predict(str(exports["rl"].id), "", 1, "\n---\n".join(texts), 0.0,
+                                          api_name="/reward_debug")
+    expected = [reward_terms(t, label.candidates.docids, label.ranking, label.relevant_docids).total for t in texts]
+    assert figures["rewards"] == pytest.approx(expected)
+    assert expected[1:] == [0.0, -1.0] and "Row 1: 3 passages" in about
+    assert sum(figures["advantages"]) == pytest.approx(0.0, abs=1e-9)
+    assert figures["advantages"][0] > 0 > figures["advantages"][2]
