@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -26,7 +26,7 @@ from reasonrank.export_files import ExportFile, jsonl_bytes, safe_export_name, w
 from reasonrank.gc_pause import paused_gc
 from reasonrank.io import InputError
 from reasonrank.prompts import build_messages, prepare_passages, prepare_query
-from reasonrank.types import CandidateList, Label, Message
+from reasonrank.types import CandidateList, Label, Message, Passage
 
 DECISIONS = ("accepted", "fixed")
 NO_REASONING = "no reasoning text (pass allow_empty_reasoning=True to train on the answer alone)"
@@ -66,19 +66,28 @@ class ExportRows(list):
 # ----------------------------------------------------------------------------- one window
 def window_ids(label: Label) -> list[int]:
     """The label's ranking as 1-based window ids (positions in first-stage candidate order)."""
-    docids = label.candidates.docids
+    return _positions(label.candidates.docids, label.ranking, label.candidates.query.qid)
+
+
+def _positions(docids: Sequence[str], ranking: Sequence[str], qid: str) -> list[int]:
+    """window_ids for docids already at hand (an export has them cached per passage)."""
     position = dict(zip(docids, range(1, len(docids) + 1)))
-    ids = list(map(position.get, label.ranking, repeat(0, len(label.ranking))))  # 0: unknown docid
+    ids = list(map(position.get, ranking, repeat(0, len(ranking))))  # 0: unknown docid
     if 0 in ids or len(set(ids)) != len(ids) or len(ids) != len(position):
-        raise InputError(
-            f"qid {label.candidates.query.qid!r}: the ranking is not a permutation of the candidates"
-        )
+        raise InputError(f"qid {qid!r}: the ranking is not a permutation of the candidates")
     return ids
+
+
+_ID_TAGS = {n: f"[{n}]" for n in range(1, 101)}  # "[n]" made once: formatting them cost ~0.2 s a 100k export
 
 
 def assistant_turn(reasoning: str, ids: list[int]) -> str:
     """The model's target output: `<think>{reasoning}</think>\\n<answer>[a] > [b] > …</answer>`."""
-    return f"<think>{reasoning}</think>\n<answer>{' > '.join(map('[{}]'.format, ids))}</answer>"
+    try:
+        answer = " > ".join([_ID_TAGS[n] for n in ids])
+    except (KeyError, TypeError):  # ids beyond the tags made once
+        answer = " > ".join(map("[{}]".format, ids))
+    return f"<think>{reasoning}</think>\n<answer>{answer}</answer>"
 
 
 def prompt_messages(
@@ -117,11 +126,10 @@ class _Prompts:
         self._prepared: dict[tuple[str | None, str], str] = {}
 
     def messages(self, label: Label) -> list[Message]:
-        return build_messages(prepare_query(label.candidates.query.text), self.texts(label))
+        return build_messages(prepare_query(label.candidates.query.text), self.texts(label.candidates))
 
-    def texts(self, label: Label) -> list[str]:
-        """The label's passages as prepared for the prompt, in first-stage order."""
-        cl = label.candidates
+    def texts(self, cl: CandidateList) -> list[str]:
+        """The candidates as prepared for the prompt, in first-stage order."""
         _check_window(cl, self.window)
         prepared = self._prepared
         keys = [(passage.title, passage.text) for passage in cl.candidates]
@@ -170,8 +178,16 @@ class _SftLines:
 
     def __init__(self, prompts: _Prompts) -> None:
         self._prompts = prompts
-        # (title, text) -> (prepared passage, its escape or None): looked up once a row
-        self._pieces: dict[tuple[str | None, str], tuple[str, bytes | None]] = {}
+        # id(passage) -> (passage, docid, prepared text, its escape or None), looked up 20 times a
+        # row. Keyed by the object, not by (title, text): the items of one export share Passage
+        # objects (db.exports makes one per stored passage), and an id lookup reads neither the
+        # object nor its text, where hashing and comparing a content key touched ~2M scattered
+        # objects per 100k rows. The entry keeps its passage alive, so no other object can take
+        # its id while the export runs.
+        self._by_object: dict[int, tuple[Passage, str, str, bytes | None]] = {}
+        # (title, text) -> (prepared passage, its escape or None): equal passages held in distinct
+        # objects are still prepared and escaped once
+        self._by_content: dict[tuple[str | None, str], tuple[str, bytes | None]] = {}
         self._layouts: dict[int, tuple] = {}
 
     def _layout(self, num: int) -> tuple:
@@ -192,31 +208,46 @@ class _SftLines:
             self._layouts[num] = layout
         return layout
 
-    def row(self, label: Label, assistant: str) -> tuple[dict, _Encoded | None]:
-        """The row and its line's pieces (joined only when written, so that a 100k export holds
-        its ~1 GB of lines one at a time), with the turns they encode; None when not encodable."""
-        cl = label.candidates
-        _check_window(cl, self._prompts.window)
-        pieces = self._pieces
-        keys = [(passage.title, passage.text) for passage in cl.candidates]
+    def _entries(self, cl: CandidateList) -> list[tuple[Passage, str, str, bytes | None]]:
+        """The cache entry of each candidate, in first-stage order."""
+        by_object = self._by_object
         try:
-            found = [pieces[key] for key in keys]
-        except KeyError:  # new passages: prepared as _Prompts does, then escaped once each
-            for key, text in zip(keys, self._prompts.texts(label)):
-                if key not in pieces:
-                    pieces[key] = (text, _escaped_or_none(text))
-            found = [pieces[key] for key in keys]
-        texts = [text for text, _ in found]
+            return [by_object[id(passage)] for passage in cl.candidates]
+        except KeyError:  # passage objects not met yet: by content, else prepared as _Prompts does
+            by_content = self._by_content
+            keys = [(passage.title, passage.text) for passage in cl.candidates]
+            if any(key not in by_content for key in keys):
+                for key, text in zip(keys, self._prompts.texts(cl)):
+                    if key not in by_content:
+                        by_content[key] = (text, _escaped_or_none(text))
+            for passage, key in zip(cl.candidates, keys):
+                if id(passage) not in by_object:
+                    by_object[id(passage)] = (passage, passage.docid, *by_content[key])
+            return [by_object[id(passage)] for passage in cl.candidates]
+
+    def row(self, label: Label, reasoning: str) -> tuple[dict, _Encoded | None]:
+        """The row for `label` with `reasoning` in its think block, and its line's pieces
+        (joined only when written, so that a 100k export holds its ~1 GB of lines one at a
+        time) with the turns they encode; None when not encodable."""
+        cl = label.candidates
+        if len(cl.candidates) > self._prompts.window:  # refused: a ranking error first, as rl_rows does
+            window_ids(label)
+            _check_window(cl, self._prompts.window)
+        entries = self._entries(cl)
+        if entries:
+            _, docids, texts, escapes = zip(*entries)
+        else:
+            docids = texts = escapes = ()
+        assistant = assistant_turn(reasoning, _positions(docids, label.ranking, cl.query.qid))
         system, literals, escaped_literals, pick, tail = self._layout(len(texts))
         query = prepare_query(cl.query.text)
         parts: list = [None] * (2 * len(literals) - 1)
         parts[0::2] = literals
-        parts[1::2] = pick([query, *texts])
+        parts[1::2] = pick((query, *texts))
         user = "".join(parts)
         row = {"messages": [Message(role="system", content=system), Message(role="user", content=user),
                             Message(role="assistant", content=assistant)]}
-        values = [_escaped_or_none(query), *(escaped for _, escaped in found),
-                  _escaped_or_none(assistant)]
+        values = (_escaped_or_none(query), *escapes, _escaped_or_none(assistant))
         if None in values:  # not encodable (a lone surrogate): the writer reports it
             return row, None
         parts[0::2] = escaped_literals
@@ -262,7 +293,7 @@ def sft_rows(
             if any(tag in reasoning for tag in _TAGS):
                 skipped[TAGGED_REASONING] += 1
                 continue
-            row, encoded = lines.row(label, assistant_turn(reasoning, window_ids(label)))
+            row, encoded = lines.row(label, reasoning)
             rows.append(row)
             rows.encoded.append(encoded)
     rows.skipped = dict(skipped)

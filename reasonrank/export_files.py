@@ -19,6 +19,9 @@ from reasonrank.io import InputError
 JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_NAME_CHARS = 120
+# An SFT line (~9 KB) is larger than the default 8 KiB buffer, so each one went to the kernel
+# in its own write call (100k calls for a 100k export); a 1 MiB buffer makes that ~1k calls.
+_WRITE_BUFFER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def write_export(rows: Iterable[dict], data_dir: str | Path, name: str, *, overw
     partial = path.with_name(f".{path.name}.partial")
     digest = hashlib.sha256()
     try:  # hashed while written: the export is never held whole in memory
-        with partial.open("wb") as out:
+        with partial.open("wb", buffering=_WRITE_BUFFER) as out:
             for line in _lines(rows):
                 digest.update(line)
                 out.write(line)

@@ -23,7 +23,8 @@ from ui import render
 SOURCES = ["", "teacher", "model", "human"]
 
 DRAG_TEMPLATE = """
-<ol class="rr-drag" id="rr-drag-list">{{#each value}}<li draggable="true" data-id="{{this.id}}">
+<ol class="rr-drag" id="rr-drag-list" aria-label="Your order: select a passage, then arrow up or down moves it">
+{{#each value}}<li draggable="true" tabindex="0" data-id="{{this.id}}">
 <span class="rr-grip">⠿</span> <code>{{this.id}}</code> [{{this.n}}] <span class="rr-grade">{{this.grade}}</span>
 <span class="rr-snippet">{{this.snippet}}</span></li>{{/each}}</ol>
 """
@@ -31,11 +32,15 @@ DRAG_CSS = """
 .rr-drag { list-style: decimal; padding-left: 2.2em; margin: 0; }
 .rr-drag li { border: 1px solid #ccc; border-radius: 6px; padding: 4px 8px; margin: 3px 0; cursor: grab; background: #fafafa; }
 .rr-drag li.rr-over { border-color: #1f5fbf; }
+.rr-drag li:focus { outline: 2px solid #1f5fbf; background: #eef4ff; }
 .rr-grade { color: #1d5e2c; font-size: 0.85em; }
 .rr-snippet { color: #444; font-size: 0.9em; }
 """
-# Native HTML5 drag and drop on the root element (delegation survives re-renders), plus the
-# page-wide keyboard shortcuts, installed once: keys typed into a text field are left alone.
+# Native HTML5 drag and drop on the root element (delegation survives re-renders). The keyboard
+# path: the selected (focused) passage moves one place per ↑/↓ and keeps the focus, so repeated
+# presses keep moving it (Gradio patches the list's nodes in place on a re-render, so the focus
+# is moved to the passage after the render; a key pressed before then still moves the same
+# passage). The page-wide shortcuts are installed once; keys typed into a text field are left alone.
 DRAG_JS = """
 let dragId = null;
 element.addEventListener('dragstart', e => { const li = e.target.closest('li'); if (li) dragId = li.dataset.id; });
@@ -51,6 +56,20 @@ element.addEventListener('drop', e => {
   items.splice((e.clientY - box.top) > box.height / 2 ? to + 1 : to, 0, moved);
   props.value = items; trigger('change'); dragId = null;
 });
+let moving = null;  // the passage just moved, until the focus has followed it
+element.addEventListener('keydown', e => {
+  const step = {ArrowUp: -1, ArrowDown: 1}[e.key];
+  const li = step && !(e.ctrlKey || e.metaKey || e.altKey || e.shiftKey) && e.target.closest('li[data-id]');
+  if (!li) return;
+  e.preventDefault();
+  const id = moving || li.dataset.id;
+  const items = [...props.value];
+  const from = items.findIndex(p => p.id === id);
+  if (from < 0 || from + step < 0 || from + step >= items.length) return;
+  items.splice(from + step, 0, items.splice(from, 1)[0]);
+  props.value = items; trigger('change'); moving = id;
+  setTimeout(() => { moving = null; element.querySelector(`li[data-id="${CSS.escape(id)}"]`)?.focus(); });
+});
 if (!window.__rrReviewKeys) {
   window.__rrReviewKeys = true;
   const keys = {a: 'rr-accept', f: 'rr-fix', r: 'rr-reject', s: 'rr-skip', n: 'rr-next'};
@@ -64,7 +83,11 @@ if (!window.__rrReviewKeys) {
 }
 """
 HELP = ("Keys: **a** accept · **f** save fix · **r** reject (needs a reason) · **s** skip · **n** next. "
-        "Drag passages to reorder, or type the order (docids, best first) and press Enter.")
+        "Fix the order by dragging passages; or click a passage (or Tab to it) and press **↑**/**↓** to "
+        "move it one place; or type the order (docids, best first) and press Enter.")
+# Runs in the browser on every change of the drag list: the order box follows at once, so a save
+# pressed right after a move (keys "↓ f") stores that move; a server round trip could lag behind.
+ORDER_FROM_LIST_JS = "(items) => (items || []).map(item => item.id).join(', ')"
 
 
 def reviewer(request) -> str:
@@ -165,12 +188,13 @@ def build(engine: Engine) -> None:
         save.__name__ = f"save_{decision}"
         return save
 
-    def order_from_drag(items, context):
+    def compare_drag(items, context):
+        """Teacher vs current and the diff for the drag list's order (the order box is set in the browser)."""
         order = [item["id"] for item in items or []]
         if not context or sorted(order) != sorted(context["teacher"]):
-            return ", ".join(order), gr.update(), gr.update()
+            return gr.update(), gr.update()
         diff_now = render.diff_html(context["teacher"], order) if order != context["teacher"] else ""
-        return ", ".join(order), render.rankings_html(context["teacher"], order, context["grades"]), diff_now
+        return render.rankings_html(context["teacher"], order, context["grades"]), diff_now
 
     def drag_from_order(order_text, items):
         by_id = {item["id"]: item for item in items or []}
@@ -222,7 +246,7 @@ def build(engine: Engine) -> None:
         item_view = gr.HTML("", css_template=render.ITEM_CSS, js_on_load=render.ITEM_JS, elem_id="rr-item")
         with gr.Row():
             with gr.Column():
-                gr.Markdown("**Your order** (drag to fix)")
+                gr.Markdown("**Your order** (drag, or select and ↑/↓, to fix)")
                 drag = gr.HTML([], html_template=DRAG_TEMPLATE, css_template=DRAG_CSS, js_on_load=DRAG_JS,
                                elem_id="rr-drag")
                 order = gr.Textbox(label="Order (docids, best first; Enter applies)", elem_id="rr-order")
@@ -251,6 +275,7 @@ def build(engine: Engine) -> None:
                                  (skip_btn, "skip")):
             button.click(saver(decision), save_inputs, [message, version, diff], api_name=decision).then(
                 show_progress, None, [progress_md, dataset], api_visibility="private")
-        drag.change(order_from_drag, [drag, context], [order, rankings, diff], api_visibility="private")
+        drag.change(None, [drag], [order], js=ORDER_FROM_LIST_JS, api_visibility="private")
+        drag.change(compare_drag, [drag, context], [rankings, diff], api_visibility="private")
         order.submit(drag_from_order, [order, drag], [drag, message], api_visibility="private")
         gr.api(fix_ranking, api_name="fix_ranking")
