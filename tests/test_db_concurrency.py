@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 from db_fixtures import *  # noqa: F403  (engine fixtures, users, batch builders)
@@ -40,12 +41,15 @@ def test_eight_threads_never_claim_an_item_twice(engine):
     total = 48
     import_batch(engine, make_batch([make_label(f"q{i:02d}", DOCS, relevant=[DOCS[i % 4]]) for i in range(total)]))
     claimed: list[list[int]] = [[] for _ in WORKERS]
+    start = threading.Barrier(len(WORKERS))  # all claim at once, even on a loaded machine
 
     def work(index: int) -> None:
         user = WORKERS[index]
+        start.wait(timeout=30)
         while (view := next_item(engine, user)) is not None:
             claimed[index].append(view.item_id)
             save_review(engine, view.item_id, user, "accept", view.version)
+            time.sleep(0.002)  # a reviewer reads between items; without it one SQLite writer can win every claim
 
     errors = _run_threads(work, len(WORKERS))
     assert errors == []  # in particular no "database is locked" and no VersionConflict

@@ -7,22 +7,26 @@ import os
 def build_app(engine=None):
     """Build the Blocks without touching any model library (the app must idle light on CPU).
 
-    `engine` is the label store (db.engine.get_engine()); without one the Review, Agreement and
-    Data tabs are left out.
+    `engine` is the label store (db.engine.get_engine()); without one only the Arena (with the
+    bundled samples and no registry) and the Start tab are built.
     On a Hugging Face Space (SPACE_ID set) a LoginButton offers HF OAuth instead of password auth.
     """
     import gradio as gr
 
-    from ui import home
+    from ui import arena, home
 
     with gr.Blocks(title="ReasonRank Studio") as demo:
         if os.environ.get("SPACE_ID"):
             gr.LoginButton()
+        arena.build(engine)  # the first tab: rerankers side by side
         home.build()
         if engine is not None:
-            from ui import agreement, data, review
+            from ui import agreement, data, evaluate, review, synth, train
 
             review.build(engine)
             agreement.build(engine)
+            synth.build(engine)
             data.build(engine)
+            train.build(engine)
+            evaluate.build(engine)
     return demo

@@ -138,10 +138,14 @@ def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> Job
     panel = JobPanel(job_id, status, bar, log, plot, cancel, history)
     shown = [status, bar, log] + ([plot] if plot is not None else [])
 
-    def show(current: int | None):
+    def show(current: int | None, last_status: str | None):
+        """The panel's outputs; the history is re-read only when the shown job changes status."""
         view = refresh_job(engine, current) if current is not None else None
+        status_now = view.status if view else None
         outputs = [render_status(view), render_bar(view), view.log_tail if view else ""]
-        return outputs + ([curves_frame(view, curves)] if plot is not None else [])
+        outputs += [curves_frame(view, curves)] if plot is not None else []
+        history_now = history_frame(engine, kind) if status_now != last_status else gr.skip()
+        return outputs + [status_now, history_now]
 
     def view_api(current: int) -> dict[str, Any]:
         try:
@@ -162,12 +166,14 @@ def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> Job
     def cancel_shown(current: int | None, request: gr.Request) -> None:
         cancel_api(current, request)
 
+    last_status = gr.State(None)
+    polled = [job_id, last_status]
+    updated = shown + [last_status, history]
     timer = gr.Timer(1.0)
-    timer.tick(show, job_id, shown, show_progress="hidden", api_visibility="private")
-    job_id.change(show, job_id, shown, api_visibility="private").then(
-        lambda: history_frame(engine, kind), None, history, api_visibility="private")
+    timer.tick(show, polled, updated, show_progress="hidden", api_visibility="private")
+    job_id.change(show, polled, updated, api_visibility="private")
     cancel.click(cancel_shown, job_id, None, api_visibility="private").then(
-        show, job_id, shown, api_visibility="private")
+        show, polled, updated, api_visibility="private")
     refresh.click(lambda: history_frame(engine, kind), None, history, api_visibility="private")
     gr.api(view_api, api_name=f"{kind}_job_view")
     gr.api(cancel_api, api_name=f"{kind}_job_cancel")
