@@ -41,7 +41,11 @@ class BM25Index:
     """An in-memory BM25 index over {docid: text or Passage}; bm25s is imported on first use."""
 
     def __init__(self, corpus: Mapping[str, str | Passage], k1: float = BM25_K1, b: float = BM25_B):
+        import logging
+
         import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import: log noise
 
         if not corpus:
             raise InputError("BM25 needs a non-empty corpus")

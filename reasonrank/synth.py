@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -215,9 +215,9 @@ class SynthOutcome:
         return "unscored" if self.usable and self.consistency is None else "filtered"
 
 
-async def _label_one(complete: Complete, task: SynthTask, options: SynthOptions, tokenizer: Any) -> SynthOutcome:
-    from reasonrank.backends.openai import RetriesExhausted
-
+def _requests(task: SynthTask, options: SynthOptions, tokenizer: Any) -> list[list[Message]]:
+    """The chat requests for one list: the listwise prompt, plus the positives prompt when the
+    task has a gold answer. Pure CPU (passage clean-up and truncation), so it runs ahead of need."""
     cl = task.candidates
     if not cl.candidates:
         raise InputError(f"qid {cl.query.qid!r} has no candidates to label")
@@ -226,6 +226,13 @@ async def _label_one(complete: Complete, task: SynthTask, options: SynthOptions,
     requests = [listwise_messages(options.prompt, query, passages)]
     if task.gold_answer:
         requests.append(positives_messages(query, task.gold_answer, passages))
+    return requests
+
+
+async def _label_one(complete: Complete, task: SynthTask, requests: list[list[Message]],
+                     options: SynthOptions) -> SynthOutcome:
+    from reasonrank.backends.openai import RetriesExhausted
+
     try:
         async with asyncio.TaskGroup() as group:  # a failed request cancels its sibling
             calls = [group.create_task(complete(messages)) for messages in requests]
@@ -236,6 +243,18 @@ async def _label_one(complete: Complete, task: SynthTask, options: SynthOptions,
         raise first from None
     completions = [call.result() for call in calls]
     return _outcome(task, completions, options)
+
+
+_END = object()  # the prepared-task queue's end marker
+
+
+def _next_prepared(pending: Iterator[SynthTask], options: SynthOptions, tokenizer: Any) -> Any:
+    """The next task with its requests, _END when there is none, or the error preparing it."""
+    try:
+        task = next(pending, None)
+        return _END if task is None else (task, _requests(task, options, tokenizer))
+    except Exception as exc:  # raised by the worker that takes it: a bad list stops the run
+        return exc
 
 
 def _outcome(task: SynthTask, completions: list[Completion], options: SynthOptions) -> SynthOutcome:
@@ -271,7 +290,11 @@ async def synthesize(tasks: Iterable[SynthTask], backend: OpenAIBackend,
     slot, so a caller may stream them from a database.
     """
     pending = iter(tasks)
-    finished: asyncio.Queue[SynthOutcome] = asyncio.Queue(maxsize=backend.config.max_in_flight)
+    in_flight = backend.config.max_in_flight
+    finished: asyncio.Queue[SynthOutcome] = asyncio.Queue(maxsize=in_flight)
+    # Lists are read and their prompts built in a thread, up to one round ahead: when a round of
+    # answers arrives at once, the next requests go out without waiting for that CPU work.
+    ready: asyncio.Queue[Any] = asyncio.Queue(maxsize=in_flight)
 
     async with backend.session(options.generation) as complete:
 
@@ -281,15 +304,27 @@ async def synthesize(tasks: Iterable[SynthTask], backend: OpenAIBackend,
             spent = first_attempts + backend.stats.total_retries
             return options.max_requests is None or spent + needed <= options.max_requests
 
+        async def prepare() -> None:
+            while (item := await asyncio.to_thread(_next_prepared, pending, options, backend.tokenizer)) is not _END:
+                await ready.put(item)
+                if isinstance(item, Exception):
+                    return
+            await ready.put(_END)
+
         async def worker() -> None:
             nonlocal first_attempts
-            for task in pending:  # one shared iterator: each worker takes the next list
-                needed = 2 if task.gold_answer else 1
-                if not affordable(needed):
+            while (item := await ready.get()) is not _END:
+                if isinstance(item, Exception):
+                    ready.put_nowait(item)  # the other workers stop on it too
+                    raise item
+                task, requests = item
+                if not affordable(len(requests)):
                     return
-                first_attempts += needed
-                await finished.put(await _label_one(complete, task, options, backend.tokenizer))
+                first_attempts += len(requests)
+                await finished.put(await _label_one(complete, task, requests, options))
+            ready.put_nowait(_END)  # pass the end on to the next idle worker
 
+        producer = asyncio.create_task(prepare())
         workers = {asyncio.create_task(worker()) for _ in range(backend.config.max_in_flight)}
         getter: asyncio.Future | None = None
         try:
@@ -303,6 +338,6 @@ async def synthesize(tasks: Iterable[SynthTask], backend: OpenAIBackend,
                     yield getter.result()
                     getter = None
         finally:
-            for task in [*workers, *([getter] if getter else [])]:
+            for task in [producer, *workers, *([getter] if getter else [])]:
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(producer, *workers, return_exceptions=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,15 @@ def test_bad_export_lines_name_file_and_line(tmp_path):
     assert load_rows(path, "grpo")[0]["teacher_list"] == ["b", "a"]
     with pytest.raises(InputError, match=r"rl.jsonl:1: not an SFT row"):
         load_rows(path, "sft")
+
+
+def test_shipped_accelerate_configs_parse_as_deepspeed_zero3_and_fsdp():
+    """What `accelerate launch --config_file …` reads; a typo in a key fails here, not on a cluster."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+    zero3 = load_config_from_file(str(root / "zero3.yaml"))
+    fsdp = load_config_from_file(str(root / "fsdp.yaml"))
+    assert zero3.distributed_type.value == "DEEPSPEED" and zero3.deepspeed_config["zero_stage"] == 3
+    assert fsdp.distributed_type.value == "FSDP" and fsdp.fsdp_config
+    assert zero3.mixed_precision == fsdp.mixed_precision == "bf16"

@@ -4,13 +4,13 @@ headless Chromium (two columns, reasoning on screen before the run ends, a scree
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
 import pytrec_eval
 from gradio_client import Client
 from openai_server import Answer, OpenAIServer
 from scripted_backend import window_passages
+from browser_fixtures import ARTIFACTS, browser, login, needs_chromium  # noqa: F401 (fixture)
 from ui_fixtures import ADMIN, PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.registry import add_reranker, list_rerankers
@@ -18,8 +18,6 @@ from reasonrank.arena import bm25_ranking
 from ui.arena import SAMPLES, chosen_list
 
 DL19 = next(iter(SAMPLES))
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 THOUGHT = ("Passage [1] mentions the words of the query but not its intent, and the last passages "
            "answer it best, so the order runs from the back of the window to the front.")
 SETTINGS = {"top_k": 10, "window": 10, "step": 5, "max_new_tokens": 12}
@@ -153,47 +151,40 @@ def test_registry_panel_is_for_admins_and_checks_options(arena):
     assert message.startswith("✅") and "served-7b" not in [row.name for row in list_rerankers(engine)]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)")
-def test_browser_streams_reasoning_before_the_run_ends(arena, endpoint):
-    from playwright.sync_api import expect, sync_playwright
+@needs_chromium
+def test_browser_streams_reasoning_before_the_run_ends(arena, endpoint, browser):
+    from playwright.sync_api import expect
 
     endpoint.reset()
     endpoint.stream_delay_s = 0.15  # ~20 chunks: the run lasts a few seconds
     url, _ = arena
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+    context, page = login(browser, url, "web", PASSWORD)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url)
-            page.get_by_label("username").fill("web")
-            page.get_by_label("password").fill(PASSWORD)
-            page.get_by_role("button", name="Login").click()
-            expect(page.locator("#arena-run")).to_be_visible(timeout=20_000)
-            picker = page.locator("#arena-rerankers input")
-            for name in ("tiny", "endpoint"):
-                picker.click()
-                picker.fill(name)
-                picker.press("Enter")
-            for elem_id, value in (("arena-topk", "10"), ("arena-window", "10"), ("arena-step", "5"),
-                                   ("arena-max-tokens", "12")):
-                page.locator(f"#{elem_id} input").fill(value)
-            page.locator("#arena-run").click()
-            # reasoning text is on screen while its column still says "running"
-            page.wait_for_function(
-                """() => { const lane = document.querySelector('#arena-board .ar-lane[data-lane="endpoint"]');
-                           return lane && lane.querySelector('.ar-running')
-                                  && lane.querySelector('.ar-live').textContent.includes('Passage [1]'); }""",
-                timeout=30_000)
-            expect(page.locator("#arena-message")).to_contain_text("Done", timeout=60_000)
-            expect(page.locator("#arena-board .ar-lane")).to_have_count(2)
-            expect(page.locator("#arena-board .ar-ranks thead th")).to_have_count(4)  # #, first stage, 2 rerankers
-            expect(page.locator('#arena-board .ar-lane[data-lane="endpoint"] .ar-live')).to_contain_text("</answer>")
-            page.get_by_text("Window inspector").click()  # filled for the first reranker when the run ends
-            expect(page.locator("#arena-inspector .ar-window")).to_have_count(1)
-            expect(page.locator("#arena-inspector")).to_contain_text("applied permutation")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "arena-two-columns.png"), full_page=True)
-            browser.close()
+        expect(page.locator("#arena-run")).to_be_visible(timeout=20_000)
+        picker = page.locator("#arena-rerankers input")
+        for name in ("tiny", "endpoint"):
+            picker.click()
+            picker.fill(name)
+            picker.press("Enter")
+        for elem_id, value in (("arena-topk", "10"), ("arena-window", "10"), ("arena-step", "5"),
+                               ("arena-max-tokens", "12")):
+            page.locator(f"#{elem_id} input").fill(value)
+        page.locator("#arena-run").click()
+        # reasoning text is on screen while its column still says "running"
+        page.wait_for_function(
+            """() => { const lane = document.querySelector('#arena-board .ar-lane[data-lane="endpoint"]');
+                       return lane && lane.querySelector('.ar-running')
+                              && lane.querySelector('.ar-live').textContent.includes('Passage [1]'); }""",
+            timeout=30_000)
+        expect(page.locator("#arena-message")).to_contain_text("Done", timeout=60_000)
+        expect(page.locator("#arena-board .ar-lane")).to_have_count(2)
+        expect(page.locator("#arena-board .ar-ranks thead th")).to_have_count(4)  # #, first stage, 2 rerankers
+        expect(page.locator('#arena-board .ar-lane[data-lane="endpoint"] .ar-live')).to_contain_text("</answer>")
+        page.get_by_text("Window inspector").click()  # filled for the first reranker when the run ends
+        expect(page.locator("#arena-inspector .ar-window")).to_have_count(1)
+        expect(page.locator("#arena-inspector")).to_contain_text("applied permutation")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "arena-two-columns.png"), full_page=True)
     finally:
         endpoint.stream_delay_s = 0.0
+        context.close()

@@ -3,43 +3,20 @@ untrusted passage text renders as text and runs nothing. Screenshots go to tests
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from browser_fixtures import ARTIFACTS, browser, login, needs_chromium  # noqa: F401 (fixture)
 from ui_fixtures import PASSWORD, XSS_TEXT, review_app  # noqa: F401 (fixture)
 
 from db.queue import get_item
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    # Each check below waits on a server round trip; on a loaded 2-core CI machine that can take
-    # longer than Playwright's 5 s default, which is not what these tests are about.
-    expect.set_options(timeout=20_000)
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield launched
-        launched.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def page(browser, review_app):
     url, _ = review_app
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    page.goto(url)
-    page.get_by_label("username").fill("web")
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
+    context, page = login(browser, url, "web", PASSWORD)
     page.get_by_role("tab", name="Review").click()
     yield page
     context.close()

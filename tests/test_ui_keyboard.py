@@ -7,11 +7,11 @@ queues are untouched.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from db_fixtures import make_batch, make_label
 from sqlalchemy import select
+from browser_fixtures import browser, login, needs_chromium  # noqa: F401 (fixture)
 from ui_fixtures import PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.engine import read_session
@@ -20,12 +20,9 @@ from db.models import Review
 from db.queue import get_item
 from db.users import add_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DATASET, USER, ITEMS, SIZE = "keys", "keyer", 3, 6
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -39,28 +36,12 @@ def keys_app(review_app):
     return url, engine
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=20_000)  # server round trips on a loaded 2-core machine
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def page(browser, keys_app):
     from playwright.sync_api import expect
 
     url, _ = keys_app
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    page.goto(url)
-    page.get_by_label("username").fill(USER)
-    page.get_by_label("password").fill(PASSWORD)
-    page.get_by_role("button", name="Login").click()
+    context, page = login(browser, url, USER, PASSWORD)
     page.get_by_role("tab", name="Review").click()
     page.locator("#rr-dataset input").fill(DATASET)
     page.locator("#rr-dataset input").press("Enter")
