@@ -129,6 +129,34 @@ def launch_app(model_dir: Path, endpoint_url: str, db_path: Path):
     return demo, Client(url, verbose=False)
 
 
+def gradio_floor(repeats: int) -> float:
+    """Median click → first output of a trivial streaming endpoint in the same Gradio: what any
+    Gradio app pays before it can show anything, whatever its handler does."""
+    import gradio as gr
+    from gradio_client import Client
+
+    def echo(text: str):
+        yield text
+        yield text + "."
+
+    with gr.Blocks() as demo:
+        box, out, button = gr.Textbox(), gr.Textbox(), gr.Button()
+        button.click(echo, box, out, api_name="echo")
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    client = Client(url, verbose=False)
+    firsts = []
+    try:
+        for _ in range(repeats + 2):  # two warm-up clicks
+            started = time.monotonic()
+            job = client.submit("x", api_name="/echo")
+            next(iter(job))
+            firsts.append(time.monotonic() - started)
+            job.result()
+    finally:
+        demo.close()
+    return statistics.median(firsts[2:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -177,6 +205,10 @@ def main() -> None:
         print(f"{name:8s} first token {first:6.3f} s ({first / base_first:4.2f}x)   "
               f"complete {done:6.3f} s ({done / base_done:4.2f}x)")
     print(f"click: first output of any kind (Gradio queue + transport) {statistics.median(CLICK_FIRST_OUTPUT):.3f} s")
+    floor = gradio_floor(max(args.repeats, 5))
+    click_first = statistics.median(t[0] for t in timings["click"])
+    print(f"gradio floor: a trivial streaming endpoint's click -> first output {floor:.3f} s; "
+          f"click first token less that floor {click_first - floor:.3f} s ({(click_first - floor) / base_first:4.2f}x direct)")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,10 @@ def test_checks_refuse_runs_that_would_fail_later():
         check_run_config(GRPORunConfig(**base, on_overlong="truncate"))
     with pytest.raises(InputError, match="no base model"):
         check_run_config(SFTRunConfig(data="d", output_dir="o"))
+    with pytest.raises(InputError, match="qlora computes in bf16"):
+        check_run_config(SFTRunConfig(**base, finetune="qlora", precision="fp16"))
+    with pytest.raises(InputError, match="finetune must be one of full, lora, qlora"):
+        check_run_config(SFTRunConfig(**base, finetune="int8"))
     check_run_config(GRPORunConfig(**base, batch_size=4, grad_accum=1, num_generations=4))
 
 
@@ -122,3 +126,40 @@ def test_shipped_accelerate_configs_parse_as_deepspeed_zero3_and_fsdp():
     assert zero3.distributed_type.value == "DEEPSPEED" and zero3.deepspeed_config["zero_stage"] == 3
     assert fsdp.distributed_type.value == "FSDP" and fsdp.fsdp_config
     assert zero3.mixed_precision == fsdp.mixed_precision == "bf16"
+
+
+def _qlora_unavailable() -> str | None:
+    """Why qlora cannot run on this machine (the refusal's cause), None where it can."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible"
+    return None if importlib.util.find_spec("bitsandbytes") else "bitsandbytes is not installed"
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu"])
+def test_qlora_is_refused_before_anything_loads(tmp_path, capsys, device):
+    """Neither the data nor the model exists: the one error is qlora's, so nothing was read first,
+    and the output directory was never created."""
+    from reasonrank.cli import main
+
+    cause = "device cpu was asked for" if device == "cpu" else _qlora_unavailable()
+    if cause is None:
+        pytest.skip("this machine has CUDA and bitsandbytes: qlora is allowed here")
+    out = tmp_path / "run"
+    argv = ["train", "sft", "--preset", "tiny-cpu", "--finetune", "qlora", "--device", device, "--model",
+            str(tmp_path / "absent-model"), "--data", str(tmp_path / "absent.jsonl"), "--output-dir", str(out),
+            "--no-register"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f"error: qlora needs a CUDA GPU and bitsandbytes (requirements-gpu.txt); here {cause}"]
+    assert not out.exists()
+
+
+def test_cli_help_offers_qlora(capsys):
+    from reasonrank.cli import main
+
+    assert main(["train", "--help"]) == 0
+    assert "full, lora or qlora" in " ".join(capsys.readouterr().out.split())

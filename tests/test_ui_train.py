@@ -4,6 +4,7 @@ reward debugger answers with the core reward's numbers."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from gradio_client import Client
@@ -17,7 +18,8 @@ from reasonrank import jobs
 from reasonrank.export_files import ExportFile
 from reasonrank.metrics import reward_terms
 
-#: /train_start inputs: stage, preset, export id, data path, model, output dir, hyperparameters, resume, register as
+#: /train_start inputs: stage, preset, finetune, export id, data path, model, output dir, hyperparameters, resume,
+#: register as
 SHORT_RUN = "max_steps: 3\n"
 
 
@@ -52,8 +54,8 @@ def _wait(client: Client, job_id: int, until, timeout: float = 240.0) -> dict:
         time.sleep(0.5)
 
 
-def _form(export_id, model, out, hyper=SHORT_RUN, register_as=""):
-    return ("sft", "tiny-cpu", str(export_id), "", str(model), str(out), hyper, False, register_as)
+def _form(export_id, model, out, hyper=SHORT_RUN, register_as="", finetune="full"):
+    return ("sft", "tiny-cpu", finetune, str(export_id), "", str(model), str(out), hyper, False, register_as)
 
 
 def test_admin_trains_from_an_export_and_finds_the_registered_model(admin, review_app, exports, tiny_model_dir,
@@ -63,7 +65,7 @@ def test_admin_trains_from_an_export_and_finds_the_registered_model(admin, revie
     command = admin.predict(*form, api_name="/train_command")
     assert f"reasonrank train sft --model {tiny_model_dir}" in command
     assert f"--data export:{exports['sft'].id}" in command and "--max-steps 3" in command
-    assert "--learning-rate" not in command  # only what differs from the preset becomes a flag
+    assert "--learning-rate" not in command and "--finetune" not in command  # only what differs from the preset
     job_id = admin.predict(*form, api_name="/train_start")
     view = _wait(admin, job_id, lambda v: v["finished"])
     assert view["status"] == "succeeded", view["log_tail"]
@@ -76,6 +78,20 @@ def test_admin_trains_from_an_export_and_finds_the_registered_model(admin, revie
     assert reranker.lineage["export_id"] == exports["sft"].id and reranker.lineage["job_id"] == job_id
     assert reranker.backend == "transformers" and reranker.model == str(tmp_path / "run" / "final")
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def test_the_form_offers_qlora_as_a_flag_the_cli_reads(admin, exports, tiny_model_dir, tmp_path):
+    from reasonrank.cli import parse_command
+    from reasonrank.cli.train import resolve_run_config
+
+    command = admin.predict(*_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", finetune="qlora"),
+                            api_name="/train_command")
+    assert "--finetune qlora" in command
+    argv = command.strip("`\n").split()[1:]  # drop the program name
+    assert resolve_run_config(parse_command(argv)).finetune == "qlora"
+    refused = admin.predict(*_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", hyper="finetune: lora\n"),
+                            api_name="/train_command")
+    assert "set finetune with the form fields above" in refused
 
 
 def test_an_annotator_cannot_launch_training(review_app, exports, tiny_model_dir, tmp_path):
@@ -117,3 +133,38 @@ def test_reward_debugger_matches_the_core_reward(admin, exports, dl19):
     assert expected[1:] == [0.0, -1.0] and "Row 1: 3 passages" in about
     assert sum(figures["advantages"]) == pytest.approx(0.0, abs=1e-9)
     assert figures["advantages"][0] > 0 > figures["advantages"][2]
+
+
+def test_reward_debugger_generates_a_group_with_a_registered_reranker(admin, review_app, exports, dl19):
+    """A registry reranker (a real local OpenAI-compatible server) samples the group; every request
+    carries the row's own prompt, and the debugger's totals are the core reward of what came back."""
+    import itertools
+    import json
+
+    from openai_server import OpenAIServer
+
+    from db.registry import add_reranker
+    from reasonrank.metrics import ranking_reward
+
+    label = dl19_windows(dl19, 6)[1]  # three passages
+    rl_row = json.loads(Path(exports["rl"].path).read_text().splitlines()[1])
+    answers = itertools.cycle(["<think>teacher</think>\n<answer>{}</answer>".format(
+        " > ".join(f"[{label.candidates.docids.index(d) + 1}]" for d in label.ranking)),
+        "<think>reverse</think><answer>[3] > [2] > [1]</answer>", "<think>short</think><answer>[1]</answer>",
+        "no tags"])
+    _, engine = review_app
+    with OpenAIServer(responder=lambda messages, request: next(answers)) as server:
+        add_reranker(engine, "debug-sampler", "openai", "test-model", {"base_url": server.base_url, "max_retries": 0})
+        text = admin.predict(str(exports["rl"].id), "", 1, "debug-sampler", 4, 0.7, 64, api_name="/reward_generate")
+        requests = list(server.chat_requests)
+    texts = text.split("\n---\n")
+    assert len(texts) == 4 and len(requests) == 4 and len(set(texts)) == 4
+    assert all(r.body["messages"] == rl_row["prompt"] and r.body["temperature"] == 0.7 for r in requests)
+    _, _, figures = admin.predict(str(exports["rl"].id), "", 1, text, 0.0, api_name="/reward_debug")
+    n = len(texts)
+    expected = ranking_reward(texts, [rl_row["initial_list"]] * n, [rl_row["teacher_list"]] * n,
+                              [rl_row["relevant_docids"]] * n)
+    assert figures["rewards"] == pytest.approx(expected)
+    assert sorted(expected)[:2] == [-1.0, 0.0] and max(expected) > 0  # the group spans every kind of answer
+    with pytest.raises(Exception, match="choose a registered transformers or openai reranker"):
+        admin.predict(str(exports["rl"].id), "", 1, "nobody", 2, 1.0, 64, api_name="/reward_generate")

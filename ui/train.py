@@ -1,10 +1,14 @@
 """Train tab (admins only, checked on the server): fine-tune a reranker from an export, watch it,
 find the registered model, and debug the GRPO reward.
 
-The form is a view over `reasonrank train`'s config: stage, preset, export, base model and an
-editable YAML of the hyperparameters the preset starts from. Only the values that differ from the
-preset become flags, so the command shown (and run as a Job) is the shortest exact one. The job
-panel (ui.jobs) draws loss, learning-rate and reward-term curves from the run's metrics events.
+The form is a view over `reasonrank train`'s config: stage, preset, fine-tune mode (full, LoRA,
+QLoRA), export, base model and an editable YAML of the hyperparameters the preset starts from.
+Only the values that differ from the preset become flags, so the command shown (and run as a Job)
+is the shortest exact one. The job panel (ui.jobs) draws loss, learning-rate and reward-term
+curves from the run's metrics events.
+
+The reward debugger scores pasted completions, or a group sampled from a registered reranker
+(a policy under test) on the row's own prompt.
 
 Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
 imported inside ui.build_app.
@@ -23,20 +27,30 @@ from sqlalchemy import Engine
 from db.engine import data_dir
 from db.exports import list_exports
 from db.jobs import refresh_job
+from db.registry import list_rerankers
+from reasonrank.arena import RerankerSpec
+from reasonrank.backends import make_backend
+from reasonrank.backends.base import BackendError
 from reasonrank.cli import config_to_command
 from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig
 from reasonrank.io import InputError
-from reasonrank.train.config import PRESETS, STAGES, apply_values, default_run_config
+from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config
 from reasonrank.train.data import load_rows
-from reasonrank.train.debugger import debug_completion, group_advantages
+from reasonrank.train.debugger import debug_completion, group_advantages, sample_completions
 from ui.data import require_admin
 from ui.jobs import job_panel, launch
 
 #: the curves the panel draws (metrics event names, see reasonrank.train.callbacks)
 CURVES = ("loss", "lr", "grad_norm", "reward", "reward_ranking_reward", "reward_format_reward", "reward_ndcg10",
           "reward_recall10", "reward_rbo")
-#: fields with their own widget, left out of the hyperparameter YAML
-FORM_FIELDS = ("model", "data", "output_dir", "preset", "resume")
+#: fields the form passes to the command as given (their own widgets)
+DIRECT_FIELDS = ("model", "data", "output_dir", "preset", "resume")
+#: fields with their own widget, left out of the hyperparameter YAML (finetune: a flag when it differs from the preset)
+FORM_FIELDS = (*DIRECT_FIELDS, "finetune")
+#: registry backends the debugger can sample completions from
+GENERATOR_BACKENDS = ("transformers", "openai")
+#: the debugger's sampling length: GRPO's completion budget in the paper presets
+DEFAULT_MAX_NEW_TOKENS = 3072
 EXPORT_KINDS = {"sft": ("sft", "alpaca"), "grpo": ("rl",)}
 DEBUG_COLUMNS = ["#", "reward", "advantage", "format_ok", "count_ok", "ndcg10", "recall10", "rbo", "format_score",
                  "parsed order"]
@@ -76,13 +90,23 @@ def export_choices(engine: Engine, stage: str) -> list[tuple[str, str]]:
             for e in list_exports(engine) if e.kind in EXPORT_KINDS.get(stage, ())]
 
 
-def train_config(stage: str, preset: str | None, export_id: str | None, data_path: str | None, model: str | None,
-                 output_dir: str | None, hyperparameters: str, resume: bool, register_as: str | None) -> TrainConfig:
-    """The form as a TrainConfig: only hyperparameters that differ from the preset become flags."""
+def preset_finetune(stage: str, preset: str | None) -> str:
+    """The fine-tune mode a preset starts from (the dropdown follows the preset, like the YAML)."""
+    return default_run_config(stage, preset or None).finetune
+
+
+def train_config(stage: str, preset: str | None, finetune: str | None, export_id: str | None, data_path: str | None,
+                 model: str | None, output_dir: str | None, hyperparameters: str, resume: bool,
+                 register_as: str | None) -> TrainConfig:
+    """The form as a TrainConfig: only hyperparameters (and a fine-tune mode) that differ from the
+    preset become flags."""
     baseline = default_run_config(stage, preset or None)
-    edited = apply_values(baseline, _edited_values(hyperparameters), "hyperparameters")
+    values = _edited_values(hyperparameters)
+    if finetune:
+        values["finetune"] = finetune
+    edited = apply_values(baseline, values, "hyperparameters")
     changed = {f.name: getattr(edited, f.name) for f in dataclasses.fields(edited)
-               if f.name not in FORM_FIELDS and getattr(edited, f.name) != getattr(baseline, f.name)}
+               if f.name not in DIRECT_FIELDS and getattr(edited, f.name) != getattr(baseline, f.name)}
     data = f"{EXPORT_PREFIX}{export_id}" if export_id else (data_path or "").strip()
     run = RunOverrides(preset=preset or None, model=(model or "").strip() or None, data=data or None,
                        output_dir=(output_dir or "").strip() or None, resume=True if resume else None, **changed)
@@ -125,27 +149,54 @@ def debug_frame(texts: list[str], row: dict, format_weight: float) -> tuple[pd.D
     return pd.DataFrame(rows, columns=DEBUG_COLUMNS), figures
 
 
+def generator_choices(engine: Engine) -> list[str]:
+    """Registered rerankers the debugger can sample from (model backends that take a prompt)."""
+    return [row.name for row in list_rerankers(engine) if row.backend in GENERATOR_BACKENDS]
+
+
+def generator_spec(engine: Engine, name: str | None) -> RerankerSpec:
+    """The registry entry `name` as a spec, refused unless it is a transformers or openai reranker."""
+    row = next((r for r in list_rerankers(engine) if r.name == name), None) if name else None
+    if row is None or row.backend not in GENERATOR_BACKENDS:
+        raise InputError(f"choose a registered {' or '.join(GENERATOR_BACKENDS)} reranker to generate with"
+                         + (f"; {name!r} is not one" if name else ""))
+    return RerankerSpec(name=row.name, backend=row.backend, model=row.model, options=dict(row.options or {}))
+
+
+def rl_row(engine: Engine, export_id: str | None, data_path: str | None, index: float | None) -> tuple[int, dict]:
+    """(position, row) of one RL row, from a recorded export or a JSONL path."""
+    path = next((e.path for e in list_exports(engine) if str(e.id) == str(export_id)), None) \
+        if export_id else (data_path or "").strip()
+    if not path:
+        raise InputError("choose an RL export or give an RL JSONL path")
+    rows = load_rows(path, "grpo")
+    position = int(index or 0)
+    if not 0 <= position < len(rows):
+        raise InputError(f"row {position} does not exist: the file has {len(rows)} rows")
+    return position, rows[position]
+
+
 def build(engine: Engine) -> None:
-    def form_command(stage: str, preset: str | None, export_id: str | None, data_path: str | None,
-                     model: str | None, output_dir: str | None, hyperparameters: str, resume: bool,
-                     register_as: str | None) -> str:
+    def form_command(stage: str, preset: str | None, finetune: str | None, export_id: str | None,
+                     data_path: str | None, model: str | None, output_dir: str | None, hyperparameters: str,
+                     resume: bool, register_as: str | None) -> str:
         """The shell command the form stands for."""
         try:
-            config = train_config(stage, preset, export_id, data_path, model, output_dir, hyperparameters, resume,
-                                  register_as)
+            config = train_config(stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters,
+                                  resume, register_as)
             return f"```\n{config_to_command(config)}\n```"
         except (InputError, ValueError) as exc:
             return f"(not a valid form: {html.escape(str(exc))})"
 
-    def start(stage: str, preset: str | None, export_id: str | None, data_path: str | None, model: str | None,
-              output_dir: str | None, hyperparameters: str, resume: bool, register_as: str | None,
+    def start(stage: str, preset: str | None, finetune: str | None, export_id: str | None, data_path: str | None,
+              model: str | None, output_dir: str | None, hyperparameters: str, resume: bool, register_as: str | None,
               request: gr.Request) -> tuple[int, int]:
         """Launch `reasonrank train …` as a Job (admins only, checked here); the job id goes to the
         panel and to the "Show job #" box (which is what an API caller receives)."""
         require_admin(engine, request)
         try:
-            config = train_config(stage, preset, export_id, data_path, model, output_dir, hyperparameters, resume,
-                                  register_as)
+            config = train_config(stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters,
+                                  resume, register_as)
         except (InputError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
         if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
@@ -158,31 +209,45 @@ def build(engine: Engine) -> None:
 
     def on_stage(stage: str, preset: str | None):
         return (gr.update(choices=export_choices(engine, stage), value=None),
-                hyperparameters_yaml(stage, preset))
+                hyperparameters_yaml(stage, preset), preset_finetune(stage, preset))
+
+    def on_preset(stage: str, preset: str | None):
+        return hyperparameters_yaml(stage, preset), preset_finetune(stage, preset)
 
     def reward_debug(export_id: str | None, data_path: str | None, index: float | None, completions: str,
                      format_weight: float | None, request: gr.Request):
         """Score pasted completions (separated by a line `---`) against one RL row of an export."""
         require_admin(engine, request)
         try:
-            path = next((e.path for e in list_exports(engine) if str(e.id) == str(export_id)), None) \
-                if export_id else (data_path or "").strip()
-            if not path:
-                raise InputError("choose an RL export or give an RL JSONL path")
-            rows = load_rows(path, "grpo")
-            position = int(index or 0)
-            if not 0 <= position < len(rows):
-                raise InputError(f"row {position} does not exist: the file has {len(rows)} rows")
+            position, row = rl_row(engine, export_id, data_path, index)
             texts = [t for t in (completions or "").split(COMPLETION_SEPARATOR) if t.strip()]
             if not texts:
                 raise InputError("paste at least one completion")
-            frame, figures = debug_frame(texts, rows[position], float(format_weight or 0.0))
+            frame, figures = debug_frame(texts, row, float(format_weight or 0.0))
         except InputError as exc:
             raise gr.Error(str(exc)) from exc
-        row = rows[position]
         about = (f"Row {position}: {len(row['initial_list'])} passages; teacher order "
                  f"{html.escape(' > '.join(row['teacher_list']))}; relevant {html.escape(', '.join(row['relevant_docids']) or 'none')}")
         return about, frame, figures
+
+    def reward_generate(export_id: str | None, data_path: str | None, index: float | None, reranker: str | None,
+                        samples: float | None, temperature: float | None, max_new_tokens: float | None,
+                        request: gr.Request) -> str:
+        """Sample a group of completions of the row's prompt from a registered reranker; they fill
+        the completions box (one per `---` block) for scoring."""
+        require_admin(engine, request)
+        try:
+            _, row = rl_row(engine, export_id, data_path, index)
+            spec = generator_spec(engine, reranker)
+            backend = make_backend(spec.backend_config())
+            try:
+                texts = sample_completions(row, backend, int(samples or 0), float(temperature or 0.0),
+                                           int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS))
+            finally:
+                backend.close()
+        except (InputError, BackendError) as exc:
+            raise gr.Error(str(exc)) from exc
+        return COMPLETION_SEPARATOR.join(texts)
 
     with gr.Tab("Train", id="train"):
         gr.Markdown("Admins only. SFT (cold start) then GRPO with the multi-view reward; the form shows the "
@@ -190,6 +255,9 @@ def build(engine: Engine) -> None:
         with gr.Row():
             stage = gr.Radio(list(STAGES), value="sft", label="Stage", elem_id="rr-train-stage")
             preset = gr.Dropdown(list(PRESETS), value="tiny-cpu", label="Preset", elem_id="rr-train-preset")
+            finetune = gr.Dropdown(list(FINETUNE_MODES), value=preset_finetune("sft", "tiny-cpu"),
+                                   label="Fine-tune (qlora: 4-bit base, needs CUDA + bitsandbytes)",
+                                   elem_id="rr-train-finetune")
         with gr.Row():
             export = gr.Dropdown(export_choices(engine, "sft"), value=None, label="Export", allow_custom_value=True,
                                  elem_id="rr-train-export")
@@ -204,7 +272,7 @@ def build(engine: Engine) -> None:
         with gr.Row():
             resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
             register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
-        form = [stage, preset, export, data_path, model, output_dir, hyper, resume, register_as]
+        form = [stage, preset, finetune, export, data_path, model, output_dir, hyper, resume, register_as]
         command = gr.Markdown(elem_id="rr-train-cmd")
         start_button = gr.Button("Start training", variant="primary", elem_id="rr-train-start")
         panel = job_panel(engine, "train", curves=CURVES)
@@ -214,14 +282,23 @@ def build(engine: Engine) -> None:
             show = gr.Button("Show", size="sm")
 
         with gr.Accordion("Reward debugger", open=False):
-            gr.Markdown("Paste completions for one RL row (separate several with a line `---`): each reward term, "
-                        "the total, and for a group the advantages GRPO would train on.")
+            gr.Markdown("Paste completions for one RL row (separate several with a line `---`), or generate a "
+                        "group with a registered reranker: each reward term, the total, and for a group the "
+                        "advantages GRPO would train on.")
             with gr.Row():
                 debug_export = gr.Dropdown(export_choices(engine, "grpo"), value=None, label="RL export",
                                            allow_custom_value=True)
                 debug_path = gr.Textbox(label="…or an RL JSONL file")
                 debug_index = gr.Number(0, label="Row", precision=0, minimum=0)
                 debug_weight = gr.Number(0.0, label="Format reward weight")
+            with gr.Row():
+                debug_generator = gr.Dropdown(generator_choices(engine), value=None, label="Generate with",
+                                              allow_custom_value=True, elem_id="rr-debug-generator")
+                refresh_generators = gr.Button("↻ rerankers", size="sm")
+                debug_samples = gr.Number(4, label="Samples", precision=0, minimum=1, maximum=64)
+                debug_temperature = gr.Number(1.0, label="Temperature", minimum=0.0)
+                debug_max_tokens = gr.Number(DEFAULT_MAX_NEW_TOKENS, label="Max new tokens", precision=0, minimum=1)
+                generate_button = gr.Button("Generate")
             debug_text = gr.Textbox(lines=6, label="Completions")
             debug_button = gr.Button("Score")
             debug_about = gr.Markdown()
@@ -233,11 +310,18 @@ def build(engine: Engine) -> None:
     refresh_exports.click(lambda s: (gr.update(choices=export_choices(engine, s)),
                                      gr.update(choices=export_choices(engine, "grpo"))),
                           stage, [export, debug_export], api_visibility="private")
-    stage.change(on_stage, [stage, preset], [export, hyper], api_visibility="private")
-    preset.change(lambda s, p: hyperparameters_yaml(s, p), [stage, preset], hyper, api_visibility="private")
+    stage.change(on_stage, [stage, preset], [export, hyper, finetune], api_visibility="private")
+    preset.change(on_preset, [stage, preset], [hyper, finetune], api_visibility="private")
     start_button.click(start, form, [panel.job_id, past], api_name="train_start")
     gr.api(form_command, api_name="train_command")
     panel.status.change(lambda job: render_model(engine, job), panel.job_id, registered, api_visibility="private")
     show.click(lambda job: int(job) if job else None, past, panel.job_id, api_visibility="private")
-    debug_button.click(reward_debug, [debug_export, debug_path, debug_index, debug_text, debug_weight],
-                       [debug_about, debug_table, debug_json], api_name="reward_debug")
+    debug_inputs = [debug_export, debug_path, debug_index, debug_text, debug_weight]
+    debug_outputs = [debug_about, debug_table, debug_json]
+    debug_button.click(reward_debug, debug_inputs, debug_outputs, api_name="reward_debug")
+    refresh_generators.click(lambda: gr.update(choices=generator_choices(engine)), None, debug_generator,
+                             api_visibility="private")
+    generate_button.click(reward_generate, [debug_export, debug_path, debug_index, debug_generator, debug_samples,
+                                            debug_temperature, debug_max_tokens], debug_text,
+                          api_name="reward_generate").success(reward_debug, debug_inputs, debug_outputs,
+                                                              api_visibility="private")

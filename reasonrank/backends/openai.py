@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Coroutine, TypeVar
 
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink, TokenizerLike
+from reasonrank.backends.openai_wire import post_chat, read_stream, to_completion
 from reasonrank.types import Completion, GenerationParams, Message
 
 logger = logging.getLogger(__name__)
@@ -187,12 +188,12 @@ class OpenAIBackend(Backend):
                 try:
                     async with asyncio.timeout(self.config.timeout_s):
                         if on_delta is None:
-                            response = await _post_chat(client, messages, request)
-                            completion = _to_completion(response, time.monotonic() - started)
+                            response = await post_chat(client, messages, request)
+                            completion = to_completion(response, time.monotonic() - started)
                         else:
                             if attempt:
                                 on_delta("reset", "")
-                            completion = await _stream_once(client, messages, request, on_delta, started)
+                            completion = await read_stream(client, messages, request, on_delta, started)
                 except BackendError:  # raised by `on_delta` (e.g. a viewer that stopped): not ours
                     raise
                 except Exception as exc:  # sorted below into transient / permanent
@@ -273,78 +274,6 @@ def _classify(exc: Exception, timeout_s: float) -> _Transient | Exception:
         # invalid JSON (JSONDecodeError is a ValueError) or JSON without the expected shape
         return _Transient("malformed", f"malformed response ({_one_line(str(exc))})")
     return exc
-
-
-async def _post_chat(client: Any, messages: list[Message], request: dict[str, Any]) -> Any:
-    """POST /chat/completions with the body as is: `chat.completions.create` walks every message
-    through the SDK's type-driven param transform, ~20 ms of CPU for a 43-turn teacher prompt,
-    which capped synthesis at a few dozen requests per second. Our body is plain JSON already
-    (the transform would change nothing), so we use the SDK's documented low-level `post`."""
-    from openai.types.chat import ChatCompletion
-
-    return await client.post("/chat/completions", body={"messages": messages, **request}, cast_to=ChatCompletion)
-
-
-def _to_completion(response: Any, seconds: float) -> Completion:
-    choice = response.choices[0]
-    message = choice.message
-    usage = response.usage
-    return Completion(
-        text=message.content or "",
-        reasoning=_separate_reasoning(message),
-        tokens_in=usage.prompt_tokens if usage else 0,
-        tokens_out=usage.completion_tokens if usage else 0,
-        finish_reason=choice.finish_reason,
-        seconds=seconds,
-    )
-
-
-async def _stream_once(client: Any, messages: list[Message], request: dict[str, Any],
-                       on_delta: DeltaSink, started: float) -> Completion:
-    """One streamed request, its deltas passed on as they arrive and gathered into a Completion.
-
-    Usage comes in a last chunk without choices (`stream_options.include_usage`, which vLLM,
-    SGLang and OpenAI honour); a server that ignores it leaves the token counts at 0.
-    """
-    text: list[str] = []
-    reasoning: list[str] = []
-    usage = finish_reason = None
-    stream = await client.chat.completions.create(
-        messages=messages, stream=True, stream_options={"include_usage": True}, **request)
-    async with stream:
-        async for chunk in stream:
-            usage = chunk.usage or usage
-            if not chunk.choices:
-                continue
-            choice = chunk.choices[0]
-            finish_reason = choice.finish_reason or finish_reason
-            delta = choice.delta
-            if delta is None:
-                continue
-            if piece := _separate_reasoning(delta):
-                reasoning.append(piece)
-                on_delta("reasoning", piece)
-            if delta.content:
-                text.append(delta.content)
-                on_delta("text", delta.content)
-    return Completion(
-        text="".join(text),
-        reasoning="".join(reasoning) or None,
-        tokens_in=usage.prompt_tokens if usage else 0,
-        tokens_out=usage.completion_tokens if usage else 0,
-        finish_reason=finish_reason,
-        seconds=time.monotonic() - started,
-    )
-
-
-def _separate_reasoning(message: Any) -> str | None:
-    """DeepSeek sends `reasoning_content`, vLLM >= 0.10 `reasoning`; the SDK keeps both as extras
-    (on a whole message and on a streamed delta alike)."""
-    for name in ("reasoning_content", "reasoning"):
-        value = getattr(message, name, None)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _retry_delay(attempt: int, retry_after: float | None) -> float:

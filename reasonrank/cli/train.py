@@ -30,7 +30,7 @@ _HELP = {
     "data": "training rows: export JSONL path, or export:ID (a recorded export)",
     "output_dir": "where checkpoints, the final model and metrics.jsonl go",
     "preset": "start from a preset: paper-7b-full, paper-32b-lora, tiny-cpu",
-    "finetune": "full or lora",
+    "finetune": "full, lora or qlora (LoRA over a 4-bit NF4 base; needs CUDA and bitsandbytes)",
     "lora_targets": "comma-separated module names, or all-linear",
     "max_steps": "optimiser steps (> 0 overrides num-epochs)",
     "batch_size": "per-device batch (GRPO: completions)",

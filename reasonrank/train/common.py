@@ -19,6 +19,7 @@ from reasonrank.train.config import RunConfig, check_run_config, save_run_config
 FINAL_DIR = "final"
 CONFIG_FILE = "train_config.yaml"
 METRICS_FILE = "metrics.jsonl"
+QLORA_NEEDS = "qlora needs a CUDA GPU and bitsandbytes (requirements-gpu.txt)"
 
 
 @dataclass
@@ -92,8 +93,9 @@ def trainer_args(config: RunConfig, device: str) -> dict[str, Any]:
 
 
 def lora_config(config: RunConfig) -> Any:
-    """PEFT LoraConfig for `finetune: lora`, None for a full fine-tune."""
-    if config.finetune != "lora":
+    """PEFT LoraConfig for `finetune: lora` and `qlora` (the same adapter, over 4-bit weights), None
+    for a full fine-tune."""
+    if config.finetune == "full":
         return None
     from peft import LoraConfig
 
@@ -115,21 +117,58 @@ def load_tokenizer(name: str) -> Any:
     return tokenizer
 
 
+def check_qlora_support(config: RunConfig) -> None:
+    """Refuse `finetune: qlora` where bitsandbytes' 4-bit kernels cannot run (no CUDA GPU, or the
+    package missing), before any data, tokenizer or model loads, with the one fix to make."""
+    if config.finetune != "qlora":
+        return
+    import importlib.util
+
+    import torch
+
+    if config.device == "cpu" or not torch.cuda.is_available():
+        missing = "device cpu was asked for" if config.device == "cpu" else "no CUDA GPU is visible"
+    elif importlib.util.find_spec("bitsandbytes") is None:
+        missing = "bitsandbytes is not installed"
+    else:
+        return
+    raise InputError(f"{QLORA_NEEDS}; here {missing}")
+
+
+def _quantized_base(config: RunConfig) -> Any:
+    """The base model in 4-bit NF4 with double quantisation and bf16 compute (the QLoRA recipe),
+    made ready for adapter training: base frozen, norms and head upcast to fp32."""
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                      bnb_4bit_compute_dtype=torch.bfloat16)
+    # 4-bit weights cannot be moved after loading: each process quantises onto its own GPU
+    device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.bfloat16, quantization_config=quantization,
+                                                 device_map=device_map)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+
+
 def load_model(config: RunConfig, device: str) -> Any:
-    """The base model in the dtype training keeps its weights in (fp32 on CPU)."""
+    """The base model in the dtype training keeps its weights in (fp32 on CPU; 4-bit for qlora)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     # bf16 weights halve the memory of a large model; fp16 training keeps fp32 master weights (AMP)
     dtype = torch.bfloat16 if precision_args(config, device)["bf16"] else torch.float32
     try:
+        if config.finetune == "qlora":
+            return _quantized_base(config)
         return AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot load the model {config.model}: {' '.join(str(exc).split())[:300]}") from None
 
 
 def prepare_output(config: RunConfig) -> str | None:
-    """Create output_dir, write the resolved config there, and find the checkpoint to resume from.
+    """Check the config (qlora's needs included), create output_dir, write the resolved config
+    there, and find the checkpoint to resume from.
 
     A run that does not resume refuses an output directory that already holds checkpoints, so
     a second run never mixes its checkpoints with an earlier run's.
@@ -137,6 +176,7 @@ def prepare_output(config: RunConfig) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     check_run_config(config)
+    check_qlora_support(config)
     out = Path(config.output_dir)
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if config.resume and last is None:
@@ -149,12 +189,12 @@ def prepare_output(config: RunConfig) -> str | None:
 
 
 def save_final(trainer: Any, config: RunConfig, tokenizer: Any) -> tuple[str, bool]:
-    """Write the trained weights (the adapter alone for LoRA) and tokenizer to output_dir/final."""
+    """Write the trained weights (the adapter alone for LoRA and QLoRA) and tokenizer to output_dir/final."""
     final = Path(config.output_dir) / FINAL_DIR
     trainer.save_model(str(final))  # collective under ZeRO-3 / FSDP: every rank calls it
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(final))
-    return str(final), config.finetune == "lora"
+    return str(final), config.finetune != "full"
 
 
 def last_logged(trainer: Any) -> dict[str, float]:

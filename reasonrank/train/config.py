@@ -12,6 +12,10 @@ Presets (reasonrank-spec.md §3): `paper-7b-full` (SFT: full fine-tune, lr 5e-6,
 200 steps), `paper-32b-lora` (LoRA r = α = 32 on all linear layers; SFT lr 1e-4, 4 epochs as in
 the paper v3 — the repository's yaml says 7; GRPO lr 1e-5) and `tiny-cpu` (a few fast steps that
 still teach a tiny model the output format: what the tests and a laptop run).
+
+`finetune: qlora` is LoRA over a base model held in 4-bit NF4 (bitsandbytes, CUDA only): a 32B
+base fits one 80 GB GPU. No preset uses it — the paper trained full weights or plain LoRA — so
+it is a choice a user makes over any preset.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from typing import Any
 from reasonrank.io import InputError
 
 STAGES = ("sft", "grpo")
-FINETUNE_MODES = ("full", "lora")
+FINETUNE_MODES = ("full", "lora", "qlora")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 GENERATION_ENGINES = ("auto", "vllm", "transformers")
@@ -40,7 +44,7 @@ class RunConfig:
     data: str = ""  # export JSONL in the SFT / RL contract (the CLI also takes export:ID)
     output_dir: str = ""
     preset: str | None = None  # the preset these values started from (informational once applied)
-    finetune: str = "lora"  # full | lora
+    finetune: str = "lora"  # full | lora | qlora (LoRA over 4-bit NF4 base weights, CUDA only)
     lora_r: int = 32
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -231,6 +235,9 @@ def check_run_config(config: RunConfig) -> None:
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise InputError(f"{name} must be one of {', '.join(allowed)}, got {getattr(config, name)!r}")
+    if config.finetune == "qlora" and config.precision == "fp16":
+        # TRL keeps a quantised model's adapters in bf16, which fp16's gradient scaler cannot unscale
+        raise InputError("qlora computes in bf16; use precision bf16 (or auto), not fp16")
     positive = ["batch_size", "grad_accum", "max_length", "logging_steps"]
     if stage == "grpo":
         positive += ["num_generations", "max_completion_length"]

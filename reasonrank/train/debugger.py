@@ -82,6 +82,15 @@ def debug_group(texts: Sequence[str], row: Mapping[str, Any], format_weight: flo
     return GroupReport(completions=reports, rewards=rewards, mean=mean, std=std, advantages=advantages)
 
 
+def as_generated(completion: Any) -> str:
+    """The completion as the model wrote it: a server's reasoning parser (vLLM serve, DeepSeek)
+    returns the <think> text apart, but the reward scores the whole generation, tags included,
+    as GRPO's own rollouts see it."""
+    if completion.reasoning is None or "<think>" in completion.text:
+        return completion.text
+    return f"<think>{completion.reasoning}</think>\n{completion.text.lstrip()}"
+
+
 def sample_completions(row: Mapping[str, Any], backend: Any, n: int, temperature: float = 1.0,
                        max_new_tokens: int = 3172, seed: int | None = None) -> list[str]:
     """`n` completions of the row's prompt from a backend (a policy under test), as a group."""
@@ -90,6 +99,8 @@ def sample_completions(row: Mapping[str, Any], backend: Any, n: int, temperature
     prompt = row.get("prompt")
     if not isinstance(prompt, list) or not prompt:
         raise InputError("not an RL row: no prompt messages")
+    if n < 1:
+        raise InputError(f"ask for at least one sample, got {n}")
     messages = [Message(role=m["role"], content=m["content"]) for m in prompt]
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    return [completion.text for completion in backend.generate([messages] * n, params)]
+    return [as_generated(completion) for completion in backend.generate([messages] * n, params)]
