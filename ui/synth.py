@@ -82,10 +82,13 @@ def build(engine: Engine) -> None:
         gr.Markdown("Admins only. A reasoning teacher (DeepSeek-R1 or any OpenAI-compatible server) labels "
                     "stored items; each label is stored as it arrives, so a stopped job resumes where it ended.")
         with gr.Row():
-            dataset = gr.Dropdown(dataset_names(engine), value=None, label="Dataset", allow_custom_value=True, elem_id="rr-synth-dataset")
+            names = dataset_names(engine)
+            dataset = gr.Dropdown(names, value=names[0] if names else None, label="Dataset", allow_custom_value=True,
+                                  elem_id="rr-synth-dataset")
             status = gr.Dropdown(list(STATUSES), value=defaults.status, label="Items with status",
                                  elem_id="rr-synth-status")
-            limit = gr.Number(None, label="Limit (empty: all)", precision=0, minimum=1, elem_id="rr-synth-limit")
+            # a small first run by default: teacher calls cost money
+            limit = gr.Number(10, label="Limit (empty: all)", precision=0, elem_id="rr-synth-limit")
             candidates = gr.File(label="…or a candidate file (imported, then labelled)", type="filepath",
                                  elem_id="rr-synth-candidates")
         with gr.Row():
@@ -105,10 +108,13 @@ def build(engine: Engine) -> None:
                 timeout_s = gr.Number(defaults.timeout_s, label="Timeout per request (s)", minimum=0.1)
                 max_retries = gr.Number(defaults.max_retries, label="Retries per request", precision=0, minimum=0)
             with gr.Row():
-                max_requests = gr.Number(None, label="Request budget (empty: none)", precision=0, minimum=1)
+                max_requests = gr.Number(None, label="Request budget (empty: none)", precision=0)
                 price_in = gr.Number(None, label="USD per M prompt tokens (empty: built-in table)", minimum=0)
                 price_out = gr.Number(None, label="USD per M completion tokens", minimum=0)
-        shown = gr.Code(config_to_command(defaults), label="Equivalent command", language="shell",
+        shown = gr.Code(command(dataset.value, defaults.status, limit.value, None, defaults.base_url, defaults.model,
+                                defaults.api_key_env, defaults.prompt, defaults.max_tokens, defaults.temperature,
+                                None, defaults.alpha, defaults.max_in_flight, defaults.timeout_s,
+                                defaults.max_retries, None, None, None), label="Equivalent command", language="shell",
                         interactive=False, elem_id="rr-synth-cmd")
         start_btn = gr.Button("Start synthesis", variant="primary", elem_id="rr-synth-start")
         started = gr.Markdown(elem_id="rr-synth-msg")

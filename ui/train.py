@@ -304,6 +304,7 @@ def build(engine: Engine) -> None:
             debug_about = gr.Markdown()
             debug_table = gr.Dataframe(headers=DEBUG_COLUMNS, interactive=False, label="Reward terms")
             debug_json = gr.JSON(label="Figures")
+        gr.api(form_command, api_name="train_command")  # inside the tab: at top level it would split the tab bar
 
     for component in form:
         component.change(form_command, form, command, api_visibility="private")
@@ -313,7 +314,6 @@ def build(engine: Engine) -> None:
     stage.change(on_stage, [stage, preset], [export, hyper, finetune], api_visibility="private")
     preset.change(on_preset, [stage, preset], [hyper, finetune], api_visibility="private")
     start_button.click(start, form, [panel.job_id, past], api_name="train_start")
-    gr.api(form_command, api_name="train_command")
     panel.status.change(lambda job: render_model(engine, job), panel.job_id, registered, api_visibility="private")
     show.click(lambda job: int(job) if job else None, past, panel.job_id, api_visibility="private")
     debug_inputs = [debug_export, debug_path, debug_index, debug_text, debug_weight]

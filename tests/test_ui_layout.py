@@ -1,0 +1,28 @@
+"""The app's tabs all sit in one tab bar, in the intended order.
+
+A component created at the Blocks' top level between two tabs (a gr.api, a State, a Timer)
+makes Gradio start a second tab group, drawn under every page: easy to miss in API tests.
+"""
+from __future__ import annotations
+
+import os
+
+from db.engine import get_engine, init_db
+
+EXPECTED = ["Arena", "Start", "Review", "Agreement (admin)", "Synthesize", "Data", "Train", "Eval"]
+
+
+def test_every_tab_is_in_one_tab_bar_in_order(tmp_path):
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    from ui import build_app
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'layout.db'}")
+    init_db(engine)
+    demo = build_app(engine)
+    tabs = [block for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    top = [tab for tab in tabs if isinstance(tab.parent, gr.Tabs) and tab.parent.parent is demo]
+    assert [tab.label for tab in top] == EXPECTED
+    assert len({id(tab.parent) for tab in top}) == 1
+    engine.dispose()
