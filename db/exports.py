@@ -108,7 +108,7 @@ def _annotators(session: Session, filters: ExportFilter) -> dict[int, tuple[list
     return found
 
 
-def _passages(session: Session, wanted: dict[int, set[str]]) -> dict[int, dict[str, PassageData]]:
+def passages_for(session: Session, wanted: dict[int, set[str]]) -> dict[int, dict[str, PassageData]]:
     """dataset id -> docid -> passage, for the docids wanted."""
     texts: dict[int, dict[str, PassageData]] = {}
     for dataset_id, docids in wanted.items():
@@ -136,7 +136,7 @@ def _reviewed_items(engine: Engine, filters: ExportFilter) -> list[ReviewedItem]
         wanted: dict[int, set[str]] = {}
         for row in rows:
             wanted.setdefault(row[1], set()).update(row[3])
-        texts = _passages(session, wanted)
+        texts = passages_for(session, wanted)
     items = []
     for (item_id, dataset_id, status, docids, qrels, excluded_ids, consistency, final_ranking, final_reasoning,
          source, model, reasoning, raw_output, relevant_docids, reasons, tokens_in, tokens_out, qid, query,

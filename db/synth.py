@@ -20,7 +20,7 @@ from sqlalchemy import Engine, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db.engine import chunks, read_session, utcnow, write_session
-from db.exports import _passages
+from db.exports import passages_for
 from db.models import ITEM_STATUSES, Dataset, Item, Label, Query
 from reasonrank.io import InputError
 from reasonrank.types import CandidateList
@@ -96,7 +96,7 @@ def iter_lists(engine: Engine, item_ids: Sequence[int], page: int = PAGE) -> Ite
             wanted: dict[int, set[str]] = {}
             for row in rows:
                 wanted.setdefault(row[1], set()).update(row[2])
-            texts = _passages(session, wanted)
+            texts = passages_for(session, wanted)
         by_id = {row[0]: row for row in rows}
         for item_id in chunk:
             _, dataset_id, docids, qrels, excluded, qid, query, dataset = by_id[item_id]

@@ -24,6 +24,24 @@ class Command:
     handler: Callable[[Any], int]
 
 
+def optional_int(text: str) -> int | None:
+    """A flag value that may be `none` (the argparse type of optional integer fields)."""
+    return None if text.strip().lower() == "none" else int(text)
+
+
+def open_store(url: str | None):
+    """The label store at `url` (default: $REASONRANK_DB or the data dir's SQLite file), migrated.
+
+    Imported here, inside the call: `reasonrank/cli` is the shell's composition root and the only
+    part of the library that may use db/, and only the commands that need it pay for it.
+    """
+    from db.engine import get_engine, init_db
+
+    engine = get_engine(url)
+    init_db(engine)
+    return engine
+
+
 class Progress:
     """A tqdm bar over window positions, opened at the first finished step so that a run that
     fails before any model call leaves stderr with nothing but the error line. Under a job the

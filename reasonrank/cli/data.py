@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from reasonrank.cli.common import EXIT_USAGE, Command
+from reasonrank.cli.common import EXIT_USAGE, Command, open_store
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.imports import ALPHA, KINDS, SOURCES
 from reasonrank.io import InputError
@@ -127,14 +127,6 @@ USER_FLAGS = FlagTable(
 SEED_FLAGS = FlagTable([_DB_FLAG])
 
 
-def _engine(url: str | None):
-    from db.engine import get_engine, init_db
-
-    engine = get_engine(url)
-    init_db(engine)
-    return engine
-
-
 @dataclass
 class ImportOutcome:
     """What an import did: every issue (then nothing was written), else the store's summary."""
@@ -166,7 +158,7 @@ def run_import(config: ImportConfig, engine=None) -> ImportOutcome:
     if batch.issues:
         return ImportOutcome([str(issue) for issue in batch.issues])
     try:
-        summary = import_batch(engine or _engine(config.db), batch, config.alpha,
+        summary = import_batch(engine or open_store(config.db), batch, config.alpha,
                                required_reviews=config.required_reviews)
     except ImportRefused as refused:  # problems only the store can see (e.g. a passage text conflict)
         return ImportOutcome(list(refused.problems))
@@ -217,7 +209,7 @@ def run_export(config: ExportConfig, engine=None, created_by: str | None = None)
         statuses=tuple(config.statuses), datasets=tuple(config.datasets) or None,
         min_consistency=config.min_consistency, agreed_only=config.agreed_only,
     )
-    engine = engine or _engine(config.db)
+    engine = engine or open_store(config.db)
     items = reviewed_items(engine, filters)
     build = {"sft": export.sft_rows, "alpaca": export.alpaca_rows, "rl": export.rl_rows}[config.format]
     rows = build(
@@ -262,7 +254,7 @@ def _password(config: UserConfig) -> str:
 def _user_command(config: UserConfig) -> int:
     from db.users import add_user, list_users
 
-    engine = _engine(config.db)
+    engine = open_store(config.db)
     if config.action == "add":
         if not config.name:
             raise InputError("user add needs a NAME")
@@ -277,7 +269,7 @@ def _user_command(config: UserConfig) -> int:
 def _seed_command(config: SeedConfig) -> int:
     from db.seed import seed_sample
 
-    summary = seed_sample(_engine(config.db))
+    summary = seed_sample(open_store(config.db))
     for name, result in summary.imports.items():
         print(f"{name}: {result.items_created} new items, {result.items_unchanged} already there")
     return 0

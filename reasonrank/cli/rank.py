@@ -9,7 +9,7 @@ from pathlib import Path
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.backends.base import Backend, BackendConfig
 from reasonrank.bright import BrightSource
-from reasonrank.cli.common import Command, Progress
+from reasonrank.cli.common import Command, Progress, optional_int
 from reasonrank.evaluate import EvalConfig, evaluate, format_table, write_report
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
@@ -30,10 +30,6 @@ class RerankConfig:
 
 
 # ----------------------------------------------------------------------------- flag tables
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
-
-
 def _metric_list(text: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in text.split(",") if m.strip())
 
@@ -65,7 +61,7 @@ def _backend_flags(prefix: str, required: bool) -> list[Flag]:
         Flag("--adapter", f"{prefix}.adapter", "transformers: LoRA adapter directory"),
         Flag("--batch-size", f"{prefix}.batch_size", "transformers: prompts per generate() chunk", int),
         Flag("--tensor-parallel-size", f"{prefix}.tensor_parallel_size", "vllm: GPUs per model", int),
-        Flag("--max-model-len", f"{prefix}.max_model_len", "vllm: context length", _optional_int),
+        Flag("--max-model-len", f"{prefix}.max_model_len", "vllm: context length", optional_int),
         Flag("--gpu-memory-utilization", f"{prefix}.gpu_memory_utilization", "vllm: memory share", float),
         Flag("--enforce-eager", f"{prefix}.enforce_eager", "vllm: disable CUDA graphs", kind="switch"),
     ]
@@ -80,7 +76,7 @@ _WINDOW_FLAGS = [
     Flag("--max-new-tokens", "window.generation.max_new_tokens", "generation budget per call", int),
     Flag("--temperature", "window.generation.temperature", "sampling temperature (0 = greedy)", float),
     Flag("--top-p", "window.generation.top_p", "nucleus sampling", float),
-    Flag("--seed", "window.generation.seed", "sampling seed", _optional_int),
+    Flag("--seed", "window.generation.seed", "sampling seed", optional_int),
 ]
 
 RERANK_FLAGS = FlagTable(

@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from reasonrank.cli.common import Command, Progress
-from reasonrank.cli.data import _engine
-from reasonrank.cli.rank import _optional_int
+from reasonrank.cli.common import Command, Progress, open_store, optional_int
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.imports.consistency import ALPHA
 from reasonrank.io import InputError, iter_jsonl, read_queries_tsv
@@ -69,7 +67,7 @@ SYNTH_FLAGS = FlagTable([
     Flag("--dataset", "dataset", "label items of this dataset (with --candidates: the name for the file's lists)"),
     Flag("--status", "status", f"review status of the items to label (pending, accepted, fixed, rejected, "
                                f"conflict or {ANY_STATUS})"),
-    Flag("--limit", "limit", "label at most N items this run", _optional_int),
+    Flag("--limit", "limit", "label at most N items this run", optional_int),
     Flag("--candidates", "candidates", "candidate JSONL or RankLLM JSON: imported, then its lists are labelled"),
     Flag("--base-url", "base_url", "teacher endpoint (any OpenAI-compatible server)"),
     Flag("--model", "model", "teacher model id as the server names it"),
@@ -83,7 +81,7 @@ SYNTH_FLAGS = FlagTable([
     Flag("--max-in-flight", "max_in_flight", "requests in flight at once", int),
     Flag("--timeout", "timeout_s", "seconds per request", float),
     Flag("--max-retries", "max_retries", "retries of a failed request (429, 5xx, timeouts, malformed bodies)", int),
-    Flag("--max-requests", "max_requests", "request budget, retries included: no item starts that could exceed N", _optional_int),
+    Flag("--max-requests", "max_requests", "request budget, retries included: no item starts that could exceed N", optional_int),
     Flag("--max-passage-tokens", "max_passage_tokens", "truncate each passage to N words", int),
     Flag("--price-in", "price_in", "USD per million prompt tokens, for the cost estimate", float),
     Flag("--price-out", "price_out", "USD per million completion tokens", float),
@@ -215,7 +213,7 @@ def run_synth(config: SynthConfig, engine: Engine | None = None,
                               limit=config.limit)
     answers = read_answers(config.answers) if config.answers else {}
     backend = _backend(config)  # checks the endpoint settings before anything is written
-    engine = engine or _engine(config.db)
+    engine = engine or open_store(config.db)
     if config.candidates is not None:
         dataset, qids = _import_candidates(engine, config)
         selection = replace(selection, dataset=dataset, qids=qids)

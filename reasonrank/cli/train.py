@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
-from reasonrank.cli.common import Command
+from reasonrank.cli.common import Command, open_store, optional_int
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError
 from reasonrank.jobs import EventLog, current_job_id
@@ -84,10 +84,6 @@ def _bool(text: str) -> bool:
     return lowered in ("true", "1", "yes")
 
 
-def _optional_int(text: str) -> int | None:
-    return None if text.strip().lower() == "none" else int(text)
-
-
 def _flag(name: str, hint: Any) -> Flag:
     kinds = set(typing.get_args(hint) or (hint,)) - {type(None)}
     help_text = _HELP.get(name, name.replace("_", " "))
@@ -95,7 +91,7 @@ def _flag(name: str, hint: Any) -> Flag:
     if kinds == {bool}:
         return Flag(option, f"run.{name}", help_text, _bool, render=lambda v: "true" if v else "false")
     if kinds == {int}:
-        return Flag(option, f"run.{name}", help_text, _optional_int if type(None) in typing.get_args(hint) else int)
+        return Flag(option, f"run.{name}", help_text, optional_int if type(None) in typing.get_args(hint) else int)
     if kinds == {float}:
         return Flag(option, f"run.{name}", help_text, float, render=repr)
     return Flag(option, f"run.{name}", help_text)
@@ -116,14 +112,6 @@ TRAIN_FLAGS = FlagTable(
 def resolve_run_config(config: TrainConfig) -> RunConfig:
     """The stage's run config: defaults → preset → YAML file → flags."""
     return load_run_config(config.stage, config.config, preset=config.run.preset, overrides=config.overrides())
-
-
-def _engine(url: str | None):
-    from db.engine import get_engine, init_db
-
-    engine = get_engine(url)
-    init_db(engine)
-    return engine
 
 
 def _export_path(engine, data: str) -> tuple[str, int]:
@@ -172,13 +160,13 @@ def run_train(config: TrainConfig):
     engine = None
     export_id = None
     if run_config.data.startswith(EXPORT_PREFIX):
-        engine = _engine(config.db)
+        engine = open_store(config.db)
         path, export_id = _export_path(engine, run_config.data)
         run_config = dataclasses.replace(run_config, data=path)
     result = run_training(run_config)
     reranker = None
     if not config.no_register and is_main_process():
-        engine = engine or _engine(config.db)
+        engine = engine or open_store(config.db)
         reranker = register_model(engine, result, config, export_id, current_job_id())
     return result, reranker
 
