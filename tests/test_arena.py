@@ -158,3 +158,34 @@ def test_pool_loads_each_backend_once_and_retries_a_failed_load(server):
             pass
     assert made == ["test-model", "broken", "broken"]
     pool.close()
+
+
+def test_pool_keeps_at_most_max_local_models_and_never_closes_one_in_use():
+    """Loading a third local model closes the least recently used idle one; a leased one stays."""
+    from scripted_backend import ScriptedBackend
+
+    closed: list[str] = []
+
+    class Closing(ScriptedBackend):
+        def __init__(self, model: str) -> None:
+            super().__init__()
+            self.model = model
+
+        def close(self) -> None:
+            closed.append(self.model)
+
+    pool = BackendPool(lambda config: Closing(config.model), max_local=2)
+    local = {name: BackendConfig(kind="transformers", model=name) for name in ("a", "b", "c", "d")}
+    with pool.lease(local["a"]) as first:
+        with pool.lease(local["b"]):
+            pass
+        with pool.lease(local["c"]):  # "a" is in use, so "b" (idle) goes
+            pass
+        assert closed == ["b"] and pool.loaded() == 2
+    with pool.lease(local["a"]) as again:
+        assert again is first  # reused, not reloaded
+    with pool.lease(local["d"]):  # "c" is now the least recently used
+        pass
+    assert closed == ["b", "c"] and pool.loaded() == 2
+    pool.close()
+    assert sorted(closed) == ["a", "b", "c", "d"]
