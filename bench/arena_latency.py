@@ -34,7 +34,8 @@ from openai_server import Answer, OpenAIServer  # noqa: E402
 from scripted_backend import window_passages  # noqa: E402
 from tiny_model import build_tiny_qwen2  # noqa: E402
 
-from reasonrank.arena import BackendPool, RerankerSpec, run_arena  # noqa: E402
+from reasonrank.arena import RerankerSpec, run_arena  # noqa: E402
+from reasonrank.backends.pool import BackendPool  # noqa: E402
 from reasonrank.backends import make_backend  # noqa: E402
 from reasonrank.backends.base import Backend  # noqa: E402
 from reasonrank.types import CandidateList, GenerationParams  # noqa: E402

@@ -15,17 +15,16 @@ through a callable so this library never touches the database).
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from reasonrank.backends import BACKEND_KINDS, make_backend
+from reasonrank.backends import BACKEND_KINDS
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink
+from reasonrank.backends.pool import BackendPool
 from reasonrank.io import InputError
 from reasonrank.metrics import ndcg_at_k, recall_at_k
 from reasonrank.types import CandidateList, Completion, GenerationParams, Label, Message, WindowCall
@@ -118,71 +117,6 @@ def judged_metrics(ranking: Sequence[str], candidates: CandidateList) -> dict[st
     kept = [docid for docid in ranking if docid not in excluded]
     qrels = {docid: grade for docid, grade in candidates.qrels.items() if docid not in excluded}
     return {"ndcg@10": ndcg_at_k(kept, qrels, 10), "recall@10": recall_at_k(kept, qrels, 10)}
-
-
-class BackendPool:
-    """Backends loaded once and reused across Arena runs (a 7B model takes a minute to load).
-
-    A local model (and its tokenizer) must not generate for two runs at once, so each
-    non-HTTP backend is leased to one lane at a time; OpenAI-compatible backends keep no state
-    between calls and are shared freely. At most `max_local` local models stay loaded: loading
-    one more closes the least recently used idle one, so a long-lived app that has shown many
-    models does not keep them all in memory.
-    """
-
-    def __init__(self, factory: Callable[[BackendConfig], Backend] = make_backend, max_local: int = MAX_RERANKERS) -> None:
-        self._factory = factory
-        self._max_local = max_local
-        self._lock = threading.Lock()
-        self._entries: dict[str, tuple[threading.Lock, list[Backend]]] = {}
-        self._recent: list[str] = []  # local entries, least recently used first
-
-    @contextlib.contextmanager
-    def lease(self, config: BackendConfig) -> Iterator[Backend]:
-        key = json.dumps(config.to_dict(), sort_keys=True, default=str)
-        local = config.kind != "openai"
-        with self._lock:
-            lock, holder = self._entries.setdefault(key, (threading.Lock(), []))
-            if local:
-                self._recent = [k for k in self._recent if k != key] + [key]
-        with lock:
-            if not holder:  # a failed load is not kept: the next run tries again
-                holder.append(self._factory(config))
-                if local:
-                    self._evict(keep=key)
-            if local:
-                yield holder[0]
-                return
-        yield holder[0]
-
-    def _evict(self, keep: str) -> None:
-        """Close least recently used idle local models until at most `max_local` are loaded."""
-        with self._lock:
-            loaded = [k for k in self._recent if self._entries.get(k, (None, []))[1]]
-            victims = []
-            for key in loaded:
-                if len(loaded) - len(victims) <= self._max_local:
-                    break
-                lock, holder = self._entries[key]
-                if key != keep and lock.acquire(blocking=False):  # in use by a lane: keep it
-                    victims.append(holder.pop())
-                    lock.release()
-                    del self._entries[key]
-                    self._recent.remove(key)
-        for backend in victims:
-            backend.close()
-
-    def loaded(self) -> int:
-        """How many backends are loaded now (local and HTTP)."""
-        with self._lock:
-            return sum(1 for _, holder in self._entries.values() if holder)
-
-    def close(self) -> None:
-        with self._lock:
-            entries, self._entries, self._recent = list(self._entries.values()), {}, []
-        for _, holder in entries:
-            for backend in holder:
-                backend.close()
 
 
 class _Streamed(Backend):

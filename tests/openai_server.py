@@ -23,7 +23,6 @@ asks for it, then `data: [DONE]`; `Fault(break_stream_after=n)` cuts the stream 
 from __future__ import annotations
 
 import json
-import re
 import socket
 import struct
 import threading
@@ -33,15 +32,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
-
-@dataclass
-class Answer:
-    """What the scripted model says for one request."""
-
-    content: str | None = ""
-    reasoning_content: str | None = None  # DeepSeek's name for separate reasoning
-    reasoning: str | None = None  # vLLM >= 0.10's name for it
-    finish_reason: str = "stop"
+from openai_bodies import TRUNCATED_JSON, Answer, completion_body, stream_chunks
 
 
 @dataclass
@@ -58,9 +49,6 @@ class Fault:
     latency_s: float = 0.0  # delay, then answer normally unless another field says otherwise
     break_stream_after: int | None = None  # streamed answers: drop the socket after n chunks
 
-
-#: the body a `Fault(malformed=True)` sends: a chat completion cut off mid-object.
-TRUNCATED_JSON = b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mess'
 
 Responder = Callable[[list[dict[str, Any]], dict[str, Any]], Union[Answer, Fault, str]]
 
@@ -83,21 +71,6 @@ class RecordedRequest:
     authorized: bool | None  # None when the server has no expected key
     started: float  # time.monotonic() on arrival
     finished: float | None = None  # when the handler returned (None while in flight)
-
-
-def _count_words(text: str | None) -> int:
-    return len(text.split()) if text else 0
-
-
-#: words per streamed chunk, so a test can see a long answer arrive in many pieces.
-STREAM_WORDS_PER_CHUNK = 2
-
-
-def _stream_pieces(text: str | None) -> list[str]:
-    """`text` cut into chunks of a few words each, whitespace kept, so the pieces join back exactly."""
-    words = re.findall(r"\s*\S+\s*", text or "") or ([text] if text else [])
-    return ["".join(words[i : i + STREAM_WORDS_PER_CHUNK])
-            for i in range(0, len(words), STREAM_WORDS_PER_CHUNK)]
 
 
 class _Server(ThreadingHTTPServer):
@@ -234,50 +207,9 @@ class OpenAIServer:
         if seconds > 0:
             self._stopping.wait(seconds)
 
-    def _usage(self, request: dict[str, Any], answer: Answer) -> dict[str, int]:
-        prompt_tokens = sum(_count_words(m.get("content")) for m in request.get("messages", []))
-        completion_tokens = sum(
-            _count_words(t) for t in (answer.content, answer.reasoning_content, answer.reasoning)
-        )
-        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens}
-
     def _completion_id(self) -> str:
         with self._lock:
             return f"chatcmpl-test-{self._chat_count}"
-
-    def _completion_body(self, request: dict[str, Any], answer: Answer) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": answer.content}
-        if answer.reasoning_content is not None:
-            message["reasoning_content"] = answer.reasoning_content
-        if answer.reasoning is not None:
-            message["reasoning"] = answer.reasoning
-        return {
-            "id": self._completion_id(),
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.get("model"),
-            "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason,
-                         "logprobs": None}],
-            "usage": self._usage(request, answer),
-        }
-
-    def _stream_chunks(self, request: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
-        """The chat.completion.chunk objects of one streamed answer, in sending order."""
-        head = {"id": self._completion_id(), "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": request.get("model")}
-
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-            return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason,
-                                         "logprobs": None}]}
-
-        chunks = [chunk({"role": "assistant", "content": ""})]
-        for field_name in ("reasoning_content", "reasoning", "content"):
-            chunks += [chunk({field_name: piece}) for piece in _stream_pieces(getattr(answer, field_name))]
-        chunks.append(chunk({}, answer.finish_reason))
-        if (request.get("stream_options") or {}).get("include_usage"):
-            chunks.append({**head, "choices": [], "usage": self._usage(request, answer)})
-        return chunks
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -345,10 +277,10 @@ class OpenAIServer:
                     return
                 answer = Answer(content=reply) if isinstance(reply, str) else reply
                 if body.get("stream"):
-                    self._send_stream(server._stream_chunks(body, answer),
+                    self._send_stream(stream_chunks(body, answer, server._completion_id()),
                                       fault.break_stream_after if fault is not None else None)
                 else:
-                    self._send_json(200, server._completion_body(body, answer))
+                    self._send_json(200, completion_body(body, answer, server._completion_id()))
 
             def _send_stream(self, chunks: list[dict[str, Any]], break_after: int | None) -> None:
                 """Server-sent events over chunked transfer encoding (keep-alive, like vLLM)."""

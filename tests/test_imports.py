@@ -257,12 +257,15 @@ def test_missing_path_is_one_issue_and_never_raises(tmp_path):
 
 
 def test_argument_mistakes_raise_input_error(tmp_path):
-    with pytest.raises(InputError, match="unknown import kind 'csv'"):
+    with pytest.raises(InputError, match="unknown import kind 'csv'") as kind:
         validate_file(tmp_path, kind="csv")
-    with pytest.raises(InputError, match="unknown label source"):
+    with pytest.raises(InputError, match="unknown label source") as source:
         validate_file(tmp_path, source="robot")
-    with pytest.raises(InputError, match="run_depth"):
+    with pytest.raises(InputError, match="run_depth") as depth:
         validate_file(tmp_path, run_depth=0)
+    for error in (kind, source, depth):  # the CLI prints each as its one `error:` line
+        assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # refused before reading or writing anything
 
 
 def test_issues_are_capped_with_a_count_of_the_rest(tmp_path):
@@ -351,6 +354,7 @@ def test_kendall_tau_refuses_different_items():
         kendall_tau(["a", "b"], ["a", "c"])
     with pytest.raises(InputError, match="repeat"):
         kendall_tau(["a", "a"], ["a", "b"])
+    assert kendall_tau(["a", "b"], ["b", "a"]) == -1.0  # the same items in any order are fine
 
 
 def test_paused_gc_restores_the_collector_and_nests():

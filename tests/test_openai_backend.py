@@ -228,8 +228,9 @@ def test_bad_key_fails_fast_naming_the_variable_not_the_value(monkeypatch):
 def test_right_key_is_sent(monkeypatch):
     monkeypatch.setenv(KEY_ENV, "sk-right")
     with OpenAIServer(api_key="sk-right") as server:
-        make(server).generate([prompt("q 1")], PARAMS)
+        (completion,) = make(server).generate([prompt("q 1")], PARAMS)
         assert server.chat_requests[0].authorized is True
+    assert completion.text == "echo: q 1"
 
 
 def test_unreachable_server_fails_within_seconds():
@@ -256,8 +257,9 @@ def test_unreachable_server_fails_within_seconds():
     ],
 )
 def test_bad_config_is_rejected_in_one_line(overrides, cause):
-    with pytest.raises(BackendError, match=cause):
+    with pytest.raises(BackendError, match=cause) as info:
         make("http://127.0.0.1:1/v1", **overrides)
+    assert "\n" not in str(info.value)
 
 
 def test_tokenizer_is_loaded_from_config(tmp_path):

@@ -4,8 +4,9 @@ The handler is a generator over `reasonrank.arena.run_arena`: each snapshot of t
 rendered (ui.render_arena) and sent to the page, so reasoning appears as it is generated and a
 failing reranker shows its error in its own column while the others finish. Queries come from
 the bundled samples (db/sample: TREC DL19 BM25 top-100, NovelEval) with their graded judgments,
-from the BRIGHT mini set (BM25 over its small corpus, excluded ids removed), or are pasted. Loaded models stay in one BackendPool for the life of the app, so the second run
-of a local model does not load it again.
+from the BRIGHT mini set (BM25 over its small corpus, excluded ids removed), or are pasted.
+Loaded models stay in one BackendPool for the life of the app, so the second run of a local model
+does not load it again.
 Gradio is imported at module level on purpose (handlers use gr.Request hints); this module is
 only imported inside ui.build_app.
 """
@@ -19,7 +20,8 @@ from gradio.context import Context
 from sqlalchemy import Engine
 
 from db.seed import SAMPLE
-from reasonrank.arena import MAX_RERANKERS, BackendPool, Lane, LabelLookup, run_arena
+from reasonrank.arena import MAX_RERANKERS, Lane, LabelLookup, run_arena
+from reasonrank.backends.pool import BackendPool
 from reasonrank.io import InputError, read_qrels, read_rank_llm_json
 from reasonrank.types import CandidateList, GenerationParams, Label, Passage, Query
 from reasonrank.window import WindowConfig
