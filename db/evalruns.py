@@ -17,8 +17,7 @@ from sqlmodel import select
 
 from db.engine import read_session, write_session
 from db.models import EvalRun, Job, Reranker
-
-FIRST_STAGE, RERANKED = "first-stage", "reranked"  # the stages reasonrank.evaluate reports
+from reasonrank.evaluate import FIRST_STAGE, RERANKED
 
 
 @dataclass(frozen=True)

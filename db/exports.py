@@ -179,6 +179,16 @@ def _filter_json(filters: ExportFilter) -> dict:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(filters).items()}
 
 
+def get_export(engine: Engine, export_id: int) -> ExportRecord:
+    """One recorded export (the trainer's `export:ID` input)."""
+    with read_session(engine) as session:
+        row = session.execute(select(Export, User.name).outerjoin(User, User.id == Export.created_by)
+                              .where(Export.id == export_id)).tuples().first()
+    if row is None:
+        raise InputError(f"no export with id {export_id}")
+    return _record_of(*row)
+
+
 def list_exports(engine: Engine) -> list[ExportRecord]:
     """Every recorded export, newest first."""
     with read_session(engine) as session:

@@ -13,9 +13,10 @@ from sqlmodel import select
 
 from db.engine import read_session, write_session
 from db.models import Reranker
+from reasonrank.arena import ARENA_KINDS
 from reasonrank.io import InputError
 
-RERANKER_BACKENDS = ("openai", "transformers", "vllm", "bm25", "labels")
+RERANKER_BACKENDS = ARENA_KINDS  # what the Arena and Eval can run
 RERANKER_SOURCES = ("manual", "trained", "builtin")
 _SECRET_OPTIONS = ("api_key", "key", "token", "password")
 

@@ -109,12 +109,11 @@ def store_label(engine: Engine, item_id: int, label: LabelData, consistency: flo
     """Store one synthesized label and make it the item's label under review, in one transaction.
 
     Returns False, writing nothing, when the item already holds a label of this teacher
-    configuration. Like an import, a label replacing another sends the item back to review.
+    configuration (the unique constraint refuses it). Like an import, a label replacing another
+    sends the item back to review.
     """
     try:
         with write_session(engine) as session:
-            if session.scalar(select(Label.id).where(Label.item_id == item_id, Label.fingerprint == fingerprint)):
-                return False
             label_id = session.scalar(insert(Label).values(
                 item_id=item_id, source=label.source, model=label.model, ranking=list(label.ranking),
                 reasoning=label.reasoning, raw_output=label.raw_output, relevant_docids=label.relevant_docids,

@@ -14,7 +14,6 @@ The tree is written in the official on-disk layout that `reasonrank.bright` read
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from reasonrank.bright import examples_path
 from reasonrank.io import InputError, iter_jsonl, read_qrels
-from reasonrank.reproduce import EXCLUSION_RULE
+from reasonrank.reproduce import EXCLUSION_RULE, file_sha256
 
 MINI_TASK = "theoremqa_questions"
 GOLD_DOCS = Path("docs") / "theoremqa_questions_gold_docs.json"  # RaDeR's release, under the BRIGHT dir
@@ -42,10 +41,6 @@ class BrightMini:
     judgments: int
     excluded_in_corpus: int  # (query, excluded doc) pairs whose document is in the corpus
     excluded_dropped: int  # excluded ids left out of examples because the corpus lacks them
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _gold_documents(path: Path) -> dict[str, str]:
@@ -123,7 +118,7 @@ def build_bright_mini(source: str | Path, out: str | Path) -> BrightMini:
         "excluded_in_corpus": built.excluded_in_corpus,
         "excluded_dropped_not_in_corpus": built.excluded_dropped,
         "exclusion_rule": EXCLUSION_RULE,
-        "sources": {str(path): _sha256(source / path)
+        "sources": {str(path): file_sha256(source / path)
                     for path in (GOLD_DOCS, OFFICIAL_QRELS, examples_path(source, MINI_TASK).relative_to(source))},
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

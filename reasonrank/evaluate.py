@@ -17,6 +17,7 @@ from reasonrank.backends.base import Backend, BackendConfig
 from reasonrank.bright import BrightSource, load_bright
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
 from reasonrank.metrics import evaluate_run, mean_metrics
+from reasonrank.reproduce import eval_reproduce
 from reasonrank.retrieve import CandidateSource, FirstStage, load_source
 from reasonrank.types import CandidateList, RankResult
 from reasonrank.window import WindowConfig, rerank
@@ -186,8 +187,6 @@ def write_report(report: EvalReport, config: EvalConfig, out_dir: str | Path, co
     """results.json (config, what reproduces it, table, per-query values; fractions) plus each
     dataset's final run (`<dataset>.trec`) and, when reranked, its model calls
     (`<dataset>.calls.jsonl`); results.json lists those files under "runs" and "calls"."""
-    from reasonrank.reproduce import eval_reproduce
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, calls = {}, {}

@@ -17,11 +17,13 @@ of memory) is reported failed with the last lines of its log.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,26 +157,54 @@ class JobState:
         return elapsed / done * (total - done)
 
 
+_FOLDED: dict[str, tuple[int, JobState]] = {}  # events file -> (bytes read, state folded so far)
+_FOLD_LOCK = threading.Lock()
+
+
+def _apply(state: JobState, event: dict[str, Any]) -> None:
+    if state.started is None:
+        state.started = event.get("time")
+    kind = event.get("event")
+    if kind == "progress":
+        state.progress = event
+    elif kind == "metrics":
+        state.metrics.append(event)
+    elif kind == "end":
+        state.status = event.get("status", "failed")
+        state.message = event.get("message", "")
+        state.outputs = event.get("outputs") or {}
+
+
+def _folded(events_path: str | Path) -> JobState:
+    """The events so far folded into a state, reading only what was appended since the last
+    call: the UI polls every second, and a long training run writes thousands of events."""
+    path = Path(events_path)
+    key = str(path.resolve())
+    with _FOLD_LOCK:
+        offset, state = _FOLDED.get(key, (0, JobState(status="running")))
+        if path.exists() and path.stat().st_size < offset:  # a new file in the same place
+            offset, state = 0, JobState(status="running")
+        events, offset = read_events(path, offset)
+        for event in events:
+            _apply(state, event)
+        _FOLDED[key] = (offset, state)
+        return dataclasses.replace(state, metrics=list(state.metrics))
+
+
 def job_state(events_path: str | Path, pid: int | None, log_path: str | Path | None = None) -> JobState:
     """Fold the events file into a JobState; a dead process without an `end` event failed."""
-    events, _ = read_events(events_path)
-    state = JobState(status="running" if pid else "queued")
-    for event in events:
-        if state.started is None:
-            state.started = event.get("time")
-        kind = event.get("event")
-        if kind == "progress":
-            state.progress = event
-        elif kind == "metrics":
-            state.metrics.append(event)
-        elif kind == "end":
-            state.status = event.get("status", "failed")
-            state.message = event.get("message", "")
-            state.outputs = event.get("outputs") or {}
-    if not state.finished and pid is not None and not is_alive(pid):
+    state = _folded(events_path)
+    if state.finished:
+        return state
+    if pid is not None and not is_alive(pid):
+        state = _folded(events_path)  # it may have written its end just before exiting
+        if state.finished:
+            return state
         state.status = "failed"
         last = tail(log_path, lines=8) if log_path else ""
         state.message = "the process ended without reporting a result" + (f"; last log lines:\n{last}" if last else "")
+        return state
+    state.status = "running" if pid else "queued"
     return state
 
 

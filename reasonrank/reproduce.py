@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reasonrank.bright import documents_path, examples_path, task_name
 from reasonrank.prompts import build_messages
 from reasonrank.retrieve import BM25_B, BM25_K1
 
@@ -65,8 +66,6 @@ def _bm25() -> dict[str, Any]:
 
 def _first_stages(config: EvalConfig) -> tuple[dict[str, dict], list[str]]:
     """Per dataset, how its candidates were found, and every input file the run read."""
-    from reasonrank.bright import documents_path, examples_path, task_name
-
     stages: dict[str, dict] = {}
     files: list[str] = []
     if config.trec is not None:

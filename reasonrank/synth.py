@@ -105,14 +105,11 @@ def split_think(text: str) -> tuple[str | None, str, bool]:
     """
     lowered = text.lower()
     start, end = lowered.find(_THINK_OPEN), lowered.find(_THINK_CLOSE)
-    if start >= 0 and (end < 0 or start < end):
-        body = text[start + len(_THINK_OPEN):]
-        if end < 0:
-            return body.strip(), "", False
-        return text[start + len(_THINK_OPEN):end].strip(), text[end + len(_THINK_CLOSE):], True
-    if end >= 0:
-        return text[:end].strip(), text[end + len(_THINK_CLOSE):], True
-    return None, text, True
+    opened = start >= 0 and (end < 0 or start < end)
+    if end < 0:
+        return (text[start + len(_THINK_OPEN):].strip(), "", False) if opened else (None, text, True)
+    begin = start + len(_THINK_OPEN) if opened else 0
+    return text[begin:end].strip(), text[end + len(_THINK_CLOSE):], True
 
 
 def _ids_in(text: str, count: int) -> list[int]:
@@ -325,7 +322,7 @@ async def synthesize(tasks: Iterable[SynthTask], backend: OpenAIBackend,
             ready.put_nowait(_END)  # pass the end on to the next idle worker
 
         producer = asyncio.create_task(prepare())
-        workers = {asyncio.create_task(worker()) for _ in range(backend.config.max_in_flight)}
+        workers = {asyncio.create_task(worker()) for _ in range(in_flight)}
         getter: asyncio.Future | None = None
         try:
             while workers or not finished.empty():

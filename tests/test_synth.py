@@ -16,11 +16,13 @@ from sqlmodel import Session, select
 
 from db.engine import get_engine
 from db.models import Dataset, Item, Label, Query
+from db.synth import store_label
 from reasonrank.cli import main
 from reasonrank.cli.synth import SynthConfig, describe_synth, run_synth
 from reasonrank.imports.consistency import self_consistency
 from reasonrank.io import read_candidate_file, read_qrels, write_candidates_jsonl
 from reasonrank.synth import PRICES, split_think
+from reasonrank.types import Label as LabelData
 
 FINAL_QUERY = re.compile(r"Search Query: (.*?)\. ?\n")
 
@@ -139,6 +141,7 @@ def test_split_think_reads_every_layout():
     assert split_think("a</think>b") == ("a", "b", True)
     assert split_think("<THINK>cut") == ("cut", "", False)
     assert split_think("[1] > [2]") == (None, "[1] > [2]", True)
+    assert split_think("a</think> b <think>") == ("a", " b <think>", True)  # a later <think> opens nothing
 
 
 # ----------------------------------------------------------------------------- faults
@@ -286,6 +289,11 @@ def test_a_second_run_over_the_same_items_adds_nothing(engine, noveleval, tmp_pa
         assert len(server.chat_requests) == 5
     assert again.tally is None and again.already_labelled == 5
     assert describe_synth(cfg, again).startswith("nothing to label")
+    assert sorted(len(found) for found in labels_by_qid(engine, "noveleval").values()) == [1] * 5
+    # storing directly is refused too (the unique constraint): what two racing runs rely on
+    first = labels_by_qid(engine, "noveleval")[lists[0].query.qid][0]
+    label = LabelData(candidates=lists[0], ranking=lists[0].docids, source="teacher", model="test-model")
+    assert store_label(engine, first.item_id, label, None, False, first.fingerprint) is False
     assert sorted(len(found) for found in labels_by_qid(engine, "noveleval").values()) == [1] * 5
     # another teacher configuration is another label per item
     with OpenAIServer(lambda messages, request: Answer(content="[2] > [1]", reasoning_content="r")) as server:

@@ -42,6 +42,7 @@ def test_yaml_round_trip_and_layering(tmp_path):
     ("learning_rate: fast\n", "learning_rate' must be float"),
     ("num_generations: 4\n", "unknown SFTRunConfig field(s): num_generations"),
     ("- a list\n", "must be a mapping"),
+    ("learning_rate: [\n", "bad.yaml: not valid YAML"),
     ("preset: huge\n", "unknown preset 'huge'"),
 ])
 def test_bad_yaml_values_are_one_line_errors(tmp_path, text, message):

@@ -19,6 +19,7 @@ from reasonrank.cli.data import (EXPORT_FORMATS, ExportConfig, ImportConfig, des
 from reasonrank.export import DECISIONS
 from reasonrank.imports import ALPHA, KINDS
 from reasonrank.io import InputError
+from ui.form import form_int, form_text
 from ui.review import reviewer
 
 EXPORT_COLUMNS = ["id", "name", "format", "rows", "sha256", "path", "created by", "created at"]
@@ -38,23 +39,14 @@ def require_admin(engine: Engine, request) -> str:
     return name
 
 
-def _text(value) -> str | None:
-    value = (value or "").strip() if isinstance(value, str) else value
-    return value or None
-
-
-def _int(value) -> int | None:
-    return None if value in (None, "") else int(value)
-
-
 def _words(text: str | None) -> list[str]:
     return [word.strip() for word in (text or "").split(",") if word.strip()]
 
 
 def import_config(path, kind, dataset, run_depth, model, candidates, qrels) -> ImportConfig:
     """The form's ImportConfig; `path` and the file fields hold the uploads' server-side temp paths."""
-    return ImportConfig(path=path or "", kind=kind or "auto", dataset=_text(dataset), candidates=candidates or None,
-                        qrels=qrels or None, run_depth=_int(run_depth), model=_text(model))
+    return ImportConfig(path=path or "", kind=kind or "auto", dataset=form_text(dataset), candidates=candidates or None,
+                        qrels=qrels or None, run_depth=form_int(run_depth), model=form_text(model))
 
 
 def export_config(fmt, name, datasets, statuses, min_consistency, agreed_only, overwrite) -> ExportConfig:

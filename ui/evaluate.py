@@ -169,9 +169,12 @@ def _reproduce_markdown(reproduce: dict) -> str:
 
 def job_results(engine: Engine, job_id: int | None):
     """(message, table, chart, run file, calls file, reproduce) of a finished eval job."""
-    empty = pd.DataFrame(columns=TABLE_COLUMNS)
+
+    def no_results(message: str):
+        return message, pd.DataFrame(columns=TABLE_COLUMNS), chart_frame([]), None, None, ""
+
     if job_id is None:
-        return "No eval run shown yet.", empty, chart_frame([]), None, None, ""
+        return no_results("No eval run shown yet.")
     try:
         view = refresh_job(engine, int(job_id))
     except LookupError as exc:
@@ -179,9 +182,9 @@ def job_results(engine: Engine, job_id: int | None):
     if view.kind != KIND:
         raise gr.Error(f"job {view.id} is a {view.kind} job, not an eval")
     if not view.finished:
-        return f"Job {view.id} is {view.status}; results appear when it ends.", empty, chart_frame([]), None, None, ""
+        return no_results(f"Job {view.id} is {view.status}; results appear when it ends.")
     if view.status != "succeeded" or "table" not in view.outputs:
-        return f"Job {view.id} {view.status}: {view.message}", empty, chart_frame([]), None, None, ""
+        return no_results(f"Job {view.id} {view.status}: {view.message}")
     run = record_eval_run(engine, view.id)
     rows = view.outputs["table"]
     runs, calls = view.outputs.get("runs") or {}, view.outputs.get("calls") or {}

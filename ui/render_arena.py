@@ -52,12 +52,8 @@ element.addEventListener('mouseout', e => { const d = e.target.closest('.ar-doc'
 """
 
 
-def _grade(candidates: CandidateList, docid: str) -> int | None:
-    return None if not candidates.qrels else candidates.qrels.get(docid)
-
-
 def _doc_cell(candidates: CandidateList, docid: str, texts: dict[str, str]) -> str:
-    grade = _grade(candidates, docid)
+    grade = (candidates.qrels or {}).get(docid)
     gold = " ar-gold" if grade is not None and grade > 0 else ""
     badge = "" if grade is None else f'<span class="ar-grade">g{grade}</span>'
     snippet = texts.get(docid, "")[:SNIPPET_CHARS]

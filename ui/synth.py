@@ -10,32 +10,19 @@ imported inside ui.build_app.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import gradio as gr
 from sqlalchemy import Engine
 
+from db.models import ITEM_STATUSES
 from db.synth import dataset_names
 from reasonrank.cli import config_to_command
 from reasonrank.cli.synth import ANY_STATUS, SynthConfig
 from reasonrank.io import InputError
 from reasonrank.synth import PROMPTS
+from ui.form import form_float, form_int, form_text
 from ui.jobs import job_panel, launch
 
-STATUSES = ("pending", "accepted", "fixed", "rejected", "conflict", ANY_STATUS)
-
-
-def _text(value: Any) -> str | None:
-    value = value.strip() if isinstance(value, str) else value
-    return value or None
-
-
-def _int(value: Any) -> int | None:
-    return None if value in (None, "") else int(value)
-
-
-def _float(value: Any) -> float | None:
-    return None if value in (None, "") else float(value)
+STATUSES = (*ITEM_STATUSES, ANY_STATUS)
 
 
 def synth_config(dataset, status, limit, candidates, base_url, model, api_key_env, prompt, max_tokens,
@@ -44,16 +31,17 @@ def synth_config(dataset, status, limit, candidates, base_url, model, api_key_en
     """The form's widgets → the CLI's config (empty fields take the CLI's defaults)."""
     defaults = SynthConfig()
     return SynthConfig(
-        dataset=_text(dataset), status=status or defaults.status, limit=_int(limit), candidates=_text(candidates),
-        base_url=_text(base_url) or defaults.base_url, model=_text(model) or defaults.model,
-        api_key_env=_text(api_key_env) or defaults.api_key_env, prompt=prompt or defaults.prompt,
-        max_tokens=_int(max_tokens) or defaults.max_tokens,
+        dataset=form_text(dataset), status=status or defaults.status, limit=form_int(limit),
+        candidates=form_text(candidates),
+        base_url=form_text(base_url) or defaults.base_url, model=form_text(model) or defaults.model,
+        api_key_env=form_text(api_key_env) or defaults.api_key_env, prompt=prompt or defaults.prompt,
+        max_tokens=form_int(max_tokens) or defaults.max_tokens,
         temperature=defaults.temperature if temperature in (None, "") else float(temperature),
-        answers=_text(answers), alpha=defaults.alpha if alpha in (None, "") else float(alpha),
-        max_in_flight=_int(max_in_flight) or defaults.max_in_flight,
-        timeout_s=_float(timeout_s) or defaults.timeout_s,
+        answers=form_text(answers), alpha=defaults.alpha if alpha in (None, "") else float(alpha),
+        max_in_flight=form_int(max_in_flight) or defaults.max_in_flight,
+        timeout_s=form_float(timeout_s) or defaults.timeout_s,
         max_retries=defaults.max_retries if max_retries in (None, "") else int(max_retries),
-        max_requests=_int(max_requests), price_in=_float(price_in), price_out=_float(price_out))
+        max_requests=form_int(max_requests), price_in=form_float(price_in), price_out=form_float(price_out))
 
 
 def build(engine: Engine) -> None:
@@ -111,18 +99,15 @@ def build(engine: Engine) -> None:
                 max_requests = gr.Number(None, label="Request budget (empty: none)", precision=0)
                 price_in = gr.Number(None, label="USD per M prompt tokens (empty: built-in table)", minimum=0)
                 price_out = gr.Number(None, label="USD per M completion tokens", minimum=0)
-        shown = gr.Code(command(dataset.value, defaults.status, limit.value, None, defaults.base_url, defaults.model,
-                                defaults.api_key_env, defaults.prompt, defaults.max_tokens, defaults.temperature,
-                                None, defaults.alpha, defaults.max_in_flight, defaults.timeout_s,
-                                defaults.max_retries, None, None, None), label="Equivalent command", language="shell",
+        inputs = [dataset, status, limit, candidates, base_url, model, api_key_env, prompt, max_tokens, temperature,
+                  answers, alpha, max_in_flight, timeout_s, max_retries, max_requests, price_in, price_out]
+        shown = gr.Code(command(*(field.value for field in inputs)), label="Equivalent command", language="shell",
                         interactive=False, elem_id="rr-synth-cmd")
         start_btn = gr.Button("Start synthesis", variant="primary", elem_id="rr-synth-start")
         started = gr.Markdown(elem_id="rr-synth-msg")
         job_number = gr.Number(None, label="Job", precision=0, interactive=False, elem_id="rr-synth-job")
         panel = job_panel(engine, "synth")
 
-    inputs = [dataset, status, limit, candidates, base_url, model, api_key_env, prompt, max_tokens, temperature,
-              answers, alpha, max_in_flight, timeout_s, max_retries, max_requests, price_in, price_out]
     gr.on([field.change for field in inputs], command, inputs, shown, api_name="synth_command")
     start_btn.click(start, inputs, [panel.job_id, job_number, started], api_name="synth_start")
     tab.select(lambda: gr.Dropdown(choices=dataset_names(engine)), None, dataset, api_visibility="private")

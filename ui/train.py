@@ -25,7 +25,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from db.engine import data_dir
-from db.exports import list_exports
+from db.exports import get_export, list_exports
 from db.jobs import refresh_job
 from db.registry import list_rerankers
 from reasonrank.arena import RerankerSpec
@@ -34,9 +34,9 @@ from reasonrank.backends.base import BackendError
 from reasonrank.cli import config_to_command
 from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig
 from reasonrank.io import InputError
-from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config
+from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_rows
-from reasonrank.train.debugger import debug_completion, group_advantages, sample_completions
+from reasonrank.train.debugger import debug_completion, debug_group, sample_completions
 from ui.data import require_admin
 from ui.jobs import job_panel, launch
 
@@ -66,14 +66,7 @@ def hyperparameters_yaml(stage: str, preset: str | None) -> str:
 
 
 def _edited_values(text: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        values = yaml.safe_load(text or "") or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"hyperparameters: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(values, dict):
-        raise InputError("hyperparameters: expected field: value lines")
+    values = yaml_values(text or "", "hyperparameters")
     shadowed = sorted(set(values) & set(FORM_FIELDS))
     if shadowed:
         raise InputError(f"hyperparameters: set {', '.join(shadowed)} with the form fields above")
@@ -136,9 +129,12 @@ def render_model(engine: Engine, job_id: int | None) -> str:
 def debug_frame(texts: list[str], row: dict, format_weight: float) -> tuple[pd.DataFrame, dict]:
     """The reward debugger's table (one line per completion) and its raw figures; advantages
     only for a group (two or more completions)."""
-    reports = [debug_completion(text, row, format_weight) for text in texts]
+    if len(texts) > 1:
+        group = debug_group(texts, row, format_weight)
+        reports, advantages = group.completions, group.advantages
+    else:
+        reports, advantages = [debug_completion(text, row, format_weight) for text in texts], [None]
     rewards = [report.reward for report in reports]
-    advantages = group_advantages(rewards)[2] if len(reports) > 1 else [None]
     rows = []
     for index, (report, advantage) in enumerate(zip(reports, advantages), 1):
         terms = report.terms
@@ -165,8 +161,7 @@ def generator_spec(engine: Engine, name: str | None) -> RerankerSpec:
 
 def rl_row(engine: Engine, export_id: str | None, data_path: str | None, index: float | None) -> tuple[int, dict]:
     """(position, row) of one RL row, from a recorded export or a JSONL path."""
-    path = next((e.path for e in list_exports(engine) if str(e.id) == str(export_id)), None) \
-        if export_id else (data_path or "").strip()
+    path = get_export(engine, int(export_id)).path if export_id else (data_path or "").strip()
     if not path:
         raise InputError("choose an RL export or give an RL JSONL path")
     rows = load_rows(path, "grpo")

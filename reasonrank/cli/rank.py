@@ -14,6 +14,7 @@ from reasonrank.evaluate import EvalConfig, evaluate, format_table, write_report
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
 from reasonrank.jobs import EventLog
+from reasonrank.reproduce import eval_reproduce
 from reasonrank.retrieve import CandidateSource, load_source
 from reasonrank.types import RankResult
 from reasonrank.window import WindowConfig, rerank
@@ -159,8 +160,6 @@ def _eval_command(config: EvalConfig) -> int:
     print(format_table(report))
     outputs = EventLog.current().outputs
     if not config.out:
-        from reasonrank.reproduce import eval_reproduce
-
         outputs.update(table=report.rows(), reproduce=eval_reproduce(config))
         return 0
     from reasonrank.cli import config_to_command

@@ -116,14 +116,12 @@ def resolve_run_config(config: TrainConfig) -> RunConfig:
 
 def _export_path(engine, data: str) -> tuple[str, int]:
     """`export:ID` → the export file's path and id."""
-    from db.exports import list_exports
+    from db.exports import get_export
 
     text = data[len(EXPORT_PREFIX):]
     if not text.isdigit():
         raise InputError(f"data {data!r}: expected export:ID with a numeric export id")
-    export = next((e for e in list_exports(engine) if e.id == int(text)), None)
-    if export is None:
-        raise InputError(f"no export with id {text}")
+    export = get_export(engine, int(text))
     return export.path, export.id
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,10 +128,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def _field_types(config_type: type) -> dict[str, Any]:
-    return typing.get_type_hints(config_type)
-
-
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     """A YAML/UI value as the field's type; a wrong type is an InputError naming the field."""
     allowed = typing.get_args(hint) or (hint,)
@@ -154,7 +150,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 def apply_values(config: RunConfig, values: dict[str, Any], source: str = "config") -> RunConfig:
     """`config` with `values` set (types checked); an unknown key is an InputError naming `source`."""
-    hints = _field_types(type(config))
+    hints = typing.get_type_hints(type(config))
     unknown = sorted(set(values) - set(hints))
     if unknown:
         raise InputError(f"{source}: unknown {type(config).__name__} field(s): {', '.join(unknown)}")
@@ -177,22 +173,29 @@ def default_run_config(stage: str, preset: str | None = None) -> RunConfig:
     return config
 
 
-def read_yaml_values(path: str | Path) -> dict[str, Any]:
-    """The mapping a YAML config file holds (an empty file is an empty mapping)."""
+def yaml_values(text: str, source: str) -> dict[str, Any]:
+    """The mapping a YAML text holds (empty text is an empty mapping); errors name `source`."""
     import yaml
 
-    path = Path(path)
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"training config file not found: {path}") from None
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise InputError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise InputError(f"{path}: a training config must be a mapping of field: value")
+        raise InputError(f"{source}: a training config must be a mapping of field: value")
     return loaded
+
+
+def read_yaml_values(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"training config file not found: {path}") from None
+    return yaml_values(text, str(path))
 
 
 def load_run_config(stage: str, path: str | Path | None = None, *, preset: str | None = None,
@@ -257,6 +260,3 @@ def check_run_config(config: RunConfig) -> None:
                 f"batch_size × steps_per_generation ({generation_batch}) must be divisible by num_generations "
                 f"({config.num_generations}): every prompt's group has to fit in one generation batch")
 
-
-def field_names(stage: str) -> list[str]:
-    return [f.name for f in fields(RUN_CONFIG_TYPES[stage])]

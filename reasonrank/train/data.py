@@ -107,20 +107,16 @@ class LengthReport:
 
 def _encoded_length(tokenizer: Any, messages: list[dict], add_generation_prompt: bool) -> int:
     ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
-    if isinstance(ids, dict) or hasattr(ids, "keys"):  # transformers 5 may return a BatchEncoding
+    if hasattr(ids, "keys"):  # transformers 5 may return a BatchEncoding (or a dict)
         ids = ids["input_ids"]
     return len(ids)
 
 
 def length_report(rows: list[dict], tokenizer: Any, max_length: int, stage: str) -> LengthReport:
     """Measure every example with the model's chat template, as the trainer will tokenize it."""
-    report = LengthReport(max_length)
-    for row in rows:
-        if stage == "sft":
-            report.lengths.append(_encoded_length(tokenizer, row["messages"], False))
-        else:
-            report.lengths.append(_encoded_length(tokenizer, row["prompt"], True))
-    return report
+    # SFT: the whole conversation; GRPO: the prompt plus the generation prompt the rollout starts from
+    column, add_generation_prompt = ("messages", False) if stage == "sft" else ("prompt", True)
+    return LengthReport(max_length, [_encoded_length(tokenizer, row[column], add_generation_prompt) for row in rows])
 
 
 def apply_length_policy(rows: list[dict], report: LengthReport, policy: str) -> list[dict]:
