@@ -157,14 +157,14 @@ def launch_app(model_dir: Path, endpoint_url: str, db_path: Path):
 
     from db.engine import get_engine, init_db
     from db.registry import add_reranker
-    from ui import build_app
+    from ui import LAUNCH_OPTIONS, build_app
 
     engine = get_engine(f"sqlite:///{db_path}")
     init_db(engine)
     add_reranker(engine, "tiny", "transformers", str(model_dir), {"device": "cpu"})
     add_reranker(engine, "endpoint", "openai", "test-model", {"base_url": endpoint_url})
     demo = build_app(engine)
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
     return demo, url, Client(url, verbose=False)
 
 
@@ -202,6 +202,8 @@ def gradio_floors(browser, repeats: int) -> tuple[float, float]:
     import gradio as gr
     from gradio_client import Client
 
+    from ui import LAUNCH_OPTIONS
+
     def echo(text: str):
         yield text + "!"
         yield text + "."
@@ -211,7 +213,7 @@ def gradio_floors(browser, repeats: int) -> tuple[float, float]:
         out = gr.HTML(elem_id="echo-out")
         button = gr.Button(elem_id="echo-go")
         button.click(echo, box, out, api_name="echo")
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
     clicks, submits = [], []
     try:
         page = browser.new_page()

@@ -185,6 +185,9 @@ def test_browser_streams_reasoning_before_the_run_ends(arena, endpoint, browser)
         expect(page.locator("#arena-inspector")).to_contain_text("applied permutation")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "arena-two-columns.png"), full_page=True)
+        # Gradio's run history is off (ui.LAUNCH_OPTIONS): nothing of the run was copied into browser storage
+        stored = page.evaluate("() => Object.keys(localStorage).filter(key => key.startsWith('gradio:run-history'))")
+        assert stored == []
     finally:
         endpoint.stream_delay_s = 0.0
         context.close()

@@ -86,7 +86,7 @@ def review_app(request, tmp_path_factory):
         # jobs' logs and events, exports: never under the working directory
         os.environ.setdefault("REASONRANK_DATA", str(tmp_path_factory.mktemp("app-data")))
         from db.users import verify
-        from ui import build_app
+        from ui import LAUNCH_OPTIONS, build_app
 
         engine = get_engine(f"sqlite:///{tmp_path_factory.mktemp('review-app') / 'reasonrank.db'}")
         _seed(engine)
@@ -94,7 +94,7 @@ def review_app(request, tmp_path_factory):
         for attempt in range(3):
             try:
                 _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
-                                        quiet=True, show_error=True,
+                                        quiet=True, show_error=True, **LAUNCH_OPTIONS,
                                         auth=lambda u, p: verify(engine, u, p) is not None)
                 break
             except OSError:
