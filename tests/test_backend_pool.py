@@ -30,7 +30,7 @@ def test_pool_loads_each_backend_once_and_retries_a_failed_load(server):
     with pool.lease(config) as first, pool.lease(config) as second:  # shared: HTTP backends keep no state
         assert first is second
     for _ in range(2):
-        with pytest.raises(RuntimeError), pool.lease(BackendConfig(kind="openai", model="broken")):
+        with pytest.raises(RuntimeError, match="load failed"), pool.lease(BackendConfig(kind="openai", model="broken")):
             pass
     assert made == ["test-model", "broken", "broken"]
     pool.close()
