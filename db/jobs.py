@@ -68,7 +68,13 @@ def launch_job(engine: Engine, kind: str, argv: list[str], config: dict[str, Any
         folder = job_dir(job_id)
         job.log_path = str(folder / "log.txt")
         job.metrics_path = str(folder / "events.jsonl")
-    pid = jobs.start(argv, job.log_path, job.metrics_path, env={**(env or {}), jobs.JOB_ID_ENV: str(job_id)})
+    try:
+        pid = jobs.start(argv, job.log_path, job.metrics_path, env={**(env or {}), jobs.JOB_ID_ENV: str(job_id)})
+    except OSError as exc:  # the row must not stay "queued" with no process behind it
+        with write_session(engine) as session:
+            row = session.get(Job, job_id)
+            row.status, row.message, row.finished_at = "failed", f"could not start the command: {exc}", utcnow()
+        raise
     with write_session(engine) as session:
         row = session.get(Job, job_id)
         row.pid, row.status, row.started_at = pid, "running", utcnow()
@@ -93,41 +99,48 @@ def refresh_job(engine: Engine, job_id: int) -> JobView:
             job = row
             session.flush()
             session.expunge(job)
+    return _view(job, state, log_tail=jobs.tail(job.log_path) if job.log_path else "")
+
+
+def _view(job: Job, state: jobs.JobState | None, log_tail: str = "") -> JobView:
     return JobView(
         id=job.id, kind=job.kind, status=job.status, argv=list(job.config.get("argv", [])),
         config=job.config, progress=state.progress if state else None,
         metrics=state.metrics if state else [], message=job.message or (state.message if state else ""),
-        outputs=job.outputs or (state.outputs if state else {}),
-        log_tail=jobs.tail(job.log_path) if job.log_path else "",
+        outputs=job.outputs or (state.outputs if state else {}), log_tail=log_tail,
         eta_seconds=state.eta_seconds() if state and job.status not in jobs.FINISHED else None,
         created_by=job.created_by, lineage=job.lineage or {},
     )
 
 
 def cancel_job(engine: Engine, job_id: int) -> JobView:
-    """Stop a running job (SIGTERM, then SIGKILL) and record it as cancelled."""
+    """Stop a running job (SIGTERM, then SIGKILL) and record it as cancelled, unless it reported
+    its own end first (its handler writes "cancelled" on SIGTERM; a job that finished just then
+    keeps its real outcome)."""
     with read_session(engine) as session:
         job = session.get(Job, job_id)
         if job is None:
             raise LookupError(f"no job {job_id}")
-        pid, status = job.pid, job.status
-    if status not in jobs.FINISHED and pid is not None:
-        jobs.cancel(pid)
-    view = refresh_job(engine, job_id)
-    if status not in jobs.FINISHED and view.status != "cancelled":  # killed before it could say so
-        with write_session(engine) as session:
-            row = session.get(Job, job_id)
-            row.status, row.finished_at = "cancelled", row.finished_at or utcnow()
-            row.message = "cancelled by a user"
-        view = refresh_job(engine, job_id)
-    return view
+        pid, status, events_path = job.pid, job.status, job.metrics_path
+    if status not in jobs.FINISHED:
+        if pid is not None:
+            jobs.cancel(pid)
+        if not (events_path and jobs.reported_state(events_path).finished):  # killed before it could say so
+            with write_session(engine) as session:
+                row = session.get(Job, job_id)
+                if row.status not in jobs.FINISHED:
+                    row.status, row.finished_at, row.message = "cancelled", utcnow(), "cancelled by a user"
+    return refresh_job(engine, job_id)
 
 
 def list_jobs(engine: Engine, kind: str | None = None, limit: int = 50) -> list[JobView]:
-    """Newest first; unfinished ones are refreshed so the list shows their real state."""
+    """Newest first, for a history table: one query; only unfinished jobs are refreshed from their
+    files, finished ones are shown from their row (no log or events read)."""
     with read_session(engine) as session:
-        statement = select(Job.id).order_by(Job.id.desc()).limit(limit)
+        statement = select(Job).order_by(Job.id.desc()).limit(limit)
         if kind is not None:
             statement = statement.where(Job.kind == kind)
-        ids = list(session.exec(statement))
-    return [refresh_job(engine, job_id) for job_id in ids]
+        rows = list(session.exec(statement))
+        for row in rows:
+            session.expunge(row)
+    return [_view(row, None) if row.status in jobs.FINISHED else refresh_job(engine, row.id) for row in rows]

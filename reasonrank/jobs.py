@@ -32,7 +32,6 @@ from typing import Any
 
 EVENTS_ENV = "REASONRANK_JOB_EVENTS"
 JOB_ID_ENV = "REASONRANK_JOB_ID"  # set by db.jobs.launch_job: the Job row a command runs as
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
 _CURRENT: "EventLog | None" = None
 
@@ -175,9 +174,10 @@ def _apply(state: JobState, event: dict[str, Any]) -> None:
         state.outputs = event.get("outputs") or {}
 
 
-def _folded(events_path: str | Path) -> JobState:
-    """The events so far folded into a state, reading only what was appended since the last
-    call: the UI polls every second, and a long training run writes thousands of events."""
+def reported_state(events_path: str | Path) -> JobState:
+    """What the job's events say so far (finished only once it wrote its `end`), reading only
+    what was appended since the last call: the UI polls every second, and a long training run
+    writes thousands of events."""
     path = Path(events_path)
     key = str(path.resolve())
     with _FOLD_LOCK:
@@ -193,11 +193,11 @@ def _folded(events_path: str | Path) -> JobState:
 
 def job_state(events_path: str | Path, pid: int | None, log_path: str | Path | None = None) -> JobState:
     """Fold the events file into a JobState; a dead process without an `end` event failed."""
-    state = _folded(events_path)
+    state = reported_state(events_path)
     if state.finished:
         return state
     if pid is not None and not is_alive(pid):
-        state = _folded(events_path)  # it may have written its end just before exiting
+        state = reported_state(events_path)  # it may have written its end just before exiting
         if state.finished:
             return state
         state.status = "failed"

@@ -129,3 +129,12 @@ def test_tail_keeps_the_last_state_of_a_progress_bar(tmp_path):
     path = tmp_path / "log.txt"
     path.write_text("start\nbar 10%\rbar 50%\rbar 100%\nend\n")
     assert jobs.tail(path) == "start\nbar 100%\nend"
+
+
+def test_a_job_that_cannot_start_is_recorded_failed_not_left_queued(engine, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "jobs").write_text("a file where the jobs folder should be")
+    with pytest.raises(OSError):
+        db_jobs.launch_job(engine, "eval", ["eval", "--help"], {})
+    [view] = db_jobs.list_jobs(engine)
+    assert view.status == "failed" and view.message.startswith("could not start the command:")

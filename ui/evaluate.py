@@ -224,11 +224,11 @@ def build(engine: Engine) -> None:
         job_id = launch(engine, KIND, config, request, lineage=lineage)
         return job_id, job_id
 
-    def poll(job_id, shown):
-        """Fill the results once the shown job has ended (skipped while nothing changed)."""
-        if job_id is None or job_id == shown or not refresh_job(engine, int(job_id)).finished:
-            return [gr.skip()] * 8
-        return [*job_results(engine, job_id), job_id, leaderboard_frame(engine)]
+    def ended(job_id):
+        """Results and the leaderboard once the panel shows the job ended (its status changed)."""
+        if job_id is None or not refresh_job(engine, int(job_id)).finished:
+            return [gr.skip()] * 7
+        return [*job_results(engine, job_id), leaderboard_frame(engine)]
 
     def refresh_lists():
         return gr.update(choices=reranker_choices(engine)), leaderboard_frame(engine)
@@ -275,14 +275,12 @@ def build(engine: Engine) -> None:
         board = gr.Dataframe(leaderboard_frame(engine), headers=LEADERBOARD_COLUMNS, label="Leaderboard",
                              interactive=False, elem_id="rr-eval-leaderboard")
         refresh = gr.Button("Refresh rerankers and leaderboard", size="sm", elem_id="rr-eval-refresh")
-        shown = gr.State(None)
 
         form = [dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed]
         results = [message, table, chart, run_download, calls_download, reproduce]
         gr.on([field.change for field in form], command, form, shown_command, api_name="eval_command")
         start_btn.click(start, [*form, name], [panel.job_id, past_job], api_name="eval_start")
-        gr.Timer(2.0).tick(poll, [panel.job_id, shown], [*results, shown, board], show_progress="hidden",
-                           api_visibility="private")
+        panel.status.change(ended, panel.job_id, [*results, board], api_visibility="private")
         show_btn.click(lambda job_id: job_results(engine, job_id), past_job, results, api_name="eval_results")
         panel.job_id.change(lambda job_id: job_results(engine, job_id), panel.job_id, results,
                             api_visibility="private")

@@ -23,6 +23,7 @@ from db.jobs import JobView, cancel_job, launch_job, list_jobs, refresh_job
 from db.users import get_user
 from reasonrank.cli import config_to_argv
 from reasonrank.io import InputError
+from reasonrank.jobs import FINISHED
 from ui.data import require_admin
 from ui.review import reviewer
 
@@ -138,14 +139,18 @@ def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> Job
     panel = JobPanel(job_id, status, bar, log, plot, cancel, history)
     shown = [status, bar, log] + ([plot] if plot is not None else [])
 
-    def show(current: int | None, last_status: str | None):
-        """The panel's outputs; the history is re-read only when the shown job changes status."""
+    def show(current: int | None, last: list | None):
+        """The panel's outputs; the history is re-read only when the shown job changes status,
+        and once the shown job has ended and been drawn a poll reads and sends nothing."""
+        last_id, last_status = last or (None, None)
+        if current is not None and current == last_id and last_status in FINISHED:
+            return [gr.skip()] * (len(shown) + 2)
         view = refresh_job(engine, current) if current is not None else None
         status_now = view.status if view else None
         outputs = [render_status(view), render_bar(view), view.log_tail if view else ""]
         outputs += [curves_frame(view, curves)] if plot is not None else []
         history_now = history_frame(engine, kind) if status_now != last_status else gr.skip()
-        return outputs + [status_now, history_now]
+        return outputs + [[current, status_now], history_now]
 
     def view_api(current: int) -> dict[str, Any]:
         try:
@@ -166,9 +171,9 @@ def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> Job
     def cancel_shown(current: int | None, request: gr.Request) -> None:
         cancel_api(current, request)
 
-    last_status = gr.State(None)
-    polled = [job_id, last_status]
-    updated = shown + [last_status, history]
+    last_shown = gr.State(None)  # [job id, status] as last drawn
+    polled = [job_id, last_shown]
+    updated = shown + [last_shown, history]
     timer = gr.Timer(1.0)
     timer.tick(show, polled, updated, show_progress="hidden", api_visibility="private")
     job_id.change(show, polled, updated, api_visibility="private")

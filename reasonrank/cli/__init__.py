@@ -99,14 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not events.active:
         return _run(argv)
     install_term_handler()
-    status, message = "failed", "the command exited without a result"
+    status, message, errors = "failed", "the command exited without a result", []
     try:
-        code = _run(argv, on_error=lambda line: events.outputs.setdefault("error", line))
+        code = _run(argv, on_error=errors.append)
         status = "succeeded" if code == 0 else ("cancelled" if code == 130 else "failed")
-        message = events.outputs.pop("error", "") if code else "done"
+        message = "done" if code == 0 else ""
         return code
-    finally:
-        events.end(status, message)
+    finally:  # an error line from _run (also before an unexpected exception) is the message
+        events.end(status, errors[0] if errors else message)
         events.close()
 
 
