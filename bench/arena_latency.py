@@ -323,8 +323,8 @@ def main() -> None:
             floors = gradio_floors(browser, args.repeats)
         finally:
             browser.close()
-    windows = len(window_spans(len(candidates.candidates), 10, 5, args.top_k))
-    print(f"DL19 query {qid}, top {args.top_k}, window 10 / step 5 ({windows} windows); tiny Qwen2 "
+    windows = len(window_spans(len(candidates.candidates), config.window, config.step, config.top_k))
+    print(f"DL19 query {qid}, top {config.top_k}, window {config.window} / step {config.step} ({windows} windows); tiny Qwen2 "
           f"(CPU, {args.max_new_tokens} new tokens) and an OpenAI-compatible server ({args.latency}s to answer, "
           f"{args.chunk_delay}s/chunk); medians of {args.repeats}")
     print(f"cores: Chromium on {cores[-1]}, app and models on {cores[:-1]}" if split else

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from db.engine import read_session, write_session
 from db.models import Reranker
-from reasonrank.arena import ARENA_KINDS
+from reasonrank.arena import ARENA_KINDS, RerankerSpec
 from reasonrank.io import InputError
 
 RERANKER_BACKENDS = ARENA_KINDS  # what the Arena and Eval can run
@@ -73,6 +73,11 @@ def get_reranker(engine: Engine, name_or_id: str | int) -> Reranker:
             raise InputError(f"no reranker {name_or_id!r}")
         session.expunge(row)
         return row
+
+
+def reranker_spec(row: Reranker) -> RerankerSpec:
+    """A registry row as the Arena runs it; its `backend_config()` is what Eval and Train load."""
+    return RerankerSpec(row.name, row.backend, row.model, dict(row.options))
 
 
 def remove_reranker(engine: Engine, name: str) -> None:

@@ -26,7 +26,8 @@ from reasonrank.backends import BACKEND_KINDS
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink
 from reasonrank.backends.pool import BackendPool
 from reasonrank.io import InputError
-from reasonrank.metrics import ndcg_at_k, recall_at_k
+from reasonrank.metrics import metric_value
+from reasonrank.retrieve import BM25Index, judged_without
 from reasonrank.types import CandidateList, Completion, GenerationParams, Label, Message, WindowCall
 from reasonrank.window import WindowConfig, rerank
 
@@ -35,8 +36,8 @@ LABELS = "labels"
 #: the reranker kinds the Arena runs: model backends plus the two baselines.
 ARENA_KINDS = (*BACKEND_KINDS, BM25, LABELS)
 MAX_RERANKERS = 4
+#: the figures each lane shows against the judgments
 METRICS = ("ndcg@10", "recall@10")
-LANE_STATUSES = ("waiting", "running", "done", "error")
 
 #: Finds the stored label of a candidate list (by its dataset and qid), or None when there is none.
 LabelLookup = Callable[[CandidateList], Label | None]
@@ -115,8 +116,8 @@ def judged_metrics(ranking: Sequence[str], candidates: CandidateList) -> dict[st
         return {}
     excluded = set(candidates.excluded_ids)
     kept = [docid for docid in ranking if docid not in excluded]
-    qrels = {docid: grade for docid, grade in candidates.qrels.items() if docid not in excluded}
-    return {"ndcg@10": ndcg_at_k(kept, qrels, 10), "recall@10": recall_at_k(kept, qrels, 10)}
+    qrels = judged_without(candidates.qrels, excluded)
+    return {name: metric_value(name, kept, qrels) for name in METRICS}
 
 
 class _Streamed(Backend):
@@ -329,8 +330,6 @@ def bm25_ranking(candidates: CandidateList, top_k: int) -> list[str]:
     Scores use the candidates as the collection (document frequencies of these passages only), so
     it is a lexical baseline for this list, not the full-corpus first stage that produced it.
     """
-    from reasonrank.retrieve import BM25Index
-
     head = candidates.candidates[:top_k]
     unique = {passage.docid: passage for passage in head}
     run = BM25Index(unique).search({candidates.query.qid: candidates.query.text}, k=len(unique))

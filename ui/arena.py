@@ -165,7 +165,7 @@ def build(engine: Engine | None) -> None:
         where = f"{candidates.dataset or 'pasted'}/{candidates.query.qid}"
         status = f"Running {len(names)} rerankers on {where} ({len(candidates.candidates)} passages)…"
         for lanes in itertools.chain([first], snapshots):
-            board = render_arena.board_html(lanes, candidates, len(candidates.candidates))
+            board = render_arena.board_html(lanes, candidates)
             if any(lane.status in ("waiting", "running") for lane in lanes):
                 yield board, results_json(candidates, lanes), status, *keep
                 continue

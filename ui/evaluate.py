@@ -21,9 +21,8 @@ from sqlalchemy import Engine
 from db.engine import data_dir
 from db.evalruns import leaderboard, record_eval_run, sync_eval_runs
 from db.jobs import refresh_job
-from db.registry import get_reranker, list_rerankers
+from db.registry import get_reranker, list_rerankers, reranker_spec
 from db.seed import SAMPLE
-from reasonrank.arena import RerankerSpec
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.bright import BRIGHT_TASKS, BrightSource
 from reasonrank.bright_mini import MINI_TASK, ensure_bright_mini
@@ -98,7 +97,7 @@ def reranker_backend(engine: Engine, name: str | None):
     if not name or name == NO_RERANKER:
         return None, None
     row = get_reranker(engine, name)
-    return RerankerSpec(row.name, row.backend, row.model, row.options).backend_config(), row.id
+    return reranker_spec(row).backend_config(), row.id
 
 
 def eval_config(engine: Engine, dataset: str, bright_root: str, tasks: list[str] | None, first_stage: str,

@@ -15,7 +15,7 @@ import gradio as gr
 from gradio.context import Context
 from sqlalchemy import Engine
 
-from db.registry import add_reranker, list_rerankers, remove_reranker
+from db.registry import add_reranker, list_rerankers, remove_reranker, reranker_spec
 from reasonrank.arena import BM25, LABELS, RerankerSpec
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.io import InputError
@@ -35,7 +35,7 @@ def available_specs(engine: Engine | None) -> dict[str, RerankerSpec]:
         return {"BM25": BUILTINS["BM25"]}
     specs = dict(BUILTINS)
     for row in list_rerankers(engine):
-        specs.setdefault(row.name, RerankerSpec(row.name, row.backend, row.model, dict(row.options)))
+        specs.setdefault(row.name, reranker_spec(row))
     return specs
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reasonrank.arena import Lane
+from reasonrank.arena import METRICS, Lane
+from reasonrank.evaluate import metric_label
 from reasonrank.types import CandidateList, WindowCall
 from ui.render import esc
 
@@ -67,21 +68,21 @@ def _figure(value: float | None, digits: int = 3) -> str:
 
 def summary_html(lanes: Sequence[Lane]) -> str:
     """One row per reranker: status, nDCG@10, Recall@10, tokens, seconds; the best figure bold."""
-    best = {name: max((lane.metrics.get(name, -1.0) for lane in lanes), default=-1.0)
-            for name in ("ndcg@10", "recall@10")}
+    best = {name: max((lane.metrics.get(name, -1.0) for lane in lanes), default=-1.0) for name in METRICS}
     rows = []
     for lane in lanes:
         cells = [f"<td>{esc(lane.name)} <small>({esc(lane.backend)})</small></td>",
                  f'<td><span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span></td>']
-        for name in ("ndcg@10", "recall@10"):
+        for name in METRICS:
             value = lane.metrics.get(name)
             mark = ' class="ar-best"' if value is not None and value == best[name] and lane.status == "done" else ""
             cells.append(f"<td{mark}>{_figure(value)}</td>")
         cells += [f"<td>{lane.tokens_in} / {lane.tokens_out}</td>", f"<td>{_figure(lane.first_delta_s, 2)}</td>",
                   f"<td>{_figure(lane.seconds, 2)}</td>"]
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return ('<table class="ar-summary"><thead><tr><th>reranker</th><th>status</th><th>nDCG@10</th>'
-            '<th>Recall@10</th><th>tokens in / out</th><th>first token s</th><th>total s</th></tr></thead>'
+    metric_heads = "".join(f"<th>{metric_label(name)}</th>" for name in METRICS)
+    return ('<table class="ar-summary"><thead><tr><th>reranker</th><th>status</th>' + metric_heads +
+            '<th>tokens in / out</th><th>first token s</th><th>total s</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
@@ -99,23 +100,23 @@ def lane_html(lane: Lane) -> str:
             f'<span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span>{esc(progress)}{body}</div>')
 
 
-def rankings_html(lanes: Sequence[Lane], candidates: CandidateList, depth: int) -> str:
-    """Rank rows × reranker columns (first stage first), cut at `depth`; gold passages shaded."""
+def rankings_html(lanes: Sequence[Lane], candidates: CandidateList) -> str:
+    """Rank rows × reranker columns (first stage first), one row per shown passage; gold shaded."""
     texts = {p.docid: p.text for p in candidates.candidates}
     columns = [("first stage", candidates.docids)] + [(lane.name, lane.ranking or []) for lane in lanes]
     head = "".join(f"<th>{esc(name)}</th>" for name, _ in columns)
     rows = []
-    for rank in range(min(depth, len(candidates.docids))):
+    for rank in range(len(candidates.docids)):
         cells = [_doc_cell(candidates, ranking[rank], texts) if rank < len(ranking) else "<td></td>"
                  for _, ranking in columns]
         rows.append(f"<tr><td>{rank + 1}</td>{''.join(cells)}</tr>")
     return f'<table class="ar-ranks"><thead><tr><th>#</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def board_html(lanes: Sequence[Lane], candidates: CandidateList, depth: int) -> str:
+def board_html(lanes: Sequence[Lane], candidates: CandidateList) -> str:
     """The whole Arena board: summary, live columns, aligned rankings."""
     return (summary_html(lanes) + '<div class="ar-lanes">' + "".join(lane_html(lane) for lane in lanes)
-            + "</div>" + rankings_html(lanes, candidates, depth))
+            + "</div>" + rankings_html(lanes, candidates))
 
 
 def _order_html(candidates: CandidateList, docids: Sequence[str]) -> str:
