@@ -16,12 +16,13 @@ import importlib.util
 import logging
 import os
 import random
+import ssl
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Coroutine, TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Coroutine, Protocol, TypeVar
 
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink, TokenizerLike
 from reasonrank.backends.openai_wire import post_chat, read_stream, to_completion
@@ -30,8 +31,15 @@ from reasonrank.types import Completion, GenerationParams, Message
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: what `OpenAIBackend.session` yields: one chat request (with retries) per call.
-Complete = Callable[[list[Message]], Awaitable[Completion]]
+
+
+class Complete(Protocol):
+    """What `OpenAIBackend.session` yields: one chat request (with retries) per call; given an
+    `on_delta`, the request streams and its deltas reach it."""
+
+    def __call__(self, messages: list[Message], on_delta: DeltaSink | None = None,
+                 /) -> Awaitable[Completion]: ...
+
 
 #: first backoff delay in seconds; doubles per retry up to BACKOFF_CAP_S, then jittered.
 BACKOFF_BASE_S = 0.5
@@ -106,6 +114,7 @@ class OpenAIBackend(Backend):
         self.tokenizer: TokenizerLike | None = (
             _load_tokenizer(config.tokenizer) if config.tokenizer else None
         )
+        self._ssl_context: ssl.SSLContext | None = None  # built on first use, see `_client`
 
     def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
         if not prompts:
@@ -120,13 +129,24 @@ class OpenAIBackend(Backend):
 
     # -- one batch -------------------------------------------------------------------------
     def _client(self) -> Any:
+        """A client for one batch or stream (a client is bound to the event loop it runs on).
+
+        Only the SSL context outlives it: loading the CA store costs ~20 ms, which would
+        otherwise land before every streamed window's first token. The HTTP client gets the
+        SDK's own defaults (connection limits, redirects) and the same timeout as before.
+        """
+        import httpx2
         import openai
 
+        if self._ssl_context is None:
+            self._ssl_context = httpx2.create_ssl_context()  # what the SDK's default client builds
         return openai.AsyncOpenAI(
             base_url=self.url,
             api_key=os.environ.get(self.config.api_key_env) or "EMPTY",
             max_retries=0,
             timeout=self.config.timeout_s,
+            http_client=openai.DefaultAsyncHttpxClient(
+                base_url=self.url, timeout=self.config.timeout_s, verify=self._ssl_context),
         )
 
     def _request(self, params: GenerationParams) -> dict[str, Any]:
@@ -142,7 +162,8 @@ class OpenAIBackend(Backend):
 
     @contextlib.asynccontextmanager
     async def session(self, params: GenerationParams) -> AsyncIterator[Complete]:
-        """An async `complete(messages) -> Completion` that shares one client and the in-flight limit.
+        """An async `complete(messages, on_delta=None) -> Completion` that shares one client and
+        the in-flight limit (with `on_delta`, the request streams its deltas there).
 
         For callers that take completions one at a time as they finish (teacher synthesis stores
         each label at once) instead of a whole batch: the same retries and one-line errors as
@@ -152,7 +173,8 @@ class OpenAIBackend(Backend):
         request = self._request(params)
         limit = asyncio.Semaphore(self.config.max_in_flight)
         try:
-            yield lambda messages: self._generate_one(client, limit, list(messages), request)
+            yield lambda messages, on_delta=None: self._generate_one(
+                client, limit, list(messages), request, on_delta)
         finally:
             await client.close()
 
@@ -169,12 +191,8 @@ class OpenAIBackend(Backend):
 
     async def _stream(self, messages: list[Message], params: GenerationParams,
                       on_delta: DeltaSink) -> Completion:
-        client = self._client()
-        try:
-            return await self._generate_one(client, asyncio.Semaphore(1), messages,
-                                            self._request(params), on_delta)
-        finally:
-            await client.close()
+        async with self.session(params) as complete:
+            return await complete(messages, on_delta)
 
     async def _generate_one(
         self, client: Any, limit: asyncio.Semaphore, messages: list[Message], request: dict[str, Any],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 from reasonrank.backends import make_backend
@@ -28,17 +29,16 @@ class BackendPool:
         self._factory = factory
         self._max_local = max_local
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[threading.Lock, list[Backend]]] = {}
-        self._recent: list[str] = []  # local entries, least recently used first
+        # key -> (lease lock, [backend] once loaded, is local), least recently leased first
+        self._entries: OrderedDict[str, tuple[threading.Lock, list[Backend], bool]] = OrderedDict()
 
     @contextlib.contextmanager
     def lease(self, config: BackendConfig) -> Iterator[Backend]:
         key = json.dumps(config.to_dict(), sort_keys=True, default=str)
         local = config.kind != "openai"
         with self._lock:
-            lock, holder = self._entries.setdefault(key, (threading.Lock(), []))
-            if local:
-                self._recent = [k for k in self._recent if k != key] + [key]
+            lock, holder, _ = self._entries.setdefault(key, (threading.Lock(), [], local))
+            self._entries.move_to_end(key)
         with lock:
             if not holder:  # a failed load is not kept: the next run tries again
                 holder.append(self._factory(config))
@@ -52,28 +52,27 @@ class BackendPool:
     def _evict(self, keep: str) -> None:
         """Close least recently used idle local models until at most `max_local` are loaded."""
         with self._lock:
-            loaded = [k for k in self._recent if self._entries.get(k, (None, []))[1]]
+            loaded = [(key, lock, holder) for key, (lock, holder, local) in self._entries.items()
+                      if local and holder]
             victims = []
-            for key in loaded:
+            for key, lock, holder in loaded:
                 if len(loaded) - len(victims) <= self._max_local:
                     break
-                lock, holder = self._entries[key]
                 if key != keep and lock.acquire(blocking=False):  # in use by a lane: keep it
                     victims.append(holder.pop())
                     lock.release()
                     del self._entries[key]
-                    self._recent.remove(key)
         for backend in victims:
             backend.close()
 
     def loaded(self) -> int:
         """How many backends are loaded now (local and HTTP)."""
         with self._lock:
-            return sum(1 for _, holder in self._entries.values() if holder)
+            return sum(1 for _, holder, _ in self._entries.values() if holder)
 
     def close(self) -> None:
         with self._lock:
-            entries, self._entries, self._recent = list(self._entries.values()), {}, []
-        for _, holder in entries:
+            entries, self._entries = list(self._entries.values()), OrderedDict()
+        for _, holder, _ in entries:
             for backend in holder:
                 backend.close()

@@ -11,8 +11,10 @@ sampling defaults (repetition penalty, top-k, …) are neutralised, as an explic
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +134,23 @@ class TransformersBackend(Backend):
 
         texts = [render_prompt(messages, self.tokenizer) for messages in prompts]
         size = self.config.batch_size
-        devices = [self.device] if str(self.device).startswith("cuda") else []
         completions: list[Completion] = []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
+        with self._seeded(params.seed), torch.inference_mode():
             for start in range(0, len(texts), size):
                 completions.extend(self._generate_chunk(texts[start : start + size], params))
         return completions
+
+    @contextlib.contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[None]:
+        """Seed torch (CPU and this model's GPU) for the block when `seed` is given; the caller's
+        global RNG state is restored afterwards either way."""
+        import torch
+
+        devices = [self.device] if str(self.device).startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            yield
 
     def _generate_kwargs(self, params: GenerationParams) -> dict[str, Any]:
         """Only our decoding settings: the model's own sampling defaults are overridden."""
@@ -179,10 +190,7 @@ class TransformersBackend(Backend):
                 outcome["error"] = exc
                 streamer.end()
 
-        devices = [self.device] if str(self.device).startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices):
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
+        with self._seeded(params.seed):
             worker = threading.Thread(target=work, name="transformers-stream", daemon=True)
             worker.start()
             try:
