@@ -47,13 +47,12 @@ def _lists(count: int, size: int = 20):
 
 def run_once(base_url: str, in_flight: int, lists, store: Path) -> float:
     """Seconds to label every list with `in_flight` requests at once (store set up beforehand)."""
-    from db.engine import get_engine, init_db
     from db.importer import import_batch
+    from reasonrank.cli.common import open_store
     from reasonrank.cli.synth import SynthConfig, run_synth
     from reasonrank.imports import ImportBatch
 
-    engine = get_engine(f"sqlite:///{store}")
-    init_db(engine)
+    engine = open_store(f"sqlite:///{store}")
     import_batch(engine, ImportBatch(labels=[], candidates=lists, qrels={}, dataset="bench", kind="candidates",
                                      issues=[]))
     config = SynthConfig(dataset="bench", base_url=base_url, model="test-model", max_in_flight=in_flight,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonrank.bright import examples_path
-from reasonrank.io import InputError, iter_jsonl, read_qrels
+from reasonrank.io import InputError, iter_jsonl, read_qrels, write_jsonl
 from reasonrank.reproduce import EXCLUSION_RULE, file_sha256
 
 MINI_TASK = "theoremqa_questions"
@@ -100,9 +100,9 @@ def build_bright_mini(source: str | Path, out: str | Path) -> BrightMini:
 
     for folder in ("examples", "documents", "qrels"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    _write_jsonl(root / "examples" / f"{MINI_TASK}.jsonl", examples)
-    _write_jsonl(root / "documents" / f"{MINI_TASK}.jsonl",
-                 ({"id": docid, "content": text} for docid, text in documents.items()))
+    write_jsonl(examples, root / "examples" / f"{MINI_TASK}.jsonl")
+    write_jsonl(({"id": docid, "content": text} for docid, text in documents.items()),
+                root / "documents" / f"{MINI_TASK}.jsonl")
     shutil.copyfile(source / OFFICIAL_QRELS, root / OFFICIAL_QRELS)
     for name in LICENCES:
         if (source / name).is_file():
@@ -131,15 +131,6 @@ def ensure_bright_mini(source: str | Path, out: str | Path) -> Path:
     if not (root / MANIFEST).is_file():
         build_bright_mini(source, root)
     return root
-
-
-def _write_jsonl(path: Path, records) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    partial.replace(path)
 
 
 def _write_readme(root: Path, built: BrightMini) -> None:

@@ -163,7 +163,7 @@ def read_candidates_jsonl(path: str | Path) -> list[CandidateList]:
 
 
 def write_candidates_jsonl(lists: Iterable[CandidateList], path: str | Path) -> None:
-    _write_jsonl((candidate_to_dict(cl) for cl in lists), path)
+    write_jsonl((candidate_to_dict(cl) for cl in lists), path)
 
 
 # ----------------------------------------------------------------------------- RankLLM JSON
@@ -315,7 +315,7 @@ def read_labels_jsonl(path: str | Path) -> list[Label]:
 
 
 def write_labels_jsonl(labels: Iterable[Label], path: str | Path) -> None:
-    _write_jsonl((label_to_dict(label) for label in labels), path)
+    write_jsonl((label_to_dict(label) for label in labels), path)
 
 
 # ----------------------------------------------------------------------------- calls.jsonl
@@ -338,14 +338,19 @@ def call_from_dict(obj: dict, where: str = "") -> WindowCall:
 
 def write_calls_jsonl(results: Iterable[RankResult], path: str | Path) -> None:
     """Every WindowCall of every result, one JSON object a line, in call order per query."""
-    _write_jsonl((call_to_dict(call) for result in results for call in result.calls), path)
+    write_jsonl((call_to_dict(call) for result in results for call in result.calls), path)
 
 
 def read_calls_jsonl(path: str | Path) -> list[WindowCall]:
     return [call_from_dict(obj, f"{path}:{lineno}") for lineno, obj in iter_jsonl(path)]
 
 
-def _write_jsonl(objects: Iterable[dict], path: str | Path) -> None:
-    with Path(path).open("w", encoding="utf-8") as handle:
+def write_jsonl(objects: Iterable[dict], path: str | Path) -> None:
+    """One JSON object per line, written under a temporary name and then renamed: a reader (or a
+    crash half-way) never leaves half a file at `path`."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
         for obj in objects:
             handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    partial.replace(path)
