@@ -77,7 +77,7 @@ def get_reranker(engine: Engine, name_or_id: str | int) -> Reranker:
 
 def reranker_spec(row: Reranker) -> RerankerSpec:
     """A registry row as the Arena runs it; its `backend_config()` is what Eval and Train load."""
-    return RerankerSpec(row.name, row.backend, row.model, dict(row.options))
+    return RerankerSpec(row.name, row.backend, row.model, dict(row.options or {}))
 
 
 def remove_reranker(engine: Engine, name: str) -> None:

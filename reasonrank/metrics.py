@@ -365,14 +365,16 @@ def format_checks(text: str, window_len: int) -> dict[str, bool]:
     }
 
 
+def format_score(checks: Mapping[str, bool]) -> float:
+    """The graded format reward of one completion: the share of its `format_checks` passed (0..1)."""
+    return sum(checks.values()) / len(checks)
+
+
 def format_reward(
     completions: Sequence[CompletionLike], initial_list: Sequence[Sequence[str]], **kwargs: object
 ) -> list[float]:
     """TRL reward callable: the fraction of `format_checks` each completion passes (0..1);
     the window length is the length of its `initial_list` row."""
     _check_columns(completions, initial_list=initial_list)
-    rewards = []
-    for completion, initial in zip(completions, initial_list):
-        checks = format_checks(completion_text(completion), len(initial))
-        rewards.append(sum(checks.values()) / len(checks))
-    return rewards
+    return [format_score(format_checks(completion_text(completion), len(initial)))
+            for completion, initial in zip(completions, initial_list)]

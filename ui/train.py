@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from db.engine import data_dir
 from db.exports import get_export, list_exports
 from db.jobs import refresh_job
-from db.registry import list_rerankers
+from db.registry import get_reranker, list_rerankers, reranker_spec
 from reasonrank.arena import RerankerSpec
 from reasonrank.backends import make_backend
 from reasonrank.backends.base import BackendError
@@ -35,8 +35,9 @@ from reasonrank.cli import config_to_command
 from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig
 from reasonrank.io import InputError
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
-from reasonrank.train.data import load_rows
-from reasonrank.train.debugger import debug_completion, debug_group, sample_completions
+from reasonrank.train.data import load_row
+from reasonrank.train.debugger import (DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group,
+                                       sample_completions)
 from ui.data import require_admin
 from ui.jobs import job_panel, launch
 
@@ -49,8 +50,6 @@ DIRECT_FIELDS = ("model", "data", "output_dir", "preset", "resume")
 FORM_FIELDS = (*DIRECT_FIELDS, "finetune")
 #: registry backends the debugger can sample completions from
 GENERATOR_BACKENDS = ("transformers", "openai")
-#: the debugger's sampling length: GRPO's completion budget in the paper presets
-DEFAULT_MAX_NEW_TOKENS = 3072
 EXPORT_KINDS = {"sft": ("sft", "alpaca"), "grpo": ("rl",)}
 DEBUG_COLUMNS = ["#", "reward", "advantage", "format_ok", "count_ok", "ndcg10", "recall10", "rbo", "format_score",
                  "parsed order"]
@@ -152,23 +151,23 @@ def generator_choices(engine: Engine) -> list[str]:
 
 def generator_spec(engine: Engine, name: str | None) -> RerankerSpec:
     """The registry entry `name` as a spec, refused unless it is a transformers or openai reranker."""
-    row = next((r for r in list_rerankers(engine) if r.name == name), None) if name else None
+    try:
+        row = get_reranker(engine, name) if name else None
+    except InputError:  # no such reranker
+        row = None
     if row is None or row.backend not in GENERATOR_BACKENDS:
         raise InputError(f"choose a registered {' or '.join(GENERATOR_BACKENDS)} reranker to generate with"
                          + (f"; {name!r} is not one" if name else ""))
-    return RerankerSpec(name=row.name, backend=row.backend, model=row.model, options=dict(row.options or {}))
+    return reranker_spec(row)
 
 
 def rl_row(engine: Engine, export_id: str | None, data_path: str | None, index: float | None) -> tuple[int, dict]:
-    """(position, row) of one RL row, from a recorded export or a JSONL path."""
+    """(position, row) of one RL row, from a recorded export or a JSONL path (read up to that row only)."""
     path = get_export(engine, int(export_id)).path if export_id else (data_path or "").strip()
     if not path:
         raise InputError("choose an RL export or give an RL JSONL path")
-    rows = load_rows(path, "grpo")
     position = int(index or 0)
-    if not 0 <= position < len(rows):
-        raise InputError(f"row {position} does not exist: the file has {len(rows)} rows")
-    return position, rows[position]
+    return position, load_row(path, "grpo", position)
 
 
 def build(engine: Engine) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reasonrank.io import InputError
 from reasonrank.train.config import RunConfig, check_run_config, save_run_config
+from reasonrank.train.data import LengthReport, apply_length_policy, length_report, load_rows
 
 FINAL_DIR = "final"
 CONFIG_FILE = "train_config.yaml"
@@ -186,6 +188,36 @@ def prepare_output(config: RunConfig) -> str | None:
     out.mkdir(parents=True, exist_ok=True)
     save_run_config(config, out / CONFIG_FILE)
     return last
+
+
+@dataclass
+class PreparedRun:
+    """What both trainers start from, once the output folder, data and tokenizer are checked."""
+
+    resume_from: str | None  # the checkpoint to resume from
+    rows: list[dict]  # the rows to train on (after the length policy)
+    tokenizer: Any
+    report: LengthReport
+    device: str
+    callbacks: list[Any]  # the events callback, then the caller's
+
+
+def prepare_run(config: RunConfig, stage: str, callbacks: Sequence[Any] = (),
+                check_tokenizer: Callable[[Any], None] | None = None) -> PreparedRun:
+    """The preamble of every run: prepare the output folder, load and measure the rows with the
+    model's tokenizer (`check_tokenizer` vets it first), apply the length policy, pick the device."""
+    from reasonrank.train.callbacks import make_events_callback
+
+    resume_from = prepare_output(config)
+    rows = load_rows(config.data, stage)
+    tokenizer = load_tokenizer(config.model)
+    if check_tokenizer is not None:
+        check_tokenizer(tokenizer)
+    report = length_report(rows, tokenizer, config.max_length, stage)
+    rows = apply_length_policy(rows, report, config.on_overlong)
+    return PreparedRun(resume_from=resume_from, rows=rows, tokenizer=tokenizer, report=report,
+                       device=resolve_device(config),
+                       callbacks=[make_events_callback(Path(config.output_dir) / METRICS_FILE), *callbacks])
 
 
 def save_final(trainer: Any, config: RunConfig, tokenizer: Any) -> tuple[str, bool]:

@@ -8,13 +8,12 @@ do with them (`truncate` or `drop`).
 """
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonrank.io import InputError
+from reasonrank.io import InputError, iter_jsonl
 
 SFT_ROLES = ("system", "user", "assistant")
 RL_COLUMNS = ("prompt", "initial_list", "teacher_list", "relevant_docids")
@@ -59,29 +58,37 @@ def _rl_row(record: dict, where: str) -> dict:
     return row
 
 
+def _records(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """("file:line", object) for each row of an export JSONL (gzip too); a missing file or a bad
+    line is an InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"training data not found: {path}")
+    for lineno, record in iter_jsonl(path):
+        yield f"{path}:{lineno}", record
+
+
 def load_rows(path: str | Path, stage: str) -> list[dict]:
     """Every row of an export JSONL as the stage's trainer takes it (SFT: messages; GRPO: prompt
     plus the reward columns); the first bad line is an InputError naming file and line."""
-    path = Path(path)
     convert = {"sft": _sft_row, "grpo": _rl_row}[stage]
-    if not path.is_file():
-        raise InputError(f"training data not found: {path}")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise InputError(f"{where}: not JSON ({exc})") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{where}: a row must be a JSON object")
-            rows.append(convert(record, where))
+    rows = [convert(record, where) for where, record in _records(path)]
     if not rows:
-        raise InputError(f"{path}: no training rows")
+        raise InputError(f"{Path(path)}: no training rows")
     return rows
+
+
+def load_row(path: str | Path, stage: str, index: int) -> dict:
+    """Row `index` (from 0) of an export JSONL as `load_rows` gives it, reading only up to that
+    row and converting only it; a row past the end names how many the file has."""
+    convert = {"sft": _sft_row, "grpo": _rl_row}[stage]
+    count = 0
+    for count, (where, record) in enumerate(_records(path), 1):
+        if count - 1 == index:
+            return convert(record, where)
+    if not count:
+        raise InputError(f"{Path(path)}: no training rows")
+    raise InputError(f"row {index} does not exist: the file has {count} rows")
 
 
 @dataclass

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasonrank.io import InputError
-from reasonrank.metrics import RewardTerms, format_checks, reward_terms
+from reasonrank.metrics import RewardTerms, format_checks, format_score, reward_terms
 from reasonrank.parse import ParsedRanking, parse_ranking
+from reasonrank.train.config import GRPORunConfig
 
 #: TRL adds this to the group's standard deviation before dividing (grpo_trainer, scale_rewards)
 ADVANTAGE_EPSILON = 1e-4
+#: sampling length of a debugged group: GRPO's completion budget (the paper presets')
+DEFAULT_MAX_NEW_TOKENS = GRPORunConfig.max_completion_length
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def debug_completion(text: str, row: Mapping[str, Any], format_weight: float = 0
     initial, teacher, relevant = _columns(row)
     terms = reward_terms(text, initial, teacher, relevant)
     checks = format_checks(text, len(initial))
-    score = sum(checks.values()) / len(checks)
+    score = format_score(checks)
     parsed = parse_ranking(text, len(initial))
     return CompletionReport(text=text, parsed=parsed, ranked_docids=[initial[i] for i in parsed.order], terms=terms,
                             format_checks=checks, format_score=score, reward=terms.total + format_weight * score)
@@ -92,7 +95,7 @@ def as_generated(completion: Any) -> str:
 
 
 def sample_completions(row: Mapping[str, Any], backend: Any, n: int, temperature: float = 1.0,
-                       max_new_tokens: int = 3172, seed: int | None = None) -> list[str]:
+                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, seed: int | None = None) -> list[str]:
     """`n` completions of the row's prompt from a backend (a policy under test), as a group."""
     from reasonrank.types import GenerationParams, Message
 

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from reasonrank.io import InputError
-from reasonrank.train.callbacks import make_events_callback
-from reasonrank.train.common import (METRICS_FILE, TrainResult, load_model, load_tokenizer, lora_config,
-                                     prepare_output, resolve_device, train, trainer_args)
+from reasonrank.train.common import TrainResult, load_model, lora_config, prepare_run, train, trainer_args
 from reasonrank.train.config import SFTRunConfig
-from reasonrank.train.data import apply_length_policy, length_report, load_rows
 
 
 def check_assistant_mask_support(tokenizer: Any) -> None:
@@ -37,23 +33,16 @@ def run_sft(config: SFTRunConfig, *, callbacks: Sequence[Any] = ()) -> TrainResu
     """Train, checkpoint every `save_steps`, save `<output_dir>/final`; `callbacks` are extra
     transformers TrainerCallbacks (the events callback is always there)."""
     started = time.monotonic()
-    resume_from = prepare_output(config)
-    rows = load_rows(config.data, "sft")
-    tokenizer = load_tokenizer(config.model)
-    if config.assistant_only_loss:
-        check_assistant_mask_support(tokenizer)
-    report = length_report(rows, tokenizer, config.max_length, "sft")
-    rows = apply_length_policy(rows, report, config.on_overlong)
-    device = resolve_device(config)
+    run = prepare_run(config, "sft", callbacks,
+                      check_tokenizer=check_assistant_mask_support if config.assistant_only_loss else None)
 
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    args = SFTConfig(**trainer_args(config, device), max_length=config.max_length,
+    args = SFTConfig(**trainer_args(config, run.device), max_length=config.max_length,
                      assistant_only_loss=config.assistant_only_loss, packing=config.packing)
     trainer = SFTTrainer(
-        model=load_model(config, device), args=args, train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer, peft_config=lora_config(config),
-        callbacks=[make_events_callback(Path(config.output_dir) / METRICS_FILE), *callbacks],
+        model=load_model(config, run.device), args=args, train_dataset=Dataset.from_list(run.rows),
+        processing_class=run.tokenizer, peft_config=lora_config(config), callbacks=run.callbacks,
     )
-    return train(trainer, config, tokenizer, "sft", resume_from, report.summary(), started)
+    return train(trainer, config, run.tokenizer, "sft", run.resume_from, run.report.summary(), started)
