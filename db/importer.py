@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -44,6 +45,19 @@ class ImportRefused(InputError):
         more = f" (and {len(problems) - _SHOWN_PROBLEMS} more)" if len(problems) > _SHOWN_PROBLEMS else ""
         super().__init__(f"import refused, nothing written: {len(problems)} problem(s): {shown}{more}")
 
+
+#: an item whose label was replaced goes back to the review queue: what reviewers judged changed
+BACK_TO_REVIEW = {"status": "pending", "final_ranking": None, "final_reasoning": None, "claimed_by": None,
+                  "claimed_until": None}
+
+
+def label_row(label: LabelData, item_id: int, consistency: float | None, kept: bool, fingerprint: str,
+              created_at: datetime) -> dict:
+    """A `label` table row of `label` for `item_id` (imports and synthesis both store labels so)."""
+    return {"item_id": item_id, "source": label.source, "model": label.model, "ranking": list(label.ranking),
+            "reasoning": label.reasoning, "raw_output": label.raw_output, "relevant_docids": label.relevant_docids,
+            "consistency": consistency, "kept": kept, "reasons": list(label.reasons), "tokens_in": label.tokens_in,
+            "tokens_out": label.tokens_out, "fingerprint": fingerprint, "created_at": created_at}
 
 @dataclass
 class ImportSummary:
@@ -268,12 +282,7 @@ class _DatasetWriter:
                 self.summary.labels_unchanged += 1
                 continue
             score, kept = _consistency(label.ranking, label.relevant_docids, state.final_qrels, self.alpha)
-            rows.append({"item_id": state.id, "source": label.source, "model": label.model,
-                         "ranking": list(label.ranking), "reasoning": label.reasoning,
-                         "raw_output": label.raw_output, "relevant_docids": label.relevant_docids,
-                         "consistency": score, "kept": kept, "reasons": list(label.reasons),
-                         "tokens_in": label.tokens_in, "tokens_out": label.tokens_out,
-                         "fingerprint": fingerprint, "created_at": now})
+            rows.append(label_row(label, state.id, score, kept, fingerprint, now))
             state_of[state.id] = state
         columns = Label.__table__.c
         for label_id, item_id, score in _insert_rows(self.session, Label.__table__, rows,
@@ -326,8 +335,7 @@ class _DatasetWriter:
                 continue
             values = dict(state.changes)
             if state.reset:
-                values.update(status="pending", final_ranking=None, final_reasoning=None,
-                              claimed_by=None, claimed_until=None)
+                values.update(BACK_TO_REVIEW)
             # the version bump makes a reviewer who loaded the old item reload it
             self.session.execute(update(Item).where(Item.id == state.id).values(
                 version=Item.version + 1, updated_at=utcnow(), **values))

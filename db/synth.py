@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.engine import chunks, read_session, utcnow, write_session
 from db.exports import passages_for
+from db.importer import BACK_TO_REVIEW, label_row
 from db.models import ITEM_STATUSES, Dataset, Item, Label, Query
 from reasonrank.io import InputError
 from reasonrank.types import CandidateList
@@ -115,15 +116,11 @@ def store_label(engine: Engine, item_id: int, label: LabelData, consistency: flo
     try:
         with write_session(engine) as session:
             label_id = session.scalar(insert(Label).values(
-                item_id=item_id, source=label.source, model=label.model, ranking=list(label.ranking),
-                reasoning=label.reasoning, raw_output=label.raw_output, relevant_docids=label.relevant_docids,
-                consistency=consistency, kept=kept, reasons=list(label.reasons), tokens_in=label.tokens_in,
-                tokens_out=label.tokens_out, fingerprint=fingerprint, created_at=utcnow()).returning(Label.id))
+                label_row(label, item_id, consistency, kept, fingerprint, utcnow())).returning(Label.id))
             previous = session.scalar(select(Item.label_id).where(Item.id == item_id))
             values: dict[str, Any] = {"label_id": label_id, "consistency": consistency}
             if previous is not None:  # what reviewers judged changed: back to the queue
-                values.update(status="pending", final_ranking=None, final_reasoning=None, claimed_by=None,
-                              claimed_until=None)
+                values.update(BACK_TO_REVIEW)
             session.execute(update(Item).where(Item.id == item_id).values(
                 version=Item.version + 1, updated_at=utcnow(), **values))
     except IntegrityError:  # another run stored this teacher's label for the item first
