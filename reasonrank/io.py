@@ -18,7 +18,8 @@ class InputError(ValueError):
     """Malformed or missing input; the message says which file, line and field."""
 
 
-def _open_text(path: str | Path):
+def open_text(path: str | Path):
+    """A UTF-8 text handle on `path`, gunzipped when it ends in .gz; a missing file is an InputError."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
@@ -32,7 +33,7 @@ def _open_text(path: str | Path):
 # ----------------------------------------------------------------------------- TREC formats
 def _whitespace_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, whitespace-split cols) for every non-blank line of a TREC-style file."""
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for lineno, line in enumerate(handle, 1):
             cols = line.split()
             if cols:
@@ -90,7 +91,7 @@ def read_queries_tsv(path: str | Path) -> dict[str, str]:
 
 def _read_key_tab_text(path: str | Path, expected: str) -> Iterator[tuple[str, str]]:
     """(key, text) per non-empty `key<TAB>text` line; the text may itself contain tabs."""
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for lineno, line in enumerate(handle, 1):
             line = line.rstrip("\n")
             if not line:
@@ -145,7 +146,7 @@ def candidate_to_dict(cl: CandidateList) -> dict:
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-empty line; bad JSON names the line."""
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -171,7 +172,7 @@ def read_rank_llm_json(
     path: str | Path, qrels: dict[str, dict[str, int]] | None = None, dataset: str | None = None
 ) -> list[CandidateList]:
     """RankLLM's retrieve-results file: `[{query, hits: [{content, qid, docid, rank, score}]}]`."""
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         try:
             data = json.load(handle)
         except json.JSONDecodeError as exc:
@@ -205,7 +206,7 @@ def read_candidate_file(
     Users hold both formats; making them name the format would only add a way to get it wrong.
     `qrels`, when given, replace any judgments stored in the file; `dataset` fills empty names.
     """
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         head = handle.read(4096).lstrip()
     if head.startswith("["):
         lists = read_rank_llm_json(path, qrels=qrels, dataset=dataset)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from reasonrank.cli.common import Command, Progress, open_store, optional_int
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.imports.consistency import ALPHA
-from reasonrank.io import InputError, iter_jsonl, read_queries_tsv
+from reasonrank.io import InputError, iter_jsonl, open_text, read_queries_tsv
 from reasonrank.jobs import EventLog
 from reasonrank.synth import PROMPTS, Price, SynthOptions, SynthOutcome, SynthTask, price_for
 from reasonrank.types import GenerationParams
@@ -153,9 +153,9 @@ class SynthReport:
 # ----------------------------------------------------------------------------- inputs
 def read_answers(path: str) -> dict[str, str]:
     """Gold answers by qid from JSONL (`qid` + `answer` or `gold_answer`) or `qid<TAB>answer` TSV."""
-    with open(path, encoding="utf-8") as handle:
-        first = handle.read(1)
-    if first == "{":
+    with open_text(path) as handle:
+        head = handle.read(4096).lstrip()
+    if head.startswith("{"):
         answers = {}
         for lineno, obj in iter_jsonl(path):
             text = obj.get("answer", obj.get("gold_answer"))
