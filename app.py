@@ -7,6 +7,7 @@ bundled sample when empty) on start. Login is checked against the User table; on
 run an "admin" user is created with a random password, printed once and written (mode 600) to
 <data dir>/initial-admin-password.txt. On a Space (SPACE_ID set) HF OAuth is offered instead.
 """
+
 from __future__ import annotations
 
 import os

@@ -22,6 +22,7 @@ query and window settings:
 
     .venv/bin/python bench/arena_latency.py [--repeats 5] [--latency 0] [--chunk-delay 0.01] [--top-k 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,9 @@ from scripted_backend import window_passages  # noqa: E402
 from tiny_model import build_tiny_qwen2  # noqa: E402
 
 from reasonrank.arena import RerankerSpec, run_arena  # noqa: E402
-from reasonrank.backends.pool import BackendPool  # noqa: E402
 from reasonrank.backends import make_backend  # noqa: E402
 from reasonrank.backends.base import Backend  # noqa: E402
+from reasonrank.backends.pool import BackendPool  # noqa: E402
 from reasonrank.types import CandidateList, GenerationParams  # noqa: E402
 from reasonrank.window import WindowConfig, rerank, window_spans  # noqa: E402
 
@@ -52,8 +53,9 @@ THOUGHT = " ".join(["passage", "[3]", "answers", "the", "question", "while", "[1
 
 def reverse_responder(messages, request):
     n = len(window_passages(messages))
-    return Answer(content="<answer>" + " > ".join(f"[{i}]" for i in range(n, 0, -1)) + "</answer>",
-                  reasoning_content=THOUGHT)
+    return Answer(
+        content="<answer>" + " > ".join(f"[{i}]" for i in range(n, 0, -1)) + "</answer>", reasoning_content=THOUGHT
+    )
 
 
 LANES = ("tiny", "endpoint")
@@ -94,6 +96,7 @@ class _Timed(Backend):
         def sink(kind: str, text: str) -> None:
             if text and "first" not in self.marks:
                 self.marks["first"] = time.monotonic() - self.started
+
         return [self.inner.stream(messages, params, sink) for messages in prompts]
 
 
@@ -114,8 +117,7 @@ def direct(candidates: CandidateList, backends: list[Backend], config: WindowCon
     return {name: mark["first"] for name, mark in zip(LANES, marks)}, max(m["end"] for m in marks)
 
 
-def library(candidates: CandidateList, specs: list[RerankerSpec], config: WindowConfig,
-            pool: BackendPool) -> Timing:
+def library(candidates: CandidateList, specs: list[RerankerSpec], config: WindowConfig, pool: BackendPool) -> Timing:
     started = time.monotonic()
     first: dict[str, float] = {}
     for lanes in run_arena(candidates, specs, config, pool=pool, tick_s=0.05):
@@ -133,14 +135,27 @@ def click(page) -> Timing:
     page.wait_for_function("() => window.__arena.done !== null", timeout=120_000)
     marks = page.evaluate("() => window.__arena")
     assert "Failed" not in page.locator("#arena-message").inner_text()
-    return ({name: (at - marks["click"]) / 1000 for name, at in marks["first"].items()},
-            (marks["done"] - marks["click"]) / 1000)
+    return (
+        {name: (at - marks["click"]) / 1000 for name, at in marks["first"].items()},
+        (marks["done"] - marks["click"]) / 1000,
+    )
 
 
 def api(client, qid: str, config: WindowConfig) -> Timing:
     started = time.monotonic()
-    job = client.submit("TREC DL19 (bundled)", qid, "", "", "", list(LANES), config.top_k,
-                        config.window, config.step, config.generation.max_new_tokens, api_name="/arena_run")
+    job = client.submit(
+        "TREC DL19 (bundled)",
+        qid,
+        "",
+        "",
+        "",
+        list(LANES),
+        config.top_k,
+        config.window,
+        config.step,
+        config.generation.max_new_tokens,
+        api_name="/arena_run",
+    )
     first: dict[str, float] = {}
     for output in job:
         for lane in (output[1] or {}).get("lanes", []):
@@ -178,8 +193,12 @@ def open_page(browser, url: str, config: WindowConfig):
         picker.click()
         picker.fill(name)
         picker.press("Enter")
-    for elem_id, value in (("arena-topk", config.top_k), ("arena-window", config.window),
-                           ("arena-step", config.step), ("arena-max-tokens", config.generation.max_new_tokens)):
+    for elem_id, value in (
+        ("arena-topk", config.top_k),
+        ("arena-window", config.window),
+        ("arena-step", config.step),
+        ("arena-max-tokens", config.generation.max_new_tokens),
+    ):
         page.locator(f"#{elem_id} input").fill(str(value))
     return page
 
@@ -240,11 +259,15 @@ def gradio_floors(browser, repeats: int) -> tuple[float, float]:
 
 def measure(browser, candidates: CandidateList, qid: str, config: WindowConfig, args) -> dict[str, list[Timing]]:
     """Every path's timings, interleaved run by run so machine load hits all alike."""
-    with tempfile.TemporaryDirectory() as tmp, \
-            OpenAIServer(responder=reverse_responder, latency_s=args.latency, stream_delay_s=args.chunk_delay) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        OpenAIServer(responder=reverse_responder, latency_s=args.latency, stream_delay_s=args.chunk_delay) as server,
+    ):
         model_dir = build_tiny_qwen2(Path(tmp) / "tiny")
-        specs = [RerankerSpec("tiny", "transformers", str(model_dir), {"device": "cpu"}),
-                 RerankerSpec("endpoint", "openai", "test-model", {"base_url": server.base_url})]
+        specs = [
+            RerankerSpec("tiny", "transformers", str(model_dir), {"device": "cpu"}),
+            RerankerSpec("endpoint", "openai", "test-model", {"base_url": server.base_url}),
+        ]
         pool = BackendPool()
         backends = [make_backend(spec.backend_config()) for spec in specs]
         demo, url, client = launch_app(model_dir, server.base_url, Path(tmp) / "bench.db")
@@ -269,6 +292,7 @@ def measure(browser, candidates: CandidateList, qid: str, config: WindowConfig, 
 def report(timings: dict[str, list[Timing]]) -> list[str]:
     """One line per path: each lane's median first token and the median complete time, with their
     ratio to the direct path and what the path adds in milliseconds."""
+
     def first(path: str, lane: str) -> float:
         return statistics.median(run[0][lane] for run in timings[path])
 
@@ -277,36 +301,50 @@ def report(timings: dict[str, list[Timing]]) -> list[str]:
 
     lines = []
     for path in timings:
-        cells = [f"{lane} first token {first(path, lane):6.3f} s ({first(path, lane) / first('direct', lane):4.2f}x, "
-                 f"{(first(path, lane) - first('direct', lane)) * 1000:+4.0f} ms)" for lane in LANES]
-        lines.append(f"{path:8s} " + "   ".join(cells) +
-                     f"   complete {done(path):6.3f} s ({done(path) / done('direct'):4.2f}x)")
+        cells = [
+            f"{lane} first token {first(path, lane):6.3f} s ({first(path, lane) / first('direct', lane):4.2f}x, "
+            f"{(first(path, lane) - first('direct', lane)) * 1000:+4.0f} ms)"
+            for lane in LANES
+        ]
+        lines.append(
+            f"{path:8s} " + "   ".join(cells) + f"   complete {done(path):6.3f} s ({done(path) / done('direct'):4.2f}x)"
+        )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--latency", type=float, default=0.0,
-                        help="the endpoint's seconds before each answer (a served model's time to first token)")
-    parser.add_argument("--chunk-delay", type=float, default=0.01, help="the endpoint's seconds between streamed chunks")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="the endpoint's seconds before each answer (a served model's time to first token)",
+    )
+    parser.add_argument(
+        "--chunk-delay", type=float, default=0.01, help="the endpoint's seconds between streamed chunks"
+    )
     parser.add_argument("--top-k", type=int, default=20)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--shared-cores", action="store_true",
-                        help="let Chromium share the cores of the server and models (by default it gets one core "
-                             "of its own, as a user's browser runs on the user's machine)")
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        help="let Chromium share the cores of the server and models (by default it gets one core "
+        "of its own, as a user's browser runs on the user's machine)",
+    )
     args = parser.parse_args()
 
+    from browser_fixtures import ARGS, CHROMIUM
     from playwright.sync_api import sync_playwright
 
-    from browser_fixtures import ARGS, CHROMIUM
     from ui.arena import SAMPLES, chosen_list, sample_lists
 
     source = next(iter(SAMPLES))
     qid = sample_lists(source)[0].query.qid
     candidates = chosen_list(source, qid, "", "", "", args.top_k)
-    config = WindowConfig(window=10, step=5, top_k=args.top_k,
-                          generation=GenerationParams(max_new_tokens=args.max_new_tokens))
+    config = WindowConfig(
+        window=10, step=5, top_k=args.top_k, generation=GenerationParams(max_new_tokens=args.max_new_tokens)
+    )
     cores = sorted(os.sched_getaffinity(0))
     split = not args.shared_cores and len(cores) >= 2
     if split:  # Chromium (started now) inherits the last core; this process keeps the others
@@ -324,15 +362,22 @@ def main() -> None:
         finally:
             browser.close()
     windows = len(window_spans(len(candidates.candidates), config.window, config.step, config.top_k))
-    print(f"DL19 query {qid}, top {config.top_k}, window {config.window} / step {config.step} ({windows} windows); tiny Qwen2 "
-          f"(CPU, {args.max_new_tokens} new tokens) and an OpenAI-compatible server ({args.latency}s to answer, "
-          f"{args.chunk_delay}s/chunk); medians of {args.repeats}")
-    print(f"cores: Chromium on {cores[-1]}, app and models on {cores[:-1]}" if split else
-          f"cores: Chromium, app and models share {cores}")
+    print(
+        f"DL19 query {qid}, top {config.top_k}, window {config.window} / step {config.step} ({windows} windows); tiny Qwen2 "
+        f"(CPU, {args.max_new_tokens} new tokens) and an OpenAI-compatible server ({args.latency}s to answer, "
+        f"{args.chunk_delay}s/chunk); medians of {args.repeats}"
+    )
+    print(
+        f"cores: Chromium on {cores[-1]}, app and models on {cores[:-1]}"
+        if split
+        else f"cores: Chromium, app and models share {cores}"
+    )
     for line in report(timings):
         print(line)
-    print(f"Gradio alone, a trivial streaming endpoint, to its first output: a click {floors[0] * 1000:.0f} ms, "
-          f"a gradio_client submit {floors[1] * 1000:.0f} ms")
+    print(
+        f"Gradio alone, a trivial streaming endpoint, to its first output: a click {floors[0] * 1000:.0f} ms, "
+        f"a gradio_client submit {floors[1] * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

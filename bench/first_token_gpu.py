@@ -5,6 +5,7 @@ fixed click cost (bench/arena_latency.py) next to real models' first-token times
 
     python bench/first_token_gpu.py          # needs a CUDA GPU with ~70 GB free for the 32B shape
 """
+
 from __future__ import annotations
 
 import statistics
@@ -12,10 +13,12 @@ import sys
 import time
 
 SHAPES = {
-    "7B": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-               num_attention_heads=28, num_key_value_heads=4),
-    "32B": dict(hidden_size=5120, intermediate_size=27648, num_hidden_layers=64,
-                num_attention_heads=40, num_key_value_heads=8),
+    "7B": dict(
+        hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4
+    ),
+    "32B": dict(
+        hidden_size=5120, intermediate_size=27648, num_hidden_layers=64, num_attention_heads=40, num_key_value_heads=8
+    ),
 }
 PROMPT_TOKENS = (1000, 2000, 4000, 8000)
 
@@ -51,8 +54,11 @@ def main() -> None:
             model = Qwen2ForCausalLM(config).eval()
         params = sum(p.numel() for p in model.parameters()) / 1e9
         for length in PROMPT_TOKENS:
-            print(f"{name} ({params:.1f}B params) prompt {length} tokens: first token "
-                  f"{first_token_ms(model, length):.0f} ms (median of 3 after a warm-up)", flush=True)
+            print(
+                f"{name} ({params:.1f}B params) prompt {length} tokens: first token "
+                f"{first_token_ms(model, length):.0f} ms (median of 3 after a warm-up)",
+                flush=True,
+            )
         del model
         torch.cuda.empty_cache()
 

@@ -20,6 +20,7 @@ same inputs, so a regression can be attributed.
 
     .venv/bin/python bench/rerank_overhead.py [--latency 5] [--baseline-queries 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+from scripted_backend import ScriptedBackend  # noqa: E402
+
 from reasonrank import parse, prompts  # noqa: E402
 from reasonrank.types import CandidateList, Passage, Query, RankResult  # noqa: E402
 from reasonrank.window import WindowConfig, rerank, window_spans  # noqa: E402
-from scripted_backend import ScriptedBackend  # noqa: E402
 
 FILLER = (
     "the passage discusses the question from one angle with details that a reranker must weigh "
@@ -82,9 +84,7 @@ class Measurement:
         )
 
 
-def measure(
-    batches: list[list[CandidateList]], latency: float, config: WindowConfig
-) -> Measurement:
+def measure(batches: list[list[CandidateList]], latency: float, config: WindowConfig) -> Measurement:
     """Rerank each batch with one rerank() call and one shared backend."""
     backend = ScriptedBackend(latency_s=latency)
     results: list[RankResult] = []
@@ -107,10 +107,7 @@ def component_costs(
     """Seconds spent by each library call rerank() makes, replayed on the same inputs."""
     began = time.perf_counter()
     prepared = [
-        [
-            prompts.prepare_passage(p, None, config.max_passage_tokens)
-            for p in cl.candidates[: config.top_k]
-        ]
+        [prompts.prepare_passage(p, None, config.max_passage_tokens) for p in cl.candidates[: config.top_k]]
         for cl in lists
     ]
     costs = {"prepare_passage": (sum(map(len, prepared)), time.perf_counter() - began)}
@@ -170,6 +167,7 @@ def main() -> None:
     costs = component_costs(lists, batched.results, config)
     parts = ", ".join(f"{name} {n}x {1e3 * sec:.0f} ms" for name, (n, sec) in costs.items())
     print(f"orchestration parts, timed separately on the same inputs: {parts}")
+
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ or on a GPU machine with `--model` pointing at a real checkpoint:
 
     .venv-vllm/bin/python bench/rerank_vllm_dl19.py [--new-tokens 64] [--repeats 3] [--per-window]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,9 @@ DL19 = Path("trec-dl19") / "bm25_top100_with_text.json"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
-                        help="the shared data folder (holds trec-dl19/)")
+    parser.add_argument(
+        "--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder (holds trec-dl19/)"
+    )
     parser.add_argument("--model", help="model folder or hub id (default: build the tiny model)")
     parser.add_argument("--tiny-dir", type=Path, default=REPO / ".cache" / "tiny-qwen2-hd64")
     parser.add_argument("--queries", type=int, default=43)
@@ -50,19 +52,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--max-model-len", type=int, default=4096)
-    parser.add_argument("--memory-fraction", type=float, default=0.15,
-                        help="vLLM gpu_memory_utilization (on CPU: fraction of the memory node)")
-    parser.add_argument("--per-window", action="store_true",
-                        help="also time one generate call per window (no cross-query batching)")
+    parser.add_argument(
+        "--memory-fraction",
+        type=float,
+        default=0.15,
+        help="vLLM gpu_memory_utilization (on CPU: fraction of the memory node)",
+    )
+    parser.add_argument(
+        "--per-window", action="store_true", help="also time one generate call per window (no cross-query batching)"
+    )
     return parser.parse_args()
 
 
 def calls_by_batch(results: list[RankResult]) -> list[list[WindowCall]]:
     """The window calls of each generate call, in call and prompt order (one pass)."""
     positions = max(len(result.calls) for result in results)
-    return [
-        [result.calls[p] for result in results if len(result.calls) > p] for p in range(positions)
-    ]
+    return [[result.calls[p] for result in results if len(result.calls) > p] for p in range(positions)]
 
 
 def main() -> None:
@@ -87,15 +92,26 @@ def main() -> None:
 
     fixed_length = {"ignore_eos": True, "min_tokens": args.new_tokens}
     backend = VLLMBackend(
-        BackendConfig(kind="vllm", model=model, dtype=args.dtype, max_model_len=args.max_model_len,
-                      enforce_eager=True, gpu_memory_utilization=args.memory_fraction),
+        BackendConfig(
+            kind="vllm",
+            model=model,
+            dtype=args.dtype,
+            max_model_len=args.max_model_len,
+            enforce_eager=True,
+            gpu_memory_utilization=args.memory_fraction,
+        ),
         sampling_overrides=fixed_length,
     )
     started = time.perf_counter()
     print(f"engine start-up: import vllm {imported - began:.1f} s + engine {started - imported:.1f} s")
 
-    config = WindowConfig(window=20, step=10, top_k=100, max_passage_tokens=args.max_passage_tokens,
-                          generation=GenerationParams(max_new_tokens=args.new_tokens))
+    config = WindowConfig(
+        window=20,
+        step=10,
+        top_k=100,
+        max_passage_tokens=args.max_passage_tokens,
+        generation=GenerationParams(max_new_tokens=args.new_tokens),
+    )
     llm = backend.llm
     sampling = backend.sampling_params(config.generation)
 
@@ -131,10 +147,12 @@ def main() -> None:
 
     tokens_in = sum(call.tokens_in for r in results for call in r.calls)
     tokens_out = sum(call.tokens_out for r in results for call in r.calls)
-    print(f"workload: {len(lists)} queries x top-100, window 20 / step 10 -> {len(batches)} "
-          f"generate calls, {prompts} prompts, {tokens_in} prompt tokens "
-          f"({tokens_in / prompts:.0f} per prompt), {tokens_out} new tokens "
-          f"(exactly {args.new_tokens} each)")
+    print(
+        f"workload: {len(lists)} queries x top-100, window 20 / step 10 -> {len(batches)} "
+        f"generate calls, {prompts} prompts, {tokens_in} prompt tokens "
+        f"({tokens_in / prompts:.0f} per prompt), {tokens_out} new tokens "
+        f"(exactly {args.new_tokens} each)"
+    )
     print(f"warm-up run (ours): {warmup_s:.2f} s")
     print(f"ours (window.rerank):  {_fmt(ours_s)}")
     print(f"engine-only ({len(batches)} x llm.generate on the same strings): {_fmt(engine_s)}")
@@ -142,9 +160,11 @@ def main() -> None:
     overhead_ms = (statistics.median(ours_s) - statistics.median(engine_s)) * 1e3
     print(f"ratio ours / engine-only = {ratio:.4f} (median; {overhead_ms:+.0f} ms, goal <= 1.01)")
     outside = statistics.median(outside_s)
-    print(f"time of ours outside llm.generate (same run, so free of run-to-run noise): "
-          f"{outside * 1e3:.0f} ms median = {100 * outside / (statistics.median(ours_s) - outside):.2f} % "
-          f"of its engine time ({1e3 * outside / prompts:.2f} ms per prompt)")
+    print(
+        f"time of ours outside llm.generate (same run, so free of run-to-run noise): "
+        f"{outside * 1e3:.0f} ms median = {100 * outside / (statistics.median(ours_s) - outside):.2f} % "
+        f"of its engine time ({1e3 * outside / prompts:.2f} ms per prompt)"
+    )
 
     if args.per_window:
         llm.reset_prefix_cache()
@@ -152,8 +172,10 @@ def main() -> None:
         for one in lists:
             rerank([one], backend, config)
         per_window_s = time.perf_counter() - t0
-        print(f"one generate call per window ({prompts} calls): {per_window_s:.2f} s = "
-              f"{per_window_s / statistics.median(ours_s):.1f} x batched")
+        print(
+            f"one generate call per window ({prompts} calls): {per_window_s:.2f} s = "
+            f"{per_window_s / statistics.median(ours_s):.1f} x batched"
+        )
     backend.close()
 
 

@@ -19,6 +19,7 @@ as a per-100k extrapolation.
 
 Run: .venv/bin/python bench/review_db.py [--items 100000] [--ops 500] [--accept 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,24 +44,21 @@ from reasonrank.export import sft_rows, write_export  # noqa: E402
 from reasonrank.imports import validate_file  # noqa: E402
 from reasonrank.io import read_qrels  # noqa: E402
 
-DL19 = Path("/work/shared/data/trec-dl19")
-FALLBACK_DL19 = ROOT / "db" / "sample" / "trec-dl19"
+DL19 = ROOT / "db" / "sample" / "trec-dl19"
 WINDOW = 20
 GOAL_IMPORT_S = 30.0
 GOAL_P95_MS = 50.0
 GOAL_EXPORT_S = 10.0
-LABEL_STUDIO = ("Label Studio 1.23, same machine, same DL19 top-20 items (quoted from issue 3, not re-measured): "
-                "import 85.5 s for 100k, next task p95 564 ms and submit p95 219 ms at 100k, "
-                "JSON export of 10k tasks 31.6 s")
-
-
-def _source_dir() -> Path:
-    return DL19 if (DL19 / "bm25_top100_with_text.json").exists() else FALLBACK_DL19
+LABEL_STUDIO = (
+    "Label Studio 1.23, same machine, same DL19 top-20 items (quoted from issue 3, not re-measured): "
+    "import 85.5 s for 100k, next task p95 564 ms and submit p95 219 ms at 100k, "
+    "JSON export of 10k tasks 31.6 s"
+)
 
 
 def write_labels(path: Path, items: int, seed: int = 0) -> None:
     """N label records over DL19 BM25 passages, one JSON object a line."""
-    source = _source_dir()
+    source = DL19
     lists = json.loads((source / "bm25_top100_with_text.json").read_text(encoding="utf-8"))
     qrels = read_qrels(source / "qrels.txt")
     rng = random.Random(seed)
@@ -77,11 +75,19 @@ def write_labels(path: Path, items: int, seed: int = 0) -> None:
             judged = qrels.get(qid, {})
             relevant = [d for d in docids if judged.get(d, 0) >= 2]
             top = [docids.index(d) + 1 for d in ranking[:3]]
-            reasoning = (f"The query asks: {entry['query']}. Passage [{top[0]}] answers it directly; "
-                         f"[{top[1]}] gives supporting detail and [{top[2]}] is related but less specific. "
-                         "The remaining passages mention the topic only in passing or not at all.")
-            record = {"qid": f"b{n:06d}", "query": f"{entry['query']} (variant {n})", "candidates": candidates,
-                      "ranking": ranking, "reasoning": reasoning, "model": "DeepSeek-R1"}
+            reasoning = (
+                f"The query asks: {entry['query']}. Passage [{top[0]}] answers it directly; "
+                f"[{top[1]}] gives supporting detail and [{top[2]}] is related but less specific. "
+                "The remaining passages mention the topic only in passing or not at all."
+            )
+            record = {
+                "qid": f"b{n:06d}",
+                "query": f"{entry['query']} (variant {n})",
+                "candidates": candidates,
+                "ranking": ranking,
+                "reasoning": reasoning,
+                "model": "DeepSeek-R1",
+            }
             if relevant:
                 record["relevant_docids"] = relevant
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -96,8 +102,14 @@ def verdict(value: float, goal: float) -> str:
     return "met" if value <= goal else "missed"
 
 
-def review_loop(engine, user: str, count: int, rng: random.Random,
-                next_ms: list[float] | None = None, save_ms: list[float] | None = None) -> int:
+def review_loop(
+    engine,
+    user: str,
+    count: int,
+    rng: random.Random,
+    next_ms: list[float] | None = None,
+    save_ms: list[float] | None = None,
+) -> int:
     """`count` next_item + save_review rounds (70% accept, 30% fix); returns how many were saved."""
     saved = 0
     for _ in range(count):
@@ -126,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000, help="items to import (default 100k)")
     parser.add_argument("--ops", type=int, default=500, help="timed next-item / save-review operations")
-    parser.add_argument("--accept", type=int, default=10_000,
-                        help="items reviewed (accepted/fixed) before the export, timed ops included")
+    parser.add_argument(
+        "--accept",
+        type=int,
+        default=10_000,
+        help="items reviewed (accepted/fixed) before the export, timed ops included",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temp dir)")
     args = parser.parse_args(argv)
 
@@ -176,21 +192,33 @@ def main(argv: list[str] | None = None) -> int:
         p50_next, p95_next = statistics.median(next_ms), percentile(next_ms, 0.95)
         p50_save, p95_save = statistics.median(save_ms), percentile(save_ms, 0.95)
         scale = f"at {args.items:,} items"
-        print(f"label file: {args.items:,} items x {WINDOW} passages, {size_mb:.0f} MB; "
-              f"stored {summary.items_created:,} items, {summary.passages_created:,} passages, "
-              f"{summary.labels_kept:,} labels kept (consistency >= alpha)")
-        print(f"import {scale}: validate {validate_s:.1f} s + store {store_s:.1f} s = {import_s:.1f} s "
-              f"(goal <= {GOAL_IMPORT_S:.0f} s for 100k: {verdict(import_s, GOAL_IMPORT_S)})")
-        print(f"next item {scale}, {len(next_ms)} ops: p50 {p50_next:.1f} ms, p95 {p95_next:.1f} ms "
-              f"(goal p95 <= {GOAL_P95_MS:.0f} ms: {verdict(p95_next, GOAL_P95_MS)})")
-        print(f"save review {scale}, {len(save_ms)} ops (accept/fix 70/30): p50 {p50_save:.1f} ms, "
-              f"p95 {p95_save:.1f} ms (goal p95 <= {GOAL_P95_MS:.0f} ms: {verdict(p95_save, GOAL_P95_MS)})")
+        print(
+            f"label file: {args.items:,} items x {WINDOW} passages, {size_mb:.0f} MB; "
+            f"stored {summary.items_created:,} items, {summary.passages_created:,} passages, "
+            f"{summary.labels_kept:,} labels kept (consistency >= alpha)"
+        )
+        print(
+            f"import {scale}: validate {validate_s:.1f} s + store {store_s:.1f} s = {import_s:.1f} s "
+            f"(goal <= {GOAL_IMPORT_S:.0f} s for 100k: {verdict(import_s, GOAL_IMPORT_S)})"
+        )
+        print(
+            f"next item {scale}, {len(next_ms)} ops: p50 {p50_next:.1f} ms, p95 {p95_next:.1f} ms "
+            f"(goal p95 <= {GOAL_P95_MS:.0f} ms: {verdict(p95_next, GOAL_P95_MS)})"
+        )
+        print(
+            f"save review {scale}, {len(save_ms)} ops (accept/fix 70/30): p50 {p50_save:.1f} ms, "
+            f"p95 {p95_save:.1f} ms (goal p95 <= {GOAL_P95_MS:.0f} ms: {verdict(p95_save, GOAL_P95_MS)})"
+        )
         print(f"reviewed {timed + untimed:,} items in all ({untimed:,} untimed rounds took {review_rest_s:.1f} s)")
-        print(f"export SFT JSONL of {written.count:,} accepted/fixed items: read {read_s:.1f} s + rows "
-              f"{build_s:.1f} s + write {write_s:.1f} s = {export_s:.1f} s; "
-              f"{written.path.stat().st_size / 1e6:.0f} MB, sha256 {written.sha256[:12]}")
-        print(f"export extrapolated to 100k accepted items: {per_100k:.1f} s "
-              f"(goal <= {GOAL_EXPORT_S:.0f} s: {verdict(per_100k, GOAL_EXPORT_S)})")
+        print(
+            f"export SFT JSONL of {written.count:,} accepted/fixed items: read {read_s:.1f} s + rows "
+            f"{build_s:.1f} s + write {write_s:.1f} s = {export_s:.1f} s; "
+            f"{written.path.stat().st_size / 1e6:.0f} MB, sha256 {written.sha256[:12]}"
+        )
+        print(
+            f"export extrapolated to 100k accepted items: {per_100k:.1f} s "
+            f"(goal <= {GOAL_EXPORT_S:.0f} s: {verdict(per_100k, GOAL_EXPORT_S)})"
+        )
         print(LABEL_STUDIO)
     return 0
 

@@ -8,6 +8,7 @@ Goal: ≥ 0.9 of the ideal at 64 in flight.
 
     .venv/bin/python bench/synth_throughput.py [--items 500] [--latency 1.0] [--in-flight 1 8 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ def _serve(latency: float, port_out) -> None:
     server, which like real servers has Nagle's algorithm off and a deep listen backlog)."""
     from openai_server import Answer, OpenAIServer
 
-    server = OpenAIServer(lambda messages, request: Answer(content="[2] > [1]", reasoning_content="Passage 2 fits."),
-                          latency_s=latency).start()
+    server = OpenAIServer(
+        lambda messages, request: Answer(content="[2] > [1]", reasoning_content="Passage 2 fits."), latency_s=latency
+    ).start()
     port_out.send(server.port)
     while True:
         time.sleep(3600)
@@ -40,9 +42,14 @@ def _lists(count: int, size: int = 20):
 
     passages = [p for cl in read_rank_llm_json(DL19) for p in cl.candidates]
     unique = list({p.docid: p for p in passages}.values())
-    return [CandidateList(Query(f"b{i}", f"benchmark question {i}"),
-                          [unique[(i * size + j) % len(unique)] for j in range(size)], dataset="bench")
-            for i in range(count)]
+    return [
+        CandidateList(
+            Query(f"b{i}", f"benchmark question {i}"),
+            [unique[(i * size + j) % len(unique)] for j in range(size)],
+            dataset="bench",
+        )
+        for i in range(count)
+    ]
 
 
 def run_once(base_url: str, in_flight: int, lists, store: Path) -> float:
@@ -53,10 +60,12 @@ def run_once(base_url: str, in_flight: int, lists, store: Path) -> float:
     from reasonrank.imports import ImportBatch
 
     engine = open_store(f"sqlite:///{store}")
-    import_batch(engine, ImportBatch(labels=[], candidates=lists, qrels={}, dataset="bench", kind="candidates",
-                                     issues=[]))
-    config = SynthConfig(dataset="bench", base_url=base_url, model="test-model", max_in_flight=in_flight,
-                         timeout_s=60, max_retries=0)
+    import_batch(
+        engine, ImportBatch(labels=[], candidates=lists, qrels={}, dataset="bench", kind="candidates", issues=[])
+    )
+    config = SynthConfig(
+        dataset="bench", base_url=base_url, model="test-model", max_in_flight=in_flight, timeout_s=60, max_retries=0
+    )
     started = time.perf_counter()
     report = run_synth(config, engine)
     elapsed = time.perf_counter() - started
@@ -74,9 +83,10 @@ def main() -> None:
     args = parser.parse_args()
 
     # what a run imports lazily, imported once here instead of inside the first timed run
+    import openai.types.chat  # noqa: F401
+
     import db.synth  # noqa: F401
     import reasonrank.backends.openai  # noqa: F401
-    import openai.types.chat  # noqa: F401
 
     receive, send = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(args.latency, send), daemon=True)

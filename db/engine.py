@@ -6,13 +6,14 @@ opened with BEGIN IMMEDIATE, which takes the write lock up front so a transactio
 cannot lose a race to upgrade its snapshot later. Read transactions stay deferred so they never
 queue behind writers.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -78,8 +79,12 @@ def _sqlite_engine(url: str) -> Engine:
         # Take transaction control away from pysqlite so our "begin" hook decides the BEGIN kind.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       f"busy_timeout={int(BUSY_TIMEOUT_S * 1000)}"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            f"busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
+        ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -113,12 +118,12 @@ def read_session(engine: Engine) -> Iterator[Session]:
 def chunks(values: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
     """Consecutive slices of `values`, for IN lists and executemany batches of bounded size."""
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def utcnow() -> datetime:
     """Aware UTC time, what SQLModel's UTCDateTime columns require on both engines."""
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 def _writer(engine: Engine) -> Engine:

@@ -5,6 +5,7 @@ written run and calls files), so recording reads only the Job row: it works the 
 that finished while the app was down. Recording is idempotent (one EvalRun per job), so every
 poll and every leaderboard view may call `sync_eval_runs` safely.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,8 +76,12 @@ def record_eval_run(engine: Engine, job_id: int) -> EvalRun | None:
             return None
         lineage = job.lineage or {}
         row = EvalRun(
-            name=lineage.get("name") or f"eval job {job_id}", job_id=job_id, reranker_id=lineage.get("reranker_id"),
-            config=job.config or {}, reproduce=outputs.get("reproduce") or {}, results=_results(outputs["table"]),
+            name=lineage.get("name") or f"eval job {job_id}",
+            job_id=job_id,
+            reranker_id=lineage.get("reranker_id"),
+            config=job.config or {},
+            reproduce=outputs.get("reproduce") or {},
+            results=_results(outputs["table"]),
             run_path=_one_or_folder(outputs.get("runs") or {}, outputs.get("results")),
             calls_path=_one_or_folder(outputs.get("calls") or {}, None),
         )
@@ -91,8 +96,9 @@ def sync_eval_runs(engine: Engine) -> int:
     """Record every succeeded eval job that has no EvalRun yet; returns how many were added."""
     with read_session(engine) as session:
         recorded = select(EvalRun.job_id).where(EvalRun.job_id.is_not(None))
-        pending = list(session.exec(
-            select(Job.id).where(Job.kind == "eval", Job.status == "succeeded", Job.id.not_in(recorded))))
+        pending = list(
+            session.exec(select(Job.id).where(Job.kind == "eval", Job.status == "succeeded", Job.id.not_in(recorded)))
+        )
     return sum(record_eval_run(engine, job_id) is not None for job_id in pending)
 
 
@@ -119,9 +125,20 @@ def leaderboard(engine: Engine, metric: str = "ndcg@10", dataset: str | None = N
             final = (entry.get(RERANKED) or {}).get(metric, first)
             if final is None:
                 continue
-            rows.append(LeaderboardRow(
-                run.id, run.name, name, reranker, int(entry.get("queries", 0)), float(final),
-                float(first if first is not None else final), reproduce.get("window"), reproduce.get("step"),
-                reproduce.get("top_k"), run.job_id, run.created_at,
-            ))
+            rows.append(
+                LeaderboardRow(
+                    run.id,
+                    run.name,
+                    name,
+                    reranker,
+                    int(entry.get("queries", 0)),
+                    float(final),
+                    float(first if first is not None else final),
+                    reproduce.get("window"),
+                    reproduce.get("step"),
+                    reproduce.get("top_k"),
+                    run.job_id,
+                    run.created_at,
+                )
+            )
     return sorted(rows, key=lambda r: (-r.final, r.run_id))

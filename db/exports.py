@@ -5,6 +5,7 @@ the database turns into them. For a fixed item the target order is the people's 
 reasoning is the edited trace when a reviewer edited it, else the teacher's. Items come out in
 item_key order so that the same reviews always give the same bytes (and sha256).
 """
+
 from __future__ import annotations
 
 import json
@@ -81,13 +82,34 @@ def _loads(text: str | None):
 
 def _rows(session: Session, filters: ExportFilter) -> list[tuple]:
     """Plain column tuples, not ORM objects: building 100k SQLModel instances alone takes seconds."""
-    query = (select(Item.id, Item.dataset_id, Item.status, _json_text(Item.candidates), _json_text(Item.qrels),
-                    _json_text(Item.excluded_ids), Item.consistency, _json_text(Item.final_ranking),
-                    Item.final_reasoning, Label.source, Label.model, Label.reasoning, Label.raw_output,
-                    _json_text(Label.relevant_docids), _json_text(Label.reasons), Label.tokens_in,
-                    Label.tokens_out, Query.qid, Query.text, Dataset.name)
-             .join(Label, Label.id == Item.label_id).join(Query, Query.id == Item.query_id)
-             .join(Dataset, Dataset.id == Item.dataset_id).where(*_conditions(filters)))
+    query = (
+        select(
+            Item.id,
+            Item.dataset_id,
+            Item.status,
+            _json_text(Item.candidates),
+            _json_text(Item.qrels),
+            _json_text(Item.excluded_ids),
+            Item.consistency,
+            _json_text(Item.final_ranking),
+            Item.final_reasoning,
+            Label.source,
+            Label.model,
+            Label.reasoning,
+            Label.raw_output,
+            _json_text(Label.relevant_docids),
+            _json_text(Label.reasons),
+            Label.tokens_in,
+            Label.tokens_out,
+            Query.qid,
+            Query.text,
+            Dataset.name,
+        )
+        .join(Label, Label.id == Item.label_id)
+        .join(Query, Query.id == Item.query_id)
+        .join(Dataset, Dataset.id == Item.dataset_id)
+        .where(*_conditions(filters))
+    )
     return session.execute(query).tuples().all()
 
 
@@ -96,10 +118,12 @@ def _annotators(session: Session, filters: ExportFilter) -> dict[int, tuple[list
     the export's items: one query with the export's own conditions, not IN lists of item ids."""
     found: dict[int, tuple[list[str], bool]] = {}
     rows = session.execute(
-        select(Review.item_id, User.name, Review.adjudication).join(User, User.id == Review.annotator_id)
+        select(Review.item_id, User.name, Review.adjudication)
+        .join(User, User.id == Review.annotator_id)
         .join(Item, Item.id == Review.item_id)
         .where(Review.label_id == Item.label_id, Review.decision.in_(COUNTED_DECISIONS), *_conditions(filters))
-        .order_by(Review.id)).tuples()
+        .order_by(Review.id)
+    ).tuples()
     for item_id, name, adjudicated in rows:
         names, any_adjudication = found.get(item_id, ([], False))
         if name not in names:
@@ -114,8 +138,11 @@ def passages_for(session: Session, wanted: dict[int, set[str]]) -> dict[int, dic
     for dataset_id, docids in wanted.items():
         found = texts.setdefault(dataset_id, {})
         for chunk in chunks(sorted(docids)):
-            for docid, text, title in session.execute(select(Passage.docid, Passage.text, Passage.title).where(
-                    Passage.dataset_id == dataset_id, Passage.docid.in_(chunk))).tuples():
+            for docid, text, title in session.execute(
+                select(Passage.docid, Passage.text, Passage.title).where(
+                    Passage.dataset_id == dataset_id, Passage.docid.in_(chunk)
+                )
+            ).tuples():
                 found[docid] = PassageData(docid, text, title)
     return texts
 
@@ -138,38 +165,88 @@ def _reviewed_items(engine: Engine, filters: ExportFilter) -> list[ReviewedItem]
             wanted.setdefault(row[1], set()).update(row[3])
         texts = passages_for(session, wanted)
     items = []
-    for (item_id, dataset_id, status, docids, qrels, excluded_ids, consistency, final_ranking, final_reasoning,
-         source, model, reasoning, raw_output, relevant_docids, reasons, tokens_in, tokens_out, qid, query,
-         dataset) in rows:
+    for (
+        item_id,
+        dataset_id,
+        status,
+        docids,
+        qrels,
+        excluded_ids,
+        consistency,
+        final_ranking,
+        final_reasoning,
+        source,
+        model,
+        reasoning,
+        raw_output,
+        relevant_docids,
+        reasons,
+        tokens_in,
+        tokens_out,
+        qid,
+        query,
+        dataset,
+    ) in rows:
         names, adjudicated = people.get(item_id, ([], False))
         if filters.agreed_only and adjudicated:
             continue
-        candidates = CandidateList(query=QueryData(qid, query),
-                                   candidates=list(map(texts[dataset_id].__getitem__, docids)),
-                                   qrels=_loads(qrels), excluded_ids=_loads(excluded_ids), dataset=dataset)
+        candidates = CandidateList(
+            query=QueryData(qid, query),
+            candidates=list(map(texts[dataset_id].__getitem__, docids)),
+            qrels=_loads(qrels),
+            excluded_ids=_loads(excluded_ids),
+            dataset=dataset,
+        )
         fixed = status == "fixed"
-        target = LabelData(candidates=candidates, ranking=_loads(final_ranking), source="human" if fixed else source,
-                           reasoning=final_reasoning or reasoning, model=model, relevant_docids=_loads(relevant_docids),
-                           raw_output=None if fixed or final_reasoning else raw_output, reasons=_loads(reasons),
-                           tokens_in=tokens_in, tokens_out=tokens_out)
-        items.append(ReviewedItem(label=target, decision=status, consistency=consistency, annotators=names,
-                                  item_key=f"{dataset}/{qid}"))
+        target = LabelData(
+            candidates=candidates,
+            ranking=_loads(final_ranking),
+            source="human" if fixed else source,
+            reasoning=final_reasoning or reasoning,
+            model=model,
+            relevant_docids=_loads(relevant_docids),
+            raw_output=None if fixed or final_reasoning else raw_output,
+            reasons=_loads(reasons),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+        )
+        items.append(
+            ReviewedItem(
+                label=target, decision=status, consistency=consistency, annotators=names, item_key=f"{dataset}/{qid}"
+            )
+        )
     return sorted(items, key=lambda reviewed: reviewed.item_key)
 
 
 def _record_of(export: Export, creator: str | None) -> ExportRecord:
-    return ExportRecord(id=export.id, name=export.name, kind=export.kind, filter=dict(export.filter),
-                        count=export.count, sha256=export.sha256, path=export.path, created_by=creator,
-                        created_at=export.created_at)
+    return ExportRecord(
+        id=export.id,
+        name=export.name,
+        kind=export.kind,
+        filter=dict(export.filter),
+        count=export.count,
+        sha256=export.sha256,
+        path=export.path,
+        created_by=creator,
+        created_at=export.created_at,
+    )
 
 
-def record_export(engine: Engine, name: str, kind: str, filters: ExportFilter, file: ExportFile,
-                  created_by: str | None = None) -> ExportRecord:
+def record_export(
+    engine: Engine, name: str, kind: str, filters: ExportFilter, file: ExportFile, created_by: str | None = None
+) -> ExportRecord:
     """Remember an export written by reasonrank.export.write_export (what, how many, its hash)."""
     with write_session(engine) as session:
         creator_id = user_row(session, created_by).id if created_by is not None else None
-        export = Export(name=name, kind=kind, filter=_filter_json(filters), count=file.count,
-                        sha256=file.sha256, path=str(Path(file.path)), created_by=creator_id)
+        export = Export(
+            name=name,
+            kind=kind,
+            filter=_filter_json(filters),
+            count=file.count,
+            sha256=file.sha256,
+            path=str(Path(file.path)),
+            created_by=creator_id,
+        )
         session.add(export)
         session.flush()
         return _record_of(export, created_by)
@@ -182,8 +259,13 @@ def _filter_json(filters: ExportFilter) -> dict:
 def get_export(engine: Engine, export_id: int) -> ExportRecord:
     """One recorded export (the trainer's `export:ID` input)."""
     with read_session(engine) as session:
-        row = session.execute(select(Export, User.name).outerjoin(User, User.id == Export.created_by)
-                              .where(Export.id == export_id)).tuples().first()
+        row = (
+            session.execute(
+                select(Export, User.name).outerjoin(User, User.id == Export.created_by).where(Export.id == export_id)
+            )
+            .tuples()
+            .first()
+        )
     if row is None:
         raise InputError(f"no export with id {export_id}")
     return _record_of(*row)
@@ -192,6 +274,11 @@ def get_export(engine: Engine, export_id: int) -> ExportRecord:
 def list_exports(engine: Engine) -> list[ExportRecord]:
     """Every recorded export, newest first."""
     with read_session(engine) as session:
-        rows = session.execute(select(Export, User.name).outerjoin(User, User.id == Export.created_by)
-                               .order_by(Export.id.desc())).tuples().all()
+        rows = (
+            session.execute(
+                select(Export, User.name).outerjoin(User, User.id == Export.created_by).order_by(Export.id.desc())
+            )
+            .tuples()
+            .all()
+        )
         return [_record_of(export, creator) for export, creator in rows]

@@ -9,13 +9,14 @@ They go through SQLAlchemy Core on the tables, not ORM-enabled bulk statements: 
 executemany wherever a row's set of non-null keys changes and splices the RETURNING results of
 every piece into one, which made the store quadratic in practice (a 20k-label file: 5,000 pieces).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, Table, bindparam, insert, select, update
@@ -23,8 +24,8 @@ from sqlmodel import Session
 
 from db.engine import chunks, utcnow, write_session
 from db.models import Dataset, Item, Label, Passage, Query
-from reasonrank.imports import ALPHA, self_consistency
 from reasonrank.gc_pause import paused_gc
+from reasonrank.imports import ALPHA, self_consistency
 from reasonrank.io import InputError
 from reasonrank.types import CandidateList
 from reasonrank.types import Label as LabelData
@@ -47,17 +48,36 @@ class ImportRefused(InputError):
 
 
 #: an item whose label was replaced goes back to the review queue: what reviewers judged changed
-BACK_TO_REVIEW = {"status": "pending", "final_ranking": None, "final_reasoning": None, "claimed_by": None,
-                  "claimed_until": None}
+BACK_TO_REVIEW = {
+    "status": "pending",
+    "final_ranking": None,
+    "final_reasoning": None,
+    "claimed_by": None,
+    "claimed_until": None,
+}
 
 
-def label_row(label: LabelData, item_id: int, consistency: float | None, kept: bool, fingerprint: str,
-              created_at: datetime) -> dict:
+def label_row(
+    label: LabelData, item_id: int, consistency: float | None, kept: bool, fingerprint: str, created_at: datetime
+) -> dict:
     """A `label` table row of `label` for `item_id` (imports and synthesis both store labels so)."""
-    return {"item_id": item_id, "source": label.source, "model": label.model, "ranking": list(label.ranking),
-            "reasoning": label.reasoning, "raw_output": label.raw_output, "relevant_docids": label.relevant_docids,
-            "consistency": consistency, "kept": kept, "reasons": list(label.reasons), "tokens_in": label.tokens_in,
-            "tokens_out": label.tokens_out, "fingerprint": fingerprint, "created_at": created_at}
+    return {
+        "item_id": item_id,
+        "source": label.source,
+        "model": label.model,
+        "ranking": list(label.ranking),
+        "reasoning": label.reasoning,
+        "raw_output": label.raw_output,
+        "relevant_docids": label.relevant_docids,
+        "consistency": consistency,
+        "kept": kept,
+        "reasons": list(label.reasons),
+        "tokens_in": label.tokens_in,
+        "tokens_out": label.tokens_out,
+        "fingerprint": fingerprint,
+        "created_at": created_at,
+    }
+
 
 @dataclass
 class ImportSummary:
@@ -99,14 +119,20 @@ def _insert_rows(session: Session, table: Table, rows: list[dict], *returning) -
 
 def label_fingerprint(label: LabelData) -> str:
     """sha256 of everything a reviewer judges in a label; equal content means the same label."""
-    content = {"source": label.source, "model": label.model, "ranking": label.ranking,
-               "reasoning": label.reasoning, "relevant_docids": label.relevant_docids,
-               "raw_output": label.raw_output}
+    content = {
+        "source": label.source,
+        "model": label.model,
+        "ranking": label.ranking,
+        "reasoning": label.reasoning,
+        "relevant_docids": label.relevant_docids,
+        "raw_output": label.raw_output,
+    }
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def _consistency(ranking: list[str], relevant: list[str] | None, qrels: dict[str, int] | None,
-                 alpha: float) -> tuple[float | None, bool]:
+def _consistency(
+    ranking: list[str], relevant: list[str] | None, qrels: dict[str, int] | None, alpha: float
+) -> tuple[float | None, bool]:
     score = self_consistency(ranking, relevant if relevant is not None else qrels)
     return score, score is not None and score >= alpha
 
@@ -122,8 +148,9 @@ def _group_by_dataset(batch: ImportBatch) -> dict[str, list[_Entry]]:
     return groups
 
 
-def import_batch(engine: Engine, batch: ImportBatch, alpha: float = ALPHA, *,
-                 required_reviews: int = 1) -> ImportSummary:
+def import_batch(
+    engine: Engine, batch: ImportBatch, alpha: float = ALPHA, *, required_reviews: int = 1
+) -> ImportSummary:
     """Store a validated batch in one transaction; a batch with issues writes nothing.
 
     New items get `required_reviews` (the overlap: how many people must review each). A new
@@ -149,8 +176,7 @@ def import_batch(engine: Engine, batch: ImportBatch, alpha: float = ALPHA, *,
 class _DatasetWriter:
     """Writes the entries of one dataset inside the caller's transaction."""
 
-    def __init__(self, session: Session, name: str, alpha: float, required_reviews: int,
-                 summary: ImportSummary):
+    def __init__(self, session: Session, name: str, alpha: float, required_reviews: int, summary: ImportSummary):
         self.session, self.alpha, self.required_reviews, self.summary = session, alpha, required_reviews, summary
         self.name = name
         self.dataset_id = self._dataset_id(name)
@@ -188,21 +214,34 @@ class _DatasetWriter:
                 if passages.setdefault(passage.docid, passage).text != passage.text:
                     problems.append(f"{where} docid {passage.docid!r} appears with two different texts")
         passage_texts = {docid: passage.text for docid, passage in passages.items()}
-        for column, key, texts, what in ((Passage.docid, Passage.text, passage_texts, "docid"),
-                                         (Query.qid, Query.text, queries, "qid")):
+        for column, key, texts, what in (
+            (Passage.docid, Passage.text, passage_texts, "docid"),
+            (Query.qid, Query.text, queries, "qid"),
+        ):
             for chunk in chunks(list(texts)):
-                rows = self.session.execute(select(column, key).where(
-                    column.class_.dataset_id == self.dataset_id, column.in_(chunk))).tuples().all()
-                problems += [f"dataset {self.name!r}: {what} {ident!r} is already stored with a different text"
-                             for ident, text in rows if texts[ident] != text]
+                rows = (
+                    self.session.execute(
+                        select(column, key).where(column.class_.dataset_id == self.dataset_id, column.in_(chunk))
+                    )
+                    .tuples()
+                    .all()
+                )
+                problems += [
+                    f"dataset {self.name!r}: {what} {ident!r} is already stored with a different text"
+                    for ident, text in rows
+                    if texts[ident] != text
+                ]
                 if what == "docid":
                     self.stored_docids.update(ident for ident, _ in rows)
         return problems
 
     def _insert_passages(self) -> None:
         """The first passage of every docid that text_problems saw and the store lacks."""
-        new = [{"dataset_id": self.dataset_id, "docid": docid, "text": passage.text, "title": passage.title}
-               for docid, passage in self.first_passages.items() if docid not in self.stored_docids]
+        new = [
+            {"dataset_id": self.dataset_id, "docid": docid, "text": passage.text, "title": passage.title}
+            for docid, passage in self.first_passages.items()
+            if docid not in self.stored_docids
+        ]
         _insert_rows(self.session, Passage.__table__, new)
         self.summary.passages_created += len(new)
 
@@ -210,10 +249,16 @@ class _DatasetWriter:
         texts = {entry.candidates.query.qid: entry.candidates.query.text for entry in entries}
         ids: dict[str, int] = {}
         for chunk in chunks(list(texts)):
-            ids.update(self.session.execute(select(Query.qid, Query.id).where(
-                Query.dataset_id == self.dataset_id, Query.qid.in_(chunk))).tuples().all())
-        new = [{"dataset_id": self.dataset_id, "qid": qid, "text": text}
-               for qid, text in texts.items() if qid not in ids]
+            ids.update(
+                self.session.execute(
+                    select(Query.qid, Query.id).where(Query.dataset_id == self.dataset_id, Query.qid.in_(chunk))
+                )
+                .tuples()
+                .all()
+            )
+        new = [
+            {"dataset_id": self.dataset_id, "qid": qid, "text": text} for qid, text in texts.items() if qid not in ids
+        ]
         columns = Query.__table__.c
         ids.update(_insert_rows(self.session, Query.__table__, new, columns.qid, columns.id))
         self.summary.queries_created += len(new)
@@ -223,14 +268,23 @@ class _DatasetWriter:
     def _load_items(self, query_ids: Iterable[int]) -> dict[int, _ItemState]:
         states: dict[int, _ItemState] = {}
         for chunk in chunks(list(query_ids)):
-            for row in self.session.execute(select(
-                    Item.id, Item.query_id, Item.candidates, Item.qrels, Item.excluded_ids,
-                    Item.label_id, Item.consistency).where(Item.query_id.in_(chunk))).mappings():
+            for row in self.session.execute(
+                select(
+                    Item.id,
+                    Item.query_id,
+                    Item.candidates,
+                    Item.qrels,
+                    Item.excluded_ids,
+                    Item.label_id,
+                    Item.consistency,
+                ).where(Item.query_id.in_(chunk))
+            ).mappings():
                 states[row["query_id"]] = _ItemState(**row)
         return states
 
-    def _items(self, entries: list[_Entry], query_ids: dict[str, int],
-               qrels: dict[str, dict[str, int]]) -> dict[str, _ItemState]:
+    def _items(
+        self, entries: list[_Entry], query_ids: dict[str, int], qrels: dict[str, dict[str, int]]
+    ) -> dict[str, _ItemState]:
         """The item of every entry (qid -> state), creating the missing ones.
 
         New candidates for a labelled item must come with a new label: the stored label ranks the
@@ -241,19 +295,31 @@ class _DatasetWriter:
         new_rows, problems = [], []
         for query_id, entry in by_query.items():
             cl = entry.candidates
-            wanted = {"candidates": cl.docids, "excluded_ids": list(cl.excluded_ids),
-                      "qrels": cl.qrels if cl.qrels is not None else qrels.get(cl.query.qid)}
+            wanted = {
+                "candidates": cl.docids,
+                "excluded_ids": list(cl.excluded_ids),
+                "qrels": cl.qrels if cl.qrels is not None else qrels.get(cl.query.qid),
+            }
             state = states.get(query_id)
             if state is None:
-                new_rows.append({"dataset_id": self.dataset_id, "query_id": query_id,
-                                 "required_reviews": self.required_reviews, "updated_at": utcnow(), **wanted})
+                new_rows.append(
+                    {
+                        "dataset_id": self.dataset_id,
+                        "query_id": query_id,
+                        "required_reviews": self.required_reviews,
+                        "updated_at": utcnow(),
+                        **wanted,
+                    }
+                )
                 continue
             if wanted["qrels"] is None:
                 wanted["qrels"] = state.qrels  # a file without judgments keeps the stored ones
             if entry.label is None and state.label_id is not None and cl.docids != state.candidates:
-                problems.append(f"dataset {self.name!r}: qid {cl.query.qid!r} is stored with a labelled "
-                                "candidate list that differs from this one; import it with a label, or "
-                                "into another dataset")
+                problems.append(
+                    f"dataset {self.name!r}: qid {cl.query.qid!r} is stored with a labelled "
+                    "candidate list that differs from this one; import it with a label, or "
+                    "into another dataset"
+                )
             state.want(reset=wanted["candidates"] != state.candidates, **wanted)
         if problems:
             raise ImportRefused(problems)  # the caller's transaction rolls back: nothing is written
@@ -261,8 +327,9 @@ class _DatasetWriter:
         columns = Item.__table__.c
         for item_id, query_id in _insert_rows(self.session, Item.__table__, new_rows, columns.id, columns.query_id):
             row = by_row[query_id]
-            states[query_id] = _ItemState(item_id, query_id, row["candidates"], row["qrels"],
-                                          row["excluded_ids"], None, None, new=True)
+            states[query_id] = _ItemState(
+                item_id, query_id, row["candidates"], row["qrels"], row["excluded_ids"], None, None, new=True
+            )
         self.summary.items_created += len(new_rows)
         qid_of = {query_id: qid for qid, query_id in query_ids.items()}
         return {qid_of[query_id]: state for query_id, state in states.items()}
@@ -272,8 +339,11 @@ class _DatasetWriter:
         labelled = [(items[e.candidates.query.qid], e.label) for e in entries if e.label is not None]
         known: set[tuple[int, str]] = set()
         for chunk in chunks([state.id for state, _ in labelled]):
-            known.update(self.session.execute(select(Label.item_id, Label.fingerprint).where(
-                Label.item_id.in_(chunk))).tuples().all())
+            known.update(
+                self.session.execute(select(Label.item_id, Label.fingerprint).where(Label.item_id.in_(chunk)))
+                .tuples()
+                .all()
+            )
         now = utcnow()
         rows, state_of = [], {}
         for state, label in labelled:
@@ -285,11 +355,11 @@ class _DatasetWriter:
             rows.append(label_row(label, state.id, score, kept, fingerprint, now))
             state_of[state.id] = state
         columns = Label.__table__.c
-        for label_id, item_id, score in _insert_rows(self.session, Label.__table__, rows,
-                                                     columns.id, columns.item_id, columns.consistency):
+        for label_id, item_id, score in _insert_rows(
+            self.session, Label.__table__, rows, columns.id, columns.item_id, columns.consistency
+        ):
             # a new label is what reviewers now judge: earlier decisions no longer apply
-            state_of[item_id].want(reset=state_of[item_id].label_id is not None,
-                                   label_id=label_id, consistency=score)
+            state_of[item_id].want(reset=state_of[item_id].label_id is not None, label_id=label_id, consistency=score)
         self.summary.labels_created += len(rows)
         self.summary.labels_kept += sum(row["kept"] for row in rows)
 
@@ -298,11 +368,11 @@ class _DatasetWriter:
         rescored = [state for state in states if "qrels" in state.changes]
         for state in rescored:
             current = state.changes.get("label_id", state.label_id)
-            for label_id, ranking in self.session.execute(select(Label.id, Label.ranking).where(
-                    Label.item_id == state.id, Label.relevant_docids.is_(None))).tuples():
+            for label_id, ranking in self.session.execute(
+                select(Label.id, Label.ranking).where(Label.item_id == state.id, Label.relevant_docids.is_(None))
+            ).tuples():
                 score, kept = _consistency(ranking, None, state.final_qrels, self.alpha)
-                self.session.execute(update(Label).where(Label.id == label_id).values(
-                    consistency=score, kept=kept))
+                self.session.execute(update(Label).where(Label.id == label_id).values(consistency=score, kept=kept))
                 if label_id == current:
                     state.want(reset=False, consistency=score)
 
@@ -311,8 +381,13 @@ class _DatasetWriter:
         wanted = [qid for qid in qrels if qid not in done]
         query_ids: dict[str, int] = {}
         for chunk in chunks(wanted):
-            query_ids.update(self.session.execute(select(Query.qid, Query.id).where(
-                Query.dataset_id == self.dataset_id, Query.qid.in_(chunk))).tuples().all())
+            query_ids.update(
+                self.session.execute(
+                    select(Query.qid, Query.id).where(Query.dataset_id == self.dataset_id, Query.qid.in_(chunk))
+                )
+                .tuples()
+                .all()
+            )
         self.summary.qrels_unmatched += len(wanted) - len(query_ids)
         states = self._load_items(query_ids.values())
         qid_of = {query_id: qid for qid, query_id in query_ids.items()}
@@ -322,11 +397,17 @@ class _DatasetWriter:
 
     def _save(self, states: list[_ItemState]) -> None:
         """New items get their label in one executemany; changed old items are bumped one by one."""
-        fresh = [{"item": s.id, "label": s.changes.get("label_id"), "score": s.changes.get("consistency")}
-                 for s in states if s.new and "label_id" in s.changes]
+        fresh = [
+            {"item": s.id, "label": s.changes.get("label_id"), "score": s.changes.get("consistency")}
+            for s in states
+            if s.new and "label_id" in s.changes
+        ]
         table = Item.__table__
-        statement = update(table).where(table.c.id == bindparam("item")).values(
-            label_id=bindparam("label"), consistency=bindparam("score"))
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("item"))
+            .values(label_id=bindparam("label"), consistency=bindparam("score"))
+        )
         connection = self.session.connection()
         for chunk in chunks(fresh):
             connection.execute(statement, list(chunk))
@@ -337,8 +418,9 @@ class _DatasetWriter:
             if state.reset:
                 values.update(BACK_TO_REVIEW)
             # the version bump makes a reviewer who loaded the old item reload it
-            self.session.execute(update(Item).where(Item.id == state.id).values(
-                version=Item.version + 1, updated_at=utcnow(), **values))
+            self.session.execute(
+                update(Item).where(Item.id == state.id).values(version=Item.version + 1, updated_at=utcnow(), **values)
+            )
             self.summary.items_updated += 1
 
 
@@ -363,7 +445,6 @@ class _ItemState:
 
     def want(self, *, reset: bool, **values) -> None:
         """Record the values that differ from what is stored; `reset` applies only if any did."""
-        changed = {key: value for key, value in values.items()
-                   if self.changes.get(key, getattr(self, key)) != value}
+        changed = {key: value for key, value in values.items() if self.changes.get(key, getattr(self, key)) != value}
         self.changes.update(changed)
         self.reset = self.reset or (reset and bool(changed))

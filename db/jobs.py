@@ -5,6 +5,7 @@ log and events files are. `refresh_job` folds the events file into the row (stat
 outputs, finish time); it is cheap and idempotent, so every poll of the UI can call it and an
 app restarted while a job runs picks the job up again by its pid.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,9 +49,16 @@ def job_dir(job_id: int) -> Path:
     return data_dir() / "jobs" / str(job_id)
 
 
-def launch_job(engine: Engine, kind: str, argv: list[str], config: dict[str, Any], *,
-               created_by: int | None = None, lineage: dict[str, Any] | None = None,
-               env: dict[str, str] | None = None) -> int:
+def launch_job(
+    engine: Engine,
+    kind: str,
+    argv: list[str],
+    config: dict[str, Any],
+    *,
+    created_by: int | None = None,
+    lineage: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
     """Record a job and start `reasonrank <argv…>` for it; returns the job id.
 
     `config` is what the form held (stored for the history and to re-run); it must not hold
@@ -60,8 +68,13 @@ def launch_job(engine: Engine, kind: str, argv: list[str], config: dict[str, Any
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
     with write_session(engine) as session:
-        job = Job(kind=kind, config={**config, "argv": list(argv)}, status="queued",
-                  created_by=created_by, lineage=lineage or {})
+        job = Job(
+            kind=kind,
+            config={**config, "argv": list(argv)},
+            status="queued",
+            created_by=created_by,
+            lineage=lineage or {},
+        )
         session.add(job)
         session.flush()
         job_id = job.id
@@ -104,12 +117,19 @@ def refresh_job(engine: Engine, job_id: int) -> JobView:
 
 def _view(job: Job, state: jobs.JobState | None, log_tail: str = "") -> JobView:
     return JobView(
-        id=job.id, kind=job.kind, status=job.status, argv=list(job.config.get("argv", [])),
-        config=job.config, progress=state.progress if state else None,
-        metrics=state.metrics if state else [], message=job.message or (state.message if state else ""),
-        outputs=job.outputs or (state.outputs if state else {}), log_tail=log_tail,
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        argv=list(job.config.get("argv", [])),
+        config=job.config,
+        progress=state.progress if state else None,
+        metrics=state.metrics if state else [],
+        message=job.message or (state.message if state else ""),
+        outputs=job.outputs or (state.outputs if state else {}),
+        log_tail=log_tail,
         eta_seconds=state.eta_seconds() if state and job.status not in jobs.FINISHED else None,
-        created_by=job.created_by, lineage=job.lineage or {},
+        created_by=job.created_by,
+        lineage=job.lineage or {},
     )
 
 

@@ -9,6 +9,7 @@ started from, which is how two reviewers are kept from overwriting each other.
 Indexes follow the measured access paths (toolchain-ui.md): the queue walks (status, id) and
 (dataset_id, status, consistency, id); a single-column status index made PostgreSQL 35x slower.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -30,8 +31,10 @@ def _json(nullable: bool = False, default_factory: Any = None) -> Any:
     """A JSON column; Python None is stored as SQL NULL (not JSON 'null') so IS NULL finds it."""
     column_type = JSON(none_as_null=True)
     if default_factory is not None:
-        return Field(default_factory=default_factory,
-                     sa_column=Column(column_type, nullable=nullable, default=lambda: default_factory()))
+        return Field(
+            default_factory=default_factory,
+            sa_column=Column(column_type, nullable=nullable, default=lambda: default_factory()),
+        )
     return Field(default=None, sa_column=Column(column_type, nullable=nullable))
 
 
@@ -134,8 +137,10 @@ class Review(SQLModel, table=True):
     """One decision by one person on one item (append-only audit trail)."""
 
     __tablename__ = "review"
-    __table_args__ = (Index("ix_review_item_annotator", "item_id", "annotator_id"),
-                      Index("ix_review_annotator_item", "annotator_id", "item_id"))
+    __table_args__ = (
+        Index("ix_review_item_annotator", "item_id", "annotator_id"),
+        Index("ix_review_annotator_item", "annotator_id", "item_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="item.id")

@@ -9,6 +9,7 @@ claim: BEGIN IMMEDIATE on SQLite, SELECT … FOR UPDATE SKIP LOCKED on PostgreSQ
 What leaves this module is a plain ItemView with everything the review screen shows, so a UI
 handler never touches a session.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -91,13 +92,16 @@ def _check_filter(filters: QueueFilter) -> None:
 
 def _reviewed_by(user_id: int):
     """EXISTS: this user already left a decision (or a skip) on the item's current label."""
-    return exists().where(Review.item_id == Item.id, Review.annotator_id == user_id,
-                          Review.label_id == Item.label_id)
+    return exists().where(Review.item_id == Item.id, Review.annotator_id == user_id, Review.label_id == Item.label_id)
 
 
 def _candidates(session: Session, user_id: int, filters: QueueFilter, now: datetime):
-    conditions = [Item.status == filters.status, Item.label_id.is_not(None), ~_reviewed_by(user_id),
-                  or_(Item.claimed_by.is_(None), Item.claimed_by == user_id, Item.claimed_until <= now)]
+    conditions = [
+        Item.status == filters.status,
+        Item.label_id.is_not(None),
+        ~_reviewed_by(user_id),
+        or_(Item.claimed_by.is_(None), Item.claimed_by == user_id, Item.claimed_until <= now),
+    ]
     if filters.dataset is not None:
         dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == filters.dataset))
         if dataset_id is None:
@@ -118,8 +122,10 @@ def _pick(session: Session, conditions: list, locking: bool) -> int | None:
     Two queries rather than one NULLS LAST sort, so each walks an index in order and stops at
     the first row instead of sorting every pending item.
     """
-    for extra, order in (((Item.consistency.is_not(None),), (Item.consistency, Item.id)),
-                         ((Item.consistency.is_(None),), (Item.id,))):
+    for extra, order in (
+        ((Item.consistency.is_not(None),), (Item.consistency, Item.id)),
+        ((Item.consistency.is_(None),), (Item.id,)),
+    ):
         query = select(Item.id).where(*conditions, *extra).order_by(*order).limit(1)
         if locking:
             query = query.with_for_update(skip_locked=True, of=Item)
@@ -129,8 +135,14 @@ def _pick(session: Session, conditions: list, locking: bool) -> int | None:
     return None
 
 
-def next_item(engine: Engine, user: str, filters: QueueFilter | None = None, *,
-              claim_ttl: timedelta = CLAIM_TTL, now: datetime | None = None) -> ItemView | None:
+def next_item(
+    engine: Engine,
+    user: str,
+    filters: QueueFilter | None = None,
+    *,
+    claim_ttl: timedelta = CLAIM_TTL,
+    now: datetime | None = None,
+) -> ItemView | None:
     """Claim and return the next item for `user`, or None when nothing is left for them.
 
     A user holds at most one claim: the item they already hold is served again (a page reload
@@ -142,15 +154,20 @@ def next_item(engine: Engine, user: str, filters: QueueFilter | None = None, *,
     with write_session(engine) as session:
         user_id = user_row(session, user).id
         conditions = _candidates(session, user_id, filters, now)
-        held = session.scalar(select(Item.id).where(
-            *conditions, Item.claimed_by == user_id, Item.claimed_until > now).limit(1))
+        held = session.scalar(
+            select(Item.id).where(*conditions, Item.claimed_by == user_id, Item.claimed_until > now).limit(1)
+        )
         item_id = held or _pick(session, conditions, locking=not is_sqlite(engine))
-        session.execute(update(Item).where(Item.claimed_by == user_id, Item.id != item_id)
-                        .values(claimed_by=None, claimed_until=None))
+        session.execute(
+            update(Item)
+            .where(Item.claimed_by == user_id, Item.id != item_id)
+            .values(claimed_by=None, claimed_until=None)
+        )
         if item_id is None:
             return None
-        session.execute(update(Item).where(Item.id == item_id)
-                        .values(claimed_by=user_id, claimed_until=now + claim_ttl))
+        session.execute(
+            update(Item).where(Item.id == item_id).values(claimed_by=user_id, claimed_until=now + claim_ttl)
+        )
         return _item_view(session, item_id, user_id)
 
 
@@ -165,8 +182,11 @@ def find_item(engine: Engine, dataset: str, qid: str) -> ItemView | None:
     """The item of a dataset's query, by names (the Arena's "stored labels" reranker)."""
     with read_session(engine) as session:
         item_id = session.scalar(
-            select(Item.id).join(Query, Query.id == Item.query_id).join(Dataset, Dataset.id == Item.dataset_id)
-            .where(Dataset.name == dataset, Query.qid == qid))
+            select(Item.id)
+            .join(Query, Query.id == Item.query_id)
+            .join(Dataset, Dataset.id == Item.dataset_id)
+            .where(Dataset.name == dataset, Query.qid == qid)
+        )
     return None if item_id is None else get_item(engine, item_id)
 
 
@@ -178,31 +198,71 @@ def _item_view(session: Session, item_id: int, user_id: int | None) -> ItemView:
     dataset = session.scalar(select(Dataset.name).where(Dataset.id == item.dataset_id))
     query = session.get(Query, item.query_id)
     label = session.get(Label, item.label_id) if item.label_id is not None else None
-    texts = {p.docid: p for p in session.scalars(select(Passage).where(
-        Passage.dataset_id == item.dataset_id, Passage.docid.in_(item.candidates)))}
+    texts = {
+        p.docid: p
+        for p in session.scalars(
+            select(Passage).where(Passage.dataset_id == item.dataset_id, Passage.docid.in_(item.candidates))
+        )
+    }
     teacher = list(label.ranking) if label else list(item.candidates)
     prompt_ids = {docid: index + 1 for index, docid in enumerate(item.candidates)}
     grades = item.qrels or {}
-    passages = [PassageView(docid, texts[docid].text, texts[docid].title, grades.get(docid), prompt_ids[docid])
-                for docid in teacher]
+    passages = [
+        PassageView(docid, texts[docid].text, texts[docid].title, grades.get(docid), prompt_ids[docid])
+        for docid in teacher
+    ]
     mine = None
     if user_id is not None and label is not None:
-        mine = session.scalar(select(Review).where(
-            Review.item_id == item.id, Review.annotator_id == user_id, Review.label_id == label.id,
-            Review.decision != "skip").order_by(Review.id.desc()).limit(1))
-    done = session.scalar(select(func.count(func.distinct(Review.annotator_id))).where(
-        Review.item_id == item.id, Review.label_id == item.label_id, Review.adjudication.is_(False),
-        Review.decision.in_(COUNTED_DECISIONS))) if label else 0
+        mine = session.scalar(
+            select(Review)
+            .where(
+                Review.item_id == item.id,
+                Review.annotator_id == user_id,
+                Review.label_id == label.id,
+                Review.decision != "skip",
+            )
+            .order_by(Review.id.desc())
+            .limit(1)
+        )
+    done = (
+        session.scalar(
+            select(func.count(func.distinct(Review.annotator_id))).where(
+                Review.item_id == item.id,
+                Review.label_id == item.label_id,
+                Review.adjudication.is_(False),
+                Review.decision.in_(COUNTED_DECISIONS),
+            )
+        )
+        if label
+        else 0
+    )
     claimer = session.scalar(select(User.name).where(User.id == item.claimed_by)) if item.claimed_by else None
-    current = (mine.ranking if mine and mine.ranking else item.final_ranking or teacher)
+    current = mine.ranking if mine and mine.ranking else item.final_ranking or teacher
     return ItemView(
-        item_id=item.id, item_key=f"{dataset}/{query.qid}", dataset=dataset, qid=query.qid, query=query.text,
-        status=item.status, version=item.version, required_reviews=item.required_reviews, reviews_done=done,
-        label_id=item.label_id, source=label.source if label else None, model=label.model if label else None,
-        reasoning=label.reasoning if label else None, consistency=item.consistency,
-        kept=label.kept if label else None, teacher_ranking=teacher, initial_ranking=list(item.candidates),
-        passages=passages, current_ranking=list(current), current_reasoning=mine.reasoning if mine else None,
-        my_decision=mine.decision if mine else None, claimed_by=claimer, claimed_until=item.claimed_until)
+        item_id=item.id,
+        item_key=f"{dataset}/{query.qid}",
+        dataset=dataset,
+        qid=query.qid,
+        query=query.text,
+        status=item.status,
+        version=item.version,
+        required_reviews=item.required_reviews,
+        reviews_done=done,
+        label_id=item.label_id,
+        source=label.source if label else None,
+        model=label.model if label else None,
+        reasoning=label.reasoning if label else None,
+        consistency=item.consistency,
+        kept=label.kept if label else None,
+        teacher_ranking=teacher,
+        initial_ranking=list(item.candidates),
+        passages=passages,
+        current_ranking=list(current),
+        current_reasoning=mine.reasoning if mine else None,
+        my_decision=mine.decision if mine else None,
+        claimed_by=claimer,
+        claimed_until=item.claimed_until,
+    )
 
 
 def progress(engine: Engine, user: str) -> list[DatasetProgress]:
@@ -211,15 +271,28 @@ def progress(engine: Engine, user: str) -> list[DatasetProgress]:
         user_id = user_row(session, user).id
         counts: dict[str, dict[str, int]] = {}
         for name, status, count in session.execute(
-                select(Dataset.name, Item.status, func.count()).join(Item, Item.dataset_id == Dataset.id)
-                .group_by(Dataset.name, Item.status)).tuples():
+            select(Dataset.name, Item.status, func.count())
+            .join(Item, Item.dataset_id == Dataset.id)
+            .group_by(Dataset.name, Item.status)
+        ).tuples():
             counts.setdefault(name, {})[status] = count
-        mine = dict(session.execute(
-            select(Dataset.name, func.count(func.distinct(Review.item_id)))
-            .join(Item, Item.id == Review.item_id).join(Dataset, Dataset.id == Item.dataset_id)
-            .where(Review.annotator_id == user_id, Review.decision.in_(COUNTED_DECISIONS))
-            .group_by(Dataset.name)).tuples().all())
-    return [DatasetProgress(dataset=name, total=sum(by_status.values()),
-                            **{status: by_status.get(status, 0) for status in ITEM_STATUSES},
-                            mine=mine.get(name, 0))
-            for name, by_status in sorted(counts.items())]
+        mine = dict(
+            session.execute(
+                select(Dataset.name, func.count(func.distinct(Review.item_id)))
+                .join(Item, Item.id == Review.item_id)
+                .join(Dataset, Dataset.id == Item.dataset_id)
+                .where(Review.annotator_id == user_id, Review.decision.in_(COUNTED_DECISIONS))
+                .group_by(Dataset.name)
+            )
+            .tuples()
+            .all()
+        )
+    return [
+        DatasetProgress(
+            dataset=name,
+            total=sum(by_status.values()),
+            **{status: by_status.get(status, 0) for status in ITEM_STATUSES},
+            mine=mine.get(name, 0),
+        )
+        for name, by_status in sorted(counts.items())
+    ]

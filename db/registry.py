@@ -4,6 +4,7 @@ A reranker is a backend, a model and the backend's options (as the CLI's Backend
 base_url, api_key_env, adapter, dtype, …). API keys never reach this table: an `api_key`
 option is refused, only the name of the environment variable that holds one is stored.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,13 +31,24 @@ def _check(name: str, backend: str, options: dict[str, Any], source: str) -> Non
         raise InputError(f"unknown source {source!r}; expected one of {', '.join(RERANKER_SOURCES)}")
     secret = next((key for key in options if key.lower() in _SECRET_OPTIONS), None)
     if secret is not None:
-        raise InputError(f"option {secret!r} would store a secret; name the environment variable "
-                         "that holds it with api_key_env instead")
+        raise InputError(
+            f"option {secret!r} would store a secret; name the environment variable "
+            "that holds it with api_key_env instead"
+        )
 
 
-def add_reranker(engine: Engine, name: str, backend: str, model: str = "", options: dict[str, Any] | None = None,
-                 *, source: str = "manual", job_id: int | None = None,
-                 lineage: dict[str, Any] | None = None, replace: bool = False) -> Reranker:
+def add_reranker(
+    engine: Engine,
+    name: str,
+    backend: str,
+    model: str = "",
+    options: dict[str, Any] | None = None,
+    *,
+    source: str = "manual",
+    job_id: int | None = None,
+    lineage: dict[str, Any] | None = None,
+    replace: bool = False,
+) -> Reranker:
     """Register a reranker under a unique name (`replace` overwrites one of the same name)."""
     options = dict(options or {})
     _check(name, backend, options, source)

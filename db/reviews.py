@@ -8,6 +8,7 @@ current label: the same outcome from all of them resolves it, anything else mark
 for an admin to adjudicate. Two decisions agree when they lead to the same result: accept and a
 "fix" that keeps the teacher's order agree; two fixes agree only on the same order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,16 +60,18 @@ def _outcome(review: Review, teacher: list[str]) -> tuple | None:
     return None
 
 
-def _check_request(item: Item, label: Label, decision: str, ranking: list[str] | None,
-                   note: str | None, allowed: tuple[str, ...]) -> None:
+def _check_request(
+    item: Item, label: Label, decision: str, ranking: list[str] | None, note: str | None, allowed: tuple[str, ...]
+) -> None:
     if decision not in allowed:
         raise InputError(f"decision {decision!r} is not one of {', '.join(allowed)}")
     if decision == "fix":
         if not ranking:
             raise InputError("a fix needs the new ranking (a list of docids, best first)")
         if len(ranking) != len(set(ranking)) or set(ranking) != set(item.candidates):
-            raise InputError(f"the fixed ranking must order each of the item's {len(item.candidates)} "
-                             "passages exactly once")
+            raise InputError(
+                f"the fixed ranking must order each of the item's {len(item.candidates)} passages exactly once"
+            )
     elif ranking is not None and (decision != "accept" or list(ranking) != list(label.ranking)):
         raise InputError(f"a ranking goes with 'fix' only, not with {decision!r}")
     if decision == "reject" and not (note or "").strip():
@@ -76,26 +79,49 @@ def _check_request(item: Item, label: Label, decision: str, ranking: list[str] |
 
 
 def _claim_version(session: Session, item_id: int, expected_version: int) -> None:
-    bumped = session.execute(update(Item).where(Item.id == item_id, Item.version == expected_version)
-                             .values(version=Item.version + 1, updated_at=utcnow()))
+    bumped = session.execute(
+        update(Item)
+        .where(Item.id == item_id, Item.version == expected_version)
+        .values(version=Item.version + 1, updated_at=utcnow())
+    )
     if bumped.rowcount == 1:
         return
     current = session.scalar(select(Item.version).where(Item.id == item_id))
     if current is None:
         raise InputError(f"no item with id {item_id}")
-    raise VersionConflict(f"item {item_id} was saved by someone else (version {current}, you had "
-                          f"{expected_version}); reload it: your edit was not saved", current)
+    raise VersionConflict(
+        f"item {item_id} was saved by someone else (version {current}, you had "
+        f"{expected_version}); reload it: your edit was not saved",
+        current,
+    )
 
 
-def _record(session: Session, item: Item, label: Label, annotator: User, decision: str,
-            expected_version: int, ranking: list[str] | None, reasoning: str | None,
-            note: str | None, adjudication: bool) -> Review:
+def _record(
+    session: Session,
+    item: Item,
+    label: Label,
+    annotator: User,
+    decision: str,
+    expected_version: int,
+    ranking: list[str] | None,
+    reasoning: str | None,
+    note: str | None,
+    adjudication: bool,
+) -> Review:
     tau = kendall_tau(ranking, label.ranking) if decision == "fix" else None
     edited = reasoning if decision in ("accept", "fix") and reasoning and reasoning != label.reasoning else None
-    review = Review(item_id=item.id, label_id=label.id, annotator_id=annotator.id, decision=decision,
-                    adjudication=adjudication, ranking=list(ranking) if decision == "fix" else None,
-                    reasoning=edited, note=(note or "").strip() or None, kendall_tau=tau,
-                    item_version=expected_version)
+    review = Review(
+        item_id=item.id,
+        label_id=label.id,
+        annotator_id=annotator.id,
+        decision=decision,
+        adjudication=adjudication,
+        ranking=list(ranking) if decision == "fix" else None,
+        reasoning=edited,
+        note=(note or "").strip() or None,
+        kendall_tau=tau,
+        item_version=expected_version,
+    )
     session.add(review)
     if item.claimed_by == annotator.id or adjudication:
         item.claimed_by, item.claimed_until = None, None
@@ -122,9 +148,16 @@ def _resolve(item: Item, label: Label, deciding: list[Review]) -> None:
 
 def _latest_per_annotator(session: Session, item: Item) -> list[Review]:
     """Each person's latest accept / fix / reject of the item's current label (no adjudications)."""
-    reviews = session.scalars(select(Review).where(
-        Review.item_id == item.id, Review.label_id == item.label_id, Review.adjudication.is_(False),
-        Review.decision.in_(COUNTED_DECISIONS)).order_by(Review.id))
+    reviews = session.scalars(
+        select(Review)
+        .where(
+            Review.item_id == item.id,
+            Review.label_id == item.label_id,
+            Review.adjudication.is_(False),
+            Review.decision.in_(COUNTED_DECISIONS),
+        )
+        .order_by(Review.id)
+    )
     latest: dict[int, Review] = {}
     for review in reviews:
         latest[review.annotator_id] = review
@@ -136,9 +169,17 @@ def _result(item: Item, label: Label, review: Review, done: int) -> ReviewResult
     if review.decision == "fix":
         teacher_rank = {docid: index for index, docid in enumerate(label.ranking)}
         moved = [docid for index, docid in enumerate(review.ranking) if teacher_rank[docid] != index]
-    return ReviewResult(review_id=review.id, item_id=item.id, decision=review.decision, status=item.status,
-                        version=item.version, reviews_done=done, required_reviews=item.required_reviews,
-                        kendall_tau=review.kendall_tau, moved_ids=moved)
+    return ReviewResult(
+        review_id=review.id,
+        item_id=item.id,
+        decision=review.decision,
+        status=item.status,
+        version=item.version,
+        reviews_done=done,
+        required_reviews=item.required_reviews,
+        kendall_tau=review.kendall_tau,
+        moved_ids=moved,
+    )
 
 
 def _locked_item(session: Session, item_id: int) -> tuple[Item, Label]:
@@ -149,9 +190,16 @@ def _locked_item(session: Session, item_id: int) -> tuple[Item, Label]:
     return item, label
 
 
-def save_review(engine: Engine, item_id: int, user: str, decision: str, expected_version: int,
-                ranking: list[str] | None = None, reasoning: str | None = None,
-                note: str | None = None) -> ReviewResult:
+def save_review(
+    engine: Engine,
+    item_id: int,
+    user: str,
+    decision: str,
+    expected_version: int,
+    ranking: list[str] | None = None,
+    reasoning: str | None = None,
+    note: str | None = None,
+) -> ReviewResult:
     """Record one decision (accept | fix | reject | skip) on a pending item.
 
     Raises VersionConflict when the item moved past `expected_version` (nothing written), and
@@ -165,8 +213,9 @@ def save_review(engine: Engine, item_id: int, user: str, decision: str, expected
         _check_request(item, label, decision, ranking, note, DECISIONS)
         if item.status != "pending":
             raise InputError(f"item {item_id} is {item.status}, not pending; an admin can adjudicate it")
-        review = _record(session, item, label, annotator, decision, expected_version, ranking,
-                         reasoning, note, adjudication=False)
+        review = _record(
+            session, item, label, annotator, decision, expected_version, ranking, reasoning, note, adjudication=False
+        )
         deciding = _latest_per_annotator(session, item)
         if decision != "skip" and len(deciding) >= item.required_reviews:
             _resolve(item, label, deciding)
@@ -174,9 +223,16 @@ def save_review(engine: Engine, item_id: int, user: str, decision: str, expected
         return _result(item, label, review, len(deciding))
 
 
-def adjudicate(engine: Engine, item_id: int, admin: str, decision: str, expected_version: int,
-               ranking: list[str] | None = None, reasoning: str | None = None,
-               note: str | None = None) -> ReviewResult:
+def adjudicate(
+    engine: Engine,
+    item_id: int,
+    admin: str,
+    decision: str,
+    expected_version: int,
+    ranking: list[str] | None = None,
+    reasoning: str | None = None,
+    note: str | None = None,
+) -> ReviewResult:
     """An admin's final decision on an item in any status (usually `conflict`).
 
     Raises PermissionError for a user who is not an admin, VersionConflict as save_review does.
@@ -188,8 +244,9 @@ def adjudicate(engine: Engine, item_id: int, admin: str, decision: str, expected
         _claim_version(session, item_id, expected_version)
         item, label = _locked_item(session, item_id)
         _check_request(item, label, decision, ranking, note, FINAL_DECISIONS)
-        review = _record(session, item, label, judge, decision, expected_version, ranking,
-                         reasoning, note, adjudication=True)
+        review = _record(
+            session, item, label, judge, decision, expected_version, ranking, reasoning, note, adjudication=True
+        )
         _resolve(item, label, [review])
         session.flush()
         return _result(item, label, review, len(_latest_per_annotator(session, item)))
@@ -226,12 +283,18 @@ def agreement(engine: Engine, dataset: str | None = None) -> AgreementReport:
     """Pairwise Kendall τ / RBO between annotators on the items they both decided, and the items
     whose reviewers disagree (current labels only; adjudications excluded)."""
     with read_session(engine) as session:
-        query = (select(Review, User.name, Item, Label.ranking, Dataset.name, Query.qid)
-                 .join(User, User.id == Review.annotator_id).join(Item, Item.id == Review.item_id)
-                 .join(Label, Label.id == Item.label_id).join(Dataset, Dataset.id == Item.dataset_id)
-                 .join(Query, Query.id == Item.query_id)
-                 .where(Review.label_id == Item.label_id, Review.adjudication.is_(False),
-                        Review.decision.in_(COUNTED_DECISIONS)).order_by(Review.id))
+        query = (
+            select(Review, User.name, Item, Label.ranking, Dataset.name, Query.qid)
+            .join(User, User.id == Review.annotator_id)
+            .join(Item, Item.id == Review.item_id)
+            .join(Label, Label.id == Item.label_id)
+            .join(Dataset, Dataset.id == Item.dataset_id)
+            .join(Query, Query.id == Item.query_id)
+            .where(
+                Review.label_id == Item.label_id, Review.adjudication.is_(False), Review.decision.in_(COUNTED_DECISIONS)
+            )
+            .order_by(Review.id)
+        )
         if dataset is not None:
             query = query.where(Dataset.name == dataset)
         per_item: dict[int, dict[str, tuple]] = {}
@@ -239,12 +302,21 @@ def agreement(engine: Engine, dataset: str | None = None) -> AgreementReport:
         for review, name, item, teacher, dataset_name, qid in session.execute(query).tuples():
             per_item.setdefault(item.id, {})[name] = (review.decision, _outcome(review, teacher))
             about[item.id] = (f"{dataset_name}/{qid}", item.status, item.version)
-    return AgreementReport(pairs=_pairs(per_item), disagreements=[
-        Disagreement(item_id=item_id, item_key=about[item_id][0], status=about[item_id][1],
-                     version=about[item_id][2], decisions={n: d for n, (d, _) in sorted(votes.items())},
-                     rankings={n: list(o[1]) if o[0] == "rank" else None for n, (_, o) in sorted(votes.items())})
-        for item_id, votes in sorted(per_item.items())
-        if len(votes) > 1 and len({outcome for _, outcome in votes.values()}) > 1])
+    return AgreementReport(
+        pairs=_pairs(per_item),
+        disagreements=[
+            Disagreement(
+                item_id=item_id,
+                item_key=about[item_id][0],
+                status=about[item_id][1],
+                version=about[item_id][2],
+                decisions={n: d for n, (d, _) in sorted(votes.items())},
+                rankings={n: list(o[1]) if o[0] == "rank" else None for n, (_, o) in sorted(votes.items())},
+            )
+            for item_id, votes in sorted(per_item.items())
+            if len(votes) > 1 and len({outcome for _, outcome in votes.values()}) > 1
+        ],
+    )
 
 
 def _pairs(per_item: dict[int, dict[str, tuple]]) -> list[PairAgreement]:
@@ -255,9 +327,14 @@ def _pairs(per_item: dict[int, dict[str, tuple]]) -> list[PairAgreement]:
     pairs = []
     for (a, b), outcomes in sorted(shared.items()):
         ranked = [(x[1], y[1]) for x, y in outcomes if x[0] == "rank" and y[0] == "rank"]
-        pairs.append(PairAgreement(
-            annotator_a=a, annotator_b=b, items=len(outcomes),
-            same_outcome=sum(x == y for x, y in outcomes) / len(outcomes),
-            kendall_tau=fmean(kendall_tau(x, y) for x, y in ranked) if ranked else None,
-            rbo=fmean(rbo(x, y, p=RBO_P, ext=True) for x, y in ranked) if ranked else None))
+        pairs.append(
+            PairAgreement(
+                annotator_a=a,
+                annotator_b=b,
+                items=len(outcomes),
+                same_outcome=sum(x == y for x, y in outcomes) / len(outcomes),
+                kendall_tau=fmean(kendall_tau(x, y) for x, y in ranked) if ranked else None,
+                rbo=fmean(rbo(x, y, p=RBO_P, ext=True) for x, y in ranked) if ranked else None,
+            )
+        )
     return pairs

@@ -8,6 +8,7 @@ import path:
 - "noveleval": the 21 NovelEval queries × 20 judged passages, labelled with their BM25 order
   (a first-stage "model" label for reviewers to fix against the visible gold grades).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

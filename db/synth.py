@@ -8,6 +8,7 @@ label was its own committed transaction), and two runs racing on one item store 
 (Imported labels keep content fingerprints, see db.importer; the two never collide, the
 synthesized ones are hashed under a "synth" key.)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,7 +77,7 @@ def items_to_label(engine: Engine, selection: ItemSelection, fingerprint: str) -
         found: list[int] = []
         for chunk in chunks(sorted(set(selection.qids))):
             found += session.scalars(statement.join(Query, Query.id == Item.query_id).where(Query.qid.in_(chunk)))
-        return sorted(found)[:selection.limit]
+        return sorted(found)[: selection.limit]
 
 
 def count_labelled(engine: Engine, fingerprint: str) -> int:
@@ -89,11 +90,25 @@ def iter_lists(engine: Engine, item_ids: Sequence[int], page: int = PAGE) -> Ite
     """(item id, candidate list with texts and qrels) for each id, loading `page` items at a time."""
     for chunk in chunks(list(item_ids), page):
         with read_session(engine) as session:
-            rows = session.execute(
-                select(Item.id, Item.dataset_id, Item.candidates, Item.qrels, Item.excluded_ids, Query.qid,
-                       Query.text, Dataset.name)
-                .join(Query, Query.id == Item.query_id).join(Dataset, Dataset.id == Item.dataset_id)
-                .where(Item.id.in_(chunk))).tuples().all()
+            rows = (
+                session.execute(
+                    select(
+                        Item.id,
+                        Item.dataset_id,
+                        Item.candidates,
+                        Item.qrels,
+                        Item.excluded_ids,
+                        Query.qid,
+                        Query.text,
+                        Dataset.name,
+                    )
+                    .join(Query, Query.id == Item.query_id)
+                    .join(Dataset, Dataset.id == Item.dataset_id)
+                    .where(Item.id.in_(chunk))
+                )
+                .tuples()
+                .all()
+            )
             wanted: dict[int, set[str]] = {}
             for row in rows:
                 wanted.setdefault(row[1], set()).update(row[2])
@@ -101,12 +116,21 @@ def iter_lists(engine: Engine, item_ids: Sequence[int], page: int = PAGE) -> Ite
         by_id = {row[0]: row for row in rows}
         for item_id in chunk:
             _, dataset_id, docids, qrels, excluded, qid, query, dataset = by_id[item_id]
-            yield item_id, CandidateList(QueryData(qid, query), [texts[dataset_id][d] for d in docids],
-                                         qrels=qrels, excluded_ids=list(excluded), dataset=dataset)
+            yield (
+                item_id,
+                CandidateList(
+                    QueryData(qid, query),
+                    [texts[dataset_id][d] for d in docids],
+                    qrels=qrels,
+                    excluded_ids=list(excluded),
+                    dataset=dataset,
+                ),
+            )
 
 
-def store_label(engine: Engine, item_id: int, label: LabelData, consistency: float | None, kept: bool,
-                fingerprint: str) -> bool:
+def store_label(
+    engine: Engine, item_id: int, label: LabelData, consistency: float | None, kept: bool, fingerprint: str
+) -> bool:
     """Store one synthesized label and make it the item's label under review, in one transaction.
 
     Returns False, writing nothing, when the item already holds a label of this teacher
@@ -115,15 +139,18 @@ def store_label(engine: Engine, item_id: int, label: LabelData, consistency: flo
     """
     try:
         with write_session(engine) as session:
-            label_id = session.scalar(insert(Label).values(
-                label_row(label, item_id, consistency, kept, fingerprint, utcnow())).returning(Label.id))
+            label_id = session.scalar(
+                insert(Label)
+                .values(label_row(label, item_id, consistency, kept, fingerprint, utcnow()))
+                .returning(Label.id)
+            )
             previous = session.scalar(select(Item.label_id).where(Item.id == item_id))
             values: dict[str, Any] = {"label_id": label_id, "consistency": consistency}
             if previous is not None:  # what reviewers judged changed: back to the queue
                 values.update(BACK_TO_REVIEW)
-            session.execute(update(Item).where(Item.id == item_id).values(
-                version=Item.version + 1, updated_at=utcnow(), **values))
+            session.execute(
+                update(Item).where(Item.id == item_id).values(version=Item.version + 1, updated_at=utcnow(), **values)
+            )
     except IntegrityError:  # another run stored this teacher's label for the item first
         return False
     return True
-

@@ -4,6 +4,7 @@ Passwords are hashed with argon2id (argon2-cffi's PasswordHasher, a maintained l
 OWASP-level defaults); hashes made under older parameters are upgraded on the next good login.
 Functions return plain UserInfo objects so callers never hold a session.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -106,7 +107,6 @@ def get_user(engine: Engine, name: str) -> UserInfo:
 def list_users(engine: Engine) -> list[UserInfo]:
     with read_session(engine) as session:
         return [_info(user) for user in session.scalars(select(User).order_by(User.name))]
-
 
 
 def create_first_admin(engine: Engine, name: str = "admin") -> str | None:

@@ -13,6 +13,7 @@ Besides model backends, two baselines are always offered: "BM25" (BM25 scores ov
 candidates) and "stored labels" (a teacher/model ranking already in the label store, looked up
 through a callable so this library never touches the database).
 """
+
 from __future__ import annotations
 
 import copy
@@ -63,8 +64,9 @@ class RerankerSpec:
         known = {f.name for f in fields(BackendConfig)} - {"kind", "model"}
         unknown = sorted(set(self.options) - known)
         if unknown:
-            raise InputError(f"reranker {self.name!r}: unknown option(s) {', '.join(unknown)}; "
-                             f"valid: {', '.join(sorted(known))}")
+            raise InputError(
+                f"reranker {self.name!r}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+            )
         return BackendConfig(kind=self.backend, model=self.model, **dict(self.options))
 
 
@@ -92,7 +94,7 @@ class Lane:
     seconds: float | None = None
     error: str | None = None
 
-    def snapshot(self) -> "Lane":
+    def snapshot(self) -> Lane:
         """A copy that later updates by the lane's thread cannot change."""
         copied = copy.copy(self)
         copied.calls = list(self.calls)
@@ -102,11 +104,19 @@ class Lane:
 
     def summary(self) -> dict[str, Any]:
         """Plain figures for an API answer or a summary row (no prompts: they are large)."""
-        return {"name": self.name, "backend": self.backend, "status": self.status,
-                "ranking": self.ranking, "metrics": dict(self.metrics), "tokens_in": self.tokens_in,
-                "tokens_out": self.tokens_out, "seconds": self.seconds,
-                "first_delta_s": self.first_delta_s, "windows": self.windows_done,
-                "error": self.error}
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "status": self.status,
+            "ranking": self.ranking,
+            "metrics": dict(self.metrics),
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "seconds": self.seconds,
+            "first_delta_s": self.first_delta_s,
+            "windows": self.windows_done,
+            "error": self.error,
+        }
 
 
 def judged_metrics(ranking: Sequence[str], candidates: CandidateList) -> dict[str, float]:
@@ -188,13 +198,17 @@ def run_arena(
     pool = pool or BackendPool()
     run = _ArenaRun(specs)
     for lane, spec in zip(run.lanes, specs):
-        threading.Thread(target=_run_lane, args=(run, lane, spec, candidates, config, pool, labels),
-                         name=f"arena-{spec.name}", daemon=True).start()
+        threading.Thread(
+            target=_run_lane,
+            args=(run, lane, spec, candidates, config, pool, labels),
+            name=f"arena-{spec.name}",
+            daemon=True,
+        ).start()
     seen, last = -1, 0.0
     try:
         while True:
             with run.changed:
-                if not run.changed.wait_for(lambda: run.version != seen, timeout=1.0):
+                if not run.changed.wait_for(lambda seen=seen: run.version != seen, timeout=1.0):
                     continue
                 wait = 0.0 if run.urgent else tick_s - (time.monotonic() - last)
             if wait > 0:  # only more streamed text: let it gather into one update per tick
@@ -219,12 +233,20 @@ def _check_specs(specs: Sequence[RerankerSpec]) -> None:
         raise InputError(f"each reranker may run once; got {names}")
     for spec in specs:
         if spec.backend not in ARENA_KINDS:
-            raise InputError(f"reranker {spec.name!r}: unknown backend {spec.backend!r}; "
-                             f"expected one of {', '.join(ARENA_KINDS)}")
+            raise InputError(
+                f"reranker {spec.name!r}: unknown backend {spec.backend!r}; expected one of {', '.join(ARENA_KINDS)}"
+            )
 
 
-def _run_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: CandidateList,
-              config: WindowConfig, pool: BackendPool, labels: LabelLookup | None) -> None:
+def _run_lane(
+    run: _ArenaRun,
+    lane: Lane,
+    spec: RerankerSpec,
+    candidates: CandidateList,
+    config: WindowConfig,
+    pool: BackendPool,
+    labels: LabelLookup | None,
+) -> None:
     """One lane from start to its final state; any failure ends this lane only."""
     run.update(lane, lambda ln: setattr(ln, "status", "running"))
     try:
@@ -236,12 +258,16 @@ def _run_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: Candid
             ranking = _model_lane(run, lane, spec, candidates, config, pool)
     except Exception as exc:  # failure stays local: this lane shows it, the others go on
         message = str(exc).strip().splitlines()
-        error = message[0] if message and isinstance(exc, (BackendError, InputError)) else \
-            f"{type(exc).__name__}: {message[0] if message else 'no message'}"
+        error = (
+            message[0]
+            if message and isinstance(exc, (BackendError, InputError))
+            else f"{type(exc).__name__}: {message[0] if message else 'no message'}"
+        )
 
         def failed(ln: Lane) -> None:
             ln.status, ln.error, ln.seconds = "error", error, run.since_start()
             run.finished += 1
+
         run.update(lane, failed)
         return
 
@@ -253,11 +279,13 @@ def _run_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: Candid
             ln.tokens_out = sum(call.tokens_out for call in ln.calls)
         ln.status, ln.seconds = "done", run.since_start()
         run.finished += 1
+
     run.update(lane, finished)
 
 
-def _model_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: CandidateList,
-                config: WindowConfig, pool: BackendPool) -> list[str]:
+def _model_lane(
+    run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: CandidateList, config: WindowConfig, pool: BackendPool
+) -> list[str]:
     backend_config = spec.backend_config()
 
     def on_window() -> None:
@@ -266,6 +294,7 @@ def _model_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: Cand
 
         def clear(ln: Lane) -> None:
             ln.live_reasoning = ln.live_text = ""
+
         run.update(lane, clear)
 
     def on_delta(kind: str, text: str) -> None:
@@ -281,11 +310,13 @@ def _model_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: Cand
                 ln.live_reasoning += text
             else:
                 ln.live_text += text
+
         run.update(lane, add)
 
     def on_step(done: int, total: int) -> None:
         def progress(ln: Lane) -> None:
             ln.windows_done, ln.windows_total = done, total
+
         run.update(lane, progress)
 
     with pool.lease(backend_config) as backend:
@@ -294,8 +325,7 @@ def _model_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: Cand
     return result.ranking
 
 
-def _label_lane(run: _ArenaRun, lane: Lane, candidates: CandidateList,
-                labels: LabelLookup | None) -> list[str]:
+def _label_lane(run: _ArenaRun, lane: Lane, candidates: CandidateList, labels: LabelLookup | None) -> list[str]:
     if labels is None:
         raise InputError("no label store is connected, so there are no stored labels")
     label = labels(candidates)
@@ -311,6 +341,7 @@ def _label_lane(run: _ArenaRun, lane: Lane, candidates: CandidateList,
         ln.live_reasoning = label.reasoning or ""
         ln.live_text = f"(stored label by {label.model or label.source})"
         ln.tokens_in, ln.tokens_out = label.tokens_in, label.tokens_out
+
     run.update(lane, show)
     return ranking
 
@@ -334,5 +365,4 @@ def bm25_ranking(candidates: CandidateList, top_k: int) -> list[str]:
     unique = {passage.docid: passage for passage in head}
     run = BM25Index(unique).search({candidates.query.qid: candidates.query.text}, k=len(unique))
     scored = [docid for docid, _ in run.get(candidates.query.qid, [])]
-    return merged_ranking(scored, [p.docid for p in head]) + \
-        [docid for docid in candidates.docids[top_k:]]
+    return merged_ranking(scored, [p.docid for p in head]) + [docid for docid in candidates.docids[top_k:]]

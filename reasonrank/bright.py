@@ -5,6 +5,7 @@ first-stage TREC runs) and the Anserini naming (`examples/topics.bright-<task>-o
 BRIGHT's scoring rule lives here: a query's `excluded_ids` (its own source, near-duplicates) are
 removed from its candidates and from its judgments before anything is reranked or scored.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -124,9 +125,7 @@ def _anserini_exclusions(root: Path, task: str) -> dict[str, list[str]]:
     return excluded
 
 
-def load_bright_task(
-    root: str | Path, task: str, run: str | Path | None = None, top_k: int = 100
-) -> FirstStage:
+def load_bright_task(root: str | Path, task: str, run: str | Path | None = None, top_k: int = 100) -> FirstStage:
     """One BRIGHT task as a FirstStage: qrels from `gold_ids`, exclusions applied everywhere.
 
     With a run, documents are optional (without them only the run can be scored); without a
@@ -152,9 +151,7 @@ def load_bright_task(
     elif corpus is not None:
         first = bm25_retrieve(corpus, queries, top_k, excluded)
     else:
-        raise InputError(
-            f"BRIGHT task {task!r}: no first-stage run given and no documents/{task}.jsonl under {root}"
-        )
+        raise InputError(f"BRIGHT task {task!r}: no first-stage run given and no documents/{task}.jsonl under {root}")
     lists = (
         build_candidate_lists(first, corpus, queries, qrels, top_k, excluded, dataset=task)
         if corpus is not None
@@ -168,8 +165,6 @@ def load_bright(source: BrightSource, top_k: int = 100) -> list[FirstStage]:
     if not source.tasks:
         raise InputError("no BRIGHT task given")
     return [
-        load_bright_task(
-            source.root, task, source.run.format(task=task_name(task)) if source.run else None, top_k
-        )
+        load_bright_task(source.root, task, source.run.format(task=task_name(task)) if source.run else None, top_k)
         for task in source.tasks
     ]

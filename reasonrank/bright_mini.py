@@ -12,6 +12,7 @@ BRIGHT's and must never be reported as BRIGHT results.
 The tree is written in the official on-disk layout that `reasonrank.bright` reads, so
 `reasonrank eval --bright-root DIR --task theoremqa_questions` evaluates it like any BRIGHT task.
 """
+
 from __future__ import annotations
 
 import json
@@ -101,8 +102,9 @@ def build_bright_mini(source: str | Path, out: str | Path) -> BrightMini:
     for folder in ("examples", "documents", "qrels"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     write_jsonl(examples, root / "examples" / f"{MINI_TASK}.jsonl")
-    write_jsonl(({"id": docid, "content": text} for docid, text in documents.items()),
-                root / "documents" / f"{MINI_TASK}.jsonl")
+    write_jsonl(
+        ({"id": docid, "content": text} for docid, text in documents.items()), root / "documents" / f"{MINI_TASK}.jsonl"
+    )
     shutil.copyfile(source / OFFICIAL_QRELS, root / OFFICIAL_QRELS)
     for name in LICENCES:
         if (source / name).is_file():
@@ -118,8 +120,10 @@ def build_bright_mini(source: str | Path, out: str | Path) -> BrightMini:
         "excluded_in_corpus": built.excluded_in_corpus,
         "excluded_dropped_not_in_corpus": built.excluded_dropped,
         "exclusion_rule": EXCLUSION_RULE,
-        "sources": {str(path): file_sha256(source / path)
-                    for path in (GOLD_DOCS, OFFICIAL_QRELS, examples_path(source, MINI_TASK).relative_to(source))},
+        "sources": {
+            str(path): file_sha256(source / path)
+            for path in (GOLD_DOCS, OFFICIAL_QRELS, examples_path(source, MINI_TASK).relative_to(source))
+        },
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return built

@@ -5,6 +5,7 @@ thing. All datasets are reranked in ONE sliding-window pass (lists of every data
 window position's batched model call), so twelve BRIGHT tasks cost as many sequential model
 calls as one.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,10 +72,7 @@ class EvalReport:
 
     def rows(self) -> list[dict]:
         """The table: one row per dataset and stage, plus the macro average when several datasets."""
-        rows = [
-            {"dataset": s.dataset, "stage": s.stage, "queries": len(s.per_query), **s.mean}
-            for s in self.scores
-        ]
+        rows = [{"dataset": s.dataset, "stage": s.stage, "queries": len(s.per_query), **s.mean} for s in self.scores]
         for stage in dict.fromkeys(s.stage for s in self.scores):
             staged = [s for s in self.scores if s.stage == stage]
             if len(staged) > 1:
@@ -95,8 +93,7 @@ def load_datasets(config: EvalConfig) -> list[FirstStage]:
         stages.extend(load_bright(config.bright, config.top_k))
     if not stages:
         raise InputError(
-            "no dataset: give --qrels with --run, --candidates or --corpus/--queries, "
-            "or --bright-root with --task"
+            "no dataset: give --qrels with --run, --candidates or --corpus/--queries, or --bright-root with --task"
         )
     for stage in stages:
         if not stage.qrels:
@@ -117,8 +114,7 @@ def evaluate(
     stages = load_datasets(config)
     # First-stage runs are scored from their scores, as trec_eval does (ties by docid).
     scores = [
-        _score(s.name, FIRST_STAGE, {q: dict(hits) for q, hits in s.run.items()}, s.qrels, config)
-        for s in stages
+        _score(s.name, FIRST_STAGE, {q: dict(hits) for q, hits in s.run.items()}, s.qrels, config) for s in stages
     ]
     results = {s.name: [RankResult(qid, [d for d, _ in hits]) for qid, hits in s.run.items()] for s in stages}
     if config.reranker is not None or backend is not None:
@@ -173,9 +169,7 @@ def format_table(report: EvalReport) -> str:
     labels = [metric_label(m) for m in report.metrics]
     rows = report.rows()
     name_width = max([len("dataset")] + [len(r["dataset"]) for r in rows])
-    head = f"{'dataset':<{name_width}}  {'stage':<11}  {'queries':>7}  " + "  ".join(
-        f"{label:>9}" for label in labels
-    )
+    head = f"{'dataset':<{name_width}}  {'stage':<11}  {'queries':>7}  " + "  ".join(f"{label:>9}" for label in labels)
     lines = ["metrics ×100, mean over judged queries (2 decimals)", head, "-" * len(head)]
     for row in rows:
         values = "  ".join(f"{100 * row[m]:>9.2f}" for m in report.metrics)

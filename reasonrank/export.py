@@ -11,6 +11,7 @@ Why deterministic bytes: an export is referenced by its sha256 (a training run r
 snapshot it used), so the same reviewed items must give the same file: rows in item_key order,
 keys sorted, compact separators, UTF-8.
 """
+
 from __future__ import annotations
 
 import operator
@@ -137,8 +138,9 @@ class _Prompts:
             texts = [prepared[key] for key in keys]
         except KeyError:  # new passages: prepare those this row lacks, in one call
             missing = {key: passage for key, passage in zip(keys, cl.candidates) if key not in prepared}
-            prepared.update(zip(missing, prepare_passages(list(missing.values()), self._tokenizer,
-                                                          self._max_passage_tokens)))
+            prepared.update(
+                zip(missing, prepare_passages(list(missing.values()), self._tokenizer, self._max_passage_tokens))
+            )
             texts = [prepared[key] for key in keys]
         return texts
 
@@ -198,8 +200,9 @@ class _SftLines:
             pieces = _SLOT.split(user["content"])
             literals, slots = pieces[0::2], pieces[1::2]
             order = [0 if slot == "q" else int(slot[1:]) + 1 for slot in slots]
-            outer = _JSON.encode({"messages": [system, Message(role="user", content=_U),
-                                               Message(role="assistant", content=_A)]}).encode("utf-8")
+            outer = _JSON.encode(
+                {"messages": [system, Message(role="user", content=_U), Message(role="assistant", content=_A)]}
+            ).encode("utf-8")
             head, _, middle, _, tail = _ESCAPED_SLOT.split(outer)
             escaped = [_escaped(literal) for literal in literals]
             escaped[0] = head + escaped[0]
@@ -245,8 +248,13 @@ class _SftLines:
         parts[0::2] = literals
         parts[1::2] = pick((query, *texts))
         user = "".join(parts)
-        row = {"messages": [Message(role="system", content=system), Message(role="user", content=user),
-                            Message(role="assistant", content=assistant)]}
+        row = {
+            "messages": [
+                Message(role="system", content=system),
+                Message(role="user", content=user),
+                Message(role="assistant", content=assistant),
+            ]
+        }
         values = (_escaped_or_none(query), *escapes, _escaped_or_none(assistant))
         if None in values:  # not encodable (a lone surrogate): the writer reports it
             return row, None
@@ -260,7 +268,9 @@ def _ordered(items: Iterable[ReviewedItem]) -> list[ReviewedItem]:
     ordered = sorted(items, key=lambda item: item.item_key)
     for item in ordered:
         if item.decision not in DECISIONS:
-            raise InputError(f"item {item.item_key!r}: decision {item.decision!r} is not exportable ({', '.join(DECISIONS)})")
+            raise InputError(
+                f"item {item.item_key!r}: decision {item.decision!r} is not exportable ({', '.join(DECISIONS)})"
+            )
     return ordered
 
 
@@ -310,8 +320,13 @@ def alpaca_rows(
 ) -> ExportRows:
     """LLaMA-Factory alpaca rows `{"system", "instruction", "output"}`: the SFT rows' three turns
     (the form of ReasonRank's released SFT set)."""
-    sft = sft_rows(items, tokenizer=tokenizer, max_passage_tokens=max_passage_tokens, window=window,
-                   allow_empty_reasoning=allow_empty_reasoning)
+    sft = sft_rows(
+        items,
+        tokenizer=tokenizer,
+        max_passage_tokens=max_passage_tokens,
+        window=window,
+        allow_empty_reasoning=allow_empty_reasoning,
+    )
     rows = (
         {"system": system["content"], "instruction": user["content"], "output": assistant["content"]}
         for system, user, assistant in (row["messages"] for row in sft)
@@ -344,17 +359,30 @@ def rl_rows(
         if relevant is None:
             qrels = cl.qrels or {}
             relevant = [docid for docid in cl.docids if qrels.get(docid, 0) >= rel_level]
-        rows.append({
-            "prompt": prompts.messages(label),
-            "initial_list": cl.docids,
-            "teacher_list": list(label.ranking),
-            "relevant_docids": list(relevant),
-            "dataset": cl.dataset or "",
-        })
+        rows.append(
+            {
+                "prompt": prompts.messages(label),
+                "initial_list": cl.docids,
+                "teacher_list": list(label.ranking),
+                "relevant_docids": list(relevant),
+                "dataset": cl.dataset or "",
+            }
+        )
     return rows
 
 
 __all__ = [
-    "DECISIONS", "ExportFile", "ExportRows", "ReviewedItem", "alpaca_rows", "assistant_turn", "jsonl_bytes",
-    "prompt_messages", "rl_rows", "safe_export_name", "sft_rows", "window_ids", "write_export",
+    "DECISIONS",
+    "ExportFile",
+    "ExportRows",
+    "ReviewedItem",
+    "alpaca_rows",
+    "assistant_turn",
+    "jsonl_bytes",
+    "prompt_messages",
+    "rl_rows",
+    "safe_export_name",
+    "sft_rows",
+    "window_ids",
+    "write_export",
 ]

@@ -4,6 +4,7 @@ Kept apart from the row builders (reasonrank.export) because it is about files, 
 formats: a name can never leave its folder, the bytes are deterministic (compact, key-sorted,
 UTF-8) so the sha256 is stable across runs, and a reader never sees half a file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,10 +45,17 @@ def safe_export_name(name: str) -> str:
 def _as_built(row: dict, contents: tuple[str, ...]) -> bool:
     """Whether `row` is still the SFT row whose turns hold exactly `contents` (same objects)."""
     messages = row.get("messages") if len(row) == 1 else None
-    return (type(messages) is list and len(messages) == len(contents)
-            and all(type(message) is dict and len(message) == 2 and message.get("content") is content
-                    and message.get("role") == role
-                    for message, content, role in zip(messages, contents, ("system", "user", "assistant"))))
+    return (
+        type(messages) is list
+        and len(messages) == len(contents)
+        and all(
+            type(message) is dict
+            and len(message) == 2
+            and message.get("content") is content
+            and message.get("role") == role
+            for message, content, role in zip(messages, contents, ("system", "user", "assistant"))
+        )
+    )
 
 
 def _lines(rows: Iterable[dict]) -> Iterator[bytes]:

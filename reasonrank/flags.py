@@ -5,6 +5,7 @@ One table of `Flag`s per command binds each option to a field path such as
 the config, and renders a config back into the argv that reproduces it — so a UI form over the
 config can always show (and a job runner can always run) the exact equivalent command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,17 +61,19 @@ class FlagTable:
             if flag.kind == "positional":
                 del common["dest"]
                 parser.add_argument(
-                    flag.dest, metavar=flag.name.upper(), type=flag.type, choices=flag.choices,
-                    nargs=None if flag.required else "?", **common,
+                    flag.dest,
+                    metavar=flag.name.upper(),
+                    type=flag.type,
+                    choices=flag.choices,
+                    nargs=None if flag.required else "?",
+                    **common,
                 )
             elif flag.kind == "switch":
                 parser.add_argument(flag.name, action="store_true", **common)
             elif flag.kind == "repeat":
                 parser.add_argument(flag.name, action="append", type=flag.type, **common)
             else:
-                parser.add_argument(
-                    flag.name, type=flag.type, choices=flag.choices, required=flag.required, **common
-                )
+                parser.add_argument(flag.name, type=flag.type, choices=flag.choices, required=flag.required, **common)
 
     def config_from(self, args: argparse.Namespace, config: Any) -> Any:
         """`config` with every flag the user gave set (flags not given keep the config's value)."""

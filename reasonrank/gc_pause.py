@@ -7,6 +7,7 @@ what is dropped), so about 45% of validation time went to collections that free 
 The pause is process-wide: cycles made meanwhile by other threads wait for the next full
 collection.
 """
+
 from __future__ import annotations
 
 import gc

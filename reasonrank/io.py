@@ -4,6 +4,7 @@ JSONL, RankLLM's retrieve-results JSON, passage corpora, label JSONL and calls.j
 Every reader raises `InputError` naming the file, the line and the field, so the CLI can print a
 one-line message instead of a traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,10 +56,7 @@ def read_trec_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
             rows.setdefault(qid, []).append((int(rank), docid, float(score)))
         except ValueError as exc:
             raise InputError(f"{path}:{lineno}: rank/score not numeric ({exc})") from None
-    return {
-        qid: [(docid, score) for _, docid, score in sorted(hits, key=lambda h: h[0])]
-        for qid, hits in rows.items()
-    }
+    return {qid: [(docid, score) for _, docid, score in sorted(hits, key=lambda h: h[0])] for qid, hits in rows.items()}
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
@@ -131,8 +129,7 @@ def candidate_to_dict(cl: CandidateList) -> dict:
         "qid": cl.query.qid,
         "query": cl.query.text,
         "candidates": [
-            {"docid": p.docid, "text": p.text, **({"title": p.title} if p.title else {})}
-            for p in cl.candidates
+            {"docid": p.docid, "text": p.text, **({"title": p.title} if p.title else {})} for p in cl.candidates
         ],
     }
     if cl.qrels is not None:
@@ -242,8 +239,7 @@ def read_corpus(path: str | Path) -> dict[str, Passage]:
         text = next((obj[k] for k in _TEXT_KEYS if k in obj), None)
         if docid is None or text is None:
             raise InputError(
-                f"{path}:{lineno}: a document needs an id ({'/'.join(_DOCID_KEYS)}) "
-                f"and a text ({'/'.join(_TEXT_KEYS)})"
+                f"{path}:{lineno}: a document needs an id ({'/'.join(_DOCID_KEYS)}) and a text ({'/'.join(_TEXT_KEYS)})"
             )
         corpus[str(docid)] = Passage(str(docid), str(text), obj.get("title") or None)
     return corpus

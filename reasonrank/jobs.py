@@ -15,6 +15,7 @@ The outcome of a job is read from the file, not from a parent process: an app re
 job runs finds it again by its pid, and a process that died without an `end` event (kill -9, out
 of memory) is reported failed with the last lines of its log.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,7 +34,7 @@ from typing import Any
 EVENTS_ENV = "REASONRANK_JOB_EVENTS"
 JOB_ID_ENV = "REASONRANK_JOB_ID"  # set by db.jobs.launch_job: the Job row a command runs as
 FINISHED = ("succeeded", "failed", "cancelled")
-_CURRENT: "EventLog | None" = None
+_CURRENT: EventLog | None = None
 
 
 # ----------------------------------------------------------------------------- writing (in the job)
@@ -50,7 +51,7 @@ class EventLog:
         self.outputs: dict[str, Any] = {}  # reported with the `end` event the CLI writes
 
     @classmethod
-    def current(cls) -> "EventLog":
+    def current(cls) -> EventLog:
         """This process's event log (one per process, shared by the CLI and the command)."""
         global _CURRENT
         if _CURRENT is None:
@@ -123,8 +124,7 @@ def tail(path: str | Path, lines: int = 30, max_bytes: int = 64_000) -> str:
         size = handle.tell()
         handle.seek(max(0, size - max_bytes))
         text = handle.read().decode("utf-8", errors="replace")
-    shown = [line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
-             for line in text.split("\n")]
+    shown = [line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r") for line in text.split("\n")]
     while shown and not shown[-1].strip():
         shown.pop()
     return "\n".join(shown[-lines:])
@@ -218,8 +218,13 @@ def current_job_id() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def start(argv: Sequence[str], log_path: str | Path, events_path: str | Path,
-          env: Mapping[str, str] | None = None, cwd: str | Path | None = None) -> int:
+def start(
+    argv: Sequence[str],
+    log_path: str | Path,
+    events_path: str | Path,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+) -> int:
     """Start `python -m reasonrank <argv…>` in its own session; returns its pid.
 
     The child gets this process's environment (so the same database and data directory) plus
@@ -231,8 +236,13 @@ def start(argv: Sequence[str], log_path: str | Path, events_path: str | Path,
     child_env = {**os.environ, **(env or {}), EVENTS_ENV: str(events_path), "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "reasonrank", *argv], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=child_env, cwd=cwd, start_new_session=True,
+            [sys.executable, "-m", "reasonrank", *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env,
+            cwd=cwd,
+            start_new_session=True,
         )
     _CHILDREN[process.pid] = process
     return process.pid

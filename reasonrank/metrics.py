@@ -15,6 +15,7 @@ every function to them (to 1e-9) on random cases and on the real TREC DL19 runs:
 * The reward is spec §3.3: R = NDCG@10 + 0.2·Recall@10 + 0.1·RBO, −1 for a broken format and 0
   for an answer that does not list as many distinct ids as the teacher list.
 """
+
 from __future__ import annotations
 
 import math
@@ -376,5 +377,7 @@ def format_reward(
     """TRL reward callable: the fraction of `format_checks` each completion passes (0..1);
     the window length is the length of its `initial_list` row."""
     _check_columns(completions, initial_list=initial_list)
-    return [format_score(format_checks(completion_text(completion), len(initial)))
-            for completion, initial in zip(completions, initial_list)]
+    return [
+        format_score(format_checks(completion_text(completion), len(initial)))
+        for completion, initial in zip(completions, initial_list)
+    ]

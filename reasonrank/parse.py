@@ -32,6 +32,7 @@ Deliberate details:
   - Step 1 is implemented as an equivalent linear scan instead of the backtracking regex,
     whose worst case is polynomial in the number of tags.
 """
+
 from __future__ import annotations
 
 import re
@@ -159,6 +160,4 @@ def parse_ranking(response: str, window_len: int) -> ParsedRanking:
         reasons.append("out_of_range")
     if missing:
         reasons.append("missing_ids")
-    return ParsedRanking(
-        order=order + missing, reasons=reasons, reasoning=_reasoning(think), answer=answer
-    )
+    return ParsedRanking(order=order + missing, reasons=reasons, reasoning=_reasoning(think), answer=answer)

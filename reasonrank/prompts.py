@@ -6,6 +6,7 @@ is reproduced from the method spec (reasonrank-spec.md §1.3 and §2). Passage a
 preprocessing follow the spec's order, because truncation and the `[n]` -> `(n)` rewrite interact
 with the window-local `[i]` identifiers the model answers with.
 """
+
 from __future__ import annotations
 
 import re
@@ -126,16 +127,11 @@ def prepare_passages(
     if tokenizer is None:
         cut = [" ".join(text.split()[:max_tokens]) for text in texts]
     else:
-        cut = [
-            tokenizer.convert_tokens_to_string(tokens[:max_tokens])
-            for tokens in _tokenize_all(tokenizer, texts)
-        ]
+        cut = [tokenizer.convert_tokens_to_string(tokens[:max_tokens]) for tokens in _tokenize_all(tokenizer, texts)]
     return [_unbracket_numbers(text) for text in cut]
 
 
-def prepare_passage(
-    passage: Passage, tokenizer: TokenizerLike | None = None, max_tokens: int = 512
-) -> str:
+def prepare_passage(passage: Passage, tokenizer: TokenizerLike | None = None, max_tokens: int = 512) -> str:
     """One passage as it appears in the prompt (see `prepare_passages`)."""
     return prepare_passages([passage], tokenizer, max_tokens)[0]
 
@@ -157,7 +153,9 @@ def _tokenize_all(tokenizer: TokenizerLike, texts: list[str]) -> list[list[str]]
         return []
     if getattr(tokenizer, "is_fast", False):
         batch = tokenizer(  # type: ignore[operator]
-            texts, add_special_tokens=False, return_attention_mask=False,
+            texts,
+            add_special_tokens=False,
+            return_attention_mask=False,
             return_token_type_ids=False,
         )
         return [encoding.tokens for encoding in batch.encodings]
@@ -170,12 +168,7 @@ def build_messages(query: str, passages: list[str]) -> list[Message]:
         raise InputError("cannot build a ranking prompt for a window with no passages")
     num = len(passages)
     body = "".join(f"[{i}] {content}\n" for i, content in enumerate(passages, 1))
-    user = (
-        _USER_PREFIX.format(num=num, query=query)
-        + "\n"
-        + body
-        + _USER_SUFFIX.format(num=num, query=query)
-    )
+    user = _USER_PREFIX.format(num=num, query=query) + "\n" + body + _USER_SUFFIX.format(num=num, query=query)
     return [Message(role="system", content=SYSTEM_PROMPT), Message(role="user", content=user)]
 
 

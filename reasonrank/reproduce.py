@@ -5,6 +5,7 @@ A score is only comparable to another when all of these match; a leaderboard row
 say which prompt, window, seed or excluded-id rule produced it is not worth keeping. Nothing here
 imports a model library: versions are read from installed package metadata.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ A reranker only reorders what the first stage found, so this module also owns th
 decide which candidates a query gets: top-k truncation and the removal of excluded ids (BRIGHT's
 rule: an excluded document is neither retrieved nor judged).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -104,9 +105,7 @@ def bm25_retrieve(
     return BM25Index(corpus).search(queries, k, excluded_ids)
 
 
-def drop_excluded(
-    run: Run, excluded_ids: Mapping[str, Iterable[str]] | None, top_k: int | None = None
-) -> Run:
+def drop_excluded(run: Run, excluded_ids: Mapping[str, Iterable[str]] | None, top_k: int | None = None) -> Run:
     """Remove each query's excluded docids, then keep the first `top_k` hits."""
     out: Run = {}
     for qid, hits in run.items():
@@ -189,8 +188,7 @@ class FirstStage:
     def require_lists(self) -> list[CandidateList]:
         if self.lists is None:
             raise InputError(
-                f"{self.name}: reranking needs passage text; give a corpus with the run "
-                "(or a candidate file)"
+                f"{self.name}: reranking needs passage text; give a corpus with the run (or a candidate file)"
             )
         return self.lists
 
@@ -201,9 +199,7 @@ def load_source(source: CandidateSource, top_k: int = 100) -> FirstStage:
     if source.candidates:
         if source.run or source.corpus:
             raise InputError("give either a candidate file or a run/corpus, not both")
-        lists = [
-            _truncated(cl, top_k) for cl in read_candidate_file(source.candidates, qrels, source.name)
-        ]
+        lists = [_truncated(cl, top_k) for cl in read_candidate_file(source.candidates, qrels, source.name)]
         if qrels is None and any(cl.qrels is not None for cl in lists):
             qrels = {cl.query.qid: cl.qrels for cl in lists if cl.qrels is not None}
         run = {cl.query.qid: [(d, float(len(cl.docids) - i)) for i, d in enumerate(cl.docids)] for cl in lists}
@@ -219,9 +215,7 @@ def load_source(source: CandidateSource, top_k: int = 100) -> FirstStage:
     else:
         raise InputError("no first stage: give a candidate file, a run file, or a corpus with queries")
     lists = (
-        build_candidate_lists(run, corpus, queries, qrels, top_k, dataset=source.name)
-        if corpus is not None
-        else None
+        build_candidate_lists(run, corpus, queries, qrels, top_k, dataset=source.name) if corpus is not None else None
     )
     return FirstStage(source.name, run, qrels, lists)
 

@@ -12,6 +12,7 @@ so throughput comes only from many requests in flight, and a long run must be ab
 any moment without losing finished work — so the caller stores each outcome as it arrives.
 This module knows nothing of the database: it takes CandidateLists and yields Labels.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from reasonrank.aio import all_or_first_failure
 from reasonrank.imports.consistency import ALPHA, self_consistency
 from reasonrank.io import InputError
 from reasonrank.parse import parse_ranking
@@ -69,8 +71,10 @@ def price_for(model: str, input_per_m: float | None = None, output_per_m: float 
     if known is None and (input_per_m is None or output_per_m is None):
         return None
     base = known or Price(0.0, 0.0)
-    return Price(base.input_per_m if input_per_m is None else input_per_m,
-                 base.output_per_m if output_per_m is None else output_per_m)
+    return Price(
+        base.input_per_m if input_per_m is None else input_per_m,
+        base.output_per_m if output_per_m is None else output_per_m,
+    )
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -107,9 +111,9 @@ def split_think(text: str) -> tuple[str | None, str, bool]:
     start, end = lowered.find(_THINK_OPEN), lowered.find(_THINK_CLOSE)
     opened = start >= 0 and (end < 0 or start < end)
     if end < 0:
-        return (text[start + len(_THINK_OPEN):].strip(), "", False) if opened else (None, text, True)
+        return (text[start + len(_THINK_OPEN) :].strip(), "", False) if opened else (None, text, True)
     begin = start + len(_THINK_OPEN) if opened else 0
-    return text[begin:end].strip(), text[end + len(_THINK_CLOSE):], True
+    return text[begin:end].strip(), text[end + len(_THINK_CLOSE) :], True
 
 
 def _ids_in(text: str, count: int) -> list[int]:
@@ -226,19 +230,15 @@ def _requests(task: SynthTask, options: SynthOptions, tokenizer: Any) -> list[li
     return requests
 
 
-async def _label_one(complete: Complete, task: SynthTask, requests: list[list[Message]],
-                     options: SynthOptions) -> SynthOutcome:
+async def _label_one(
+    complete: Complete, task: SynthTask, requests: list[list[Message]], options: SynthOptions
+) -> SynthOutcome:
     from reasonrank.backends.openai import RetriesExhausted
 
-    try:
-        async with asyncio.TaskGroup() as group:  # a failed request cancels its sibling
-            calls = [group.create_task(complete(messages)) for messages in requests]
-    except BaseExceptionGroup as failures:
-        first = failures.exceptions[0]
-        if isinstance(first, RetriesExhausted):
-            return SynthOutcome(task, error=str(first), error_kind=first.kind)
-        raise first from None
-    completions = [call.result() for call in calls]
+    try:  # a failed request cancels its sibling
+        completions = await all_or_first_failure(complete(messages) for messages in requests)
+    except RetriesExhausted as exhausted:
+        return SynthOutcome(task, error=str(exhausted), error_kind=exhausted.kind)
     return _outcome(task, completions, options)
 
 
@@ -267,17 +267,25 @@ def _outcome(task: SynthTask, completions: list[Completion], options: SynthOptio
         else:
             relevant = [cl.docids[i] for i in selected]
     label = Label(
-        candidates=cl, ranking=ranking, source="teacher", reasoning=answer.reasoning, model=options.model,
-        relevant_docids=relevant, raw_output=completions[0].text, reasons=reasons,
-        tokens_in=sum(c.tokens_in for c in completions), tokens_out=sum(c.tokens_out for c in completions),
+        candidates=cl,
+        ranking=ranking,
+        source="teacher",
+        reasoning=answer.reasoning,
+        model=options.model,
+        relevant_docids=relevant,
+        raw_output=completions[0].text,
+        reasons=reasons,
+        tokens_in=sum(c.tokens_in for c in completions),
+        tokens_out=sum(c.tokens_out for c in completions),
     )
     score = self_consistency(ranking, relevant if relevant is not None else cl.qrels)
     kept = answer.usable and score is not None and score >= options.alpha
     return SynthOutcome(task, label, score, kept, answer.usable)
 
 
-async def synthesize(tasks: Iterable[SynthTask], backend: OpenAIBackend,
-                     options: SynthOptions) -> AsyncIterator[SynthOutcome]:
+async def synthesize(
+    tasks: Iterable[SynthTask], backend: OpenAIBackend, options: SynthOptions
+) -> AsyncIterator[SynthOutcome]:
     """Label every task with up to `backend.config.max_in_flight` lists in progress; outcomes
     come in the order they finish.
 
@@ -294,7 +302,6 @@ async def synthesize(tasks: Iterable[SynthTask], backend: OpenAIBackend,
     ready: asyncio.Queue[Any] = asyncio.Queue(maxsize=in_flight)
 
     async with backend.session(options.generation) as complete:
-
         first_attempts = 0  # requests the started lists need before any retry
 
         def affordable(needed: int) -> bool:

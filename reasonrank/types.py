@@ -4,6 +4,7 @@ They hold data only: no I/O, no model code, so `db/`, `ui/` and the CLI can pass
 without importing anything heavy (RankLLM's lesson: small Query/Candidate/Result objects plus a
 record of every model invocation).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

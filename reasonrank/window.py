@@ -11,6 +11,7 @@ it runs between model calls, while the accelerator waits. The one costly step, p
 (tokenizer + ftfy), does not depend on model output, so it runs ahead in a background thread
 while the model generates.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,17 +56,13 @@ class WindowConfig:
         if self.window < 2:
             raise InputError(f"window must be at least 2 passages, got {self.window}")
         if not 1 <= self.step <= self.window:
-            raise InputError(
-                f"step must be between 1 and the window size {self.window}, got {self.step}"
-            )
+            raise InputError(f"step must be between 1 and the window size {self.window}, got {self.step}")
         if self.top_k < 1:
             raise InputError(f"top_k must be at least 1, got {self.top_k}")
         if self.passes < 1:
             raise InputError(f"passes must be at least 1, got {self.passes}")
         if self.max_passage_tokens < 1:
-            raise InputError(
-                f"max_passage_tokens must be at least 1, got {self.max_passage_tokens}"
-            )
+            raise InputError(f"max_passage_tokens must be at least 1, got {self.max_passage_tokens}")
 
 
 def window_spans(n: int, window: int, step: int, top_k: int) -> list[Span]:
@@ -130,9 +127,7 @@ class _QueryState:
         texts = [self.prepared[index] for index in self.order[start:end]]
         return prompts.build_messages(self.query, texts)  # type: ignore[arg-type]
 
-    def apply(
-        self, pass_index: int, position: int, messages: list[Message], completion: Completion
-    ) -> None:
+    def apply(self, pass_index: int, position: int, messages: list[Message], completion: Completion) -> None:
         """Parse one completion, reorder its window in place and record the call."""
         start, end = self.spans[position]
         before = self.order[start:end]
@@ -241,9 +236,7 @@ def _prepared_ahead(
         return
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasonrank-prepare") as pool:
-            yield from pool.map(
-                lambda chunk: prompts.prepare_passages(chunk, private, max_tokens), chunks
-            )
+            yield from pool.map(lambda chunk: prompts.prepare_passages(chunk, private, max_tokens), chunks)
     finally:  # the pool has stopped, so the copy is free again
         _spare_copies(tokenizer).append(private)
 

@@ -4,6 +4,7 @@ One browser per test session (starting Chromium costs seconds on this machine); 
 its own context. `login` is how every browser test gets past Gradio's login form.
 Import into a test module with `from browser_fixtures import browser, login, needs_chromium, ARTIFACTS`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,13 +12,22 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots (gitignored)
 VIEWPORT = {"width": 1400, "height": 1100}
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
-                                    reason="Debian chromium is not installed (/usr/bin/chromium)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)"
+)
 
 _session: dict[str, object] = {}
 

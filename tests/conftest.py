@@ -1,21 +1,19 @@
-"""Shared fixtures: where the real public data lives, and GPU/vLLM gating."""
+"""Session fixtures: the real public test data, the tiny model, and GPU gating."""
+
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("REASONRANK_SHARED_DATA", REPO.parent / "shared" / "data"))
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real public data (TREC DL19, NovelEval, BRIGHT); CI lays it beside the clone."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"real test data not found at {SHARED_DATA}; set REASONRANK_SHARED_DATA")
-    return SHARED_DATA
+def test_data() -> Path:
+    """The real public data (TREC DL19, NovelEval, BRIGHT) in tests/data; provenance in its README."""
+    return TEST_DATA
 
 
 def _has_cuda() -> bool:
@@ -45,9 +43,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def dl19(shared_data: Path):
+def dl19(test_data: Path):
     """TREC DL19: the 43 judged queries with their BM25 top-100 passages and graded qrels."""
     from reasonrank.io import read_qrels, read_rank_llm_json
 
-    qrels = read_qrels(shared_data / "trec-dl19" / "qrels.txt")
-    return read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json", qrels)
+    qrels = read_qrels(test_data / "trec-dl19" / "qrels.txt")
+    return read_rank_llm_json(test_data / "trec-dl19" / "bm25_top100_with_text.json", qrels)

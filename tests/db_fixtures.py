@@ -5,6 +5,7 @@ test gets a copy of a migrated file, each PostgreSQL test a `CREATE DATABASE …
 migrated database (tens of milliseconds instead of a full Alembic run).
 Import the fixtures into a test module with `from db_fixtures import *`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,8 +21,7 @@ from db.engine import get_engine, init_db
 from reasonrank.imports import ImportBatch
 from reasonrank.types import CandidateList, Label, Passage, Query
 
-__all__ = ["pg_cluster", "sqlite_template", "engine", "make_batch", "make_label", "ANNOTATORS", "ADMIN",
-           "PASSWORD"]
+__all__ = ["pg_cluster", "sqlite_template", "engine", "make_batch", "make_label", "ANNOTATORS", "ADMIN", "PASSWORD"]
 
 _TEMPLATE = "reasonrank_template"
 _names = itertools.count()
@@ -58,8 +58,10 @@ _session_cache: dict[str, object] = {}
 def pg_cluster(request):
     """(server URL, autocommit admin engine) of a throwaway cluster with a migrated template DB."""
     if pg_bin_dir() is None:
-        pytest.skip("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb missing); "
-                    "CI installs it with `apt-get install postgresql`")
+        pytest.skip(
+            "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb missing); "
+            "CI installs it with `apt-get install postgresql`"
+        )
     if "pg" not in _session_cache:
         stack = ExitStack()
         request.config.add_cleanup(stack.close)
@@ -107,20 +109,45 @@ def engine(request, tmp_path):
         conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
-def make_label(qid: str, docids: list[str], ranking: list[str] | None = None, *, relevant: list[str] | None = None,
-               qrels: dict[str, int] | None = None, reasoning: str | None = "because [1] answers it",
-               dataset: str = "toy", source: str = "teacher", query: str | None = None,
-               texts: dict[str, str] | None = None) -> Label:
+def make_label(
+    qid: str,
+    docids: list[str],
+    ranking: list[str] | None = None,
+    *,
+    relevant: list[str] | None = None,
+    qrels: dict[str, int] | None = None,
+    reasoning: str | None = "because [1] answers it",
+    dataset: str = "toy",
+    source: str = "teacher",
+    query: str | None = None,
+    texts: dict[str, str] | None = None,
+) -> Label:
     """A teacher label over passages whose text is derived from the docid (unless given)."""
     texts = texts or {}
-    candidates = CandidateList(Query(qid, query or f"query {qid}"),
-                               [Passage(d, texts.get(d, f"text of {d}")) for d in docids],
-                               qrels=qrels, dataset=dataset)
-    return Label(candidates=candidates, ranking=list(ranking or docids), source=source, reasoning=reasoning,
-                 model="teacher-x", relevant_docids=relevant)
+    candidates = CandidateList(
+        Query(qid, query or f"query {qid}"),
+        [Passage(d, texts.get(d, f"text of {d}")) for d in docids],
+        qrels=qrels,
+        dataset=dataset,
+    )
+    return Label(
+        candidates=candidates,
+        ranking=list(ranking or docids),
+        source=source,
+        reasoning=reasoning,
+        model="teacher-x",
+        relevant_docids=relevant,
+    )
 
 
-def make_batch(labels: list[Label] = (), candidates: list[CandidateList] = (), *, dataset: str = "toy",
-               qrels: dict[str, dict[str, int]] | None = None, kind: str = "labels") -> ImportBatch:
-    return ImportBatch(labels=list(labels), candidates=list(candidates), qrels=qrels or {}, dataset=dataset,
-                       kind=kind, issues=[])
+def make_batch(
+    labels: list[Label] = (),
+    candidates: list[CandidateList] = (),
+    *,
+    dataset: str = "toy",
+    qrels: dict[str, dict[str, int]] | None = None,
+    kind: str = "labels",
+) -> ImportBatch:
+    return ImportBatch(
+        labels=list(labels), candidates=list(candidates), qrels=qrels or {}, dataset=dataset, kind=kind, issues=[]
+    )

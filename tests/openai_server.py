@@ -20,6 +20,7 @@ the way vLLM serve does: the reasoning, then the content, a few words per chunk
 (`stream_delay_s` apart), the finish reason, a usage chunk when `stream_options.include_usage`
 asks for it, then `data: [DONE]`; `Fault(break_stream_after=n)` cuts the stream after n chunks.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,10 @@ import struct
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Union
+from typing import Any
 
 from openai_bodies import TRUNCATED_JSON, Answer, completion_body, stream_chunks
 
@@ -50,7 +52,7 @@ class Fault:
     break_stream_after: int | None = None  # streamed answers: drop the socket after n chunks
 
 
-Responder = Callable[[list[dict[str, Any]], dict[str, Any]], Union[Answer, Fault, str]]
+Responder = Callable[[list[dict[str, Any]], dict[str, Any]], Answer | Fault | str]
 
 
 def echo_responder(messages: list[dict[str, Any]], request: dict[str, Any]) -> Answer:
@@ -118,12 +120,11 @@ class OpenAIServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "OpenAIServer":
+    def start(self) -> OpenAIServer:
         self._stopping.clear()
         self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-test-server",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-test-server", daemon=True)
         self._thread.start()
         return self
 
@@ -138,7 +139,7 @@ class OpenAIServer:
             self._thread.join(timeout=5)
         self._httpd = None
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -178,8 +179,7 @@ class OpenAIServer:
         if auth is not None:
             headers["authorization"] = "<redacted>"
         with self._lock:
-            record = RecordedRequest(len(self.requests), method, path, headers, body, authorized,
-                                     time.monotonic())
+            record = RecordedRequest(len(self.requests), method, path, headers, body, authorized, time.monotonic())
             self.requests.append(record)
         return record
 
@@ -229,8 +229,7 @@ class OpenAIServer:
                     if not self._check_auth(record):
                         return
                     if self.path.rstrip("/") == "/v1/models":
-                        data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"}
-                                for m in server.models]
+                        data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in server.models]
                         self._send_json(200, {"object": "list", "data": data})
                     else:
                         self._send_error(404, f"no route {self.path}")
@@ -267,8 +266,7 @@ class OpenAIServer:
                 if fault is not None and self._apply_fault(fault):
                     return
                 if body.get("model") not in server.models:
-                    self._send_error(404, f"The model `{body.get('model')}` does not exist.",
-                                     kind="NotFoundError")
+                    self._send_error(404, f"The model `{body.get('model')}` does not exist.", kind="NotFoundError")
                     return
                 reply = server.responder(body["messages"], body)
                 if isinstance(reply, Fault):
@@ -277,8 +275,10 @@ class OpenAIServer:
                     return
                 answer = Answer(content=reply) if isinstance(reply, str) else reply
                 if body.get("stream"):
-                    self._send_stream(stream_chunks(body, answer, server._completion_id()),
-                                      fault.break_stream_after if fault is not None else None)
+                    self._send_stream(
+                        stream_chunks(body, answer, server._completion_id()),
+                        fault.break_stream_after if fault is not None else None,
+                    )
                 else:
                     self._send_json(200, completion_body(body, answer, server._completion_id()))
 
@@ -318,8 +318,7 @@ class OpenAIServer:
                     headers = {}
                     if fault.retry_after is not None:
                         headers["Retry-After"] = f"{fault.retry_after:g}"
-                    self._send_error(fault.status, fault.message or f"injected HTTP {fault.status}",
-                                     headers=headers)
+                    self._send_error(fault.status, fault.message or f"injected HTTP {fault.status}", headers=headers)
                     return True
                 if fault.malformed or fault.raw_body is not None:
                     body = TRUNCATED_JSON if fault.raw_body is None else fault.raw_body
@@ -336,17 +335,18 @@ class OpenAIServer:
             def _headers(self) -> dict[str, str]:
                 return {k.lower(): v for k, v in self.headers.items()}
 
-            def _send_error(self, status: int, message: str, *, kind: str = "BadRequestError",
-                            headers: dict[str, str] | None = None) -> None:
+            def _send_error(
+                self, status: int, message: str, *, kind: str = "BadRequestError", headers: dict[str, str] | None = None
+            ) -> None:
                 body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
                 self._send_json(status, body, headers=headers)
 
-            def _send_json(self, status: int, body: Any,
-                           headers: dict[str, str] | None = None) -> None:
+            def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
                 self._send_raw(status, json.dumps(body).encode(), "application/json", headers)
 
-            def _send_raw(self, status: int, payload: bytes, content_type: str,
-                          headers: dict[str, str] | None = None) -> None:
+            def _send_raw(
+                self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None
+            ) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)

@@ -4,6 +4,7 @@ initdb refuses to run as root, so when the tests run as root the data directory 
 `postgres` user and the server commands run through `runuser -u postgres --`. Durability is
 switched off (fsync, synchronous_commit, full_page_writes): the cluster is deleted afterwards.
 """
+
 from __future__ import annotations
 
 import glob
@@ -19,8 +20,10 @@ from pathlib import Path
 
 def pg_bin_dir() -> Path | None:
     """The newest /usr/lib/postgresql/<version>/bin holding initdb, or None when not installed."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     return Path(found[-1]).parent if found else None
 
 
@@ -51,17 +54,45 @@ def pg_server() -> Iterator[str]:
     data = tmp / "data"
     if os.geteuid() == 0:
         shutil.chown(tmp, "postgres", "postgres")
-    _run([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-          "--no-sync", "--no-instructions"])
+    _run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ]
+    )
     started = False
     try:
         for _attempt in range(3):  # a port picked free can be taken before the server binds it
             port = _free_port()
-            options = (f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+            options = (
+                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+            )
             try:
-                _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(tmp / "log"),
-                      "-w", "-t", "30", "start"])
+                _run(
+                    [
+                        str(bin_dir / "pg_ctl"),
+                        "-D",
+                        str(data),
+                        "-o",
+                        options,
+                        "-l",
+                        str(tmp / "log"),
+                        "-w",
+                        "-t",
+                        "30",
+                        "start",
+                    ]
+                )
             except RuntimeError:
                 continue
             started = True

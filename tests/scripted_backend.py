@@ -6,6 +6,7 @@ model's format, `<think>…</think>\n<answer>[a] > [b] > …</answer>`. Because 
 function of the prompt, a test can predict the exact result of a sliding-window rerank, and a
 benchmark can attribute all remaining wall time to the orchestration around the model.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """`make run` promises: the app answers quickly, idles light, and imports no model library."""
+
 from __future__ import annotations
 
 import os
@@ -41,13 +42,19 @@ def test_app_serves_within_15s_and_idles_under_1gb(tmp_path):
     """A fresh data dir: the app migrates, seeds the sample, creates the first admin and serves."""
     port = _free_port()
     env = {
-        **os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
         "REASONRANK_DATA": str(tmp_path),
     }
     env.pop("REASONRANK_DB", None)
     proc = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "app.py"],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         start = time.monotonic()
@@ -73,13 +80,9 @@ def test_app_serves_within_15s_and_idles_under_1gb(tmp_path):
 
 
 def test_building_the_app_imports_no_model_library(tmp_path):
-    code = (
-        "import sys, app; heavy = [m for m in %r if m in sys.modules]; print(','.join(heavy))" % (HEAVY,)
-    )
+    code = f"import sys, app; heavy = [m for m in {HEAVY!r} if m in sys.modules]; print(','.join(heavy))"
     env = {**os.environ, "REASONRANK_DATA": str(tmp_path)}
     env.pop("REASONRANK_DB", None)
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""

@@ -1,5 +1,6 @@
 """The Arena library (reasonrank.arena) with real parts: a tiny local transformers model, a real
 OpenAI-compatible HTTP server that streams, BM25, and real TREC DL19 lists and judgments."""
+
 from __future__ import annotations
 
 import socket
@@ -44,8 +45,7 @@ def query(dl19) -> CandidateList:
 
 
 def openai_spec(url: str, name: str = "endpoint") -> RerankerSpec:
-    return RerankerSpec(name, "openai", "test-model",
-                        {"base_url": url, "timeout_s": 5.0, "max_retries": 1})
+    return RerankerSpec(name, "openai", "test-model", {"base_url": url, "timeout_s": 5.0, "max_retries": 1})
 
 
 def pytrec_figures(ranking: list[str], candidates: CandidateList) -> dict[str, float]:
@@ -64,8 +64,7 @@ def dead_url() -> str:
 
 def test_transformers_and_openai_stream_side_by_side(query, server, tiny_model_dir):
     server.reset()
-    specs = [RerankerSpec("tiny", "transformers", str(tiny_model_dir), {"device": "cpu"}),
-             openai_spec(server.base_url)]
+    specs = [RerankerSpec("tiny", "transformers", str(tiny_model_dir), {"device": "cpu"}), openai_spec(server.base_url)]
     snapshots = list(run_arena(query, specs, CONFIG, tick_s=0.01))
     tiny, endpoint = snapshots[-1]
 
@@ -97,8 +96,12 @@ def test_dead_endpoint_fails_in_its_own_lane(query):
 
 def test_stored_label_lane_and_missing_label(query):
     label = Label(candidates=query, ranking=query.docids[:5][::-1], reasoning="[5] first.", model="teacher-x")
-    found = run_arena(query, [RerankerSpec("stored labels", "labels")], CONFIG,
-                      labels=lambda cl: label if cl.query.qid == query.query.qid else None)
+    found = run_arena(
+        query,
+        [RerankerSpec("stored labels", "labels")],
+        CONFIG,
+        labels=lambda cl: label if cl.query.qid == query.query.qid else None,
+    )
     *_, (lane,) = found
     assert lane.status == "done" and lane.ranking == query.docids[:5][::-1] + query.docids[5:]
     assert lane.reasoning == "[5] first." and "teacher-x" in lane.live_text
@@ -109,9 +112,15 @@ def test_stored_label_lane_and_missing_label(query):
 def test_bm25_ranking_reorders_top_k_by_query_terms():
     from reasonrank.types import Passage, Query
 
-    cl = CandidateList(Query("q", "goldfish growth"),
-                       [Passage("a", "cats sleep"), Passage("b", "goldfish growth in ponds"),
-                        Passage("c", "a goldfish"), Passage("d", "goldfish growth goldfish")])
+    cl = CandidateList(
+        Query("q", "goldfish growth"),
+        [
+            Passage("a", "cats sleep"),
+            Passage("b", "goldfish growth in ponds"),
+            Passage("c", "a goldfish"),
+            Passage("d", "goldfish growth goldfish"),
+        ],
+    )
     assert bm25_ranking(cl, 3) == ["b", "c", "a", "d"]  # d is beyond top_k: it keeps its place
     assert merged_ranking(["x", "c", "c"], ["a", "b", "c"]) == ["c", "a", "b"]
 
@@ -122,7 +131,8 @@ def test_metrics_drop_excluded_ids_and_need_judgments(query):
     ranking = [best] + [d for d in query.docids if d != best]
     without = {d: g for d, g in query.qrels.items() if d != best}
     assert judged_metrics(ranking, excluded)["ndcg@10"] == pytest.approx(
-        pytrec_figures(ranking[1:], CandidateList(query.query, [], qrels=without))["ndcg@10"])
+        pytrec_figures(ranking[1:], CandidateList(query.query, [], qrels=without))["ndcg@10"]
+    )
     assert judged_metrics(ranking, CandidateList(query.query, query.candidates)) == {}
 
 

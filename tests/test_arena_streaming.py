@@ -1,5 +1,6 @@
 """Backend.stream: real SSE from the local OpenAI-compatible server, TextIteratorStreamer on the
 tiny local model, and the base class fallback that every other backend gets."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,10 @@ from reasonrank.backends.base import BackendConfig, BackendError
 from reasonrank.types import GenerationParams
 
 PARAMS = GenerationParams(max_new_tokens=24)
-MESSAGES = [{"role": "system", "content": "You rank passages."},
-            {"role": "user", "content": "[1] goldfish grow\n[2] cats sleep\nSearch Query: do goldfish grow"}]
+MESSAGES = [
+    {"role": "system", "content": "You rank passages."},
+    {"role": "user", "content": "[1] goldfish grow\n[2] cats sleep\nSearch Query: do goldfish grow"},
+]
 THOUGHT = "Passage one talks about goldfish growing, passage two is about cats, so one wins."
 
 
@@ -30,8 +33,9 @@ def collect():
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 def test_openai_stream_passes_deltas_and_returns_the_whole_completion(server, field):
     server.reset()
-    server.responder = lambda m, r: Answer(content="<answer>[1] > [2]</answer>", **{field: THOUGHT},
-                                           finish_reason="length")
+    server.responder = lambda m, r: Answer(
+        content="<answer>[1] > [2]</answer>", **{field: THOUGHT}, finish_reason="length"
+    )
     backend = make_backend(BackendConfig(kind="openai", model="test-model", base_url=server.base_url))
     deltas, sink = collect()
     completion = backend.stream(MESSAGES, PARAMS, sink)
@@ -51,14 +55,13 @@ def test_openai_stream_cut_midway_is_retried_after_a_reset(server):
     server.reset()
     server.responder = lambda m, r: Answer(content="[1] > [2]", reasoning_content=THOUGHT)
     server.fault_at[0] = Fault(break_stream_after=3)
-    backend = make_backend(BackendConfig(kind="openai", model="test-model", base_url=server.base_url,
-                                         max_retries=2))
+    backend = make_backend(BackendConfig(kind="openai", model="test-model", base_url=server.base_url, max_retries=2))
     deltas, sink = collect()
     completion = backend.stream(MESSAGES, PARAMS, sink)
 
     kinds = [k for k, _ in deltas]
     assert kinds.count("reset") == 1 and 0 < kinds.index("reset") < len(kinds) - 1
-    after_reset = deltas[kinds.index("reset") + 1:]
+    after_reset = deltas[kinds.index("reset") + 1 :]
     assert "".join(t for k, t in after_reset if k == "reasoning") == THOUGHT == completion.reasoning
     assert backend.stats.retries == {"connection": 1} and len(server.chat_requests) == 2
 
@@ -78,8 +81,11 @@ def test_transformers_stream_matches_generate(tiny_model_dir):
 
     assert {k for k, _ in deltas} == {"text"} and len(deltas) > 1
     assert "".join(t for _, t in deltas) == streamed.text == batched.text
-    assert (streamed.tokens_in, streamed.tokens_out, streamed.finish_reason) == \
-        (batched.tokens_in, batched.tokens_out, batched.finish_reason)
+    assert (streamed.tokens_in, streamed.tokens_out, streamed.finish_reason) == (
+        batched.tokens_in,
+        batched.tokens_out,
+        batched.finish_reason,
+    )
 
 
 def test_transformers_stream_stops_when_the_viewer_goes(tiny_model_dir):

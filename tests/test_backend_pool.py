@@ -1,4 +1,5 @@
 """The backend pool: each backend loaded once, a failed load retried, local models capped."""
+
 from __future__ import annotations
 
 import pytest

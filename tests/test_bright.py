@@ -1,4 +1,4 @@
-"""BRIGHT loader on a small real tree built from /work/shared/data/bright (theoremqa_questions).
+"""BRIGHT loader on a small real tree built from tests/data/bright (theoremqa_questions).
 
 The tree has the official layout: examples from the released topics, documents = the full text
 of every query's gold documents (231 real documents, the other queries' gold docs being the
@@ -7,6 +7,7 @@ the real run, each query's own excluded documents that have text are put at the 
 run (a first stage that ignored exclusions, as ReasonRank's shipped runs may), and one query gets
 one of its gold ids excluded, so the official rule has something to remove from the qrels too.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -23,8 +24,8 @@ TASK = "theoremqa_questions"
 TOPICS = "topics.bright-theoremqa-questions-original.jsonl.gz"
 
 
-def _gold_documents(shared_data) -> dict[str, str]:
-    records = json.loads((shared_data / "bright" / "docs" / "theoremqa_questions_gold_docs.json").read_text())
+def _gold_documents(test_data) -> dict[str, str]:
+    records = json.loads((test_data / "bright" / "docs" / "theoremqa_questions_gold_docs.json").read_text())
     docs = {}
     for record in records:
         for docid, text in zip(record["gold_ids"], record["gold_contents"]):
@@ -33,16 +34,16 @@ def _gold_documents(shared_data) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def bright_tree(shared_data, tmp_path_factory):
+def bright_tree(test_data, tmp_path_factory):
     """(root, facts): the tree on disk and what was put into it, for the assertions."""
-    source = shared_data / "bright"
+    source = test_data / "bright"
     root = tmp_path_factory.mktemp("bright")
     (root / "examples").mkdir()
     (root / "documents").mkdir()
     (root / "runs").mkdir()
     with gzip.open(source / "examples" / TOPICS, "rt", encoding="utf-8") as handle:
         examples = [json.loads(line) for line in handle]
-    docs = _gold_documents(shared_data)
+    docs = _gold_documents(test_data)
     real_run = read_trec_run(source / "runs" / f"{TASK}.reasonir_top100.run")
     run = {q: [(d, s) for d, s in hits if d in docs] for q, hits in real_run.items()}
     run = {q: hits for q, hits in run.items() if hits}
@@ -119,10 +120,10 @@ def test_bm25_first_stage_over_documents_respects_exclusions(bright_tree):
     assert scores["ndcg@10"] > 0.1
 
 
-def test_anserini_layout_of_the_shared_data(shared_data):
+def test_anserini_layout_of_the_test_data(test_data):
     """The shared folder has topics.bright-*-original.jsonl.gz and no documents: a run-only eval."""
     pytrec_eval = pytest.importorskip("pytrec_eval")
-    root = shared_data / "bright"
+    root = test_data / "bright"
     run_path = root / "runs" / f"{TASK}.reasonir_top100.run"
     stage = load_bright_task(root, "theoremqa-questions", run=run_path)
     assert stage.lists is None
@@ -140,28 +141,26 @@ def test_anserini_layout_of_the_shared_data(shared_data):
         load_bright_task(root, TASK)
 
 
-def test_na_placeholders_are_ignored(shared_data):
-    examples = read_examples(shared_data / "bright" / "examples" / "topics.bright-biology-original.jsonl.gz")
+def test_na_placeholders_are_ignored(test_data):
+    examples = read_examples(test_data / "bright" / "examples" / "topics.bright-biology-original.jsonl.gz")
     assert len(examples) == 103
     assert all(ex.excluded_ids == [] for ex in examples)  # every record says ["N/A"]
     assert all(ex.gold_ids and "N/A" not in ex.gold_ids for ex in examples)
 
 
-def test_anserini_exclude_file_is_honoured(shared_data, tmp_path):
+def test_anserini_exclude_file_is_honoured(test_data, tmp_path):
     """Leetcode's exclusions also ship as qrels/exclude.bright-leetcode.txt; a tree whose
     examples lack them still drops them."""
     root = tmp_path
     (root / "examples").mkdir()
     (root / "qrels").mkdir()
-    source = shared_data / "bright"
+    source = test_data / "bright"
     with gzip.open(source / "examples" / "topics.bright-leetcode-original.jsonl.gz", "rt") as handle:
         first = json.loads(handle.readline())
     listed = first["excluded_ids"][:2]
     first["excluded_ids"] = []
     (root / "examples" / "leetcode.jsonl").write_text(json.dumps(first) + "\n")
-    (root / "qrels" / "exclude.bright-leetcode.txt").write_text(
-        "".join(f"{first['id']} {d}\n" for d in listed)
-    )
+    (root / "qrels" / "exclude.bright-leetcode.txt").write_text("".join(f"{first['id']} {d}\n" for d in listed))
     hits = [listed[0], first["gold_ids"][0], listed[1]]
     (root / "run.txt").write_text("".join(f"{first['id']} Q0 {d} {i} {9 - i} x\n" for i, d in enumerate(hits, 1)))
     stage = load_bright_task(root, "leetcode", run=root / "run.txt")

@@ -6,6 +6,7 @@ is the official one byte for byte, and the official excluded_ids survive for eve
 corpus holds — which matters, because 169 queries' own question text is another query's gold
 document, so BM25 without the rule would retrieve it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -27,9 +28,9 @@ QRELS = "qrels.bright-theoremqa-questions.txt"
 
 
 @pytest.fixture(scope="session")
-def official(shared_data):
+def official(test_data):
     """(examples, {docid: text}) straight from the shared files."""
-    source = shared_data / "bright"
+    source = test_data / "bright"
     with gzip.open(source / "examples" / TOPICS, "rt", encoding="utf-8") as handle:
         examples = [json.loads(line) for line in handle]
     docs = {}
@@ -39,22 +40,23 @@ def official(shared_data):
 
 
 @pytest.fixture(scope="session")
-def mini(shared_data, tmp_path_factory):
-    return build_bright_mini(shared_data / "bright", tmp_path_factory.mktemp("mini") / "bright-mini")
+def mini(test_data, tmp_path_factory):
+    return build_bright_mini(test_data / "bright", tmp_path_factory.mktemp("mini") / "bright-mini")
 
 
 def _run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "reasonrank", *map(str, args)], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "reasonrank", *map(str, args)], capture_output=True, text=True, timeout=120
+    )
 
 
-def test_tree_holds_the_official_queries_judgments_and_gold_texts(mini, official, shared_data):
+def test_tree_holds_the_official_queries_judgments_and_gold_texts(mini, official, test_data):
     examples, docs = official
     root = mini.root
     assert (mini.queries, mini.documents) == (len(examples), len(docs)) == (194, 231)
     corpus = read_corpus(root / "documents" / f"{MINI_TASK}.jsonl")
     assert {d: p.text for d, p in corpus.items()} == docs
-    assert (root / "qrels" / QRELS).read_bytes() == (shared_data / "bright" / "qrels" / QRELS).read_bytes()
+    assert (root / "qrels" / QRELS).read_bytes() == (test_data / "bright" / "qrels" / QRELS).read_bytes()
     written = [json.loads(line) for line in (root / "examples" / f"{MINI_TASK}.jsonl").read_text().splitlines()]
     assert [r["id"] for r in written] == [r["id"] for r in examples]
     for mine, theirs in zip(written, examples):
@@ -63,12 +65,13 @@ def test_tree_holds_the_official_queries_judgments_and_gold_texts(mini, official
     assert mini.excluded_in_corpus == sum(len(r["excluded_ids"]) for r in written) > 100
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["sources"]["docs/theoremqa_questions_gold_docs.json"] == file_sha256(
-        shared_data / "bright" / "docs" / "theoremqa_questions_gold_docs.json")
+        test_data / "bright" / "docs" / "theoremqa_questions_gold_docs.json"
+    )
     assert "not BRIGHT" in (root / "README.md").read_text()
 
 
-def test_build_is_byte_for_byte_reproducible(mini, shared_data, tmp_path):
-    again = build_bright_mini(shared_data / "bright", tmp_path / "again").root
+def test_build_is_byte_for_byte_reproducible(mini, test_data, tmp_path):
+    again = build_bright_mini(test_data / "bright", tmp_path / "again").root
     files = sorted(p.relative_to(mini.root) for p in mini.root.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert all((mini.root / f).read_bytes() == (again / f).read_bytes() for f in files)
@@ -87,12 +90,12 @@ def test_bm25_first_stage_honours_the_exclusions(mini, official):
     assert len(leaking) >= 100
 
 
-def test_missing_gold_text_or_disagreeing_qrels_fail_with_one_line(shared_data, tmp_path):
+def test_missing_gold_text_or_disagreeing_qrels_fail_with_one_line(test_data, tmp_path):
     source = tmp_path / "bright"
     for part in ("examples", "qrels"):
-        shutil.copytree(shared_data / "bright" / part, source / part)
+        shutil.copytree(test_data / "bright" / part, source / part)
     (source / "docs").mkdir()
-    records = json.loads((shared_data / "bright" / "docs" / "theoremqa_questions_gold_docs.json").read_text())
+    records = json.loads((test_data / "bright" / "docs" / "theoremqa_questions_gold_docs.json").read_text())
     dropped = records[0]["gold_ids"][0]
     for record in records:
         keep = [i for i, d in enumerate(record["gold_ids"]) if d != dropped]
@@ -114,14 +117,25 @@ def test_ensure_builds_once(mini):
     assert before == {p: p.stat().st_mtime_ns for p in mini.root.rglob("*") if p.is_file()}
 
 
-def test_cli_builds_then_eval_records_what_reproduces_it(shared_data, tmp_path):
-    built = _run_cli("bright-mini", "--source", shared_data / "bright", "--out", tmp_path / "mini")
+def test_cli_builds_then_eval_records_what_reproduces_it(test_data, tmp_path):
+    built = _run_cli("bright-mini", "--source", test_data / "bright", "--out", tmp_path / "mini")
     assert built.returncode == 0, built.stderr
     assert "not BRIGHT" in built.stdout and "194 queries" in built.stdout
     outs = []
     for name in ("a", "b"):
-        proc = _run_cli("eval", "--bright-root", tmp_path / "mini", "--task", MINI_TASK, "--seed", "7",
-                        "--top-k", "50", "--out", tmp_path / name)
+        proc = _run_cli(
+            "eval",
+            "--bright-root",
+            tmp_path / "mini",
+            "--task",
+            MINI_TASK,
+            "--seed",
+            "7",
+            "--top-k",
+            "50",
+            "--out",
+            tmp_path / name,
+        )
         assert proc.returncode == 0, proc.stderr
         outs.append(tmp_path / name)
     # the same command twice gives the same run, byte for byte
@@ -134,7 +148,10 @@ def test_cli_builds_then_eval_records_what_reproduces_it(shared_data, tmp_path):
     assert reproduce["reranker"] is None and reproduce["first_stage"][MINI_TASK]["kind"] == "bm25"
     documents = tmp_path / "mini" / "documents" / f"{MINI_TASK}.jsonl"
     assert reproduce["inputs"][str(documents)] == file_sha256(documents)
-    assert reproduce["versions"]["bm25s"] and reproduce["versions"]["python"] == f"{sys.version_info.major}." \
-        f"{sys.version_info.minor}.{sys.version_info.micro}"
+    assert (
+        reproduce["versions"]["bm25s"]
+        and reproduce["versions"]["python"]
+        == f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    )
     assert results["runs"] == {MINI_TASK: str(outs[0] / f"{MINI_TASK}.trec")}
     assert len(read_trec_run(results["runs"][MINI_TASK])) == 194

@@ -1,5 +1,6 @@
 """The `reasonrank` command: config ⇄ command round trips, `eval` numbers against pytrec_eval,
 one-line errors from a real subprocess, and `rerank` end to end against a real OpenAI-style server."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,10 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """The CLI as users run it: a fresh interpreter, `python -m reasonrank.cli`."""
     return subprocess.run(
         [sys.executable, "-m", "reasonrank.cli", *map(str, args)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -38,10 +42,23 @@ ROUND_TRIP_CONFIGS = [
     RerankConfig(backend=BackendConfig(model="m"), out="o"),
     RerankConfig(
         source=CandidateSource(name="dl19", run="runs/bm25 top100.run", corpus="c.tsv", queries="q.tsv"),
-        backend=BackendConfig(kind="openai", model="reasonrank-7B", base_url="http://127.0.0.1:8000/v1",
-                              api_key_env="MY_KEY", max_in_flight=4, timeout_s=30.5, max_retries=0),
-        window=WindowConfig(window=10, step=5, top_k=50, passes=2, max_passage_tokens=100,
-                            generation=GenerationParams(max_new_tokens=64, temperature=0.6, top_p=0.95, seed=7)),
+        backend=BackendConfig(
+            kind="openai",
+            model="reasonrank-7B",
+            base_url="http://127.0.0.1:8000/v1",
+            api_key_env="MY_KEY",
+            max_in_flight=4,
+            timeout_s=30.5,
+            max_retries=0,
+        ),
+        window=WindowConfig(
+            window=10,
+            step=5,
+            top_k=50,
+            passes=2,
+            max_passage_tokens=100,
+            generation=GenerationParams(max_new_tokens=64, temperature=0.6, top_p=0.95, seed=7),
+        ),
         out="out dir/with space",
     ),
     EvalConfig(bright=BrightSource(root="data/bright", tasks=["biology"])),
@@ -50,8 +67,15 @@ ROUND_TRIP_CONFIGS = [
     EvalConfig(
         trec=CandidateSource(name="dl19", candidates="c.json", qrels="qrels.txt"),
         bright=BrightSource(root="b", tasks=["theoremqa_questions", "leetcode"], run="runs/{task}.run"),
-        reranker=BackendConfig(kind="vllm", model="liuwenhan/reasonrank-7B", tensor_parallel_size=4,
-                               max_model_len=32768, gpu_memory_utilization=0.5, enforce_eager=True, dtype="bfloat16"),
+        reranker=BackendConfig(
+            kind="vllm",
+            model="liuwenhan/reasonrank-7B",
+            tensor_parallel_size=4,
+            max_model_len=32768,
+            gpu_memory_utilization=0.5,
+            enforce_eager=True,
+            dtype="bfloat16",
+        ),
         window=WindowConfig(top_k=20),
         rel_level=2,
         metrics=("ndcg@10", "recall@100"),
@@ -69,9 +93,12 @@ def test_config_command_round_trip(config):
 
 
 def test_rendered_command_leaves_defaults_out():
-    config = RerankConfig(source=CandidateSource(candidates="c.jsonl"),
-                          backend=BackendConfig(kind="openai", model="m"),
-                          window=WindowConfig(top_k=30), out="o")
+    config = RerankConfig(
+        source=CandidateSource(candidates="c.jsonl"),
+        backend=BackendConfig(kind="openai", model="m"),
+        window=WindowConfig(top_k=30),
+        out="o",
+    )
     assert config_to_command(config) == (
         "reasonrank rerank --candidates c.jsonl --backend openai --model m --top-k 30 --out o"
     )
@@ -79,9 +106,9 @@ def test_rendered_command_leaves_defaults_out():
 
 # ----------------------------------------------------------------------------- eval on DL19
 @pytest.fixture(scope="session")
-def dl19_bm25_run(shared_data, tmp_path_factory) -> Path:
+def dl19_bm25_run(test_data, tmp_path_factory) -> Path:
     """The BM25 run of the RankLLM DL19 file, written as a TREC run (ranks and scores as given)."""
-    data = json.loads((shared_data / "trec-dl19" / "bm25_top100_with_text.json").read_text())
+    data = json.loads((test_data / "trec-dl19" / "bm25_top100_with_text.json").read_text())
     path = tmp_path_factory.mktemp("dl19") / "bm25.run"
     with path.open("w") as handle:
         for entry in data:
@@ -97,11 +124,22 @@ def _printed_row(stdout: str, dataset: str, stage: str) -> dict[str, str]:
     return dict(zip(header.split(), row.split()))
 
 
-def test_eval_dl19_run_prints_pytrec_eval_ndcg(shared_data, dl19_bm25_run, tmp_path):
+def test_eval_dl19_run_prints_pytrec_eval_ndcg(test_data, dl19_bm25_run, tmp_path):
     pytrec_eval = pytest.importorskip("pytrec_eval")
-    root = shared_data / "trec-dl19"
-    proc = run_cli("eval", "--run", dl19_bm25_run, "--queries", root / "queries.tsv",
-                   "--qrels", root / "qrels.txt", "--name", "dl19", "--out", tmp_path / "out")
+    root = test_data / "trec-dl19"
+    proc = run_cli(
+        "eval",
+        "--run",
+        dl19_bm25_run,
+        "--queries",
+        root / "queries.tsv",
+        "--qrels",
+        root / "qrels.txt",
+        "--name",
+        "dl19",
+        "--out",
+        tmp_path / "out",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "×100" in proc.stdout.splitlines()[0]
     qrels = read_qrels(root / "qrels.txt")
@@ -117,11 +155,11 @@ def test_eval_dl19_run_prints_pytrec_eval_ndcg(shared_data, dl19_bm25_run, tmp_p
     assert len(read_trec_run(tmp_path / "out" / "dl19.trec")) == 43
 
 
-def test_evaluate_with_an_oracle_reranker(shared_data, tmp_path):
+def test_evaluate_with_an_oracle_reranker(test_data, tmp_path):
     """DL19 top-20 with the grade written into each passage: a perfect one-window reranker must
     reach the best order of the candidates, and the report must say so."""
     pytrec_eval = pytest.importorskip("pytrec_eval")
-    root = shared_data / "trec-dl19"
+    root = test_data / "trec-dl19"
     qrels = read_qrels(root / "qrels.txt")
     lists = read_rank_llm_json(root / "bm25_top100_with_text.json", qrels=qrels)
     for cl in lists:
@@ -129,14 +167,16 @@ def test_evaluate_with_an_oracle_reranker(shared_data, tmp_path):
             Passage(p.docid, f"relevance {cl.qrels.get(p.docid, 0)}. {p.text}") for p in cl.candidates[:20]
         ]
     write_candidates_jsonl(lists, tmp_path / "graded.jsonl")
-    config = EvalConfig(trec=CandidateSource(name="dl19", candidates=str(tmp_path / "graded.jsonl")),
-                        window=WindowConfig(top_k=20))
+    config = EvalConfig(
+        trec=CandidateSource(name="dl19", candidates=str(tmp_path / "graded.jsonl")), window=WindowConfig(top_k=20)
+    )
     backend = ScriptedBackend()
     report = evaluate(config, backend=backend)
     assert backend.calls == [43]  # one window position, all queries in one batch
     best = {
-        cl.query.qid: {p.docid: float(20 - i) for i, p in enumerate(
-            sorted(cl.candidates, key=lambda p: -cl.qrels.get(p.docid, 0)))}
+        cl.query.qid: {
+            p.docid: float(20 - i) for i, p in enumerate(sorted(cl.candidates, key=lambda p: -cl.qrels.get(p.docid, 0)))
+        }
         for cl in lists
     }
     reference = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(best)
@@ -158,8 +198,8 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def small_candidates(shared_data, tmp_path_factory) -> Path:
-    lists = read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json")[:2]
+def small_candidates(test_data, tmp_path_factory) -> Path:
+    lists = read_rank_llm_json(test_data / "trec-dl19" / "bm25_top100_with_text.json")[:2]
     path = tmp_path_factory.mktemp("cands") / "c.jsonl"
     write_candidates_jsonl(lists, path)
     return path
@@ -173,11 +213,21 @@ def _error_cases(tmp: Path, candidates: Path) -> dict[str, tuple[list, str]]:
     return {
         "missing file": (["eval", "--candidates", tmp / "absent.jsonl"], "absent.jsonl: file not found"),
         "malformed line": (["rerank", "--candidates", bad, *backend], "bad.jsonl:2: invalid JSON"),
-        "unknown backend": (["rerank", "--candidates", candidates, "--backend", "nope", "--model", "m", "--out", tmp],
-                            "invalid choice: 'nope'"),
+        "unknown backend": (
+            ["rerank", "--candidates", candidates, "--backend", "nope", "--model", "m", "--out", tmp],
+            "invalid choice: 'nope'",
+        ),
         "unreachable server": (
-            ["rerank", "--candidates", candidates, *backend, "--max-retries", "0",
-             "--base-url", f"http://127.0.0.1:{_closed_port()}/v1"],
+            [
+                "rerank",
+                "--candidates",
+                candidates,
+                *backend,
+                "--max-retries",
+                "0",
+                "--base-url",
+                f"http://127.0.0.1:{_closed_port()}/v1",
+            ],
             "cannot connect",
         ),
         "bad window": (["rerank", "--candidates", candidates, *backend, "--window", "1"], "window must be at least 2"),
@@ -185,8 +235,9 @@ def _error_cases(tmp: Path, candidates: Path) -> dict[str, tuple[list, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["missing file", "malformed line", "unknown backend", "unreachable server",
-                                  "bad window", "no dataset"])
+@pytest.mark.parametrize(
+    "case", ["missing file", "malformed line", "unknown backend", "unreachable server", "bad window", "no dataset"]
+)
 def test_user_errors_print_one_line_and_exit_2(case, tmp_path, small_candidates):
     args, expected = _error_cases(tmp_path, small_candidates)[case]
     proc = run_cli(*args)
@@ -210,10 +261,12 @@ def _graded_lists() -> list[CandidateList]:
     lists = []
     for q in range(2):
         grades = [(i * 7 + 3 * q) % 25 for i in range(25)]
-        lists.append(CandidateList(
-            Query(f"q{q}", f"query number {q} [1] asks for the most relevant passage"),
-            [Passage(f"q{q}-d{i}", f"Passage {i} [2] has relevance {g}.") for i, g in enumerate(grades)],
-        ))
+        lists.append(
+            CandidateList(
+                Query(f"q{q}", f"query number {q} [1] asks for the most relevant passage"),
+                [Passage(f"q{q}-d{i}", f"Passage {i} [2] has relevance {g}.") for i, g in enumerate(grades)],
+            )
+        )
     return lists
 
 
@@ -224,12 +277,26 @@ def test_rerank_end_to_end_with_openai_backend(tmp_path):
 
     def respond(messages, request):
         ids = oracle.ranking_for(messages)
-        return Answer(content="<think>sorted by stated relevance</think>\n<answer>"
-                      + " > ".join(f"[{i}]" for i in ids) + "</answer>")
+        return Answer(
+            content="<think>sorted by stated relevance</think>\n<answer>"
+            + " > ".join(f"[{i}]" for i in ids)
+            + "</answer>"
+        )
 
     with OpenAIServer(responder=respond) as server:
-        proc = run_cli("rerank", "--candidates", tmp_path / "c.jsonl", "--backend", "openai",
-                       "--model", "test-model", "--base-url", server.base_url, "--out", tmp_path / "out")
+        proc = run_cli(
+            "rerank",
+            "--candidates",
+            tmp_path / "c.jsonl",
+            "--backend",
+            "openai",
+            "--model",
+            "test-model",
+            "--base-url",
+            server.base_url,
+            "--out",
+            tmp_path / "out",
+        )
         requests = server.chat_requests
         base_url = server.base_url
     assert proc.returncode == 0, proc.stderr

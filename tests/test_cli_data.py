@@ -1,5 +1,6 @@
 """`reasonrank import | export | user | seed` as a user runs them: real subprocesses on a real
 SQLite file, reviews saved through the db layer in between, exports read back with `datasets`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,13 @@ def _cli(data_dir: Path, *args: str, env: dict | None = None) -> subprocess.Comp
     full_env = {**os.environ, "REASONRANK_DATA": str(data_dir), **(env or {})}
     full_env.pop("REASONRANK_DB", None)
     return subprocess.run(
-        [sys.executable, "-m", "reasonrank.cli", *args], cwd=REPO, env=full_env,
-        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "reasonrank.cli", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -45,9 +51,20 @@ def test_import_review_export_round_trip(tmp_path):
     data = tmp_path / "data"
     run = SAMPLE / "trec-dl19"
     args = [
-        "import", str(run / "rankvicuna7b_rerank_top20.run"), "--kind", "trec-run",
-        "--candidates", str(run / "bm25_top100_with_text.json"), "--qrels", str(run / "qrels.txt"),
-        "--run-depth", "20", "--dataset", "dl19", "--model", "RankVicuna-7B",
+        "import",
+        str(run / "rankvicuna7b_rerank_top20.run"),
+        "--kind",
+        "trec-run",
+        "--candidates",
+        str(run / "bm25_top100_with_text.json"),
+        "--qrels",
+        str(run / "qrels.txt"),
+        "--run-depth",
+        "20",
+        "--dataset",
+        "dl19",
+        "--model",
+        "RankVicuna-7B",
     ]
     first = _cli(data, *args)
     assert first.returncode == 0, first.stderr
@@ -66,8 +83,15 @@ def test_import_review_export_round_trip(tmp_path):
     for decision in ("accept", "fix", "reject"):
         item = next_item(engine, "ann")
         ranking = list(reversed(item.teacher_ranking)) if decision == "fix" else None
-        save_review(engine, item.item_id, "ann", decision, item.version, ranking=ranking,
-                    note="off topic" if decision == "reject" else None)
+        save_review(
+            engine,
+            item.item_id,
+            "ann",
+            decision,
+            item.version,
+            ranking=ranking,
+            note="off topic" if decision == "reject" else None,
+        )
         decisions[item.qid] = (decision, ranking or item.teacher_ranking)
     engine.dispose()
 

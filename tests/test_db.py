@@ -1,4 +1,5 @@
 """Label store on SQLite and on a real PostgreSQL: migrations, users, imports, the queue."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config
 from db_fixtures import *  # noqa: F403  (engine fixtures, users, batch builders)
 from db_fixtures import ADMIN, ANNOTATORS, make_batch, make_label
 from sqlalchemy import func, inspect, select, text
@@ -35,8 +36,10 @@ _fresh = itertools.count()
 
 def counts(engine) -> dict[str, int]:
     with read_session(engine) as session:
-        return {model.__tablename__: session.scalar(select(func.count()).select_from(model))
-                for model in (Query, Passage, Item, Label, Review)}
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (Query, Passage, Item, Label, Review)
+        }
 
 
 # ----------------------------------------------------------------------------- engine + migrations
@@ -73,8 +76,10 @@ def test_init_db_migrates_an_empty_database_to_head_idempotently(backend, reques
         url = make_url(server).set(database=name).render_as_string(hide_password=False)
     # three processes starting at once, as app workers do; each migrates or finds it done
     script = "import sys; from db.engine import get_engine, init_db; init_db(get_engine(sys.argv[1]))"
-    workers = [subprocess.Popen([sys.executable, "-c", script, url], cwd=REPO, stderr=subprocess.PIPE, text=True)
-               for _ in range(3)]
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script, url], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     failures = [worker.stderr.read() for worker in workers if worker.wait(timeout=120) != 0]
     assert failures == []
     engine = get_engine(url)
@@ -116,11 +121,16 @@ def test_users_hash_verify_and_roles(engine):
 
 
 # ----------------------------------------------------------------------------- imports
-def test_real_dl19_run_imports_once_with_self_consistency(engine, shared_data):
-    dl19 = shared_data / "trec-dl19"
-    batch = validate_file(dl19 / "rankvicuna7b_rerank_top20.run", kind="trec-run", dataset="dl19",
-                          candidates_path=dl19 / "bm25_top100_with_text.json",
-                          qrels_path=dl19 / "qrels.txt", run_depth=20)
+def test_real_dl19_run_imports_once_with_self_consistency(engine, test_data):
+    dl19 = test_data / "trec-dl19"
+    batch = validate_file(
+        dl19 / "rankvicuna7b_rerank_top20.run",
+        kind="trec-run",
+        dataset="dl19",
+        candidates_path=dl19 / "bm25_top100_with_text.json",
+        qrels_path=dl19 / "qrels.txt",
+        run_depth=20,
+    )
     assert batch.ok and len(batch.labels) == 43
     summary = import_batch(engine, batch)
     assert (summary.items_created, summary.labels_created, summary.queries_created) == (43, 43, 43)
@@ -130,10 +140,14 @@ def test_real_dl19_run_imports_once_with_self_consistency(engine, shared_data):
     assert before == {"query": 43, "passage": len(docids), "item": 43, "label": 43, "review": 0}
 
     with read_session(engine) as session:
-        stored = {qid: (label.ranking, label.consistency, label.kept, label.source, item.consistency)
-                  for qid, label, item in session.execute(
-                      select(Query.qid, Label, Item).join(Item, Item.query_id == Query.id)
-                      .join(Label, Label.id == Item.label_id)).tuples()}
+        stored = {
+            qid: (label.ranking, label.consistency, label.kept, label.source, item.consistency)
+            for qid, label, item in session.execute(
+                select(Query.qid, Label, Item)
+                .join(Item, Item.query_id == Query.id)
+                .join(Label, Label.id == Item.label_id)
+            ).tuples()
+        }
     for label in batch.labels:
         ranking, consistency, kept, source, item_consistency = stored[label.candidates.query.qid]
         expected = ndcg_at_k(label.ranking, label.candidates.qrels, 10)
@@ -271,15 +285,24 @@ def test_claims_keep_items_apart_and_expire(engine):
 
 
 def test_item_view_has_what_the_review_screen_shows(engine):
-    label = make_label("q1", ["d1", "d2", "d3"], ["d3", "d1", "d2"], qrels={"d3": 2, "d1": 0},
-                       reasoning="[3] is on topic", query="what is d3")
+    label = make_label(
+        "q1",
+        ["d1", "d2", "d3"],
+        ["d3", "d1", "d2"],
+        qrels={"d3": 2, "d1": 0},
+        reasoning="[3] is on topic",
+        query="what is d3",
+    )
     import_batch(engine, make_batch([label]))
     view = next_item(engine, ALICE)
     assert (view.query, view.dataset, view.item_key, view.status) == ("what is d3", "toy", "toy/q1", "pending")
     assert view.teacher_ranking == ["d3", "d1", "d2"] == view.current_ranking
     assert view.initial_ranking == ["d1", "d2", "d3"]
     assert [(p.docid, p.text, p.grade, p.prompt_id) for p in view.passages] == [
-        ("d3", "text of d3", 2, 3), ("d1", "text of d1", 0, 1), ("d2", "text of d2", None, 2)]
+        ("d3", "text of d3", 2, 3),
+        ("d1", "text of d1", 0, 1),
+        ("d2", "text of d2", None, 2),
+    ]
     assert view.reasoning == "[3] is on topic" and view.source == "teacher" and view.model == "teacher-x"
     assert view.consistency == pytest.approx(1.0) and view.kept
     assert (view.required_reviews, view.reviews_done, view.my_decision) == (1, 0, None)

@@ -1,4 +1,5 @@
 """Real threads against SQLite and PostgreSQL: no double claims, no lost or silent overwrites."""
+
 from __future__ import annotations
 
 import threading
@@ -73,7 +74,7 @@ def test_two_reviewers_saving_the_same_item_one_wins_nothing_overwritten(engine)
         barrier = threading.Barrier(len(orders))
         outcomes: dict[str, object] = {}
 
-        def save(index: int) -> None:
+        def save(index: int, barrier=barrier, outcomes=outcomes, view=view, loaded=loaded) -> None:
             user = list(orders)[index]
             barrier.wait()
             try:

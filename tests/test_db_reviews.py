@@ -1,4 +1,5 @@
 """Reviews on SQLite and PostgreSQL: version checks, overlap, adjudication, agreement, exports."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,14 +44,27 @@ def test_stale_version_is_refused_and_writes_nothing(engine):
 
 def test_fix_records_kendall_tau_and_moved_ids(engine):
     view = one_item(engine)
-    result = save_review(engine, view.item_id, ALICE, "fix", view.version, ranking=["d", "a", "b", "c"],
-                         reasoning="d answers it", note="d was buried")
+    result = save_review(
+        engine,
+        view.item_id,
+        ALICE,
+        "fix",
+        view.version,
+        ranking=["d", "a", "b", "c"],
+        reasoning="d answers it",
+        note="d was buried",
+    )
     # d jumps over three items: 3 discordant pairs of 6 -> (6 - 2*3) / 6 = 0
     assert result.kendall_tau == pytest.approx(0.0)
     assert result.moved_ids == ["d", "a", "b", "c"]
     (row,) = reviews(engine)
     assert (row.decision, row.ranking, row.reasoning, row.note, row.item_version) == (
-        "fix", ["d", "a", "b", "c"], "d answers it", "d was buried", view.version)
+        "fix",
+        ["d", "a", "b", "c"],
+        "d answers it",
+        "d was buried",
+        view.version,
+    )
     assert row.kendall_tau == pytest.approx(0.0) and row.label_id == view.label_id
     mine = get_item(engine, view.item_id, ALICE)
     assert mine.current_ranking == ["d", "a", "b", "c"] and mine.current_reasoning == "d answers it"
@@ -58,12 +72,14 @@ def test_fix_records_kendall_tau_and_moved_ids(engine):
 
 def test_bad_decisions_are_input_errors(engine):
     view = one_item(engine)
-    cases = [("fix", {"ranking": ["a", "b", "c"]}, "exactly once"),
-             ("fix", {"ranking": ["a", "a", "b", "c"]}, "exactly once"),
-             ("fix", {}, "needs the new ranking"),
-             ("reject", {"note": "  "}, "needs a reason"),
-             ("reject", {"ranking": TEACHER, "note": "x"}, "goes with 'fix' only"),
-             ("approve", {}, "is not one of")]
+    cases = [
+        ("fix", {"ranking": ["a", "b", "c"]}, "exactly once"),
+        ("fix", {"ranking": ["a", "a", "b", "c"]}, "exactly once"),
+        ("fix", {}, "needs the new ranking"),
+        ("reject", {"note": "  "}, "needs a reason"),
+        ("reject", {"ranking": TEACHER, "note": "x"}, "goes with 'fix' only"),
+        ("approve", {}, "is not one of"),
+    ]
     for decision, extra, message in cases:
         with pytest.raises(InputError, match=message):
             save_review(engine, view.item_id, ALICE, decision, view.version, **extra)
@@ -95,8 +111,16 @@ def test_overlap_disagreement_is_a_conflict_only_an_admin_resolves(engine):
     conflicted = get_item(engine, view.item_id)
     with pytest.raises(PermissionError, match="not an admin"):
         adjudicate(engine, view.item_id, CAROL, "accept", conflicted.version)
-    decided = adjudicate(engine, view.item_id, ADMIN, "fix", conflicted.version, ranking=["b", "a", "c", "d"],
-                         reasoning="b first", note="alice was right")
+    decided = adjudicate(
+        engine,
+        view.item_id,
+        ADMIN,
+        "fix",
+        conflicted.version,
+        ranking=["b", "a", "c", "d"],
+        reasoning="b first",
+        note="alice was right",
+    )
     assert decided.status == "fixed" and decided.version == conflicted.version + 1
     final = get_item(engine, view.item_id)
     assert final.current_ranking == ["b", "a", "c", "d"] and final.status == "fixed"
@@ -115,8 +139,15 @@ def test_agreement_on_a_hand_case(engine):
         for person, (decision, ranking) in by_person.items():
             view = next_item(engine, person)
             assert view.qid == qid
-            save_review(engine, view.item_id, person, decision, view.version, ranking=ranking,
-                        note="not relevant" if decision == "reject" else None)
+            save_review(
+                engine,
+                view.item_id,
+                person,
+                decision,
+                view.version,
+                ranking=ranking,
+                note="not relevant" if decision == "reject" else None,
+            )
     report = agreement(engine, "toy")
     pairs = {(p.annotator_a, p.annotator_b): p for p in report.pairs}
     assert set(pairs) == {(ALICE, BOB), (ALICE, CAROL), (BOB, CAROL)}
@@ -140,8 +171,12 @@ def test_reviewed_items_feed_exports(engine, tmp_path):
     positives = {"q1": "a", "q2": "b", "q3": "d", "q4": "a"}  # consistency 1.0, 0.63, 0.43, 1.0
     labels = [make_label(q, TEACHER, relevant=[d], reasoning=f"teacher on {q}") for q, d in positives.items()]
     import_batch(engine, make_batch(labels))
-    decisions = {"q1": ("accept", {}), "q2": ("fix", {"ranking": ["c", "b", "a", "d"], "reasoning": "edited"}),
-                 "q3": ("reject", {"note": "bad teacher"}), "q4": ("skip", {})}
+    decisions = {
+        "q1": ("accept", {}),
+        "q2": ("fix", {"ranking": ["c", "b", "a", "d"], "reasoning": "edited"}),
+        "q3": ("reject", {"note": "bad teacher"}),
+        "q4": ("skip", {}),
+    }
     served = []
     while (view := next_item(engine, ALICE)) is not None:
         decision, extra = decisions[view.qid]
@@ -166,8 +201,12 @@ def test_reviewed_items_feed_exports(engine, tmp_path):
     written = write_export(rows, tmp_path, "toy sft")
     record = record_export(engine, "toy sft", "sft", ExportFilter(), written, created_by=ADMIN)
     assert (record.count, record.sha256, record.created_by) == (2, written.sha256, ADMIN)
-    assert record.filter == {"statuses": ["accepted", "fixed"], "datasets": None, "min_consistency": None,
-                             "agreed_only": False}
+    assert record.filter == {
+        "statuses": ["accepted", "fixed"],
+        "datasets": None,
+        "min_consistency": None,
+        "agreed_only": False,
+    }
     assert [e.sha256 for e in list_exports(engine)] == [written.sha256]
     again = write_export(sft_rows(reviewed_items(engine)), tmp_path, "toy sft again")
     assert again.sha256 == written.sha256  # same reviews, same bytes

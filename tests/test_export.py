@@ -1,5 +1,6 @@
 """reasonrank.export: SFT / alpaca / RL rows from reviewed labels, byte-identical prompts with
 inference, and the deterministic, contained JSONL writer, read back by `datasets`."""
+
 from __future__ import annotations
 
 import copy
@@ -39,9 +40,9 @@ ANSWER = re.compile(r"<think>(.*)</think>\n<answer>((?:\[\d+\](?: > )?)+)</answe
 
 
 @pytest.fixture(scope="module")
-def teacher_items(tmp_path_factory, shared_data) -> list[ReviewedItem]:
+def teacher_items(tmp_path_factory, test_data) -> list[ReviewedItem]:
     """Six NovelEval teacher labels in the ReasonRank release layout, imported as users would."""
-    root = build_release(tmp_path_factory.mktemp("export") / "release", shared_data, rows=6)
+    root = build_release(tmp_path_factory.mktemp("export") / "release", test_data, rows=6)
     batch = validate_file(root)
     assert batch.ok
     return [
@@ -51,13 +52,21 @@ def teacher_items(tmp_path_factory, shared_data) -> list[ReviewedItem]:
 
 
 @pytest.fixture(scope="module")
-def model_items(shared_data) -> list[ReviewedItem]:
+def model_items(test_data) -> list[ReviewedItem]:
     """The 43 real RankVicuna-7B DL19 labels: no reasoning text exists for them."""
-    root = shared_data / "trec-dl19"
-    batch = validate_file(root / "rankvicuna7b_rerank_top20.run", candidates_path=root / "bm25_top100_with_text.json",
-                          run_depth=20, qrels_path=root / "qrels.txt", dataset="dl19", model="rankvicuna-7b")
+    root = test_data / "trec-dl19"
+    batch = validate_file(
+        root / "rankvicuna7b_rerank_top20.run",
+        candidates_path=root / "bm25_top100_with_text.json",
+        run_depth=20,
+        qrels_path=root / "qrels.txt",
+        dataset="dl19",
+        model="rankvicuna-7b",
+    )
     assert batch.ok
-    return [ReviewedItem(label, "accepted", None, ["ann1"], f"dl19/{label.candidates.query.qid}") for label in batch.labels]
+    return [
+        ReviewedItem(label, "accepted", None, ["ann1"], f"dl19/{label.candidates.query.qid}") for label in batch.labels
+    ]
 
 
 def fixed(item: ReviewedItem) -> ReviewedItem:
@@ -125,8 +134,8 @@ def test_rows_follow_item_key_order_whatever_the_input_order(teacher_items):
     assert [row["initial_list"] for row in rl_rows(shuffled)] == [item.label.candidates.docids for item in by_key]
 
 
-def test_lists_longer_than_the_window_and_bad_decisions_are_refused(shared_data, teacher_items):
-    root = shared_data / "trec-dl19"
+def test_lists_longer_than_the_window_and_bad_decisions_are_refused(test_data, teacher_items):
+    root = test_data / "trec-dl19"
     whole = validate_file(root / "rankvicuna7b_rerank_top20.run", candidates_path=root / "bm25_top100_with_text.json")
     long_item = ReviewedItem(whole.labels[0], "accepted", None, [], "dl19/long")
     with pytest.raises(InputError, match="has 100 candidates, more than the window of 20"):
@@ -152,7 +161,8 @@ def test_rl_rows_carry_the_reward_columns(teacher_items, model_items):
     qrels = model.label.candidates.qrels
     assert dl19["relevant_docids"] == [d for d in model.label.candidates.docids if qrels.get(d, 0) >= 1]
     assert rl_rows([model_items[0]], rel_level=2)[0]["relevant_docids"] == [
-        d for d in model.label.candidates.docids if qrels.get(d, 0) >= 2]
+        d for d in model.label.candidates.docids if qrels.get(d, 0) >= 2
+    ]
     assert [m["role"] for m in dl19["prompt"]] == ["system", "user"]
 
 
@@ -161,8 +171,13 @@ def test_every_export_kind_loads_with_datasets(tmp_path, teacher_items, model_it
     from datasets import load_dataset
 
     items = teacher_items[:3] + [fixed(teacher_items[3])] + model_items[:5]
-    unjudged = ReviewedItem(Label(CandidateList(Query("u1", "which?"), [Passage("a", "x"), Passage("b", "y")]),
-                                  ["b", "a"]), "accepted", None, [], "zz/u1")
+    unjudged = ReviewedItem(
+        Label(CandidateList(Query("u1", "which?"), [Passage("a", "x"), Passage("b", "y")]), ["b", "a"]),
+        "accepted",
+        None,
+        [],
+        "zz/u1",
+    )
     built = {
         "sft": sft_rows(items),
         "alpaca": alpaca_rows(items, allow_empty_reasoning=True),
@@ -171,8 +186,7 @@ def test_every_export_kind_loads_with_datasets(tmp_path, teacher_items, model_it
     for kind, rows in built.items():
         written = write_export(rows, tmp_path, f"{kind}-v1")
         assert written.count == len(rows) and written.path == tmp_path / f"{kind}-v1.jsonl"
-        loaded = load_dataset("json", data_files=str(written.path), split="train",
-                              cache_dir=str(tmp_path / "hf-cache"))
+        loaded = load_dataset("json", data_files=str(written.path), split="train", cache_dir=str(tmp_path / "hf-cache"))
         assert loaded.to_list() == list(rows), kind
     assert len(built["sft"]) == 4 and len(built["alpaca"]) == 9 and len(built["rl"]) == 10
     assert built["rl"][-1]["relevant_docids"] == [] and built["rl"][-1]["dataset"] == ""
@@ -191,10 +205,18 @@ def test_hash_is_stable_across_runs_and_follows_content(tmp_path, teacher_items)
     assert "“" in first.path.read_text(encoding="utf-8")  # UTF-8, not \\u escapes
 
 
-@pytest.mark.parametrize(("name", "stem"), [
-    ("../x", "_x"), ("/abs", "_abs"), ("a/b", "a_b"), ("..\\..\\win", "_.._win"), ("accepted v2.jsonl", "accepted_v2"),
-    (".hidden", "hidden"), ("ok-name_1.2", "ok-name_1.2"),
-])
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("../x", "_x"),
+        ("/abs", "_abs"),
+        ("a/b", "a_b"),
+        ("..\\..\\win", "_.._win"),
+        ("accepted v2.jsonl", "accepted_v2"),
+        (".hidden", "hidden"),
+        ("ok-name_1.2", "ok-name_1.2"),
+    ],
+)
 def test_export_names_cannot_escape_the_data_dir(tmp_path, teacher_items, name, stem):
     data_dir = tmp_path / "data"
     written = write_export(rl_rows(teacher_items[:1]), data_dir, name)
@@ -223,11 +245,11 @@ def test_unusable_names_existing_files_symlinks_and_empty_exports_are_refused(tm
 
 # ----------------------------------------------------------------------------- fast paths
 @pytest.fixture(scope="module")
-def shared_passage_items(shared_data) -> list[ReviewedItem]:
+def shared_passage_items(test_data) -> list[ReviewedItem]:
     """DL19 items that share passages, as exports do (one corpus, many queries), plus the cases a
     passage cache could get wrong: a docid whose text changed, the same text with and without a
     title, and two docids with the same text inside one list."""
-    lists = json.loads((shared_data / "trec-dl19" / "bm25_top100_with_text.json").read_text(encoding="utf-8"))
+    lists = json.loads((test_data / "trec-dl19" / "bm25_top100_with_text.json").read_text(encoding="utf-8"))
     rng = random.Random(7)
     items = []
     for n in range(24):
@@ -243,8 +265,11 @@ def shared_passage_items(shared_data) -> list[ReviewedItem]:
         docids = [passage.docid for passage in passages]
         ranking = docids[:]
         rng.shuffle(ranking)
-        label = Label(CandidateList(Query(f"q{n:02d}", entry["query"] + f" [{n}]"), passages, dataset="dl19"),
-                      ranking, reasoning=f"  Passage [{n % 20 + 1}] answers the query. \n")
+        label = Label(
+            CandidateList(Query(f"q{n:02d}", entry["query"] + f" [{n}]"), passages, dataset="dl19"),
+            ranking,
+            reasoning=f"  Passage [{n % 20 + 1}] answers the query. \n",
+        )
         items.append(ReviewedItem(label, "accepted", None, ["ann1"], f"dl19/q{n:02d}"))
     return items
 
@@ -257,8 +282,12 @@ def straightforward_sft(items: list[ReviewedItem], **prompt_args) -> bytes:
         messages = prompt_messages(item.label, **prompt_args)
         turn = assistant_turn(item.label.reasoning.strip(), window_ids(item.label))
         messages.append(Message(role="assistant", content=turn))
-        lines.append(json.dumps({"messages": messages}, ensure_ascii=False, sort_keys=True,
-                                separators=(",", ":"), allow_nan=False) + "\n")
+        lines.append(
+            json.dumps(
+                {"messages": messages}, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+            )
+            + "\n"
+        )
     return "".join(lines).encode("utf-8")
 
 
@@ -274,8 +303,10 @@ def test_shared_passages_are_prepared_once_and_give_the_same_bytes(tmp_path, sha
     assert " (3) edited\n[2] " in users[5]  # the changed text, not the docid's earlier one
     assert "[2] Title: A (2) title Content: " in users[6] and "Title:" not in users[7]
     rl = rl_rows(shared_passage_items, max_passage_tokens=16)
-    assert [row["prompt"] for row in rl] == [prompt_messages(item.label, max_passage_tokens=16)
-                                             for item in sorted(shared_passage_items, key=lambda i: i.item_key)]
+    assert [row["prompt"] for row in rl] == [
+        prompt_messages(item.label, max_passage_tokens=16)
+        for item in sorted(shared_passage_items, key=lambda i: i.item_key)
+    ]
 
 
 def test_shared_passages_give_the_same_bytes_with_a_tokenizer(tiny_model_dir, shared_passage_items):

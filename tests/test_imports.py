@@ -1,6 +1,7 @@
 """reasonrank.imports on real files, a ReasonRank release built from NovelEval, and the malformed
 corpus in tests/fixtures/malformed (each file one defect, its expected line and field in the
 folder's README table); plus the label metrics the store relies on (self-consistency, Kendall τ)."""
+
 from __future__ import annotations
 
 import gzip
@@ -39,19 +40,19 @@ MALFORMED = Path(__file__).parent / "fixtures" / "malformed"
 
 # ----------------------------------------------------------------------------- shared fixtures
 @pytest.fixture(scope="session")
-def noveleval(shared_data):
+def noveleval(test_data):
     """NovelEval: 21 queries × 20 judged passages, candidates in BM25 order, graded qrels."""
-    root = shared_data / "noveleval"
+    root = test_data / "noveleval"
     qrels = read_qrels(root / "qrels.txt")
     return read_rank_llm_json(root / "candidates_with_text.json", qrels=qrels, dataset="noveleval")
 
 
-def build_release(root: Path, shared_data: Path, maps: str = "dir-json", rows: int = 4) -> Path:
+def build_release(root: Path, test_data: Path, maps: str = "dir-json", rows: int = 4) -> Path:
     """A small ReasonRank release from real NovelEval text: `rows` queries, their 20 BM25
     candidates as initial_list, a 'teacher' final_list (judged grade first, BM25 order within a
     grade; on odd rows the least relevant passage is put first, so not every label is perfect), grade ≥ 1 as
     relevant_docids. `maps` picks the on-disk shape of id_query/ and id_doc/."""
-    source = shared_data / "noveleval"
+    source = test_data / "noveleval"
     queries = read_queries_tsv(source / "queries.tsv")
     qrels = read_qrels(source / "qrels.txt")
     lists = read_rank_llm_json(source / "candidates_with_text.json")[:rows]
@@ -62,12 +63,17 @@ def build_release(root: Path, shared_data: Path, maps: str = "dir-json", rows: i
         final = sorted(cl.docids, key=lambda d: -grades.get(d, 0))
         if n % 2:
             final.insert(0, final.pop())
-        data.append({
-            "dataset": "noveleval", "qid": f"noveleval_{cl.query.qid}", "initial_list": cl.docids,
-            "final_list": final, "relevant_docids": [d for d in cl.docids if grades.get(d, 0) >= 1],
-            "reasoning": f"Okay, I need to rank the 20 passages for “{queries[cl.query.qid]}”. "
-                         f"[{cl.docids.index(final[0]) + 1}] answers it most directly.",
-        })
+        data.append(
+            {
+                "dataset": "noveleval",
+                "qid": f"noveleval_{cl.query.qid}",
+                "initial_list": cl.docids,
+                "final_list": final,
+                "relevant_docids": [d for d in cl.docids if grades.get(d, 0) >= 1],
+                "reasoning": f"Okay, I need to rank the 20 passages for “{queries[cl.query.qid]}”. "
+                f"[{cl.docids.index(final[0]) + 1}] answers it most directly.",
+            }
+        )
     (root / "training_data_all.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data))
     query_map = {f"noveleval_{cl.query.qid}": queries[cl.query.qid] for cl in lists}
     doc_map = {p.docid: p.text for cl in lists for p in cl.candidates}
@@ -79,11 +85,14 @@ def build_release(root: Path, shared_data: Path, maps: str = "dir-json", rows: i
     elif maps == "dir-jsonl":  # JSONL lines, split over two files
         (root / "id_query").mkdir()
         (root / "id_doc").mkdir()
-        (root / "id_query" / "q.jsonl").write_text("".join(json.dumps({"qid": k, "query": v}) + "\n" for k, v in query_map.items()))
+        (root / "id_query" / "q.jsonl").write_text(
+            "".join(json.dumps({"qid": k, "query": v}) + "\n" for k, v in query_map.items())
+        )
         items = list(doc_map.items())
         for part, chunk in enumerate((items[:30], items[30:])):
             (root / "id_doc" / f"part{part}.jsonl").write_text(
-                "".join(json.dumps({"docid": k, "contents": v}) + "\n" for k, v in chunk))
+                "".join(json.dumps({"docid": k, "contents": v}) + "\n" for k, v in chunk)
+            )
     else:  # single TSV files beside the data file
         (root / "id_query.tsv").write_text("".join(f"{k}\t{v}\n" for k, v in query_map.items()))
         (root / "id_doc.tsv").write_text("".join(f"{k}\t{v}\n" for k, v in doc_map.items()))
@@ -91,8 +100,8 @@ def build_release(root: Path, shared_data: Path, maps: str = "dir-json", rows: i
 
 
 @pytest.fixture(scope="session")
-def release_dir(tmp_path_factory, shared_data) -> Path:
-    return build_release(tmp_path_factory.mktemp("release") / "reasonrank_data", shared_data)
+def release_dir(tmp_path_factory, test_data) -> Path:
+    return build_release(tmp_path_factory.mktemp("release") / "reasonrank_data", test_data)
 
 
 # ----------------------------------------------------------------------------- the malformed corpus
@@ -101,8 +110,16 @@ def malformed_cases() -> list[dict]:
     for line in (MALFORMED / "README.md").read_text().splitlines():
         if line.startswith("| ") and not line.startswith(("| file", "| ---")):
             file, kind, options, lineno, field, defect = (c.strip() for c in line.strip().strip("|").split("|"))
-            rows.append({"file": file, "kind": kind, "line": int(lineno), "field": field, "defect": defect,
-                         "options": dict(o.split("=", 1) for o in options.split(",") if o)})
+            rows.append(
+                {
+                    "file": file,
+                    "kind": kind,
+                    "line": int(lineno),
+                    "field": field,
+                    "defect": defect,
+                    "options": dict(o.split("=", 1) for o in options.split(",") if o),
+                }
+            )
     return rows
 
 
@@ -138,7 +155,9 @@ def test_each_malformed_file_is_rejected_naming_line_and_field(case, kind_given)
 
 def test_a_file_with_every_defect_at_once_reports_them_all(tmp_path):
     """Issues are collected across lines, not stopped at the first."""
-    jsonl = [c for c in CASES if c["kind"] == "candidates" and not c["options"] and c["file"] != "cand_duplicate_qid.jsonl"]
+    jsonl = [
+        c for c in CASES if c["kind"] == "candidates" and not c["options"] and c["file"] != "cand_duplicate_qid.jsonl"
+    ]
     bad_lines = [(MALFORMED / c["file"]).read_bytes().splitlines()[c["line"] - 1] for c in jsonl]
     unique = [line.replace(b'"q2"', b'"q%d"' % i) for i, line in enumerate(bad_lines, 10)]
     (tmp_path / "all.jsonl").write_bytes(b"\n".join(unique) + b"\n")
@@ -148,10 +167,16 @@ def test_a_file_with_every_defect_at_once_reports_them_all(tmp_path):
 
 
 # ----------------------------------------------------------------------------- good files
-def test_trec_run_imports_as_43_model_labels_of_20_passages(shared_data):
-    root = shared_data / "trec-dl19"
-    batch = validate_file(root / "rankvicuna7b_rerank_top20.run", candidates_path=root / "bm25_top100_with_text.json",
-                          run_depth=20, qrels_path=root / "qrels.txt", dataset="dl19", model="rankvicuna-7b")
+def test_trec_run_imports_as_43_model_labels_of_20_passages(test_data):
+    root = test_data / "trec-dl19"
+    batch = validate_file(
+        root / "rankvicuna7b_rerank_top20.run",
+        candidates_path=root / "bm25_top100_with_text.json",
+        run_depth=20,
+        qrels_path=root / "qrels.txt",
+        dataset="dl19",
+        model="rankvicuna-7b",
+    )
     assert batch.ok, batch.issues[:3]
     assert batch.kind == "trec-run" and len(batch.labels) == 43
     run = read_trec_run(root / "rankvicuna7b_rerank_top20.run")
@@ -159,7 +184,12 @@ def test_trec_run_imports_as_43_model_labels_of_20_passages(shared_data):
     qrels = read_qrels(root / "qrels.txt")
     for label in batch.labels:
         qid = label.candidates.query.qid
-        assert (label.source, label.model, label.reasoning, label.candidates.dataset) == ("model", "rankvicuna-7b", None, "dl19")
+        assert (label.source, label.model, label.reasoning, label.candidates.dataset) == (
+            "model",
+            "rankvicuna-7b",
+            None,
+            "dl19",
+        )
         assert label.ranking == [docid for docid, _ in run[qid][:20]]
         # the window's passages, in first-stage order: here exactly the BM25 top 20
         assert label.candidates.candidates == bm25[qid].candidates[:20]
@@ -176,10 +206,18 @@ def test_candidate_and_label_files_written_by_io_import_unchanged(noveleval, tmp
     assert batch.ok and batch.kind == "candidates"
     assert batch.candidates == read_candidates_jsonl(tmp_path / "cands.jsonl") == noveleval
     labels = [
-        Label(cl, list(reversed(cl.docids)), source="human" if n == 1 else "teacher",
-              reasoning="Okay, [20] first." if n != 2 else None, model="r1" if n == 0 else None,
-              relevant_docids=cl.docids[:2] if n == 0 else None, raw_output="<think>…</think>" if n == 0 else None,
-              reasons=["missing_ids"] if n == 0 else [], tokens_in=10 * n, tokens_out=n)
+        Label(
+            cl,
+            list(reversed(cl.docids)),
+            source="human" if n == 1 else "teacher",
+            reasoning="Okay, [20] first." if n != 2 else None,
+            model="r1" if n == 0 else None,
+            relevant_docids=cl.docids[:2] if n == 0 else None,
+            raw_output="<think>…</think>" if n == 0 else None,
+            reasons=["missing_ids"] if n == 0 else [],
+            tokens_in=10 * n,
+            tokens_out=n,
+        )
         for n, cl in enumerate(noveleval[:4])
     ]
     write_labels_jsonl(labels, tmp_path / "labels.jsonl")
@@ -189,10 +227,22 @@ def test_candidate_and_label_files_written_by_io_import_unchanged(noveleval, tmp
 
 
 def test_defaults_dataset_source_model_and_gzip(noveleval, tmp_path):
-    rows = [{"qid": "a", "query": "q", "candidates": [{"docid": "1", "text": "x"}, {"docid": "2", "text": "y"}],
-             "ranking": ["2", "1"]},
-            {"qid": 7, "query": "q", "candidates": [{"docid": 1, "text": "x"}], "ranking": [1], "dataset": "other",
-             "source": "human"}]
+    rows = [
+        {
+            "qid": "a",
+            "query": "q",
+            "candidates": [{"docid": "1", "text": "x"}, {"docid": "2", "text": "y"}],
+            "ranking": ["2", "1"],
+        },
+        {
+            "qid": 7,
+            "query": "q",
+            "candidates": [{"docid": 1, "text": "x"}],
+            "ranking": [1],
+            "dataset": "other",
+            "source": "human",
+        },
+    ]
     payload = "\ufeff" + "\r\n".join(json.dumps(r) for r in rows) + "\r\n\r\n"  # BOM, CRLF, blank line
     with gzip.open(tmp_path / "mine.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.write(payload)
@@ -208,8 +258,8 @@ def test_defaults_dataset_source_model_and_gzip(noveleval, tmp_path):
 
 
 @pytest.mark.parametrize("maps", ["dir-json", "dir-jsonl", "file-tsv"])
-def test_reasonrank_release_layout(maps, tmp_path, shared_data, noveleval):
-    root = build_release(tmp_path / "release", shared_data, maps)
+def test_reasonrank_release_layout(maps, tmp_path, test_data, noveleval):
+    root = build_release(tmp_path / "release", test_data, maps)
     batch = validate_file(root)
     assert batch.ok, batch.issues[:3]
     assert (batch.kind, batch.dataset, len(batch.labels)) == ("reasonrank", "release", 4)
@@ -217,14 +267,18 @@ def test_reasonrank_release_layout(maps, tmp_path, shared_data, noveleval):
     for label, row, cl in zip(batch.labels, rows, noveleval):
         assert label.candidates.query.qid == row["qid"] and label.candidates.query.text == cl.query.text
         assert label.candidates.candidates == cl.candidates  # initial_list order, real text
-        assert (label.ranking, label.relevant_docids, label.reasoning) == (row["final_list"], row["relevant_docids"], row["reasoning"])
+        assert (label.ranking, label.relevant_docids, label.reasoning) == (
+            row["final_list"],
+            row["relevant_docids"],
+            row["reasoning"],
+        )
         assert (label.source, label.model, label.candidates.dataset) == ("teacher", "DeepSeek-R1", "noveleval")
     # the data file itself names the release too
     assert validate_file(root / "training_data_all.jsonl").labels == batch.labels
 
 
-def test_release_map_conflicts_and_missing_maps(tmp_path, shared_data):
-    root = build_release(tmp_path / "r", shared_data, "dir-jsonl", rows=2)
+def test_release_map_conflicts_and_missing_maps(tmp_path, test_data):
+    root = build_release(tmp_path / "r", test_data, "dir-jsonl", rows=2)
     first = json.loads((root / "id_doc" / "part0.jsonl").read_text().splitlines()[0])
     with (root / "id_doc" / "part1.jsonl").open("a") as handle:
         handle.write(json.dumps({"docid": first["docid"], "contents": "another text"}) + "\n")
@@ -236,10 +290,10 @@ def test_release_map_conflicts_and_missing_maps(tmp_path, shared_data):
     assert any(i.field == "id_query" and "no id_query/ map" in i.message for i in issues)
 
 
-def test_qrels_files_import(shared_data):
-    batch = validate_file(shared_data / "trec-dl19" / "qrels.txt", dataset="dl19")
-    assert batch.ok and batch.kind == "qrels" and batch.qrels == read_qrels(shared_data / "trec-dl19" / "qrels.txt")
-    assert len(validate_file(shared_data / "noveleval" / "qrels.txt").qrels) == 21
+def test_qrels_files_import(test_data):
+    batch = validate_file(test_data / "trec-dl19" / "qrels.txt", dataset="dl19")
+    assert batch.ok and batch.kind == "qrels" and batch.qrels == read_qrels(test_data / "trec-dl19" / "qrels.txt")
+    assert len(validate_file(test_data / "noveleval" / "qrels.txt").qrels) == 21
 
 
 # ----------------------------------------------------------------------------- failure behaviour
@@ -251,7 +305,8 @@ def test_missing_path_is_one_issue_and_never_raises(tmp_path):
     run.write_text("q1 Q0 d1 1 1.0 x\n")
     assert [i.field for i in validate_file(run).issues] == ["candidates_path"]
     assert [i.message for i in validate_file(tmp_path, kind="labels").issues] == [
-        "is a directory; only kind 'reasonrank' imports a directory"]
+        "is a directory; only kind 'reasonrank' imports a directory"
+    ]
     (tmp_path / "empty.jsonl").write_text("\n\n")
     assert [i.message for i in validate_file(tmp_path / "empty.jsonl", kind="labels").issues] == ["no records found"]
 
@@ -278,7 +333,9 @@ def test_issues_are_capped_with_a_count_of_the_rest(tmp_path):
 
 def test_one_bad_line_rejects_the_whole_file(tmp_path):
     good = (MALFORMED / "label_not_permutation.jsonl").read_text().splitlines()[0]
-    (tmp_path / "l.jsonl").write_text(good + "\n" + good.replace('"q1"', '"q9"').replace('"d1", "d2", "d3"', '"d3"') + "\n")
+    (tmp_path / "l.jsonl").write_text(
+        good + "\n" + good.replace('"q1"', '"q9"').replace('"d1", "d2", "d3"', '"d3"') + "\n"
+    )
     batch = validate_file(tmp_path / "l.jsonl")
     assert not batch.ok and batch.labels == [] and [i.line for i in batch.issues] == [2]
 
@@ -298,7 +355,9 @@ def test_self_consistency_hand_cases():
     assert self_consistency(ranking, None) is None and self_consistency(ranking, {}) is None
     graded = {"d1": 0, "d2": 2, "d3": 1, "d15": 3}
     assert self_consistency(ranking, graded) == pytest.approx(_trec_ndcg10(ranking, graded), abs=1e-12)
-    assert self_consistency(ranking, ["d2", "d5"]) == pytest.approx(_trec_ndcg10(ranking, {"d2": 1, "d5": 1}), abs=1e-12)
+    assert self_consistency(ranking, ["d2", "d5"]) == pytest.approx(
+        _trec_ndcg10(ranking, {"d2": 1, "d5": 1}), abs=1e-12
+    )
 
 
 def test_alpha_line():
@@ -308,18 +367,24 @@ def test_alpha_line():
     assert self_consistency(ranking, ["d3"]) >= ALPHA > self_consistency(ranking, ["d6"])
 
 
-def test_label_consistency_on_imported_labels(release_dir, shared_data):
+def test_label_consistency_on_imported_labels(release_dir, test_data):
     batch = validate_file(release_dir)
     scores = [label_consistency(label) for label in batch.labels]
     assert scores[0] == 1.0 and scores[2] == 1.0  # judged-first order
     assert 0 < scores[1] < 1 and 0 < scores[3] < 1  # an irrelevant passage first
-    root = shared_data / "trec-dl19"
-    dl19 = validate_file(root / "rankvicuna7b_rerank_top20.run", candidates_path=root / "bm25_top100_with_text.json",
-                         run_depth=20, qrels_path=root / "qrels.txt")
+    root = test_data / "trec-dl19"
+    dl19 = validate_file(
+        root / "rankvicuna7b_rerank_top20.run",
+        candidates_path=root / "bm25_top100_with_text.json",
+        run_depth=20,
+        qrels_path=root / "qrels.txt",
+    )
     label = dl19.labels[0]
     assert label.relevant_docids is None
     assert label_consistency(label) == pytest.approx(_trec_ndcg10(label.ranking, label.candidates.qrels), abs=1e-12)
-    unjudged = validate_file(root / "rankvicuna7b_rerank_top20.run", candidates_path=root / "bm25_top100_with_text.json")
+    unjudged = validate_file(
+        root / "rankvicuna7b_rerank_top20.run", candidates_path=root / "bm25_top100_with_text.json"
+    )
     assert label_consistency(unjudged.labels[0]) is None
 
 
@@ -344,6 +409,7 @@ def test_kendall_tau_against_pair_counting_and_scipy():
         assert kendall_tau(a, b) == pytest.approx(_pair_count_tau(a, b), abs=1e-12)
     assert kendall_tau(list("abcd"), list("dcba")) == -1.0 and kendall_tau(["x"], ["x"]) == 1.0
     from scipy import stats  # installed with pytrec_eval-terrier: this half never silently skips
+
     for a, b in cases:
         expected = stats.kendalltau([a.index(x) for x in a], [b.index(x) for x in a]).statistic
         assert kendall_tau(a, b) == pytest.approx(expected, abs=1e-12)

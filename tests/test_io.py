@@ -1,4 +1,5 @@
 """Readers and writers of io.py: round trips on real data and one-line errors on bad input."""
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,8 @@ from tests.scripted_backend import ScriptedBackend
 
 
 @pytest.fixture(scope="session")
-def dl19_lists(shared_data):
-    root = shared_data / "trec-dl19"
+def dl19_lists(test_data):
+    root = test_data / "trec-dl19"
     qrels = read_qrels(root / "qrels.txt")
     return read_rank_llm_json(root / "bm25_top100_with_text.json", qrels=qrels, dataset="dl19")
 
@@ -41,8 +42,8 @@ def test_candidate_jsonl_round_trip_on_dl19(dl19_lists, tmp_path):
     assert read_candidates_jsonl(tmp_path / "c.jsonl") == lists
 
 
-def test_read_candidate_file_tells_formats_apart(dl19_lists, shared_data, tmp_path):
-    root = shared_data / "trec-dl19"
+def test_read_candidate_file_tells_formats_apart(dl19_lists, test_data, tmp_path):
+    root = test_data / "trec-dl19"
     qrels = read_qrels(root / "qrels.txt")
     from_json = read_candidate_file(root / "bm25_top100_with_text.json", qrels=qrels, dataset="dl19")
     assert from_json == dl19_lists and len(from_json) == 43
@@ -56,8 +57,8 @@ def test_read_candidate_file_tells_formats_apart(dl19_lists, shared_data, tmp_pa
         read_candidate_file(tmp_path / "empty.jsonl")
 
 
-def test_read_corpus_tsv_jsonl_and_gzip(shared_data, tmp_path):
-    corpus = read_corpus(shared_data / "noveleval" / "corpus.tsv")
+def test_read_corpus_tsv_jsonl_and_gzip(test_data, tmp_path):
+    corpus = read_corpus(test_data / "noveleval" / "corpus.tsv")
     assert len(corpus) == 420 and corpus["0-0"].text.startswith("Spider-Man: Across the Spider-Verse")
     rows = [
         {"id": "a", "content": "alpha text"},  # BRIGHT documents
@@ -87,8 +88,9 @@ def _label(cl: CandidateList, **extra) -> Label:
 
 def test_label_jsonl_round_trip(dl19_lists, tmp_path):
     labels = [
-        _label(dl19_lists[0], reasoning="<think>x</think>", model="teacher-r1",
-               relevant_docids=dl19_lists[0].docids[:2]),
+        _label(
+            dl19_lists[0], reasoning="<think>x</think>", model="teacher-r1", relevant_docids=dl19_lists[0].docids[:2]
+        ),
         _label(dl19_lists[1]),
     ]
     write_labels_jsonl(labels, tmp_path / "labels.jsonl")
@@ -112,8 +114,10 @@ def test_bad_labels_name_the_line(tmp_path, ranking, message):
 
 def test_calls_jsonl_round_trip_with_real_window_calls(tmp_path):
     lists = [
-        CandidateList(Query(f"q{q}", "which passage states the highest relevance?"),
-                      [Passage(f"q{q}d{i}", f"passage {i} has relevance {(i * 7 + q) % 25}") for i in range(25)])
+        CandidateList(
+            Query(f"q{q}", "which passage states the highest relevance?"),
+            [Passage(f"q{q}d{i}", f"passage {i} has relevance {(i * 7 + q) % 25}") for i in range(25)],
+        )
         for q in range(2)
     ]
     results = rerank(lists, ScriptedBackend(), WindowConfig())
@@ -121,7 +125,9 @@ def test_calls_jsonl_round_trip_with_real_window_calls(tmp_path):
     calls = read_calls_jsonl(tmp_path / "calls.jsonl")
     assert calls == [c for r in results for c in r.calls]
     assert len(calls) == 4 and calls[0].prompt[0]["role"] == "system"
-    (tmp_path / "bad.jsonl").write_text(json.dumps({**json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[0]), "extra": 1}) + "\n")
+    (tmp_path / "bad.jsonl").write_text(
+        json.dumps({**json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[0]), "extra": 1}) + "\n"
+    )
     with pytest.raises(InputError, match="bad.jsonl:1: unknown WindowCall field 'extra'"):
         read_calls_jsonl(tmp_path / "bad.jsonl")
     (tmp_path / "short.jsonl").write_text('{"qid": "q"}\n')

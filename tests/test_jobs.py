@@ -1,4 +1,5 @@
 """Jobs: real `reasonrank` subprocesses started, watched, cancelled and found again from a Job row."""
+
 from __future__ import annotations
 
 import json
@@ -36,19 +37,43 @@ def _candidates(tmp_path, n_queries: int = 2):
     path = tmp_path / "lists.jsonl"
     with path.open("w") as handle:
         for q in range(n_queries):
-            handle.write(json.dumps({"qid": f"q{q}", "query": "what is it", "candidates": [
-                {"docid": f"d{i}", "text": f"passage {i}"} for i in range(3)]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "qid": f"q{q}",
+                        "query": "what is it",
+                        "candidates": [{"docid": f"d{i}", "text": f"passage {i}"} for i in range(3)],
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 def _rerank_argv(tmp_path, server: OpenAIServer, timeout_s: float = 60) -> list[str]:
-    return ["rerank", "--candidates", str(_candidates(tmp_path)), "--backend", "openai", "--model", "test-model",
-            "--base-url", server.base_url, "--timeout", str(timeout_s), "--max-retries", "0",
-            "--out", str(tmp_path / "out")]
+    return [
+        "rerank",
+        "--candidates",
+        str(_candidates(tmp_path)),
+        "--backend",
+        "openai",
+        "--model",
+        "test-model",
+        "--base-url",
+        server.base_url,
+        "--timeout",
+        str(timeout_s),
+        "--max-retries",
+        "0",
+        "--out",
+        str(tmp_path / "out"),
+    ]
 
 
 def test_succeeded_job_reports_progress_and_end(engine, tmp_path):
-    with OpenAIServer(responder=lambda messages, request: "<think>ok</think><answer>[2] > [1] > [3]</answer>") as server:
+    with OpenAIServer(
+        responder=lambda messages, request: "<think>ok</think><answer>[2] > [1] > [3]</answer>"
+    ) as server:
         job_id = db_jobs.launch_job(engine, "eval", _rerank_argv(tmp_path, server), {"form": "rerank"})
         view = _wait(engine, job_id, lambda v: v.finished)
     assert view.status == "succeeded", view.log_tail

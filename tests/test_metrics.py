@@ -5,6 +5,7 @@ tied scores (trec_eval breaks them by docid descending, so "9" beats "10"), retr
 that are not judged, queries without relevant documents, negative grades, lists of different
 lengths. The real TREC DL19 runs check the same equalities per query and on the mean.
 """
+
 from __future__ import annotations
 
 import functools
@@ -208,8 +209,8 @@ def test_rbo_average_overlap_by_hand_and_errors():
 
 # ----------------------------------------------------------------------------- real TREC DL19 runs
 @pytest.fixture(scope="session")
-def dl19(shared_data):
-    folder = shared_data / "trec-dl19"
+def dl19(test_data):
+    folder = test_data / "trec-dl19"
     qrels = read_qrels(folder / "qrels.txt")
     bm25_lists = read_rank_llm_json(folder / "bm25_top100_with_text.json")
     with (folder / "bm25_top100_with_text.json").open(encoding="utf-8") as handle:
@@ -218,7 +219,10 @@ def dl19(shared_data):
     runs = {"bm25": ({cl.query.qid: cl.docids for cl in bm25_lists}, bm25_scores)}
     for name, file in (("rankvicuna", "rankvicuna7b_rerank_top20.run"), ("rankgpt35", "rankgpt35_rerank_top100.run")):
         pairs = read_trec_run(folder / file)
-        runs[name] = ({q: [d for d, _ in hits] for q, hits in pairs.items()}, {q: dict(hits) for q, hits in pairs.items()})
+        runs[name] = (
+            {q: [d for d, _ in hits] for q, hits in pairs.items()},
+            {q: dict(hits) for q, hits in pairs.items()},
+        )
     return qrels, runs
 
 
@@ -237,6 +241,8 @@ def test_dl19_runs_match_trec_eval(dl19, name, rel_level):
 
 def test_dl19_rerankers_beat_bm25(dl19):
     qrels, runs = dl19
-    ndcg10 = {name: mean_metrics(evaluate_run(lists, qrels, ("ndcg@10",)))["ndcg@10"] for name, (lists, _) in runs.items()}
+    ndcg10 = {
+        name: mean_metrics(evaluate_run(lists, qrels, ("ndcg@10",)))["ndcg@10"] for name, (lists, _) in runs.items()
+    }
     assert ndcg10["rankvicuna"] > ndcg10["bm25"] + 0.1
     assert ndcg10["rankgpt35"] > ndcg10["bm25"] + 0.1

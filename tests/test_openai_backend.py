@@ -2,6 +2,7 @@
 
 Timeouts are kept at 1 s and backoff is real, so each test shows the behaviour a user gets.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +10,8 @@ import socket
 import time
 
 import pytest
-
 from openai_server import Answer, Fault, OpenAIServer
+
 from reasonrank.backends import make_backend
 from reasonrank.backends.base import BackendConfig, BackendError
 from reasonrank.backends.openai import OpenAIBackend
@@ -44,8 +45,15 @@ def server(live_server, monkeypatch):
 
 def make(server_or_url, **overrides) -> OpenAIBackend:
     url = server_or_url if isinstance(server_or_url, str) else server_or_url.base_url
-    fields = dict(kind="openai", model="test-model", base_url=url, api_key_env=KEY_ENV,
-                  timeout_s=1.0, max_retries=3, max_in_flight=4)
+    fields = dict(
+        kind="openai",
+        model="test-model",
+        base_url=url,
+        api_key_env=KEY_ENV,
+        timeout_s=1.0,
+        max_retries=3,
+        max_in_flight=4,
+    )
     fields.update(overrides)
     backend = make_backend(BackendConfig(**fields))
     assert isinstance(backend, OpenAIBackend)
@@ -62,16 +70,16 @@ def test_batch_answers_in_prompt_order_with_usage_and_params(server):
     completions = backend.generate([prompt(t) for t in texts], PARAMS)
 
     assert [c.text for c in completions] == [f"echo: {t}" for t in texts]
-    assert [c.finish_reason for c in completions] == ["length" if t.endswith("3") else "stop"
-                                                      for t in texts]
+    assert [c.finish_reason for c in completions] == ["length" if t.endswith("3") else "stop" for t in texts]
     # usage: the server counts whitespace words of all messages / of the answer
     assert all(c.tokens_in == 3 + 3 for c in completions)
     assert all(c.tokens_out == 4 for c in completions)
     assert all(c.reasoning is None and c.seconds > 0 for c in completions)
     bodies = [r.body for r in server.chat_requests]
     assert len(bodies) == 8
-    assert {(b["model"], b["temperature"], b["top_p"], b["max_tokens"], b["seed"]) for b in bodies} \
-        == {("test-model", 0.6, 0.95, 64, 7)}
+    assert {(b["model"], b["temperature"], b["top_p"], b["max_tokens"], b["seed"]) for b in bodies} == {
+        ("test-model", 0.6, 0.95, 64, 7)
+    }
     assert backend.stats.requests == 8 and backend.stats.completions == 8
     assert backend.stats.total_retries == 0 and backend.stats.tokens_out == 32
 
@@ -86,8 +94,7 @@ def test_seed_left_out_when_unset_and_empty_batch_sends_nothing(server):
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 def test_separate_reasoning_field_is_captured(server, field):
-    server.responder = lambda messages, request: Answer(content="[2] > [1]",
-                                                        **{field: "passage 2 answers it"})
+    server.responder = lambda messages, request: Answer(content="[2] > [1]", **{field: "passage 2 answers it"})
     [completion] = make(server).generate([prompt("q 1")], PARAMS)
     assert completion.text == "[2] > [1]"
     assert completion.reasoning == "passage 2 answers it"

@@ -1,4 +1,5 @@
 """Response parsing: the spec's extraction and repair rules, on made-up and on real model output."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,24 @@ def spec_order(response: str, window_len: int) -> list[int]:
 # ----------------------------------------------------------------------------- property
 _FRAGMENTS = st.one_of(
     st.sampled_from(
-        ["<think>", "</think>", "<answer>", "</answer>", "<THINK>", "</Answer>", " > ", "\n", " ",
-         "²", "①", "٣", "１", "0", "00", "-"]
+        [
+            "<think>",
+            "</think>",
+            "<answer>",
+            "</answer>",
+            "<THINK>",
+            "</Answer>",
+            " > ",
+            "\n",
+            " ",
+            "²",
+            "①",
+            "٣",
+            "１",
+            "0",
+            "00",
+            "-",
+        ]
     ),
     st.integers(min_value=-3, max_value=40).map(lambda i: f"[{i}]"),
     st.integers(min_value=0, max_value=10**30).map(str),
@@ -142,7 +159,11 @@ def test_pathological_inputs_stay_fast() -> None:
     start = time.perf_counter()
     assert parse_ranking(f"<answer>[{huge}] > [{padded}]", 3).order == [1, 0, 2]
     assert parse_ranking(f"[{huge}] [{huge}]", 2).reasons == [
-        "no_answer_tag", "duplicate_ids", "out_of_range", "missing_ids"]
+        "no_answer_tag",
+        "duplicate_ids",
+        "out_of_range",
+        "missing_ids",
+    ]
     assert parse_ranking(tags + "[2]", 2).order == [1, 0]
     assert parse_ranking("[1] " * 200_000, 20).order == list(range(20))
     assert time.perf_counter() - start < 2.0
@@ -155,13 +176,13 @@ def test_split_reasoning_returns_both_parts() -> None:
 
 # ----------------------------------------------------------------------------- real model output
 @pytest.fixture(scope="module")
-def rankvicuna_calls(shared_data):
+def rankvicuna_calls(test_data):
     """(candidate list, response) for the 43 real RankVicuna-7B calls on TREC DL19.
 
     The calls are matched to queries through the query text in each prompt, and the passages
     the prompt shows are checked against the BM25 candidates, so the id mapping is verified.
     """
-    folder = shared_data / "trec-dl19"
+    folder = test_data / "trec-dl19"
     raw = (folder / "rankvicuna7b_top20_prompts_responses.json").read_text(encoding="utf-8")
     calls = json.loads("[" + raw.strip().rstrip(",") + "]")
     lists = {cl.query.text: cl for cl in read_rank_llm_json(folder / "bm25_top100_with_text.json")}
@@ -178,8 +199,8 @@ def rankvicuna_calls(shared_data):
     return matched
 
 
-def test_real_rankvicuna_responses_reproduce_the_published_run(rankvicuna_calls, shared_data) -> None:
-    run = read_trec_run(shared_data / "trec-dl19" / "rankvicuna7b_rerank_top20.run")
+def test_real_rankvicuna_responses_reproduce_the_published_run(rankvicuna_calls, test_data) -> None:
+    run = read_trec_run(test_data / "trec-dl19" / "rankvicuna7b_rerank_top20.run")
     for cl, response in rankvicuna_calls:
         parsed = parse_ranking(response, 20)
         reranked = [cl.candidates[i].docid for i in parsed.order] + cl.docids[20:]

@@ -1,15 +1,20 @@
 """Prompts: byte-exact ReasonRank text, preprocessing order, rendering and the teacher prompt."""
+
 from __future__ import annotations
 
 import re
 
+import ftfy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reasonrank.io import InputError, read_rank_llm_json
 from reasonrank.prompts import (
     SYSTEM_PROMPT,
     build_messages,
     build_teacher_messages,
+    fix_text,
     prepare_passage,
     prepare_query,
     render_prompt,
@@ -50,8 +55,8 @@ CHATML = (
 
 
 @pytest.fixture(scope="module")
-def dl19_texts(shared_data) -> list[str]:
-    lists = read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json")
+def dl19_texts(test_data) -> list[str]:
+    lists = read_rank_llm_json(test_data / "trec-dl19" / "bm25_top100_with_text.json")
     return [p.text for cl in lists for p in cl.candidates]
 
 
@@ -61,21 +66,25 @@ def tokenizer(dl19_texts):
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    split = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
-             r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
+    split = (
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+        r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    )
     bpe = Tokenizer(models.BPE())
     bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     bpe.decoder = decoders.ByteLevel()
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=2000, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     bpe.train_from_iterator(dl19_texts[:1500], trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>",
-                                  pad_token="<|endoftext|>")
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     tok.chat_template = CHATML
     return tok
 
@@ -160,11 +169,6 @@ def test_teacher_prompt_structure_and_strings() -> None:
 
 
 # --- the ftfy fast path must never change what the model sees -------------------------------
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-import ftfy  # noqa: E402
-
-from reasonrank.prompts import fix_text  # noqa: E402
 
 
 @settings(max_examples=3000, deadline=None)
@@ -173,13 +177,13 @@ def test_fix_text_fast_path_equals_ftfy_on_any_ascii(text):
     assert fix_text(text) == ftfy.fix_text(text)
 
 
-def test_fix_text_equals_ftfy_on_real_passages(shared_data):
+def test_fix_text_equals_ftfy_on_real_passages(test_data):
     from reasonrank.io import read_rank_llm_json
 
     texts = [
         p.text
         for name in ("trec-dl19/bm25_top100_with_text.json", "noveleval/candidates_with_text.json")
-        for cl in read_rank_llm_json(shared_data / name)
+        for cl in read_rank_llm_json(test_data / name)
         for p in cl.candidates
     ]
     assert len(texts) > 4000
@@ -192,10 +196,38 @@ from reasonrank.prompts import prepare_passages  # noqa: E402
 # Pieces that exercise every ftfy rule and its cross-line state: "<" turns HTML unescaping off
 # for the rest of the text, "&amp;" is unescaped only before that, \r / \r\n are line breaks
 # inside a segment, plus mojibake, curly quotes, ligatures, wide forms and escape sequences.
-FTFY_PIECES = ["plain words ", "<b>", "<", ">", "&amp;", "&lt;", "&eacute;", "&", "\n", "\r",
-               "\r\n", "\t", "Ã©", "cafÃ©", "â€™", "â€œquotedâ€\x9d", "\u2018single\u2019",
-               "\u201cdouble\u201d", "ﬁ", "ＬＯＵＤ", "\x1b[31m", "\x00", "\x85", "é", "naïve",
-               "[3] ", "Ã", "\u2028", " ", "x"]
+FTFY_PIECES = [
+    "plain words ",
+    "<b>",
+    "<",
+    ">",
+    "&amp;",
+    "&lt;",
+    "&eacute;",
+    "&",
+    "\n",
+    "\r",
+    "\r\n",
+    "\t",
+    "Ã©",
+    "cafÃ©",
+    "â€™",
+    "â€œquotedâ€\x9d",
+    "\u2018single\u2019",
+    "\u201cdouble\u201d",
+    "ﬁ",
+    "ＬＯＵＤ",
+    "\x1b[31m",
+    "\x00",
+    "\x85",
+    "é",
+    "naïve",
+    "[3] ",
+    "Ã",
+    "\u2028",
+    " ",
+    "x",
+]
 
 
 @settings(max_examples=1500, deadline=None)
@@ -236,8 +268,8 @@ def reference_passage(passage: Passage, tokenizer, max_tokens: int) -> str:
     return re.sub(r"\[(\d+)\]", r"(\1)", content)
 
 
-def test_batched_preparation_equals_the_reference_on_dl19(shared_data, qwen_tokenizer):
-    lists = read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json")
+def test_batched_preparation_equals_the_reference_on_dl19(test_data, qwen_tokenizer):
+    lists = read_rank_llm_json(test_data / "trec-dl19" / "bm25_top100_with_text.json")
     passages = [p for cl in lists for p in cl.candidates]
     passages += [Passage("t", p.text, title="A [1] title") for p in passages[:200]]
     expected = [reference_passage(p, qwen_tokenizer, 64) for p in passages]
@@ -248,8 +280,9 @@ def test_batched_preparation_equals_the_reference_on_dl19(shared_data, qwen_toke
 
 @settings(max_examples=150, deadline=None)
 @given(
-    texts=st.lists(st.lists(st.sampled_from(FTFY_PIECES + ["<|im_end|>", "  ", "word"]),
-                            max_size=30).map("".join), max_size=6),
+    texts=st.lists(
+        st.lists(st.sampled_from(FTFY_PIECES + ["<|im_end|>", "  ", "word"]), max_size=30).map("".join), max_size=6
+    ),
     max_tokens=st.integers(1, 12),
 )
 def test_batched_preparation_equals_the_reference_on_any_batch(qwen_tokenizer, texts, max_tokens):
@@ -258,16 +291,14 @@ def test_batched_preparation_equals_the_reference_on_any_batch(qwen_tokenizer, t
     assert prepare_passages(passages, qwen_tokenizer, max_tokens) == expected
 
 
-def test_segmented_ftfy_renders_real_prompts_exactly(shared_data, qwen_tokenizer):
-    lists = read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json")
+def test_segmented_ftfy_renders_real_prompts_exactly(test_data, qwen_tokenizer):
+    lists = read_rank_llm_json(test_data / "trec-dl19" / "bm25_top100_with_text.json")
     rendered = []
     for cl in lists:
         passages = prepare_passages(cl.candidates, qwen_tokenizer, 100)
         for start in range(0, 81, 10):
             messages = build_messages(prepare_query(cl.query.text), passages[start : start + 20])
-            raw = qwen_tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
+            raw = qwen_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             assert render_prompt(messages, qwen_tokenizer) == ftfy.fix_text(raw)
             rendered.append(raw)
     # meaningful: most prompts hold lines that ftfy must see, and the "<" of the system

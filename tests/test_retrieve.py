@@ -1,4 +1,5 @@
 """BM25 first stage and candidate-list building, on a hand-made corpus and on real NovelEval."""
+
 from __future__ import annotations
 
 import statistics
@@ -62,9 +63,14 @@ def test_empty_corpus_is_an_input_error():
 
 
 @pytest.fixture(scope="session")
-def noveleval(shared_data):
-    root = shared_data / "noveleval"
-    return root, read_corpus(root / "corpus.tsv"), read_queries_tsv(root / "queries.tsv"), read_qrels(root / "qrels.txt")
+def noveleval(test_data):
+    root = test_data / "noveleval"
+    return (
+        root,
+        read_corpus(root / "corpus.tsv"),
+        read_queries_tsv(root / "queries.tsv"),
+        read_qrels(root / "qrels.txt"),
+    )
 
 
 def test_bm25_on_noveleval_finds_each_querys_own_pool(noveleval):
@@ -81,8 +87,12 @@ def test_bm25_eval_matches_pytrec_eval(noveleval):
     pytrec_eval = pytest.importorskip("pytrec_eval")
     root, corpus, queries, qrels = noveleval
     config = EvalConfig(
-        trec=CandidateSource(name="noveleval", corpus=str(root / "corpus.tsv"),
-                             queries=str(root / "queries.tsv"), qrels=str(root / "qrels.txt")),
+        trec=CandidateSource(
+            name="noveleval",
+            corpus=str(root / "corpus.tsv"),
+            queries=str(root / "queries.tsv"),
+            qrels=str(root / "qrels.txt"),
+        ),
         window=WindowConfig(top_k=20),
     )
     report = evaluate(config)

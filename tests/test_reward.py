@@ -1,5 +1,6 @@
 """The multi-view GRPO reward (spec §3.3) and the graded format reward, against a transcription of
 the spec computed with pytrec_eval and the `rbo` package."""
+
 from __future__ import annotations
 
 import math
@@ -88,7 +89,9 @@ def reference_reward(text, initial_list, teacher_list, relevant_docids):
     if len(pred) != len(label) or len(set(pred)) != len(set(label)):
         return 0.0
     docids = [initial_list[int(i) - 1] for i in pred if int(i) <= len(initial_list)]
-    values = trec_eval({"1": {d: 1 for d in relevant_docids}}, {"1": rank_scores(docids)}, ["ndcg_cut.10", "recall.10"])["1"]
+    values = trec_eval(
+        {"1": {d: 1 for d in relevant_docids}}, {"1": rank_scores(docids)}, ["ndcg_cut.10", "recall.10"]
+    )["1"]
     return values["ndcg_cut_10"] + 0.2 * values["recall_10"] + 0.1 * RankingSimilarity(pred, label).rbo()
 
 

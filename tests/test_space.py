@@ -1,5 +1,6 @@
 """Hugging Face Space readiness: the README front matter a Space reads, and the data directory on
 a Space's persistent storage (/data) when it has one."""
+
 from __future__ import annotations
 
 from pathlib import Path

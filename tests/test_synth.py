@@ -1,6 +1,7 @@
 """Teacher synthesis end to end: real NovelEval / BRIGHT lists in a migrated SQLite store, a real
 OpenAI-compatible HTTP server on 127.0.0.1 speaking as the teacher, `run_synth` (what the CLI runs)
 in between. Each test checks what ends up in the database, not what the pipeline says it did."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,13 @@ def ranked(order: list[int]) -> str:
 
 def labels_by_qid(engine, dataset: str) -> dict[str, list[Label]]:
     with Session(engine) as session:
-        rows = session.exec(select(Query.qid, Label).join(Item, Item.id == Label.item_id)
-                            .join(Query, Query.id == Item.query_id).join(Dataset, Dataset.id == Item.dataset_id)
-                            .where(Dataset.name == dataset)).all()
+        rows = session.exec(
+            select(Query.qid, Label)
+            .join(Item, Item.id == Label.item_id)
+            .join(Query, Query.id == Item.query_id)
+            .join(Dataset, Dataset.id == Item.dataset_id)
+            .where(Dataset.name == dataset)
+        ).all()
     found: dict[str, list[Label]] = {}
     for qid, label in rows:
         found.setdefault(qid, []).append(label)
@@ -58,9 +63,9 @@ def engine(sqlite_template, tmp_path):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def noveleval(shared_data):
+def noveleval(test_data):
     """The 21 NovelEval lists (20 real passages each, every passage judged)."""
-    root = shared_data / "noveleval"
+    root = test_data / "noveleval"
     return read_candidate_file(root / "candidates_with_text.json", read_qrels(root / "qrels.txt"), "noveleval")
 
 
@@ -71,8 +76,15 @@ def candidate_file(tmp_path, lists, name="lists.jsonl"):
 
 
 def config(server: OpenAIServer, candidates: str, **changes) -> SynthConfig:
-    settings = dict(candidates=candidates, base_url=server.base_url, model="test-model", api_key_env="SYNTH_TEST_KEY",
-                    max_in_flight=4, timeout_s=10, max_retries=3)
+    settings = dict(
+        candidates=candidates,
+        base_url=server.base_url,
+        model="test-model",
+        api_key_env="SYNTH_TEST_KEY",
+        max_in_flight=4,
+        timeout_s=10,
+        max_retries=3,
+    )
     settings.update(changes)
     return SynthConfig(**settings)
 
@@ -123,8 +135,10 @@ def test_teacher_answers_become_labels_with_reasoning_and_repair_reasons(engine,
 
 def test_single_turn_prompt_expects_answer_tags(engine, noveleval, tmp_path):
     lists = noveleval[6:8]
-    script = {lists[0].query.text: Answer(content="<answer>[2] > [1]</answer>", reasoning_content="tagged"),
-              lists[1].query.text: Answer(content="<think>bare</think> [2] > [1]")}
+    script = {
+        lists[0].query.text: Answer(content="<answer>[2] > [1]</answer>", reasoning_content="tagged"),
+        lists[1].query.text: Answer(content="<think>bare</think> [2] > [1]"),
+    }
     with OpenAIServer(lambda messages, request: script[query_of(messages)]) as server:
         run_synth(config(server, candidate_file(tmp_path, lists), prompt="reasonrank"), engine)
         roles = [m["role"] for m in server.chat_requests[0].body["messages"]]
@@ -155,8 +169,9 @@ def test_transient_faults_are_retried_and_each_item_ends_with_its_own_status(eng
         return Answer(content="[2] > [1]", reasoning_content="ok")
 
     with OpenAIServer(teacher) as server:
-        server.faults.extend([Fault(status=429, retry_after=0.4), Fault(status=500), Fault(hang_s=3.0),
-                              Fault(malformed=True)])
+        server.faults.extend(
+            [Fault(status=429, retry_after=0.4), Fault(status=500), Fault(hang_s=3.0), Fault(malformed=True)]
+        )
         cfg = config(server, candidate_file(tmp_path, lists), max_in_flight=2, timeout_s=1.0, max_retries=2)
         report = run_synth(cfg, engine)
         requests = server.chat_requests
@@ -195,15 +210,34 @@ def test_a_failing_endpoint_stops_early_with_one_clear_line(engine, noveleval, t
         model = "no-such-model" if failure == "unknown model" else "test-model"
         db = engine.url.render_as_string(hide_password=False)
         started = time.monotonic()
-        code = main(["synth", "--candidates", candidate_file(tmp_path, noveleval), "--base-url", base_url,
-                     "--model", model, "--api-key-env", "SYNTH_TEST_KEY", "--max-in-flight", "4",
-                     "--max-retries", "5", "--db", db])
+        code = main(
+            [
+                "synth",
+                "--candidates",
+                candidate_file(tmp_path, noveleval),
+                "--base-url",
+                base_url,
+                "--model",
+                model,
+                "--api-key-env",
+                "SYNTH_TEST_KEY",
+                "--max-in-flight",
+                "4",
+                "--max-retries",
+                "5",
+                "--db",
+                db,
+            ]
+        )
         elapsed = time.monotonic() - started
         sent = len(server.chat_requests)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1
-    expected = {"bad key": "rejected the API key", "unknown model": "unknown model 'no-such-model'",
-                "unreachable": "cannot connect"}[failure]
+    expected = {
+        "bad key": "rejected the API key",
+        "unknown model": "unknown model 'no-such-model'",
+        "unreachable": "cannot connect",
+    }[failure]
     assert expected in lines[0] and "sk-" not in lines[0]
     if failure == "bad key":
         assert "SYNTH_TEST_KEY is set" in lines[0]
@@ -213,12 +247,12 @@ def test_a_failing_endpoint_stops_early_with_one_clear_line(engine, noveleval, t
 
 # ----------------------------------------------------------------------------- positives, budget, cost
 @pytest.fixture(scope="module")
-def theoremqa(shared_data):
+def theoremqa(test_data):
     """Three real BRIGHT theoremqa questions, each with its gold documents and two negatives."""
     from reasonrank.types import CandidateList, Passage
     from reasonrank.types import Query as QueryData
 
-    records = json.loads((shared_data / "bright" / "docs" / "theoremqa_questions_gold_docs.json").read_text())
+    records = json.loads((test_data / "bright" / "docs" / "theoremqa_questions_gold_docs.json").read_text())
     chosen, used = [], set()
     for record in records:  # four questions whose first two gold documents are all different
         ids = set(record["gold_ids"][:2])
@@ -266,8 +300,9 @@ def test_positive_selection_gives_relevant_docids_and_the_consistency_score(engi
 
 def test_request_budget_stops_new_items_and_cost_follows_the_price_table(engine, noveleval, tmp_path):
     with OpenAIServer(lambda messages, request: Answer(content="[1] > [2]", reasoning_content="two words")) as server:
-        cfg = config(server, candidate_file(tmp_path, noveleval), max_in_flight=4, max_requests=3,
-                     price_in=1.5, price_out=4.0)
+        cfg = config(
+            server, candidate_file(tmp_path, noveleval), max_in_flight=4, max_requests=3, price_in=1.5, price_out=4.0
+        )
         report = run_synth(cfg, engine)
         assert len(server.chat_requests) == 3
     summary = report.summary()

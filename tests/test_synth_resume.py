@@ -1,6 +1,7 @@
 """Kill `reasonrank synth` with SIGKILL half-way through a 200-item run, start it again: every item
 ends with exactly one label, none lost, none asked for twice once stored. The command runs as a
 real subprocess against a real HTTP teacher and a SQLite file, the way a job runs it."""
+
 from __future__ import annotations
 
 import os
@@ -26,22 +27,32 @@ ITEMS = 200
 def _labels(engine) -> list[tuple[str, int]]:
     """(qid, number of labels) for every item of the run's dataset."""
     with engine.connect() as connection:
-        return connection.execute(text(
-            "SELECT query.qid, COUNT(label.id) FROM item JOIN query ON query.id = item.query_id "
-            "LEFT JOIN label ON label.item_id = item.id GROUP BY query.qid")).all()
+        return connection.execute(
+            text(
+                "SELECT query.qid, COUNT(label.id) FROM item JOIN query ON query.id = item.query_id "
+                "LEFT JOIN label ON label.item_id = item.id GROUP BY query.qid"
+            )
+        ).all()
 
 
 def _start(argv: list[str], log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "reasonrank", *argv], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return subprocess.Popen(
+            [sys.executable, "-m", "reasonrank", *argv],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 def test_sigkill_mid_run_then_restart_labels_every_item_exactly_once(dl19, sqlite_template, tmp_path):  # noqa: F811
     passages = [p for cl in dl19 for p in cl.candidates]
     unique = list({p.docid: p for p in passages}.values())[: ITEMS * 5]
-    lists = [CandidateList(Query(f"k{i}", f"question number {i}"), unique[i * 5:(i + 1) * 5], dataset="kill")
-             for i in range(ITEMS)]
+    lists = [
+        CandidateList(Query(f"k{i}", f"question number {i}"), unique[i * 5 : (i + 1) * 5], dataset="kill")
+        for i in range(ITEMS)
+    ]
     candidates = tmp_path / "kill.jsonl"
     write_candidates_jsonl(lists, candidates)
     db_path = tmp_path / "store.db"
@@ -51,8 +62,19 @@ def test_sigkill_mid_run_then_restart_labels_every_item_exactly_once(dl19, sqlit
     teacher = lambda messages, request: Answer(content="[2] > [1] > [5]", reasoning_content="steady")  # noqa: E731
 
     with OpenAIServer(teacher, latency_s=0.05) as server:
-        argv = ["synth", "--candidates", str(candidates), "--base-url", server.base_url, "--model", "test-model",
-                "--max-in-flight", "4", "--db", f"sqlite:///{db_path}"]
+        argv = [
+            "synth",
+            "--candidates",
+            str(candidates),
+            "--base-url",
+            server.base_url,
+            "--model",
+            "test-model",
+            "--max-in-flight",
+            "4",
+            "--db",
+            f"sqlite:///{db_path}",
+        ]
         first = _start(argv, log)
         deadline = time.monotonic() + 120
         while sum(n for _, n in _labels(engine)) < 60 and time.monotonic() < deadline and first.poll() is None:
@@ -66,8 +88,9 @@ def test_sigkill_mid_run_then_restart_labels_every_item_exactly_once(dl19, sqlit
 
         second = _start(argv, log)
         assert second.wait(timeout=180) == 0, log.read_text()
-        asked_again = {r.body["messages"][-1]["content"].split("Search Query: ")[1].split(".")[0]
-                       for r in server.chat_requests}
+        asked_again = {
+            r.body["messages"][-1]["content"].split("Search Query: ")[1].split(".")[0] for r in server.chat_requests
+        }
     final = dict(_labels(engine))
     engine.dispose()
     assert len(final) == ITEMS and set(final.values()) == {1}  # every item, exactly one label

@@ -1,6 +1,7 @@
 """The Synthesize tab through gradio_client on the running app: an admin launches a synth job and
 polls it to success, an annotator is refused; the API key, given only as an environment
 variable's name, is nowhere in the database file, the job's log and events, or an export."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,22 +31,39 @@ SECRET = "sk-ui-test-6c1f0e9a-never-stored"
 def form(base_url: str, **changes) -> list:
     """/synth_start's inputs in order: dataset, status, limit, candidates, base url, model, key env,
     prompt, max tokens, temperature, answers, alpha, in flight, timeout, retries, budget, prices."""
-    values = dict(dataset=DATASET, status="pending", limit=None, candidates=None, base_url=base_url,
-                  model="test-model", api_key_env="SYNTH_UI_KEY", prompt="rankgpt", max_tokens=256, temperature=0.0,
-                  answers=None, alpha=0.4, max_in_flight=2, timeout_s=10, max_retries=2, max_requests=None,
-                  price_in=1.0, price_out=2.0)
+    values = dict(
+        dataset=DATASET,
+        status="pending",
+        limit=None,
+        candidates=None,
+        base_url=base_url,
+        model="test-model",
+        api_key_env="SYNTH_UI_KEY",
+        prompt="rankgpt",
+        max_tokens=256,
+        temperature=0.0,
+        answers=None,
+        alpha=0.4,
+        max_in_flight=2,
+        timeout_s=10,
+        max_retries=2,
+        max_requests=None,
+        price_in=1.0,
+        price_out=2.0,
+    )
     values.update(changes)
     return list(values.values())
 
 
 @pytest.fixture(scope="module")
-def store(review_app, shared_data):
+def store(review_app, test_data):
     """Four NovelEval lists, without labels, in the app's store."""
     url, engine = review_app
-    root = shared_data / "noveleval"
+    root = test_data / "noveleval"
     lists = read_candidate_file(root / "candidates_with_text.json", read_qrels(root / "qrels.txt"), DATASET)[:4]
-    import_batch(engine, ImportBatch(labels=[], candidates=lists, qrels={}, dataset=DATASET, kind="candidates",
-                                     issues=[]))
+    import_batch(
+        engine, ImportBatch(labels=[], candidates=lists, qrels={}, dataset=DATASET, kind="candidates", issues=[])
+    )
     return url, engine
 
 
@@ -71,8 +89,9 @@ def test_admin_runs_a_synth_job_and_the_key_is_never_stored(store, monkeypatch):
     url, engine = store
     monkeypatch.setenv("SYNTH_UI_KEY", SECRET)  # the app's environment: the job inherits it
     admin = Client(url, auth=(ADMIN, PASSWORD), verbose=False)
-    with OpenAIServer(lambda messages, request: Answer(content="[2] > [1]", reasoning_content="The second one."),
-                      api_key=SECRET) as server:
+    with OpenAIServer(
+        lambda messages, request: Answer(content="[2] > [1]", reasoning_content="The second one."), api_key=SECRET
+    ) as server:
         command = admin.predict(*form(server.base_url), api_name="/synth_command")
         assert command.startswith("reasonrank synth --dataset synthui") and "--api-key-env SYNTH_UI_KEY" in command
         job_id, message = admin.predict(*form(server.base_url), api_name="/synth_start")
@@ -85,8 +104,12 @@ def test_admin_runs_a_synth_job_and_the_key_is_never_stored(store, monkeypatch):
     assert view["outputs"]["cost_usd"] > 0 and view["argv"][:3] == ["synth", "--dataset", DATASET]
 
     with Session(engine) as session:
-        labels = session.exec(select(Label).join(Item, Item.id == Label.item_id)
-                              .join(Dataset, Dataset.id == Item.dataset_id).where(Dataset.name == DATASET)).all()
+        labels = session.exec(
+            select(Label)
+            .join(Item, Item.id == Label.item_id)
+            .join(Dataset, Dataset.id == Item.dataset_id)
+            .where(Dataset.name == DATASET)
+        ).all()
         job = session.get(Job, int(job_id))
     assert len(labels) == 4 and {label.reasoning for label in labels} == {"The second one."}
 

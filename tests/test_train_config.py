@@ -1,4 +1,5 @@
 """Training configs: presets, YAML round-trip, the CLI's flags, and the checks that refuse bad runs early."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,19 +10,37 @@ import pytest
 from reasonrank.cli import config_to_argv, parse_command
 from reasonrank.cli.train import resolve_run_config
 from reasonrank.io import InputError
-from reasonrank.train.config import (PRESETS, GRPORunConfig, SFTRunConfig, check_run_config, default_run_config,
-                                     load_run_config, run_config_to_yaml, save_run_config)
+from reasonrank.train.config import (
+    PRESETS,
+    GRPORunConfig,
+    SFTRunConfig,
+    check_run_config,
+    default_run_config,
+    load_run_config,
+    run_config_to_yaml,
+    save_run_config,
+)
 
 
 def test_paper_presets_carry_the_spec_hyperparameters():
     sft7 = default_run_config("sft", "paper-7b-full")
-    assert (sft7.finetune, sft7.learning_rate, sft7.num_epochs, sft7.batch_size * sft7.grad_accum) == ("full", 5e-6, 5.0, 8)
+    assert (sft7.finetune, sft7.learning_rate, sft7.num_epochs, sft7.batch_size * sft7.grad_accum) == (
+        "full",
+        5e-6,
+        5.0,
+        8,
+    )
     assert sft7.max_length == 23552 and sft7.preset == "paper-7b-full"
     lora32 = default_run_config("sft", "paper-32b-lora")
     assert (lora32.finetune, lora32.lora_r, lora32.lora_alpha, lora32.learning_rate) == ("lora", 32, 32, 1e-4)
     grpo7 = default_run_config("grpo", "paper-7b-full")
     assert isinstance(grpo7, GRPORunConfig)
-    assert (grpo7.num_generations, grpo7.learning_rate, grpo7.beta, grpo7.max_completion_length) == (8, 1e-6, 0.001, 3072)
+    assert (grpo7.num_generations, grpo7.learning_rate, grpo7.beta, grpo7.max_completion_length) == (
+        8,
+        1e-6,
+        0.001,
+        3072,
+    )
     assert grpo7.batch_size * grpo7.steps_per_generation * 8 == 16 * 8  # 16 prompts × 8 rollouts on 8 GPUs
     assert set(PRESETS) == {"paper-7b-full", "paper-32b-lora", "tiny-cpu"}
 
@@ -38,13 +57,16 @@ def test_yaml_round_trip_and_layering(tmp_path):
     assert "learning_rate: 0.002" in run_config_to_yaml(layered)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("learning_rate: fast\n", "learning_rate' must be float"),
-    ("num_generations: 4\n", "unknown SFTRunConfig field(s): num_generations"),
-    ("- a list\n", "must be a mapping"),
-    ("learning_rate: [\n", "bad.yaml: not valid YAML"),
-    ("preset: huge\n", "unknown preset 'huge'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("learning_rate: fast\n", "learning_rate' must be float"),
+        ("num_generations: 4\n", "unknown SFTRunConfig field(s): num_generations"),
+        ("- a list\n", "must be a mapping"),
+        ("learning_rate: [\n", "bad.yaml: not valid YAML"),
+        ("preset: huge\n", "unknown preset 'huge'"),
+    ],
+)
 def test_bad_yaml_values_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -71,10 +93,25 @@ def test_checks_refuse_runs_that_would_fail_later():
 
 
 def test_cli_flags_override_the_file_and_render_back(tmp_path):
-    path = save_run_config(load_run_config("sft", preset="tiny-cpu", overrides={"model": "m", "data": "d"}),
-                           tmp_path / "run.yaml")
-    command = parse_command(["train", "sft", "--config", str(path), "--learning-rate", "0.5", "--resume", "true",
-                             "--max-steps", "3", "--output-dir", str(tmp_path / "out")])
+    path = save_run_config(
+        load_run_config("sft", preset="tiny-cpu", overrides={"model": "m", "data": "d"}), tmp_path / "run.yaml"
+    )
+    command = parse_command(
+        [
+            "train",
+            "sft",
+            "--config",
+            str(path),
+            "--learning-rate",
+            "0.5",
+            "--resume",
+            "true",
+            "--max-steps",
+            "3",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     resolved = resolve_run_config(command)
     assert (resolved.learning_rate, resolved.resume, resolved.max_steps, resolved.model) == (0.5, True, 3, "m")
     assert parse_command(config_to_argv(command)) == command
@@ -91,9 +128,16 @@ def test_length_report_refuses_unless_told(tiny_model_dir, tmp_path):
     from reasonrank.train.data import apply_length_policy, length_report
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    rows = [{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "word " * n},
-                          {"role": "assistant", "content": "<think>x</think>\n<answer>[1]</answer>"}]}
-            for n in (5, 200, 10, 400)]
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "word " * n},
+                {"role": "assistant", "content": "<think>x</think>\n<answer>[1]</answer>"},
+            ]
+        }
+        for n in (5, 200, 10, 400)
+    ]
     report = length_report(rows, tokenizer, 100, "sft")
     assert report.too_long == [1, 3] and report.longest > 400
     with pytest.raises(InputError, match=r"2 of 4 examples are longer than max_length 100 tokens"):
@@ -106,8 +150,10 @@ def test_bad_export_lines_name_file_and_line(tmp_path):
     from reasonrank.train.data import load_rows
 
     path = tmp_path / "rl.jsonl"
-    good = '{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], ' \
-           '"initial_list": ["a", "b"], "teacher_list": ["b", "a"], "relevant_docids": ["b"]}'
+    good = (
+        '{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], '
+        '"initial_list": ["a", "b"], "teacher_list": ["b", "a"], "relevant_docids": ["b"]}'
+    )
     path.write_text(good + "\n" + good.replace('["b", "a"]', '["b", "c"]') + "\n")
     with pytest.raises(InputError, match=r"rl.jsonl:2: teacher_list must be a permutation"):
         load_rows(path, "grpo")
@@ -150,9 +196,23 @@ def test_qlora_is_refused_before_anything_loads(tmp_path, capsys, device):
     if cause is None:
         pytest.skip("this machine has CUDA and bitsandbytes: qlora is allowed here")
     out = tmp_path / "run"
-    argv = ["train", "sft", "--preset", "tiny-cpu", "--finetune", "qlora", "--device", device, "--model",
-            str(tmp_path / "absent-model"), "--data", str(tmp_path / "absent.jsonl"), "--output-dir", str(out),
-            "--no-register"]
+    argv = [
+        "train",
+        "sft",
+        "--preset",
+        "tiny-cpu",
+        "--finetune",
+        "qlora",
+        "--device",
+        device,
+        "--model",
+        str(tmp_path / "absent-model"),
+        "--data",
+        str(tmp_path / "absent.jsonl"),
+        "--output-dir",
+        str(out),
+        "--no-register",
+    ]
     assert main(argv) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert error == [f"error: qlora needs a CUDA GPU and bitsandbytes (requirements-gpu.txt); here {cause}"]

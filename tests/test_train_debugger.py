@@ -1,4 +1,5 @@
 """Reward debugger: its terms are the core reward's, its advantages TRL's group normalisation."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,12 @@ from reasonrank.io import InputError
 from reasonrank.metrics import format_reward, ranking_reward, reward_terms
 from reasonrank.train.debugger import debug_completion, debug_group, group_advantages
 
-ROW = {"initial_list": ["d1", "d2", "d3", "d4"], "teacher_list": ["d3", "d1", "d4", "d2"],
-       "relevant_docids": ["d3", "d4"], "prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]}
+ROW = {
+    "initial_list": ["d1", "d2", "d3", "d4"],
+    "teacher_list": ["d3", "d1", "d4", "d2"],
+    "relevant_docids": ["d3", "d4"],
+    "prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+}
 CASES = [
     "<think>[3] names it.</think>\n<answer>[3] > [1] > [4] > [2]</answer>",  # the teacher's order
     "<think>hm</think> <answer>[2] > [1] > [4] > [3]</answer>",  # valid, poor order

@@ -5,6 +5,7 @@ think/answer format (reward −1), the SFT model does; GRPO starts from the SFT 
 paper), runs a few steps with the real reward and writes a LoRA adapter that the transformers
 backend loads. The same runs repeat on CUDA under the `gpu` marker.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,16 +41,28 @@ def exports(labels, tmp_path_factory):
 def _sft(tiny_model_dir, exports, out: Path, device: str = "cpu", **overrides):
     from reasonrank.train.sft import run_sft
 
-    config = load_run_config("sft", preset="tiny-cpu", overrides={
-        "model": str(tiny_model_dir), "data": str(exports[0]), "output_dir": str(out), "device": device, **overrides})
+    config = load_run_config(
+        "sft",
+        preset="tiny-cpu",
+        overrides={
+            "model": str(tiny_model_dir),
+            "data": str(exports[0]),
+            "output_dir": str(out),
+            "device": device,
+            **overrides,
+        },
+    )
     return run_sft(config)
 
 
 def _grpo(model_dir, exports, out: Path, device: str = "cpu"):
     from reasonrank.train.grpo import run_grpo
 
-    config = load_run_config("grpo", preset="tiny-cpu", overrides={
-        "model": str(model_dir), "data": str(exports[1]), "output_dir": str(out), "device": device})
+    config = load_run_config(
+        "grpo",
+        preset="tiny-cpu",
+        overrides={"model": str(model_dir), "data": str(exports[1]), "output_dir": str(out), "device": device},
+    )
     return run_grpo(config)
 
 
@@ -59,8 +72,10 @@ def _rewards(model: str, labels, device: str = "cpu", adapter: str | None = None
     prompts = [prompt_messages(label, max_passage_tokens=12) for label in labels]
     completions = backend.generate(prompts, GenerationParams(max_new_tokens=48))
     backend.close()
-    return [reward_terms(c.text, l.candidates.docids, l.ranking, l.relevant_docids).total
-            for c, l in zip(completions, labels)]
+    return [
+        reward_terms(c.text, label.candidates.docids, label.ranking, label.relevant_docids).total
+        for c, label in zip(completions, labels)
+    ]
 
 
 def _metrics(out: str) -> list[dict]:
@@ -98,8 +113,17 @@ def _check_grpo(run, labels, sft_dir: str, device: str) -> None:
     assert run.steps == 4 and run.adapter
     logged = _metrics(run.output_dir)
     assert [m["step"] for m in logged] == [1, 2, 3, 4]
-    for name in ("reward", "reward_ranking_reward", "reward_format_reward", "reward_ndcg10", "reward_recall10",
-                 "reward_rbo", "reward_format_ok", "loss", "lr"):
+    for name in (
+        "reward",
+        "reward_ranking_reward",
+        "reward_format_reward",
+        "reward_ndcg10",
+        "reward_recall10",
+        "reward_rbo",
+        "reward_format_ok",
+        "loss",
+        "lr",
+    ):
         assert all(name in m for m in logged), name
     assert any(m["grad_norm"] > 0 for m in logged)
     weights = load_file(str(Path(run.model_dir) / "adapter_model.safetensors"))
@@ -116,11 +140,15 @@ def test_grpo_logs_reward_terms_and_trains_an_adapter(grpo_run, sft_run, labels)
 def test_grpo_adapter_reranks_through_the_backend(grpo_run, sft_run, dl19):
     from reasonrank.window import WindowConfig, rerank
 
-    backend = make_backend(BackendConfig(kind="transformers", model=sft_run.model_dir, adapter=grpo_run.model_dir,
-                                         device="cpu"))
+    backend = make_backend(
+        BackendConfig(kind="transformers", model=sft_run.model_dir, adapter=grpo_run.model_dir, device="cpu")
+    )
     head = dataclasses.replace(dl19[0], candidates=dl19[0].candidates[:6])
-    results = rerank([head], backend, WindowConfig(window=4, step=2, top_k=6, max_passage_tokens=12,
-                                                   generation=GenerationParams(max_new_tokens=48)))
+    results = rerank(
+        [head],
+        backend,
+        WindowConfig(window=4, step=2, top_k=6, max_passage_tokens=12, generation=GenerationParams(max_new_tokens=48)),
+    )
     backend.close()
     assert sorted(results[0].ranking) == sorted(head.docids)  # a permutation of the six candidates
     assert len(results[0].calls) == 2
@@ -139,8 +167,14 @@ def test_resume_continues_the_step_counter(tiny_model_dir, exports, tmp_path):
                 control.should_training_stop = True
 
     out = tmp_path / "run"
-    overrides = {"model": str(tiny_model_dir), "data": str(exports[0]), "output_dir": str(out), "device": "cpu",
-                 "max_steps": 4, "save_steps": 2}
+    overrides = {
+        "model": str(tiny_model_dir),
+        "data": str(exports[0]),
+        "output_dir": str(out),
+        "device": "cpu",
+        "max_steps": 4,
+        "save_steps": 2,
+    }
     first = run_sft(load_run_config("sft", preset="tiny-cpu", overrides=overrides), callbacks=[StopAt()])
     assert first.steps == 2 and (out / "checkpoint-2").is_dir()
     with pytest.raises(InputError, match="already holds checkpoints"):
@@ -182,10 +216,23 @@ def test_qlora_sft_on_cuda(tiny_model_dir, labels, exports, tmp_path):
     seen = CountLinear4bit()
     from reasonrank.train.sft import run_sft
 
-    config = load_run_config("sft", preset="tiny-cpu", overrides={
-        "model": str(tiny_model_dir), "data": str(exports[0]), "output_dir": str(tmp_path / "qlora"),
-        "device": "cuda", "precision": "auto", "finetune": "qlora", "max_steps": 2, "lora_r": 8, "lora_alpha": 16,
-        "lora_targets": "q_proj,v_proj", "learning_rate": 1e-3})
+    config = load_run_config(
+        "sft",
+        preset="tiny-cpu",
+        overrides={
+            "model": str(tiny_model_dir),
+            "data": str(exports[0]),
+            "output_dir": str(tmp_path / "qlora"),
+            "device": "cuda",
+            "precision": "auto",
+            "finetune": "qlora",
+            "max_steps": 2,
+            "lora_r": 8,
+            "lora_alpha": 16,
+            "lora_targets": "q_proj,v_proj",
+            "learning_rate": 1e-3,
+        },
+    )
     run = run_sft(config, callbacks=[seen])
     assert run.steps == 2 and run.adapter and seen.found > 0
     losses = [m["loss"] for m in _metrics(run.output_dir) if "loss" in m]

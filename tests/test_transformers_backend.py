@@ -1,4 +1,5 @@
 """The transformers backend on a real (tiny, random) Qwen2 loaded through from_pretrained."""
+
 from __future__ import annotations
 
 import json
@@ -98,7 +99,9 @@ def test_tokenizer_round_trips_after_autotokenizer_reload(tiny_dir):
     assert reloaded.eos_token == "<|im_end|>" and reloaded.pad_token == "<|endoftext|>"
     rendered = reloaded.apply_chat_template(
         [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-        tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
     )
     assert 0 < sum(rendered["assistant_masks"]) < len(rendered["input_ids"])
 
@@ -120,9 +123,7 @@ def test_batched_greedy_equals_one_prompt_at_a_time(backend, tiny_dir):
     assert [c.text for c in chunked.generate(PROMPTS, SHORT)] == [c.text for c in alone]
 
     encode = backend.tokenizer
-    lengths = [
-        len(encode(_rendered(backend, p), add_special_tokens=False)["input_ids"]) for p in PROMPTS
-    ]
+    lengths = [len(encode(_rendered(backend, p), add_special_tokens=False)["input_ids"]) for p in PROMPTS]
     assert [c.tokens_in for c in batched] == lengths
     for completion in batched:
         assert completion.finish_reason == "length"
@@ -178,9 +179,7 @@ def test_lora_adapter_is_loaded_merged_and_changes_the_model(backend, tiny_dir, 
     base = AutoModelForCausalLM.from_pretrained(tiny_dir)
     unmerged = PeftModel.from_pretrained(base, adapter_dir)
     assert torch.allclose(_logits(unmerged, backend.tokenizer, text), tuned_logits, atol=1e-4)
-    assert [c.text for c in tuned.generate(PROMPTS, SHORT)] != [
-        c.text for c in backend.generate(PROMPTS, SHORT)
-    ]
+    assert [c.text for c in tuned.generate(PROMPTS, SHORT)] != [c.text for c in backend.generate(PROMPTS, SHORT)]
 
 
 def test_dtype_option_is_applied(tiny_dir):
@@ -219,11 +218,11 @@ def test_folder_without_a_model_or_adapter_gives_one_line_error(tiny_dir, tmp_pa
         assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_rerank_two_dl19_queries_end_to_end(backend, shared_data):
+def test_rerank_two_dl19_queries_end_to_end(backend, test_data):
     from reasonrank.io import read_rank_llm_json
     from reasonrank.window import WindowConfig, rerank, window_spans
 
-    lists = read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json")[:2]
+    lists = read_rank_llm_json(test_data / "trec-dl19" / "bm25_top100_with_text.json")[:2]
     for candidate_list in lists:
         candidate_list.candidates = candidate_list.candidates[:5]
     config = WindowConfig(

@@ -1,5 +1,6 @@
 """The admin Agreement tab through gradio_client against the running app: the pair table, the
 server-side admin check, and adjudication of the conflicts seeded in ui_fixtures (dataset `agree`)."""
+
 from __future__ import annotations
 
 import pytest
@@ -83,8 +84,9 @@ def test_admin_rejects_only_with_a_note_or_types_an_order(admin, review_app):
     assert "rejected this item" in refused[0]
     assert get_item(engine, item_id).status == "conflict"
     typed = [view.teacher_ranking[2]] + view.teacher_ranking[:2] + view.teacher_ranking[3:]
-    done = admin.predict(str(item_id), view.version, "typed", " > ".join(typed), "neither was right",
-                         api_name="/adjudicate")
+    done = admin.predict(
+        str(item_id), view.version, "typed", " > ".join(typed), "neither was right", api_name="/adjudicate"
+    )
     assert "Adjudicated" in done[0], done[0]
     after = get_item(engine, item_id)
     assert (after.status, after.current_ranking) == ("fixed", typed)

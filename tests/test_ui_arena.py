@@ -1,16 +1,17 @@
 """The Arena tab of the running app: through gradio_client (a tiny local transformers model and a
 real local OpenAI-compatible server on a DL19 query; a dead endpoint; the registry panel) and in
 headless Chromium (two columns, reasoning on screen before the run ends, a screenshot)."""
+
 from __future__ import annotations
 
 import socket
 
 import pytest
 import pytrec_eval
+from browser_fixtures import ARTIFACTS, browser, login, needs_chromium  # noqa: F401 (fixture)
 from gradio_client import Client
 from openai_server import Answer, OpenAIServer
 from scripted_backend import window_passages
-from browser_fixtures import ARTIFACTS, browser, login, needs_chromium  # noqa: F401 (fixture)
 from ui_fixtures import ADMIN, PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.registry import add_reranker, list_rerankers
@@ -18,15 +19,18 @@ from reasonrank.arena import bm25_ranking
 from ui.arena import SAMPLES, chosen_list
 
 DL19 = next(iter(SAMPLES))
-THOUGHT = ("Passage [1] mentions the words of the query but not its intent, and the last passages "
-           "answer it best, so the order runs from the back of the window to the front.")
+THOUGHT = (
+    "Passage [1] mentions the words of the query but not its intent, and the last passages "
+    "answer it best, so the order runs from the back of the window to the front."
+)
 SETTINGS = {"top_k": 10, "window": 10, "step": 5, "max_new_tokens": 12}
 
 
 def reverse_responder(messages, request):
     n = len(window_passages(messages))
-    return Answer(content="<answer>" + " > ".join(f"[{i}]" for i in range(n, 0, -1)) + "</answer>",
-                  reasoning_content=THOUGHT)
+    return Answer(
+        content="<answer>" + " > ".join(f"[{i}]" for i in range(n, 0, -1)) + "</answer>", reasoning_content=THOUGHT
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +47,9 @@ def arena(review_app, endpoint, tiny_model_dir):
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
     add_reranker(engine, "tiny", "transformers", str(tiny_model_dir), {"device": "cpu"}, replace=True)
-    add_reranker(engine, "endpoint", "openai", "test-model", {"base_url": endpoint.base_url, "timeout_s": 10.0},
-                 replace=True)
+    add_reranker(
+        engine, "endpoint", "openai", "test-model", {"base_url": endpoint.base_url, "timeout_s": 10.0}, replace=True
+    )
     add_reranker(engine, "down", "openai", "test-model", {"base_url": dead, "timeout_s": 2.0}, replace=True)
     return url, engine
 
@@ -64,8 +69,18 @@ def dl19_query():
 
 def run(client, names, qid="", source=DL19, **paste):
     board, results, message, _ = client.predict(
-        source, qid, paste.get("query", ""), paste.get("passages", ""), paste.get("qrels", ""), names,
-        SETTINGS["top_k"], SETTINGS["window"], SETTINGS["step"], SETTINGS["max_new_tokens"], api_name="/arena_run")
+        source,
+        qid,
+        paste.get("query", ""),
+        paste.get("passages", ""),
+        paste.get("qrels", ""),
+        names,
+        SETTINGS["top_k"],
+        SETTINGS["window"],
+        SETTINGS["step"],
+        SETTINGS["max_new_tokens"],
+        api_name="/arena_run",
+    )
     return board, results, message
 
 
@@ -96,15 +111,22 @@ def test_dead_endpoint_shows_its_error_and_the_other_completes(client, dl19_quer
     board, results, message = run(client, ["down", "BM25"], dl19_query.query.qid)
     down, bm25 = results["lanes"]
     assert down["status"] == "error" and "cannot connect" in down["error"] and down["ranking"] is None
-    assert bm25["status"] == "done" and bm25["ranking"] == bm25_ranking(chosen_list(
-        DL19, dl19_query.query.qid, "", "", "", 10), 10)
+    assert bm25["status"] == "done" and bm25["ranking"] == bm25_ranking(
+        chosen_list(DL19, dl19_query.query.qid, "", "", "", 10), 10
+    )
     assert "Failed: down" in message and "cannot connect" in board
 
 
 def test_pasted_passages_and_refused_inputs(client, dl19_query):
     passages = "a\tgoldfish grow larger in big ponds\nb\tcats sleep all day\nc\tgoldfish"
-    _, results, _ = run(client, ["BM25", "endpoint"], source="Paste your own", query="do goldfish grow",
-                        passages=passages, qrels="a 2\nb 0")
+    _, results, _ = run(
+        client,
+        ["BM25", "endpoint"],
+        source="Paste your own",
+        query="do goldfish grow",
+        passages=passages,
+        qrels="a 2\nb 0",
+    )
     bm25, served = results["lanes"]
     assert bm25["ranking"][0] == "a" and served["ranking"] == ["c", "b", "a"]
     assert bm25["metrics"]["ndcg@10"] == pytest.approx(1.0) and served["metrics"]["recall@10"] == 1.0
@@ -119,10 +141,9 @@ def test_pasted_passages_and_refused_inputs(client, dl19_query):
     assert "at least two passages" in message
 
 
-def test_bright_mini_query_keeps_excluded_ids_out(client, shared_data, monkeypatch):
+def test_bright_mini_query_keeps_excluded_ids_out(client, test_data, monkeypatch):
     from ui.arena import BRIGHT_MINI, sample_lists
 
-    monkeypatch.setenv("REASONRANK_SHARED_DATA", str(shared_data))
     lists = sample_lists(BRIGHT_MINI)
     assert len(lists) == 194 and all(cl.dataset == "theoremqa_questions" for cl in lists)
     query = next(cl for cl in lists if cl.excluded_ids and any(cl.qrels.get(d) for d in cl.docids[:10]))
@@ -136,11 +157,19 @@ def test_bright_mini_query_keeps_excluded_ids_out(client, shared_data, monkeypat
 def test_registry_panel_is_for_admins_and_checks_options(arena):
     url, engine = arena
     admin = Client(url, auth=(ADMIN, PASSWORD), verbose=False)
-    _, message = admin.predict("served-7b", "openai", "reasonrank-7B", '{"base_url": "http://h:8000/v1", '
-                               '"api_key_env": "MY_KEY"}', api_name="/add_reranker")
+    _, message = admin.predict(
+        "served-7b",
+        "openai",
+        "reasonrank-7B",
+        '{"base_url": "http://h:8000/v1", "api_key_env": "MY_KEY"}',
+        api_name="/add_reranker",
+    )
     assert message.startswith("✅") and "served-7b" in [row.name for row in list_rerankers(engine)]
-    for options, cause in (('{"api_key": "sk-123"}', "unknown option"), ("[1]", "JSON object"),
-                           ('{"base_url": ', "JSON object")):
+    for options, cause in (
+        ('{"api_key": "sk-123"}', "unknown option"),
+        ("[1]", "JSON object"),
+        ('{"base_url": ', "JSON object"),
+    ):
         _, message = admin.predict("bad", "openai", "m", options, api_name="/add_reranker")
         assert cause in message
     _, message = admin.predict("BM25", "openai", "m", "", api_name="/add_reranker")
@@ -166,8 +195,12 @@ def test_browser_streams_reasoning_before_the_run_ends(arena, endpoint, browser)
             picker.click()
             picker.fill(name)
             picker.press("Enter")
-        for elem_id, value in (("arena-topk", "10"), ("arena-window", "10"), ("arena-step", "5"),
-                               ("arena-max-tokens", "12")):
+        for elem_id, value in (
+            ("arena-topk", "10"),
+            ("arena-window", "10"),
+            ("arena-step", "5"),
+            ("arena-max-tokens", "12"),
+        ):
             page.locator(f"#{elem_id} input").fill(value)
         page.locator("#arena-run").click()
         # reasoning text is on screen while its column still says "running"
@@ -175,7 +208,8 @@ def test_browser_streams_reasoning_before_the_run_ends(arena, endpoint, browser)
             """() => { const lane = document.querySelector('#arena-board .ar-lane[data-lane="endpoint"]');
                        return lane && lane.querySelector('.ar-running')
                               && lane.querySelector('.ar-live').textContent.includes('Passage [1]'); }""",
-            timeout=30_000)
+            timeout=30_000,
+        )
         expect(page.locator("#arena-message")).to_contain_text("Done", timeout=60_000)
         expect(page.locator("#arena-board .ar-lane")).to_have_count(2)
         expect(page.locator("#arena-board .ar-ranks thead th")).to_have_count(4)  # #, first stage, 2 rerankers

@@ -1,5 +1,6 @@
 """The Review tab in headless Chromium (Debian's, through Playwright): log in, drag, save, reload;
 untrusted passage text renders as text and runs nothing. Screenshots go to tests/artifacts/."""
+
 from __future__ import annotations
 
 import re
@@ -44,12 +45,14 @@ def _drag(page, source: str, target: str, expected: list[str]) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(3):
-        page.drag_and_drop(f'#rr-drag li[data-id="{source}"]', f'#rr-drag li[data-id="{target}"]',
-                           target_position={"x": 10, "y": 2})
+        page.drag_and_drop(
+            f'#rr-drag li[data-id="{source}"]', f'#rr-drag li[data-id="{target}"]', target_position={"x": 10, "y": 2}
+        )
         try:
             page.wait_for_function(
                 "want => [...document.querySelectorAll('#rr-drag li')].map(e => e.dataset.id).join(',') === want",
-                arg=",".join(expected), timeout=5_000,
+                arg=",".join(expected),
+                timeout=5_000,
             )
             return
         except PlaywrightTimeout:

@@ -1,4 +1,5 @@
 """The Data tab (imports, exports) through gradio_client against the running app, as admin and annotator."""
+
 from __future__ import annotations
 
 import hashlib
@@ -46,16 +47,26 @@ def admin(review_app, data_dir):
 @pytest.fixture(scope="module")
 def labels_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("labels") / "datatab_labels.jsonl"
-    labels = [make_label(f"q{i}", [f"dt{i}-d{j}" for j in range(4)], relevant=[f"dt{i}-d{i % 4}"], dataset=DATASET,
-                         reasoning=f"[1] and [2] answer question {i}") for i in range(3)]
+    labels = [
+        make_label(
+            f"q{i}",
+            [f"dt{i}-d{j}" for j in range(4)],
+            relevant=[f"dt{i}-d{i % 4}"],
+            dataset=DATASET,
+            reasoning=f"[1] and [2] answer question {i}",
+        )
+        for i in range(3)
+    ]
     write_labels_jsonl(labels, path)
     return path
 
 
 def _counts(engine) -> dict[str, int]:
     with engine.connect() as connection:
-        return {table: connection.execute(text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one()
-                for table in inspect(engine).get_table_names()}
+        return {
+            table: connection.execute(text(f'SELECT COUNT(*) FROM "{table}"')).scalar_one()
+            for table in inspect(engine).get_table_names()
+        }
 
 
 def _import(client, path: Path, kind: str, dataset: str = ""):
@@ -102,10 +113,18 @@ def test_export_after_review_downloads_the_reported_file(admin, review_app, labe
     for decision in ("accept", "fix", "reject"):
         item = next_item(engine, ADMIN, QueueFilter(dataset=DATASET))
         ranking = list(reversed(item.teacher_ranking)) if decision == "fix" else None
-        save_review(engine, item.item_id, ADMIN, decision, item.version, ranking=ranking,
-                    note="off topic" if decision == "reject" else None)
-    out = admin.predict("rl", "datatab-rl", DATASET, ["accepted", "fixed"], None, False, False,
-                        api_name="/write_export")
+        save_review(
+            engine,
+            item.item_id,
+            ADMIN,
+            decision,
+            item.version,
+            ranking=ranking,
+            note="off topic" if decision == "reject" else None,
+        )
+    out = admin.predict(
+        "rl", "datatab-rl", DATASET, ["accepted", "fixed"], None, False, False, api_name="/write_export"
+    )
     command, message, details, download, history = out
     assert command == f"reasonrank export --format rl --name datatab-rl --dataset {DATASET}"
     assert details["count"] == 2 and "wrote 2 rl rows" in message
@@ -116,8 +135,7 @@ def test_export_after_review_downloads_the_reported_file(admin, review_app, labe
     rows = history["data"] if isinstance(history, dict) else history
     assert rows[0][1] == "datatab-rl" and rows[0][4] == details["sha256"] and rows[0][6] == ADMIN
     with pytest.raises(Exception, match="already exists"):
-        admin.predict("rl", "datatab-rl", DATASET, ["accepted", "fixed"], None, False, False,
-                      api_name="/write_export")
+        admin.predict("rl", "datatab-rl", DATASET, ["accepted", "fixed"], None, False, False, api_name="/write_export")
 
 
 def test_annotator_is_refused(review_app, labels_file, data_dir):

@@ -1,6 +1,7 @@
 """The Eval tab through gradio_client against the running app: a real `reasonrank eval` job on the
 BRIGHT mini set (BM25 only), its table checked against pytrec_eval on the run file the tab offers
 for download, the official exclusions checked on that run, and the run on the leaderboard."""
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,10 @@ from db.evalruns import leaderboard, record_eval_run
 from db.jobs import launch_job
 from reasonrank.bright import load_bright_task, read_examples
 from reasonrank.bright_mini import MINI_TASK
-from ui.evaluate import mini_root
 from reasonrank.cli import parse_command
 from reasonrank.io import read_qrels, read_trec_run
 from reasonrank.reproduce import prompt_sha256
+from ui.evaluate import mini_root
 
 RUN_NAME = "mini bm25 (test)"
 # inputs of /eval_start: dataset, BRIGHT dir, tasks, first stage, run file, reranker, window, step, top-k, seed, name
@@ -30,13 +31,12 @@ MSG, TABLE, CHART, RUN, CALLS, REPRODUCE = range(6)
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, shared_data):
+def data_dir(tmp_path_factory, test_data):
     """Jobs, eval outputs and the built mini set go to $REASONRANK_DATA; the app and its job
     subprocesses (which inherit the environment) both see this one."""
     folder = tmp_path_factory.mktemp("eval-tab")
-    saved = {key: os.environ.get(key) for key in ("REASONRANK_DATA", "REASONRANK_SHARED_DATA")}
+    saved = {key: os.environ.get(key) for key in ("REASONRANK_DATA",)}
     os.environ["REASONRANK_DATA"] = str(folder)
-    os.environ["REASONRANK_SHARED_DATA"] = str(shared_data)
     yield folder
     for key, value in saved.items():
         if value is None:
@@ -88,12 +88,15 @@ def test_table_ndcg10_equals_pytrec_eval_on_the_downloaded_run(finished, data_di
     assert (row["dataset"], row["stage"], row["queries"]) == (MINI_TASK, "first-stage", 194)
     mini = mini_root()
     excluded = {ex.qid: set(ex.excluded_ids) for ex in read_examples(mini / "examples" / f"{MINI_TASK}.jsonl")}
-    qrels = {q: {d: g for d, g in rels.items() if d not in excluded[q]}
-             for q, rels in read_qrels(mini / "qrels" / "qrels.bright-theoremqa-questions.txt").items()}
+    qrels = {
+        q: {d: g for d, g in rels.items() if d not in excluded[q]}
+        for q, rels in read_qrels(mini / "qrels" / "qrels.bright-theoremqa-questions.txt").items()
+    }
     run = read_trec_run(Path(outputs[RUN]))  # the file the tab offers, as downloaded by the client
     assert len(run) == 194
     reference = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10"}).evaluate(
-        {q: dict(hits) for q, hits in run.items()})
+        {q: dict(hits) for q, hits in run.items()}
+    )
     assert row["nDCG@10"] == round(100 * statistics.mean(v["ndcg_cut_10"] for v in reference.values()), 2)
     assert row["Recall@10"] == round(100 * statistics.mean(v["recall_10"] for v in reference.values()), 2)
     # excluded ids never reach the run, though 169 of them are in this corpus
@@ -126,12 +129,25 @@ def test_annotators_cannot_start_and_failed_jobs_are_not_recorded(review_app, da
     with pytest.raises(Exception, match="not an admin"):
         annotator.predict(*MINI_FORM, "sneaky", api_name="/eval_start")
     with pytest.raises(Exception, match="BRIGHT directory"):
-        admin.predict("bright", "", [MINI_TASK], "BM25", "", "none (first stage only)", 20, 10, 100, "", "",
-                      api_name="/eval_start")
+        admin.predict(
+            "bright",
+            "",
+            [MINI_TASK],
+            "BM25",
+            "",
+            "none (first stage only)",
+            20,
+            10,
+            100,
+            "",
+            "",
+            api_name="/eval_start",
+        )
     with pytest.raises(Exception, match="seed must be a whole number"):
         admin.predict(*MINI_FORM[:-1], "seven", "", api_name="/eval_start")
-    job_id = launch_job(engine, "eval", ["eval", "--bright-root", str(data_dir / "absent"), "--task", MINI_TASK],
-                        {"form": "eval"})
+    job_id = launch_job(
+        engine, "eval", ["eval", "--bright-root", str(data_dir / "absent"), "--task", MINI_TASK], {"form": "eval"}
+    )
     view = _wait(admin, job_id)
     assert view["status"] == "failed" and "no BRIGHT examples" in view["message"]
     assert record_eval_run(engine, job_id) is None
@@ -152,11 +168,17 @@ def test_registry_reranker_reranks_and_its_calls_are_offered(admin, review_app, 
 
     _, engine = review_app
     with OpenAIServer(responder=reverse) as server:
-        add_reranker(engine, "eval-tab-reverse", "openai", "test-model",
-                     {"base_url": server.base_url, "max_retries": 2, "max_in_flight": 4, "timeout_s": 60.0})
+        add_reranker(
+            engine,
+            "eval-tab-reverse",
+            "openai",
+            "test-model",
+            {"base_url": server.base_url, "max_retries": 2, "max_in_flight": 4, "timeout_s": 60.0},
+        )
         admin.predict(api_name="/eval_refresh")
-        job_id = admin.predict("bright-mini", "", [], "BM25", "", "eval-tab-reverse", 20, 10, 20, "", "",
-                               api_name="/eval_start")
+        job_id = admin.predict(
+            "bright-mini", "", [], "BM25", "", "eval-tab-reverse", 20, 10, 20, "", "", api_name="/eval_start"
+        )
         view = _wait(admin, job_id)
     assert view["status"] == "succeeded", view["log_tail"]
     outputs = admin.predict(job_id, api_name="/eval_results")
@@ -165,7 +187,8 @@ def test_registry_reranker_reranks_and_its_calls_are_offered(admin, review_app, 
     reranked = read_trec_run(Path(outputs[RUN]))
     bm25 = load_bright_task(mini_root(), MINI_TASK, top_k=20).run
     assert {q: [d for d, _ in hits] for q, hits in reranked.items()} == {
-        q: [d for d, _ in hits][::-1] for q, hits in bm25.items()}
+        q: [d for d, _ in hits][::-1] for q, hits in bm25.items()
+    }
     assert Path(outputs[CALLS]).read_text().count("\n") == 194  # one window per query
     assert view["outputs"]["reproduce"]["backend"] == "openai"
     board = admin.predict(api_name="/eval_refresh")[1]
@@ -177,8 +200,9 @@ def test_registry_reranker_reranks_and_its_calls_are_offered(admin, review_app, 
 def test_bundled_sets_give_runnable_commands(admin, dataset, name, queries):
     from reasonrank.evaluate import evaluate
 
-    command = admin.predict(dataset, "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "",
-                            api_name="/eval_command")
+    command = admin.predict(
+        dataset, "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "", api_name="/eval_command"
+    )
     config = parse_command(command)
     assert config.trec.name == name and config.rel_level == (2 if dataset == "dl19" else 1)  # TREC: grade 2+ relevant
     (scores,) = evaluate(config).scores

@@ -1,5 +1,6 @@
 """The shared job panel's API through gradio_client: watch a real job, refuse an annotator's
 cancel, let an admin cancel. (Each tab's own tests launch jobs through its form.)"""
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,12 @@ def panel_app(tmp_path_factory):
     add_user(engine, "ann1", "annotator", PASSWORD)
     with gr.Blocks() as demo:
         job_panel(engine, "eval")
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                            auth=lambda u, p: verify(engine, u, p) is not None)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        prevent_thread_lock=True,
+        quiet=True,
+        auth=lambda u, p: verify(engine, u, p) is not None,
+    )
     yield url, engine
     demo.close()
     engine.dispose()
@@ -45,11 +50,25 @@ def test_panel_shows_a_job_and_only_an_admin_cancels_it(panel_app, tmp_path, mon
     url, engine = panel_app
     monkeypatch.setenv("REASONRANK_DATA", str(tmp_path))
     lists = tmp_path / "lists.jsonl"
-    lists.write_text('{"qid": "q", "query": "x", "candidates": [{"docid": "a", "text": "t"}, '
-                     '{"docid": "b", "text": "u"}]}\n')
+    lists.write_text(
+        '{"qid": "q", "query": "x", "candidates": [{"docid": "a", "text": "t"}, {"docid": "b", "text": "u"}]}\n'
+    )
     with OpenAIServer(responder=lambda messages, request: Fault(hang_s=30)) as server:
-        argv = ["rerank", "--candidates", str(lists), "--backend", "openai", "--model", "test-model",
-                "--base-url", server.base_url, "--timeout", "60", "--out", str(tmp_path / "out")]
+        argv = [
+            "rerank",
+            "--candidates",
+            str(lists),
+            "--backend",
+            "openai",
+            "--model",
+            "test-model",
+            "--base-url",
+            server.base_url,
+            "--timeout",
+            "60",
+            "--out",
+            str(tmp_path / "out"),
+        ]
         job_id = db_jobs.launch_job(engine, "eval", argv, {})
         deadline = time.monotonic() + 30
         while not server.chat_requests and time.monotonic() < deadline:
@@ -69,16 +88,36 @@ def test_render_helpers_show_figures_eta_and_curves():
     from db.jobs import JobView
     from ui.jobs import curves_frame, render_bar, render_status
 
-    view = JobView(id=3, kind="train", status="running", argv=["train", "sft"], config={},
-                   progress={"time": 10.0, "event": "progress", "done": 5, "total": 20, "unit": "step",
-                             "errors": {"429": 2}, "cost_usd": 0.125},
-                   metrics=[{"step": 1, "loss": 2.0, "reward": -1}, {"step": 2, "loss": 1.5}],
-                   message="", outputs={}, log_tail="", eta_seconds=75.0, created_by=None, lineage={})
+    view = JobView(
+        id=3,
+        kind="train",
+        status="running",
+        argv=["train", "sft"],
+        config={},
+        progress={
+            "time": 10.0,
+            "event": "progress",
+            "done": 5,
+            "total": 20,
+            "unit": "step",
+            "errors": {"429": 2},
+            "cost_usd": 0.125,
+        },
+        metrics=[{"step": 1, "loss": 2.0, "reward": -1}, {"step": 2, "loss": 1.5}],
+        message="",
+        outputs={},
+        log_tail="",
+        eta_seconds=75.0,
+        created_by=None,
+        lineage={},
+    )
     status = render_status(view)
     assert "5/20 steps" in status and "ETA 1:15" in status and "429 2" in status and "$: 0.125" in status
     assert 'aria-valuenow="25"' in render_bar(view)
     frame = curves_frame(view, ("loss", "reward"))
     assert frame.to_dict("records") == [
-        {"step": 1, "value": 2.0, "series": "loss"}, {"step": 1, "value": -1.0, "series": "reward"},
-        {"step": 2, "value": 1.5, "series": "loss"}]
+        {"step": 1, "value": 2.0, "series": "loss"},
+        {"step": 1, "value": -1.0, "series": "reward"},
+        {"step": 2, "value": 1.5, "series": "loss"},
+    ]
     assert "`reasonrank train sft`" in status

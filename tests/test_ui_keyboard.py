@@ -5,13 +5,13 @@ with the `f` shortcut; the stored Review row holds the moved order.
 Own dataset (`keys`) and user (`keyer`) in the shared review app, so the other UI test files'
 queues are untouched.
 """
+
 from __future__ import annotations
 
-
 import pytest
+from browser_fixtures import browser, login, needs_chromium  # noqa: F401 (fixture)
 from db_fixtures import make_batch, make_label
 from sqlalchemy import select
-from browser_fixtures import browser, login, needs_chromium  # noqa: F401 (fixture)
 from ui_fixtures import PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.engine import read_session
@@ -29,8 +29,15 @@ pytestmark = needs_chromium
 def keys_app(review_app):
     """The review app with this file's items and reviewer added."""
     url, engine = review_app
-    labels = [make_label(f"k{i}", [f"keys-{i}-d{j}" for j in range(SIZE)], dataset=DATASET,
-                         reasoning="Passage [1] answers it; [2] is close.") for i in range(ITEMS)]
+    labels = [
+        make_label(
+            f"k{i}",
+            [f"keys-{i}-d{j}" for j in range(SIZE)],
+            dataset=DATASET,
+            reasoning="Passage [1] answers it; [2] is close.",
+        )
+        for i in range(ITEMS)
+    ]
     import_batch(engine, make_batch(labels, dataset=DATASET))
     add_user(engine, USER, "annotator", PASSWORD)
     return url, engine
@@ -62,14 +69,18 @@ def _focused(page) -> str | None:
 def _wait_order(page, expected: list[str]) -> None:
     page.wait_for_function(
         "want => [...document.querySelectorAll('#rr-drag li')].map(e => e.dataset.id).join(',') === want",
-        arg=",".join(expected))
+        arg=",".join(expected),
+    )
 
 
 def _stored_fixes(engine, item_id: int) -> list[list[str]]:
     with read_session(engine) as session:
-        return [list(ranking) for ranking in session.execute(
-            select(Review.ranking).where(Review.item_id == item_id, Review.decision == "fix")
-            .order_by(Review.id)).scalars()]
+        return [
+            list(ranking)
+            for ranking in session.execute(
+                select(Review.ranking).where(Review.item_id == item_id, Review.decision == "fix").order_by(Review.id)
+            ).scalars()
+        ]
 
 
 def test_arrow_keys_move_the_selected_passage_and_f_saves_it(page, keys_app):

@@ -3,6 +3,7 @@
 A component created at the Blocks' top level between two tabs (a gr.api, a State, a Timer)
 makes Gradio start a second tab group, drawn under every page: easy to miss in API tests.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Every Review-tab action through gradio_client against the running app, login included."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,8 +27,14 @@ def _next(client):
 
 
 def _save(client, decision, out, order=None, reasoning=None, note=""):
-    return client.predict(int(out[ID]), int(out[VERSION]), order if order is not None else out[ORDER],
-                          reasoning if reasoning is not None else out[REASONING], note, api_name=f"/{decision}")
+    return client.predict(
+        int(out[ID]),
+        int(out[VERSION]),
+        order if order is not None else out[ORDER],
+        reasoning if reasoning is not None else out[REASONING],
+        note,
+        api_name=f"/{decision}",
+    )
 
 
 def test_wrong_password_is_refused(review_app):
@@ -124,7 +131,7 @@ def test_open_item_shows_a_model_label_without_reasoning_as_text(client, review_
 def test_render_escapes_text_and_links_mentions():
     from ui.render import diff_html, moved_ids, reasoning_html
 
-    out = reasoning_html('<b>x</b> [2] beats [1]; [9] is not a passage', {1: "d1", 2: 'd"2'})
+    out = reasoning_html("<b>x</b> [2] beats [1]; [9] is not a passage", {1: "d1", 2: 'd"2'})
     assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>" not in out
     assert 'data-docid="d&quot;2"' in out and out.count("rr-mention") == 2 and "[9]" in out
     assert "no reasoning text" in reasoning_html(None, {}, "rankvicuna")

@@ -1,6 +1,7 @@
 """The Train tab through gradio_client: an admin trains from an export as a real job, watches its
 curves and finds the registered model; an annotator is refused; cancel stops the process; the
 reward debugger answers with the core reward's numbers."""
+
 from __future__ import annotations
 
 import time
@@ -39,8 +40,9 @@ def exports(review_app, dl19):
     for kind, write in (("sft", write_sft_export), ("rl", write_rl_export)):
         path = write(labels, folder, f"train-tab-{kind}")
         lines = path.read_bytes().splitlines()
-        record = record_export(engine, path.stem, kind, ExportFilter(), ExportFile(path, len(lines), "0" * 64),
-                               created_by=ADMIN)
+        record = record_export(
+            engine, path.stem, kind, ExportFilter(), ExportFile(path, len(lines), "0" * 64), created_by=ADMIN
+        )
         recorded[kind] = record
     return recorded
 
@@ -58,8 +60,9 @@ def _form(export_id, model, out, hyper=SHORT_RUN, register_as="", finetune="full
     return ("sft", "tiny-cpu", finetune, str(export_id), "", str(model), str(out), hyper, False, register_as)
 
 
-def test_admin_trains_from_an_export_and_finds_the_registered_model(admin, review_app, exports, tiny_model_dir,
-                                                                    tmp_path):
+def test_admin_trains_from_an_export_and_finds_the_registered_model(
+    admin, review_app, exports, tiny_model_dir, tmp_path
+):
     _, engine = review_app
     form = _form(exports["sft"].id, tiny_model_dir, tmp_path / "run", register_as="tab-sft")
     command = admin.predict(*form, api_name="/train_command")
@@ -84,13 +87,15 @@ def test_the_form_offers_qlora_as_a_flag_the_cli_reads(admin, exports, tiny_mode
     from reasonrank.cli import parse_command
     from reasonrank.cli.train import resolve_run_config
 
-    command = admin.predict(*_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", finetune="qlora"),
-                            api_name="/train_command")
+    command = admin.predict(
+        *_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", finetune="qlora"), api_name="/train_command"
+    )
     assert "--finetune qlora" in command
     argv = command.strip("`\n").split()[1:]  # drop the program name
     assert resolve_run_config(parse_command(argv)).finetune == "qlora"
-    refused = admin.predict(*_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", hyper="finetune: lora\n"),
-                            api_name="/train_command")
+    refused = admin.predict(
+        *_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", hyper="finetune: lora\n"), api_name="/train_command"
+    )
     assert "set finetune with the form fields above" in refused
 
 
@@ -106,14 +111,17 @@ def test_cancel_stops_the_training_process(admin, review_app, exports, tiny_mode
     from db.jobs import refresh_job
 
     _, engine = review_app
-    job_id = admin.predict(*_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", hyper="max_steps: 100000\n"),
-                           api_name="/train_start")
+    job_id = admin.predict(
+        *_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", hyper="max_steps: 100000\n"),
+        api_name="/train_start",
+    )
     running = _wait(admin, job_id, lambda v: v["progress"] is not None or v["finished"], timeout=120)
     assert running["status"] == "running", running["log_tail"]
     cancelled = admin.predict(job_id, api_name="/train_job_cancel")
     assert cancelled["status"] == "cancelled"
-    from db.models import Job
     from sqlmodel import Session
+
+    from db.models import Job
 
     with Session(engine) as session:
         pid = session.get(Job, job_id).pid
@@ -124,10 +132,14 @@ def test_cancel_stops_the_training_process(admin, review_app, exports, tiny_mode
 def test_reward_debugger_matches_the_core_reward(admin, exports, dl19):
     label = dl19_windows(dl19, 6)[1]  # three passages
     teacher = " > ".join(f"[{label.candidates.docids.index(d) + 1}]" for d in label.ranking)
-    texts = [f"<think>ok</think>\n<answer>{teacher}</answer>", "<think>x</think><answer>[1] > [2]</answer>",
-             "no tags at all"]
-    about, table, figures = admin.predict(str(exports["rl"].id), "", 1, "\n---\n".join(texts), 0.0,
-                                          api_name="/reward_debug")
+    texts = [
+        f"<think>ok</think>\n<answer>{teacher}</answer>",
+        "<think>x</think><answer>[1] > [2]</answer>",
+        "no tags at all",
+    ]
+    about, table, figures = admin.predict(
+        str(exports["rl"].id), "", 1, "\n---\n".join(texts), 0.0, api_name="/reward_debug"
+    )
     expected = [reward_terms(t, label.candidates.docids, label.ranking, label.relevant_docids).total for t in texts]
     assert figures["rewards"] == pytest.approx(expected)
     assert expected[1:] == [0.0, -1.0] and "Row 1: 3 passages" in about
@@ -148,10 +160,16 @@ def test_reward_debugger_generates_a_group_with_a_registered_reranker(admin, rev
 
     label = dl19_windows(dl19, 6)[1]  # three passages
     rl_row = json.loads(Path(exports["rl"].path).read_text().splitlines()[1])
-    answers = itertools.cycle(["<think>teacher</think>\n<answer>{}</answer>".format(
-        " > ".join(f"[{label.candidates.docids.index(d) + 1}]" for d in label.ranking)),
-        "<think>reverse</think><answer>[3] > [2] > [1]</answer>", "<think>short</think><answer>[1]</answer>",
-        "no tags"])
+    answers = itertools.cycle(
+        [
+            "<think>teacher</think>\n<answer>{}</answer>".format(
+                " > ".join(f"[{label.candidates.docids.index(d) + 1}]" for d in label.ranking)
+            ),
+            "<think>reverse</think><answer>[3] > [2] > [1]</answer>",
+            "<think>short</think><answer>[1]</answer>",
+            "no tags",
+        ]
+    )
     _, engine = review_app
     with OpenAIServer(responder=lambda messages, request: next(answers)) as server:
         add_reranker(engine, "debug-sampler", "openai", "test-model", {"base_url": server.base_url, "max_retries": 0})
@@ -162,8 +180,9 @@ def test_reward_debugger_generates_a_group_with_a_registered_reranker(admin, rev
     assert all(r.body["messages"] == rl_row["prompt"] and r.body["temperature"] == 0.7 for r in requests)
     _, _, figures = admin.predict(str(exports["rl"].id), "", 1, text, 0.0, api_name="/reward_debug")
     n = len(texts)
-    expected = ranking_reward(texts, [rl_row["initial_list"]] * n, [rl_row["teacher_list"]] * n,
-                              [rl_row["relevant_docids"]] * n)
+    expected = ranking_reward(
+        texts, [rl_row["initial_list"]] * n, [rl_row["teacher_list"]] * n, [rl_row["relevant_docids"]] * n
+    )
     assert figures["rewards"] == pytest.approx(expected)
     assert sorted(expected)[:2] == [-1.0, 0.0] and max(expected) > 0  # the group spans every kind of answer
     with pytest.raises(Exception, match="choose a registered transformers or openai reranker"):

@@ -5,18 +5,19 @@ written in each passage), so the expected result of a sweep can be computed inde
 each span of the plan in turn. The property a single back-to-front sweep guarantees — the global
 top `step` end up on top in true order — is checked against a plain sort, not the simulation.
 """
+
 from __future__ import annotations
 
 import random
 
 import pytest
+from scripted_backend import ScriptedBackend, window_passages
 
 from reasonrank import prompts
 from reasonrank.backends.base import Backend, BackendError
 from reasonrank.io import InputError
 from reasonrank.types import CandidateList, Passage, Query
 from reasonrank.window import WindowConfig, rerank, window_spans
-from scripted_backend import ScriptedBackend, window_passages
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -39,10 +40,7 @@ def make_list(qid: str, scores: list[int]) -> CandidateList:
     """Candidates in first-stage order; passage k states its relevance `scores[k]`."""
     return CandidateList(
         query=Query(qid, f"which passage of {qid} is best? see [3]"),
-        candidates=[
-            Passage(f"{qid}-d{k}", f"passage {k} [7] cafÃ© relevance {s}")
-            for k, s in enumerate(scores)
-        ],
+        candidates=[Passage(f"{qid}-d{k}", f"passage {k} [7] cafÃ© relevance {s}") for k, s in enumerate(scores)],
     )
 
 
@@ -69,9 +67,7 @@ def docids(cl: CandidateList, indices: list[int]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- window_spans
-PAPER_SPANS = [
-    (80, 100), (70, 90), (60, 80), (50, 70), (40, 60), (30, 50), (20, 40), (10, 30), (0, 20)
-]
+PAPER_SPANS = [(80, 100), (70, 90), (60, 80), (50, 70), (40, 60), (30, 50), (20, 40), (10, 30), (0, 20)]
 
 
 @pytest.mark.parametrize(
@@ -99,9 +95,7 @@ def test_window_spans_equal_the_reference_loop_minus_single_passage_windows():
         for window in (2, 3, 5, 10, 20):
             for step in range(1, window + 1):
                 for top_k in (window, 50, 100, 1000):
-                    expected = [
-                        (s, e) for s, e in reference_loop(n, window, step, top_k) if e - s >= 2
-                    ]
+                    expected = [(s, e) for s, e in reference_loop(n, window, step, top_k) if e - s >= 2]
                     got = window_spans(n, window, step, top_k)
                     assert got == expected, (n, window, step, top_k)
                     checked += 1
@@ -123,8 +117,7 @@ def test_window_spans_with_top_k_below_window_still_rerank_the_head():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(window=1), dict(step=0), dict(step=21), dict(top_k=0), dict(passes=0),
-     dict(max_passage_tokens=0)],
+    [dict(window=1), dict(step=0), dict(step=21), dict(top_k=0), dict(passes=0), dict(max_passage_tokens=0)],
 )
 def test_window_config_rejects_bad_values_with_a_clear_message(kwargs):
     name = next(iter(kwargs))
@@ -251,9 +244,7 @@ def test_two_passes_repeat_the_full_sweep_on_the_first_pass_result():
     lists = [make_list(f"p{i}", s) for i, s in enumerate(scores)]
     backend = ScriptedBackend()
     steps = []
-    results = rerank(
-        lists, backend, WindowConfig(passes=2), lambda done, total: steps.append((done, total))
-    )
+    results = rerank(lists, backend, WindowConfig(passes=2), lambda done, total: steps.append((done, total)))
     assert backend.calls == [5] * 18
     assert steps == [(k, 18) for k in range(1, 19)]
     spans = window_spans(100, 20, 10, 100)

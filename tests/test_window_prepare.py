@@ -1,17 +1,18 @@
 """Passage preparation ahead of the model: prompts prepared in a background thread equal the
 synchronous and per-passage reference prompts, the thread uses its own tokenizer copy, and a
 failing backend leaves no thread behind."""
+
 from __future__ import annotations
 
 import copy
 import threading
 
 import pytest
+from scripted_backend import ScriptedBackend, window_passages
 
 from reasonrank import prompts
 from reasonrank.backends.base import BackendError
 from reasonrank.window import WindowConfig, rerank
-from scripted_backend import ScriptedBackend, window_passages
 
 
 class RecordingTokenizer:

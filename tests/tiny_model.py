@@ -12,6 +12,7 @@ Why it looks like this (see toolchain-ml.md §3):
 Only torch, transformers and tokenizers are imported (the module is also used in the vllm venv),
 and they are imported inside the function so importing this file is free.
 """
+
 from __future__ import annotations
 
 import json

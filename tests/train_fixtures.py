@@ -5,6 +5,7 @@ qrels grade (first-stage order among ties) and the reasoning is one short senten
 best passage, so a tiny model can learn the output format in a few dozen steps. Passages are cut
 to a few words (the export's own truncation) to keep the prompts short on CPU.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,14 +26,22 @@ def dl19_windows(dl19: list[CandidateList], count: int) -> list[Label]:
         grade = {p.docid: (cl.qrels or {}).get(p.docid, 0) for p in window.candidates}
         ranking = sorted(window.docids, key=lambda d: -grade[d])
         best = window.docids.index(ranking[0]) + 1
-        labels.append(Label(candidates=window, ranking=ranking, reasoning=f"Passage [{best}] answers it best.",
-                            relevant_docids=[d for d in window.docids if grade[d] >= 2]))
+        labels.append(
+            Label(
+                candidates=window,
+                ranking=ranking,
+                reasoning=f"Passage [{best}] answers it best.",
+                relevant_docids=[d for d in window.docids if grade[d] >= 2],
+            )
+        )
     return labels
 
 
 def _items(labels: list[Label]) -> list[ReviewedItem]:
-    return [ReviewedItem(label=label, decision="accepted", consistency=1.0, annotators=["t"],
-                         item_key=f"dl19/{index:03d}") for index, label in enumerate(labels)]
+    return [
+        ReviewedItem(label=label, decision="accepted", consistency=1.0, annotators=["t"], item_key=f"dl19/{index:03d}")
+        for index, label in enumerate(labels)
+    ]
 
 
 def write_sft_export(labels: list[Label], folder: Path, name: str = "sft") -> Path:

@@ -1,4 +1,5 @@
 """pytrec_eval as the reference the metric and reward tests compare against."""
+
 from __future__ import annotations
 
 import pytrec_eval

@@ -4,6 +4,7 @@ One app per pytest session (importing gradio and building the Blocks costs secon
 the gradio_client and the browser tests through a module-level cache. Each test file works in
 its own dataset with its own user, so claims and progress never interfere between them.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,17 @@ def _labels(dataset: str, count: int, size: int = 5, texts: dict[str, str] | Non
         docids = [f"{dataset}-{i}-d{j}" for j in range(size)]
         relevant = [docids[min(i, size - 1)]]
         reasoning = f"Passage [2] is on topic; [1] is not; {dataset} item {i}."
-        labels.append(make_label(f"q{i}", docids, relevant=relevant, dataset=dataset, reasoning=reasoning,
-                                 query=f"{dataset} question {i}", texts=texts))
+        labels.append(
+            make_label(
+                f"q{i}",
+                docids,
+                relevant=relevant,
+                dataset=dataset,
+                reasoning=reasoning,
+                query=f"{dataset} question {i}",
+                texts=texts,
+            )
+        )
     return labels
 
 
@@ -55,22 +65,37 @@ def _seed_agreement(engine) -> None:
     for name in AGREE_USERS:
         add_user(engine, name, "annotator", PASSWORD)
     swap = lambda order: [order[1], order[0]] + order[2:]  # noqa: E731
-    plans = {first: {"q0": ("accept", None), "q1": ("fix", lambda o: o[::-1]), "q2": ("fix", lambda o: o[::-1])},
-             second: {"q0": ("fix", swap), "q1": ("fix", lambda o: o[::-1]), "q2": ("reject", None)}}
+    plans = {
+        first: {"q0": ("accept", None), "q1": ("fix", lambda o: o[::-1]), "q2": ("fix", lambda o: o[::-1])},
+        second: {"q0": ("fix", swap), "q1": ("fix", lambda o: o[::-1]), "q2": ("reject", None)},
+    }
     for name, plan in plans.items():
         while (view := next_item(engine, name, QueueFilter(dataset="agree"))) is not None:
             decision, reorder = plan[view.qid]
-            save_review(engine, view.item_id, name, decision, view.version,
-                        ranking=reorder(view.teacher_ranking) if reorder else None,
-                        note="off topic" if decision == "reject" else None)
+            save_review(
+                engine,
+                view.item_id,
+                name,
+                decision,
+                view.version,
+                ranking=reorder(view.teacher_ranking) if reorder else None,
+                note="off topic" if decision == "reject" else None,
+            )
 
 
 def _seed(engine) -> None:
     init_db(engine)
     import_batch(engine, make_batch(_labels("uitest", 8, size=8), dataset="uitest"))
     import_batch(engine, make_batch(_labels("browser", 3), dataset="browser"))
-    xss = make_label("qx", ["xss-a", "xss-b", "xss-c"], relevant=["xss-a"], dataset="xss", reasoning=None,
-                     source="model", texts={"xss-a": XSS_TEXT})
+    xss = make_label(
+        "qx",
+        ["xss-a", "xss-b", "xss-c"],
+        relevant=["xss-a"],
+        dataset="xss",
+        reasoning=None,
+        source="model",
+        texts={"xss-a": XSS_TEXT},
+    )
     import_batch(engine, make_batch([xss], dataset="xss"))
     for name in USERS:
         add_user(engine, name, "annotator", PASSWORD)
@@ -93,9 +118,15 @@ def review_app(request, tmp_path_factory):
         demo = build_app(engine)
         for attempt in range(3):
             try:
-                _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
-                                        quiet=True, show_error=True, **LAUNCH_OPTIONS,
-                                        auth=lambda u, p: verify(engine, u, p) is not None)
+                _, url, _ = demo.launch(
+                    server_name="127.0.0.1",
+                    server_port=_free_port(),
+                    prevent_thread_lock=True,
+                    quiet=True,
+                    show_error=True,
+                    **LAUNCH_OPTIONS,
+                    auth=lambda u, p: verify(engine, u, p) is not None,
+                )
                 break
             except OSError:
                 if attempt == 2:

@@ -1,8 +1,8 @@
 """The Gradio app, one module per tab; `build_app` assembles them (app.py launches it)."""
+
 from __future__ import annotations
 
 import os
-
 
 #: Options for every `launch` of the app (app.py, benches, tests). Gradio's run history is off: it
 #: copies each run's inputs and outputs into the browser's localStorage (up to 100 runs) and

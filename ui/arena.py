@@ -10,6 +10,7 @@ does not load it again.
 Gradio is imported at module level on purpose (handlers use gr.Request hints); this module is
 only imported inside ui.build_app.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,7 +21,7 @@ from gradio.context import Context
 from sqlalchemy import Engine
 
 from db.seed import SAMPLE
-from reasonrank.arena import MAX_RERANKERS, Lane, LabelLookup, run_arena
+from reasonrank.arena import MAX_RERANKERS, LabelLookup, Lane, run_arena
 from reasonrank.backends.pool import BackendPool
 from reasonrank.io import InputError, read_qrels, read_rank_llm_json
 from reasonrank.types import CandidateList, GenerationParams, Label, Passage, Query
@@ -28,17 +29,21 @@ from reasonrank.window import WindowConfig
 from ui import registry, render_arena
 
 #: label -> (dataset name as seeded into the label store, candidate file in db/sample/<dataset>/)
-SAMPLES = {"TREC DL19 (bundled)": ("trec-dl19", "bm25_top100_with_text.json"),
-           "NovelEval (bundled)": ("noveleval", "candidates_with_text.json")}
+SAMPLES = {
+    "TREC DL19 (bundled)": ("trec-dl19", "bm25_top100_with_text.json"),
+    "NovelEval (bundled)": ("noveleval", "candidates_with_text.json"),
+}
 BRIGHT_MINI = "BRIGHT mini (theoremqa stand-in)"
 PASTE = "Paste your own"
 SOURCES = (*SAMPLES, BRIGHT_MINI, PASTE)
 MIN_RERANKERS = 2
 #: seconds between board updates while only streamed text grows (each update re-renders the board)
 TICK_S = 0.2
-INTRO = ("Pick a query, pick 2–4 rerankers, press **Run**: each column streams its model's reasoning, "
-         "then shows its ranking, nDCG@10 / Recall@10 against the judgments, tokens and seconds. "
-         "Judged passages are shaded (g = grade); hover a passage to follow it across columns.")
+INTRO = (
+    "Pick a query, pick 2–4 rerankers, press **Run**: each column streams its model's reasoning, "
+    "then shows its ranking, nDCG@10 / Recall@10 against the judgments, tokens and seconds. "
+    "Judged passages are shaded (g = grade); hover a passage to follow it across columns."
+)
 
 
 @functools.lru_cache(maxsize=len(SAMPLES) + 1)
@@ -99,8 +104,13 @@ def chosen_list(source: str, qid: str, query: str, passages: str, qrels: str, to
             raise InputError(f"no query {qid!r} in {source}")
     else:
         raise InputError(f"unknown query source {source!r}; choose one of {', '.join(SOURCES)}")
-    return CandidateList(chosen.query, chosen.candidates[:top_k], qrels=chosen.qrels,
-                         excluded_ids=list(chosen.excluded_ids), dataset=chosen.dataset)
+    return CandidateList(
+        chosen.query,
+        chosen.candidates[:top_k],
+        qrels=chosen.qrels,
+        excluded_ids=list(chosen.excluded_ids),
+        dataset=chosen.dataset,
+    )
 
 
 def label_lookup(engine: Engine) -> LabelLookup:
@@ -116,8 +126,13 @@ def label_lookup(engine: Engine) -> LabelLookup:
         view = find_item(engine, candidates.dataset, candidates.query.qid)
         if view is None or view.label_id is None:
             return None
-        return Label(candidates=candidates, ranking=view.teacher_ranking, source=view.source or "model",
-                     reasoning=view.reasoning, model=view.model)
+        return Label(
+            candidates=candidates,
+            ranking=view.teacher_ranking,
+            source=view.source or "model",
+            reasoning=view.reasoning,
+            model=view.model,
+        )
 
     return find
 
@@ -133,8 +148,12 @@ def _int(value, name: str, low: int) -> int:
 
 
 def results_json(candidates: CandidateList, lanes: list[Lane]) -> dict:
-    return {"qid": candidates.query.qid, "dataset": candidates.dataset, "docids": candidates.docids,
-            "lanes": [lane.summary() for lane in lanes]}
+    return {
+        "qid": candidates.query.qid,
+        "dataset": candidates.dataset,
+        "docids": candidates.docids,
+        "lanes": [lane.summary() for lane in lanes],
+    }
 
 
 def build(engine: Engine | None) -> None:
@@ -146,8 +165,12 @@ def build(engine: Engine | None) -> None:
         keep = (gr.update(), gr.update())
         try:
             depth = _int(top_k, "top k", 2)
-            config = WindowConfig(window=_int(window, "window", 2), step=_int(step, "step", 1), top_k=depth,
-                                  generation=GenerationParams(max_new_tokens=_int(max_new_tokens, "max new tokens", 1)))
+            config = WindowConfig(
+                window=_int(window, "window", 2),
+                step=_int(step, "step", 1),
+                top_k=depth,
+                generation=GenerationParams(max_new_tokens=_int(max_new_tokens, "max new tokens", 1)),
+            )
             candidates = chosen_list(source, qid, query, passages, qrels, depth)
             names = list(names or [])
             if not MIN_RERANKERS <= len(names) <= MAX_RERANKERS:
@@ -156,8 +179,9 @@ def build(engine: Engine | None) -> None:
             unknown = [name for name in names if name not in specs]
             if unknown:
                 raise InputError(f"no reranker named {', '.join(map(repr, unknown))}; refresh the list")
-            snapshots = run_arena(candidates, [specs[name] for name in names], config, pool=pool,
-                                  labels=lookup, tick_s=TICK_S)
+            snapshots = run_arena(
+                candidates, [specs[name] for name in names], config, pool=pool, labels=lookup, tick_s=TICK_S
+            )
             first = next(snapshots)  # bad specs fail here, before anything is shown
         except InputError as exc:
             yield ("", None, f"⚠️ {exc}") + keep
@@ -171,8 +195,13 @@ def build(engine: Engine | None) -> None:
                 continue
             failed = [lane.name for lane in lanes if lane.status == "error"]
             status = f"Done: {where}." + (f" Failed: {', '.join(failed)} (see its column)." if failed else "")
-            yield (board, results_json(candidates, lanes), status, {"candidates": candidates, "lanes": lanes},
-                   gr.update(choices=[lane.name for lane in lanes], value=lanes[0].name))
+            yield (
+                board,
+                results_json(candidates, lanes),
+                status,
+                {"candidates": candidates, "lanes": lanes},
+                gr.update(choices=[lane.name for lane in lanes], value=lanes[0].name),
+            )
 
     def inspect(name, state):
         if not state:
@@ -188,8 +217,11 @@ def build(engine: Engine | None) -> None:
             choices = query_choices(source)
         except InputError as exc:
             return gr.update(choices=[], value=None), gr.update(open=False), f"⚠️ {exc}"
-        return (gr.update(choices=choices, value=choices[0][1] if choices else None, visible=source != PASTE),
-                gr.update(open=source == PASTE), "")
+        return (
+            gr.update(choices=choices, value=choices[0][1] if choices else None, visible=source != PASTE),
+            gr.update(open=source == PASTE),
+            "",
+        )
 
     with gr.Tab("Arena", id="arena"):
         gr.Markdown(INTRO)
@@ -197,31 +229,49 @@ def build(engine: Engine | None) -> None:
         first_choices = query_choices(first_source)
         with gr.Row():
             source = gr.Dropdown(list(SOURCES), value=first_source, label="Queries", elem_id="arena-source")
-            qid = gr.Dropdown(first_choices, value=first_choices[0][1], label="Query", allow_custom_value=True,
-                              elem_id="arena-query", scale=3)
+            qid = gr.Dropdown(
+                first_choices,
+                value=first_choices[0][1],
+                label="Query",
+                allow_custom_value=True,
+                elem_id="arena-query",
+                scale=3,
+            )
         with gr.Accordion("Paste a query and passages", open=False) as paste_box:
             query = gr.Textbox(label="Query", elem_id="arena-paste-query")
-            passages = gr.Textbox(label="Passages: one per line, optionally 'docid<TAB>text'", lines=6,
-                                  elem_id="arena-paste-passages")
-            qrels = gr.Textbox(label="Judgments (optional): 'docid grade' per line", lines=3,
-                               elem_id="arena-paste-qrels")
+            passages = gr.Textbox(
+                label="Passages: one per line, optionally 'docid<TAB>text'", lines=6, elem_id="arena-paste-passages"
+            )
+            qrels = gr.Textbox(
+                label="Judgments (optional): 'docid grade' per line", lines=3, elem_id="arena-paste-qrels"
+            )
         with gr.Row():
-            names = gr.Dropdown(list(registry.available_specs(engine)), value=[], multiselect=True,
-                                max_choices=MAX_RERANKERS, allow_custom_value=True, label="Rerankers (2–4)",
-                                elem_id="arena-rerankers", scale=3)
+            names = gr.Dropdown(
+                list(registry.available_specs(engine)),
+                value=[],
+                multiselect=True,
+                max_choices=MAX_RERANKERS,
+                allow_custom_value=True,
+                label="Rerankers (2–4)",
+                elem_id="arena-rerankers",
+                scale=3,
+            )
             top_k = gr.Number(20, precision=0, label="Top k passages", elem_id="arena-topk")
             window = gr.Number(20, precision=0, label="Window", elem_id="arena-window")
             step = gr.Number(10, precision=0, label="Step", elem_id="arena-step")
-            max_new_tokens = gr.Number(GenerationParams().max_new_tokens, precision=0, label="Max new tokens",
-                                       elem_id="arena-max-tokens")
+            max_new_tokens = gr.Number(
+                GenerationParams().max_new_tokens, precision=0, label="Max new tokens", elem_id="arena-max-tokens"
+            )
         run_btn = gr.Button("Run", variant="primary", elem_id="arena-run")
         message = gr.Markdown(elem_id="arena-message")
-        board = gr.HTML("", css_template=render_arena.ARENA_CSS, js_on_load=render_arena.ARENA_JS,
-                        elem_id="arena-board")
+        board = gr.HTML(
+            "", css_template=render_arena.ARENA_CSS, js_on_load=render_arena.ARENA_JS, elem_id="arena-board"
+        )
         with gr.Accordion("Window inspector", open=False):
             inspect_name = gr.Dropdown([], label="Reranker", elem_id="arena-inspect-name")
-            inspector = gr.HTML(render_arena.inspector_html(None, None), css_template=render_arena.ARENA_CSS,
-                                elem_id="arena-inspector")
+            inspector = gr.HTML(
+                render_arena.inspector_html(None, None), css_template=render_arena.ARENA_CSS, elem_id="arena-inspector"
+            )
         with gr.Accordion("Figures (JSON)", open=False):
             results = gr.JSON(elem_id="arena-results")
         state = gr.State(None)
@@ -231,6 +281,11 @@ def build(engine: Engine | None) -> None:
 
     Context.root_block.load(refresh_picker, None, [names], api_visibility="private")
     source.change(pick_source, [source], [qid, paste_box, message], api_visibility="private")
-    run_btn.click(run, [source, qid, query, passages, qrels, names, top_k, window, step, max_new_tokens],
-                  [board, results, message, state, inspect_name], api_name="arena_run", concurrency_limit=4)
+    run_btn.click(
+        run,
+        [source, qid, query, passages, qrels, names, top_k, window, step, max_new_tokens],
+        [board, results, message, state, inspect_name],
+        api_name="arena_run",
+        concurrency_limit=4,
+    )
     inspect_name.change(inspect, [inspect_name, state], [inspector], api_visibility="private")

@@ -8,14 +8,22 @@ tab would not stop an annotator from calling the API directly.
 Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
 imported inside ui.build_app.
 """
+
 import gradio as gr
 from sqlalchemy import Engine
 
 from db.exports import list_exports
 from db.users import get_user
 from reasonrank.cli import config_to_command
-from reasonrank.cli.data import (EXPORT_FORMATS, ExportConfig, ImportConfig, describe_export, describe_import,
-                                 run_export, run_import)
+from reasonrank.cli.data import (
+    EXPORT_FORMATS,
+    ExportConfig,
+    ImportConfig,
+    describe_export,
+    describe_import,
+    run_export,
+    run_import,
+)
 from reasonrank.export import DECISIONS
 from reasonrank.imports import ALPHA, KINDS
 from reasonrank.io import InputError
@@ -23,8 +31,17 @@ from ui.form import form_int, form_text
 from ui.review import reviewer
 
 EXPORT_COLUMNS = ["id", "name", "format", "rows", "sha256", "path", "created by", "created at"]
-SUMMARY_FIELDS = ("items_created", "items_updated", "items_unchanged", "labels_created", "labels_kept",
-                  "labels_unchanged", "passages_created", "queries_created", "qrels_unmatched")
+SUMMARY_FIELDS = (
+    "items_created",
+    "items_updated",
+    "items_unchanged",
+    "labels_created",
+    "labels_kept",
+    "labels_unchanged",
+    "passages_created",
+    "queries_created",
+    "qrels_unmatched",
+)
 
 
 def require_admin(engine: Engine, request) -> str:
@@ -45,21 +62,36 @@ def _words(text: str | None) -> list[str]:
 
 def import_config(path, kind, dataset, run_depth, model, candidates, qrels) -> ImportConfig:
     """The form's ImportConfig; `path` and the file fields hold the uploads' server-side temp paths."""
-    return ImportConfig(path=path or "", kind=kind or "auto", dataset=form_text(dataset), candidates=candidates or None,
-                        qrels=qrels or None, run_depth=form_int(run_depth), model=form_text(model))
+    return ImportConfig(
+        path=path or "",
+        kind=kind or "auto",
+        dataset=form_text(dataset),
+        candidates=candidates or None,
+        qrels=qrels or None,
+        run_depth=form_int(run_depth),
+        model=form_text(model),
+    )
 
 
 def export_config(fmt, name, datasets, statuses, min_consistency, agreed_only, overwrite) -> ExportConfig:
     """The form's ExportConfig; an empty min consistency means no consistency filter."""
-    return ExportConfig(format=fmt or "sft", name=(name or "").strip(), datasets=_words(datasets),
-                        statuses=list(statuses or []), agreed_only=bool(agreed_only), overwrite=bool(overwrite),
-                        min_consistency=None if min_consistency in (None, "") else float(min_consistency))
+    return ExportConfig(
+        format=fmt or "sft",
+        name=(name or "").strip(),
+        datasets=_words(datasets),
+        statuses=list(statuses or []),
+        agreed_only=bool(agreed_only),
+        overwrite=bool(overwrite),
+        min_consistency=None if min_consistency in (None, "") else float(min_consistency),
+    )
 
 
 def export_table(engine: Engine) -> list[list]:
     """Past exports as Dataframe rows (EXPORT_COLUMNS), newest first."""
-    return [[r.id, r.name, r.kind, r.count, r.sha256, r.path, r.created_by or "",
-             r.created_at.isoformat(" ", "seconds")] for r in list_exports(engine)]
+    return [
+        [r.id, r.name, r.kind, r.count, r.sha256, r.path, r.created_by or "", r.created_at.isoformat(" ", "seconds")]
+        for r in list_exports(engine)
+    ]
 
 
 def build(engine: Engine) -> None:
@@ -88,8 +120,9 @@ def build(engine: Engine) -> None:
     def export_command(fmt, name, datasets, statuses, min_consistency, agreed_only, overwrite) -> str:
         """The shell command equivalent to the export form, as it stands."""
         try:
-            return config_to_command(export_config(fmt, name, datasets, statuses, min_consistency, agreed_only,
-                                                   overwrite))
+            return config_to_command(
+                export_config(fmt, name, datasets, statuses, min_consistency, agreed_only, overwrite)
+            )
         except ValueError as exc:
             return f"(not a valid form: {exc})"
 
@@ -105,10 +138,14 @@ def build(engine: Engine) -> None:
             raise gr.Error(str(exc)) from exc
         file = outcome.file
         # not "path": gradio_client would take a dict with a "path" key for a file to download
-        details = {"written_to": str(file.path), "count": file.count, "sha256": file.sha256,
-                   "skipped": outcome.skipped}
-        return (config_to_command(config), "✅ " + "\n\n".join(describe_export(config, outcome)), details,
-                str(file.path), export_table(engine))
+        details = {"written_to": str(file.path), "count": file.count, "sha256": file.sha256, "skipped": outcome.skipped}
+        return (
+            config_to_command(config),
+            "✅ " + "\n\n".join(describe_export(config, outcome)),
+            details,
+            str(file.path),
+            export_table(engine),
+        )
 
     def past_exports(request: gr.Request) -> list[list]:
         """Every recorded export, newest first."""
@@ -125,15 +162,18 @@ def build(engine: Engine) -> None:
             with gr.Row():
                 kind = gr.Dropdown(["auto", *KINDS], value="auto", label="Kind", elem_id="rr-import-kind")
                 dataset = gr.Textbox(label="Dataset (default: the file name)", elem_id="rr-import-dataset")
-                run_depth = gr.Number(None, label="Run depth (trec-run)", precision=0, minimum=1,
-                                      elem_id="rr-import-depth")
+                run_depth = gr.Number(
+                    None, label="Run depth (trec-run)", precision=0, minimum=1, elem_id="rr-import-depth"
+                )
                 model = gr.Textbox(label="Model that wrote the labels", elem_id="rr-import-model")
-            import_cmd = gr.Code(label="Equivalent command", language="shell", interactive=False,
-                                 elem_id="rr-import-cmd")
+            import_cmd = gr.Code(
+                label="Equivalent command", language="shell", interactive=False, elem_id="rr-import-cmd"
+            )
             import_btn = gr.Button("Validate and import", variant="primary", elem_id="rr-import")
             import_msg = gr.Markdown(elem_id="rr-import-msg")
-            issues = gr.Textbox(label="Issues (path:line: field: message)", lines=8, interactive=False,
-                                elem_id="rr-import-issues")
+            issues = gr.Textbox(
+                label="Issues (path:line: field: message)", lines=8, interactive=False, elem_id="rr-import-issues"
+            )
             summary = gr.JSON(label="Summary", elem_id="rr-import-summary")
         with gr.Accordion("Export", open=True):
             with gr.Row():
@@ -141,30 +181,49 @@ def build(engine: Engine) -> None:
                 name = gr.Textbox(label="Name (file exports/NAME.jsonl)", elem_id="rr-export-name")
                 datasets = gr.Textbox(label="Datasets (comma-separated; empty: all)", elem_id="rr-export-datasets")
             with gr.Row():
-                statuses = gr.CheckboxGroup(list(DECISIONS), value=list(DECISIONS), label="Decisions",
-                                            elem_id="rr-export-statuses")
-                min_consistency = gr.Number(None, minimum=0, maximum=1, step=0.05,
-                                            label=f"Min self-consistency (empty: none; α = {ALPHA} is the paper's)",
-                                            elem_id="rr-export-min")
+                statuses = gr.CheckboxGroup(
+                    list(DECISIONS), value=list(DECISIONS), label="Decisions", elem_id="rr-export-statuses"
+                )
+                min_consistency = gr.Number(
+                    None,
+                    minimum=0,
+                    maximum=1,
+                    step=0.05,
+                    label=f"Min self-consistency (empty: none; α = {ALPHA} is the paper's)",
+                    elem_id="rr-export-min",
+                )
                 agreed_only = gr.Checkbox(False, label="Agreed only (no adjudicated items)", elem_id="rr-export-agreed")
                 overwrite = gr.Checkbox(False, label="Overwrite an export of this name", elem_id="rr-export-overwrite")
-            export_cmd = gr.Code(label="Equivalent command", language="shell", interactive=False,
-                                 elem_id="rr-export-cmd")
+            export_cmd = gr.Code(
+                label="Equivalent command", language="shell", interactive=False, elem_id="rr-export-cmd"
+            )
             export_btn = gr.Button("Write export", variant="primary", elem_id="rr-export")
             export_msg = gr.Markdown(elem_id="rr-export-msg")
             details = gr.JSON(label="Written", elem_id="rr-export-details")
             download = gr.File(label="Download", interactive=False, elem_id="rr-export-file")
-            history = gr.Dataframe(headers=EXPORT_COLUMNS, label="Past exports", interactive=False,
-                                   elem_id="rr-export-history")
+            history = gr.Dataframe(
+                headers=EXPORT_COLUMNS, label="Past exports", interactive=False, elem_id="rr-export-history"
+            )
             refresh = gr.Button("Refresh past exports", elem_id="rr-export-refresh")
 
         import_inputs = [upload, kind, dataset, run_depth, model, candidates, qrels]
-        gr.on([field.change for field in import_inputs], import_command, import_inputs, import_cmd,
-              api_name="import_command")
+        gr.on(
+            [field.change for field in import_inputs],
+            import_command,
+            import_inputs,
+            import_cmd,
+            api_name="import_command",
+        )
         import_btn.click(import_file, import_inputs, [import_cmd, import_msg, issues, summary], api_name="import_file")
         export_inputs = [fmt, name, datasets, statuses, min_consistency, agreed_only, overwrite]
-        gr.on([field.change for field in export_inputs], export_command, export_inputs, export_cmd,
-              api_name="export_command")
-        export_btn.click(write, export_inputs, [export_cmd, export_msg, details, download, history],
-                         api_name="write_export")
+        gr.on(
+            [field.change for field in export_inputs],
+            export_command,
+            export_inputs,
+            export_cmd,
+            api_name="export_command",
+        )
+        export_btn.click(
+            write, export_inputs, [export_cmd, export_msg, details, download, history], api_name="write_export"
+        )
         refresh.click(past_exports, None, history, api_name="past_exports")

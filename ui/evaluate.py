@@ -8,9 +8,9 @@ and calls, what reproduces it) are shown and recorded as an EvalRun for the lead
 Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
 imported inside ui.build_app.
 """
+
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from db.registry import get_reranker, list_rerankers, reranker_spec
 from db.seed import SAMPLE
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.bright import BRIGHT_TASKS, BrightSource
-from reasonrank.bright_mini import MINI_TASK, ensure_bright_mini
+from reasonrank.bright_mini import MINI_TASK
 from reasonrank.cli import config_to_command
 from reasonrank.evaluate import DEFAULT_METRICS, EvalConfig, metric_label
 from reasonrank.io import InputError
@@ -44,36 +44,42 @@ DATASETS = {  # choice → label
 BM25, RUN_FILE = "BM25", "TREC run file"
 NO_RERANKER = "none (first stage only)"
 TABLE_COLUMNS = ["dataset", "stage", "queries", *(metric_label(m) for m in DEFAULT_METRICS)]
-LEADERBOARD_COLUMNS = ["#", "run", "dataset", "reranker", "nDCG@10", "first stage", "gain", "queries",
-                       "window/step/top-k", "job", "created"]
+LEADERBOARD_COLUMNS = [
+    "#",
+    "run",
+    "dataset",
+    "reranker",
+    "nDCG@10",
+    "first stage",
+    "gain",
+    "queries",
+    "window/step/top-k",
+    "job",
+    "created",
+]
 # Bundled TREC-style sets: candidate file (text included), qrels, and the lowest grade that binary
 # metrics count as relevant (DL19 judges 0-3 and TREC counts 2 and up; NovelEval judges 0-2).
 TREC_SETS = {
     "dl19": ("trec-dl19", SAMPLE / "trec-dl19" / "bm25_top100_with_text.json", SAMPLE / "trec-dl19" / "qrels.txt", 2),
-    "noveleval": ("noveleval", SAMPLE / "noveleval" / "candidates_with_text.json", SAMPLE / "noveleval" / "qrels.txt",
-                  1),
+    "noveleval": (
+        "noveleval",
+        SAMPLE / "noveleval" / "candidates_with_text.json",
+        SAMPLE / "noveleval" / "qrels.txt",
+        1,
+    ),
 }
-BUNDLED_MINI = SAMPLE / "bright-mini"  # used when the lead bundles a built tree with the app
+BUNDLED_MINI = SAMPLE / "bright-mini"
 
 
 # ----------------------------------------------------------------------------- the form's config
-def bright_source_dir() -> Path:
-    """The BRIGHT files the mini set is built from: $REASONRANK_SHARED_DATA/bright, else the
-    shared data beside the clone (where the tests and CI put it)."""
-    shared = os.environ.get("REASONRANK_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
-    return Path(shared) / "bright"
-
-
 def mini_root() -> Path:
-    """The built mini benchmark: a bundled copy when the app ships one, else built once into the
-    data dir from the shared BRIGHT files."""
-    if (BUNDLED_MINI / "manifest.json").is_file():
-        return BUNDLED_MINI
-    source = bright_source_dir()
-    if not source.is_dir():
-        raise InputError(f"the BRIGHT mini set is not built and its source {source} is missing; build it with "
-                         "`reasonrank bright-mini --source DIR --out DIR` and choose it as a BRIGHT directory")
-    return ensure_bright_mini(source, data_dir() / "bright-mini")
+    """The BRIGHT mini benchmark bundled with the app (db/sample/bright-mini)."""
+    if not (BUNDLED_MINI / "manifest.json").is_file():
+        raise InputError(
+            f"the bundled BRIGHT mini set is missing at {BUNDLED_MINI}; rebuild it with "
+            "`reasonrank bright-mini --source DIR --out db/sample/bright-mini`"
+        )
+    return BUNDLED_MINI
 
 
 def _positive_int(value, what: str) -> int:
@@ -100,8 +106,20 @@ def reranker_backend(engine: Engine, name: str | None):
     return reranker_spec(row).backend_config(), row.id
 
 
-def eval_config(engine: Engine, dataset: str, bright_root: str, tasks: list[str] | None, first_stage: str,
-                run_file: str, reranker: str | None, window, step, top_k, seed, out: str) -> EvalConfig:
+def eval_config(
+    engine: Engine,
+    dataset: str,
+    bright_root: str,
+    tasks: list[str] | None,
+    first_stage: str,
+    run_file: str,
+    reranker: str | None,
+    window,
+    step,
+    top_k,
+    seed,
+    out: str,
+) -> EvalConfig:
     """The EvalConfig the form describes; a missing or contradictory field is an InputError."""
     run = (run_file or "").strip() or None
     if first_stage == RUN_FILE and run is None:
@@ -109,8 +127,12 @@ def eval_config(engine: Engine, dataset: str, bright_root: str, tasks: list[str]
     run = run if first_stage == RUN_FILE else None
     backend, _ = reranker_backend(engine, reranker)
     generation = GenerationParams(seed=_optional_int(seed, "seed"))
-    window_config = WindowConfig(window=_positive_int(window, "window"), step=_positive_int(step, "step"),
-                                 top_k=_positive_int(top_k, "top-k"), generation=generation)
+    window_config = WindowConfig(
+        window=_positive_int(window, "window"),
+        step=_positive_int(step, "step"),
+        top_k=_positive_int(top_k, "top-k"),
+        generation=generation,
+    )
     common = {"window": window_config, "reranker": backend, "out": out}
     if dataset in TREC_SETS:
         name, candidates, qrels, rel_level = TREC_SETS[dataset]
@@ -134,8 +156,9 @@ def _percent(value) -> float | None:
 
 def results_table(rows: list[dict]) -> pd.DataFrame:
     """The eval table as shown: metrics ×100 to 2 decimals, as the paper reports them."""
-    data = [[row["dataset"], row["stage"], row["queries"], *(_percent(row.get(m)) for m in DEFAULT_METRICS)]
-            for row in rows]
+    data = [
+        [row["dataset"], row["stage"], row["queries"], *(_percent(row.get(m)) for m in DEFAULT_METRICS)] for row in rows
+    ]
     return pd.DataFrame(data, columns=TABLE_COLUMNS)
 
 
@@ -148,10 +171,22 @@ def chart_frame(rows: list[dict]) -> pd.DataFrame:
 def leaderboard_frame(engine: Engine) -> pd.DataFrame:
     """Every recorded run × dataset, best nDCG@10 first (finished jobs not yet recorded are added)."""
     sync_eval_runs(engine)
-    data = [[i, row.name, row.dataset, row.reranker, _percent(row.final), _percent(row.first_stage),
-             _percent(row.gain), row.queries, f"{row.window}/{row.step}/{row.top_k}", row.job_id,
-             row.created_at.isoformat(" ", "seconds")]
-            for i, row in enumerate(leaderboard(engine), 1)]
+    data = [
+        [
+            i,
+            row.name,
+            row.dataset,
+            row.reranker,
+            _percent(row.final),
+            _percent(row.first_stage),
+            _percent(row.gain),
+            row.queries,
+            f"{row.window}/{row.step}/{row.top_k}",
+            row.job_id,
+            row.created_at.isoformat(" ", "seconds"),
+        ]
+        for i, row in enumerate(leaderboard(engine), 1)
+    ]
     return pd.DataFrame(data, columns=LEADERBOARD_COLUMNS)
 
 
@@ -160,10 +195,12 @@ def _reproduce_markdown(reproduce: dict) -> str:
         return ""
     reranker = reproduce.get("reranker") or {}
     versions = ", ".join(f"{k} {v}" for k, v in (reproduce.get("versions") or {}).items() if v)
-    return (f"**Reproduce** — reranker: {reranker.get('kind', 'none')} {reranker.get('model', '')} · window "
-            f"{reproduce.get('window')} / step {reproduce.get('step')} / top-k {reproduce.get('top_k')} · seed "
-            f"{reproduce.get('seed')} · prompt sha256 `{str(reproduce.get('prompt_sha256', ''))[:16]}…`\n\n"
-            f"Exclusions: {reproduce.get('excluded_id_rule', '')}\n\nVersions: {versions}")
+    return (
+        f"**Reproduce** — reranker: {reranker.get('kind', 'none')} {reranker.get('model', '')} · window "
+        f"{reproduce.get('window')} / step {reproduce.get('step')} / top-k {reproduce.get('top_k')} · seed "
+        f"{reproduce.get('seed')} · prompt sha256 `{str(reproduce.get('prompt_sha256', ''))[:16]}…`\n\n"
+        f"Exclusions: {reproduce.get('excluded_id_rule', '')}\n\nVersions: {versions}"
+    )
 
 
 def job_results(engine: Engine, job_id: int | None):
@@ -188,8 +225,14 @@ def job_results(engine: Engine, job_id: int | None):
     rows = view.outputs["table"]
     runs, calls = view.outputs.get("runs") or {}, view.outputs.get("calls") or {}
     message = f"Job {view.id} succeeded" + (f" — recorded as eval run {run.id} ({run.name})" if run else "")
-    return (message, results_table(rows), chart_frame(rows), next(iter(runs.values()), None),
-            next(iter(calls.values()), None), _reproduce_markdown(view.outputs.get("reproduce") or {}))
+    return (
+        message,
+        results_table(rows),
+        chart_frame(rows),
+        next(iter(runs.values()), None),
+        next(iter(calls.values()), None),
+        _reproduce_markdown(view.outputs.get("reproduce") or {}),
+    )
 
 
 def reranker_choices(engine: Engine) -> list[str]:
@@ -202,24 +245,65 @@ def build(engine: Engine) -> None:
     def command(dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed) -> str:
         """The shell command equivalent to the form as it stands (the output folder is made at Start)."""
         try:
-            return config_to_command(eval_config(engine, dataset, bright_root, tasks, first_stage, run_file, reranker,
-                                                 window, step, top_k, seed, str(data_dir() / "evals" / "NEW")))
+            return config_to_command(
+                eval_config(
+                    engine,
+                    dataset,
+                    bright_root,
+                    tasks,
+                    first_stage,
+                    run_file,
+                    reranker,
+                    window,
+                    step,
+                    top_k,
+                    seed,
+                    str(data_dir() / "evals" / "NEW"),
+                )
+            )
         except (InputError, ValueError) as exc:
             return f"(not a valid form: {exc})"
 
-    def start(dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed, name,
-              request: gr.Request) -> tuple[int, int]:
+    def start(
+        dataset,
+        bright_root,
+        tasks,
+        first_stage,
+        run_file,
+        reranker,
+        window,
+        step,
+        top_k,
+        seed,
+        name,
+        request: gr.Request,
+    ) -> tuple[int, int]:
         """Launch `reasonrank eval` as a job (admins only, checked in ui.jobs.launch); its id goes to the
         job panel and to the "results of job #" field (which is also what the API returns)."""
         out = data_dir() / "evals" / uuid.uuid4().hex[:12]
         try:
-            config = eval_config(engine, dataset, bright_root, tasks, first_stage, run_file, reranker, window, step,
-                                 top_k, seed, str(out))
+            config = eval_config(
+                engine,
+                dataset,
+                bright_root,
+                tasks,
+                first_stage,
+                run_file,
+                reranker,
+                window,
+                step,
+                top_k,
+                seed,
+                str(out),
+            )
             _, reranker_id = reranker_backend(engine, reranker)
         except (InputError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
-        lineage = {"name": ((name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}")[:200],
-                   "reranker_id": reranker_id, "dataset": dataset}
+        lineage = {
+            "name": ((name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}")[:200],
+            "reranker_id": reranker_id,
+            "dataset": dataset,
+        }
         job_id = launch(engine, KIND, config, request, lineage=lineage)
         return job_id, job_id
 
@@ -233,37 +317,46 @@ def build(engine: Engine) -> None:
         return gr.update(choices=reranker_choices(engine)), leaderboard_frame(engine)
 
     with gr.Tab("Eval", id="eval") as tab:
-        gr.Markdown("Run a benchmark as a job: first stage, optional reranker, nDCG@1/5/10, Recall@10 and MRR@10 "
-                    "per task. Admins start runs; the command below is what the job runs.")
+        gr.Markdown(
+            "Run a benchmark as a job: first stage, optional reranker, nDCG@1/5/10, Recall@10 and MRR@10 "
+            "per task. Admins start runs; the command below is what the job runs."
+        )
         with gr.Row():
-            dataset = gr.Radio([(label, key) for key, label in DATASETS.items()], value="bright-mini",
-                               label="Dataset", elem_id="rr-eval-dataset")
+            dataset = gr.Radio(
+                [(label, key) for key, label in DATASETS.items()],
+                value="bright-mini",
+                label="Dataset",
+                elem_id="rr-eval-dataset",
+            )
             with gr.Column():
                 bright_root = gr.Textbox(label="BRIGHT directory (official layout)", elem_id="rr-eval-bright-root")
-                tasks = gr.Dropdown(list(BRIGHT_TASKS), multiselect=True, label="BRIGHT tasks",
-                                    elem_id="rr-eval-tasks")
+                tasks = gr.Dropdown(list(BRIGHT_TASKS), multiselect=True, label="BRIGHT tasks", elem_id="rr-eval-tasks")
         with gr.Row():
             first_stage = gr.Radio([BM25, RUN_FILE], value=BM25, label="First stage", elem_id="rr-eval-first")
-            run_file = gr.Textbox(label="Run file (BRIGHT: a path with {task})",
-                                  placeholder="e.g. ../shared/data/bright/runs/{task}.reasonir_top100.run",
-                                  elem_id="rr-eval-run")
+            run_file = gr.Textbox(
+                label="Run file (BRIGHT: a path with {task})",
+                placeholder="e.g. runs/{task}.reasonir_top100.run",
+                elem_id="rr-eval-run",
+            )
         with gr.Row():
-            reranker = gr.Dropdown(reranker_choices(engine), value=NO_RERANKER, label="Reranker (registry)",
-                                   elem_id="rr-eval-reranker")
+            reranker = gr.Dropdown(
+                reranker_choices(engine), value=NO_RERANKER, label="Reranker (registry)", elem_id="rr-eval-reranker"
+            )
             window = gr.Number(20, precision=0, minimum=2, label="Window", elem_id="rr-eval-window")
             step = gr.Number(10, precision=0, minimum=1, label="Step", elem_id="rr-eval-step")
             top_k = gr.Number(100, precision=0, minimum=1, label="Top-k", elem_id="rr-eval-topk")
             seed = gr.Textbox(label="Seed (empty: none)", elem_id="rr-eval-seed")  # a Number sends 0 when empty
         name = gr.Textbox(label="Run name (leaderboard; default: dataset · reranker)", elem_id="rr-eval-name")
-        shown_command = gr.Code(label="Equivalent command", language="shell", interactive=False,
-                                elem_id="rr-eval-cmd")
+        shown_command = gr.Code(label="Equivalent command", language="shell", interactive=False, elem_id="rr-eval-cmd")
         start_btn = gr.Button("Start eval", variant="primary", elem_id="rr-eval-start")
         panel = job_panel(engine, KIND)
         message = gr.Markdown(elem_id="rr-eval-msg")
-        table = gr.Dataframe(headers=TABLE_COLUMNS, label="Per-task metrics (×100)", interactive=False,
-                             elem_id="rr-eval-table")
-        chart = gr.BarPlot(chart_frame([]), x="run", y="nDCG@10", color="stage", label="nDCG@10 (×100)",
-                           elem_id="rr-eval-chart")
+        table = gr.Dataframe(
+            headers=TABLE_COLUMNS, label="Per-task metrics (×100)", interactive=False, elem_id="rr-eval-table"
+        )
+        chart = gr.BarPlot(
+            chart_frame([]), x="run", y="nDCG@10", color="stage", label="nDCG@10 (×100)", elem_id="rr-eval-chart"
+        )
         with gr.Row():
             run_download = gr.File(label="TREC run", interactive=False, elem_id="rr-eval-run-file")
             calls_download = gr.File(label="Model calls (JSONL)", interactive=False, elem_id="rr-eval-calls-file")
@@ -271,8 +364,13 @@ def build(engine: Engine) -> None:
         with gr.Row():
             past_job = gr.Number(None, precision=0, label="Results of eval job #", elem_id="rr-eval-past-job")
             show_btn = gr.Button("Show", size="sm", elem_id="rr-eval-show")
-        board = gr.Dataframe(leaderboard_frame(engine), headers=LEADERBOARD_COLUMNS, label="Leaderboard",
-                             interactive=False, elem_id="rr-eval-leaderboard")
+        board = gr.Dataframe(
+            leaderboard_frame(engine),
+            headers=LEADERBOARD_COLUMNS,
+            label="Leaderboard",
+            interactive=False,
+            elem_id="rr-eval-leaderboard",
+        )
         refresh = gr.Button("Refresh rerankers and leaderboard", size="sm", elem_id="rr-eval-refresh")
 
         form = [dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed]
@@ -281,8 +379,8 @@ def build(engine: Engine) -> None:
         start_btn.click(start, [*form, name], [panel.job_id, past_job], api_name="eval_start")
         panel.status.change(ended, panel.job_id, [*results, board], api_visibility="private")
         show_btn.click(lambda job_id: job_results(engine, job_id), past_job, results, api_name="eval_results")
-        panel.job_id.change(lambda job_id: job_results(engine, job_id), panel.job_id, results,
-                            api_visibility="private")
+        panel.job_id.change(lambda job_id: job_results(engine, job_id), panel.job_id, results, api_visibility="private")
         refresh.click(refresh_lists, None, [reranker, board], api_name="eval_refresh")
         tab.select(refresh_lists, None, [reranker, board], api_visibility="private").then(
-            command, form, shown_command, api_visibility="private")
+            command, form, shown_command, api_visibility="private"
+        )

@@ -1,5 +1,6 @@
 """Form widget values → config field values: an empty box means "not given" (None), so the
 config's own default applies, exactly as a flag left off the command line does."""
+
 from __future__ import annotations
 
 from typing import Any

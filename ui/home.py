@@ -2,6 +2,7 @@
 
 The Review tab sits beside it; later tabs (arena, synthesize, train, evaluate) attach in ui/__init__.py.
 """
+
 from __future__ import annotations
 
 from reasonrank.backends import BACKEND_KINDS

@@ -8,6 +8,7 @@ API endpoints `/{kind}_job_view` and `/{kind}_job_cancel` give scripts and tests
 Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
 imported inside ui.build_app.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,16 +45,23 @@ class JobPanel:
     history: gr.Dataframe
 
 
-def launch(engine: Engine, kind: str, config: Any, request: gr.Request, *, admin_only: bool = True,
-           lineage: dict | None = None, env: dict | None = None) -> int:
+def launch(
+    engine: Engine,
+    kind: str,
+    config: Any,
+    request: gr.Request,
+    *,
+    admin_only: bool = True,
+    lineage: dict | None = None,
+    env: dict | None = None,
+) -> int:
     """Start the CLI command for `config` as a job of the logged-in user; the role is checked
     here, on the server, so an annotator calling the API directly is refused too."""
     try:
         name = require_admin(engine, request) if admin_only else reviewer(request)
         user = get_user(engine, name)
         argv = config_to_argv(config)
-        return launch_job(engine, kind, argv, dataclasses.asdict(config), created_by=user.id,
-                          lineage=lineage, env=env)
+        return launch_job(engine, kind, argv, dataclasses.asdict(config), created_by=user.id, lineage=lineage, env=env)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
 
@@ -98,9 +106,11 @@ def render_bar(view: JobView | None) -> str:
         done, total = view.progress.get("done", 0), view.progress.get("total", 0)
     share = 1.0 if view is not None and view.status == "succeeded" else (done / total if total else 0.0)
     colour = {"failed": "#d9534f", "cancelled": "#999"}.get(view.status if view else "", "#3b82f6")
-    return (f'<div class="rr-job-bar" role="progressbar" aria-valuenow="{100 * share:.0f}" '
-            f'style="background:#e5e7eb;border-radius:4px;height:14px">'
-            f'<div style="width:{100 * share:.1f}%;background:{colour};height:100%;border-radius:4px"></div></div>')
+    return (
+        f'<div class="rr-job-bar" role="progressbar" aria-valuenow="{100 * share:.0f}" '
+        f'style="background:#e5e7eb;border-radius:4px;height:14px">'
+        f'<div style="width:{100 * share:.1f}%;background:{colour};height:100%;border-radius:4px"></div></div>'
+    )
 
 
 def curves_frame(view: JobView | None, names: tuple[str, ...]) -> pd.DataFrame:
@@ -115,8 +125,15 @@ def curves_frame(view: JobView | None, names: tuple[str, ...]) -> pd.DataFrame:
 
 
 def history_frame(engine: Engine, kind: str) -> pd.DataFrame:
-    rows = [[view.id, view.status, " ".join(view.argv[:6]) + (" …" if len(view.argv) > 6 else ""),
-             (view.message or "").splitlines()[0] if view.message else ""] for view in list_jobs(engine, kind)]
+    rows = [
+        [
+            view.id,
+            view.status,
+            " ".join(view.argv[:6]) + (" …" if len(view.argv) > 6 else ""),
+            (view.message or "").splitlines()[0] if view.message else "",
+        ]
+        for view in list_jobs(engine, kind)
+    ]
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
@@ -134,8 +151,9 @@ def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> Job
     with gr.Row():
         cancel = gr.Button("Cancel job", variant="stop", size="sm")
         refresh = gr.Button("Refresh history", size="sm")
-    history = gr.Dataframe(history_frame(engine, kind), headers=HISTORY_COLUMNS, label=f"past {kind} jobs",
-                           interactive=False)
+    history = gr.Dataframe(
+        history_frame(engine, kind), headers=HISTORY_COLUMNS, label=f"past {kind} jobs", interactive=False
+    )
     panel = JobPanel(job_id, status, bar, log, plot, cancel, history)
     shown = [status, bar, log] + ([plot] if plot is not None else [])
 
@@ -178,7 +196,8 @@ def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> Job
     timer.tick(show, polled, updated, show_progress="hidden", api_visibility="private")
     job_id.change(show, polled, updated, api_visibility="private")
     cancel.click(cancel_shown, job_id, None, api_visibility="private").then(
-        show, polled, updated, api_visibility="private")
+        show, polled, updated, api_visibility="private"
+    )
     refresh.click(lambda: history_frame(engine, kind), None, history, api_visibility="private")
     gr.api(view_api, api_name=f"{kind}_job_view")
     gr.api(cancel_api, api_name=f"{kind}_job_cancel")

@@ -7,6 +7,7 @@ in this panel rather than as a failed Arena column later. Keys are never typed h
 refuses an `api_key` option, only the name of the environment variable that holds one is kept.
 Adding and removing are for admins (a registered endpoint is called by everyone's Arena runs).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,10 @@ def available_specs(engine: Engine | None) -> dict[str, RerankerSpec]:
 
 
 def table_rows(engine: Engine) -> list[list[str]]:
-    return [[row.name, row.backend, row.model, json.dumps(row.options, sort_keys=True), row.source]
-            for row in list_rerankers(engine)]
+    return [
+        [row.name, row.backend, row.model, json.dumps(row.options, sort_keys=True), row.source]
+        for row in list_rerankers(engine)
+    ]
 
 
 def parse_options(text: str) -> dict:
@@ -90,8 +93,10 @@ def build(engine: Engine) -> list:
         return table_rows(engine), f"✅ Removed {name}."
 
     with gr.Accordion("Rerankers (registry)", open=False, elem_id="reg-panel"):
-        gr.Markdown("Always offered: **BM25** (lexical scores over the shown passages) and **stored labels** "
-                    "(the label store's ranking of the query). Admins add model rerankers here.")
+        gr.Markdown(
+            "Always offered: **BM25** (lexical scores over the shown passages) and **stored labels** "
+            "(the label store's ranking of the query). Admins add model rerankers here."
+        )
         table = gr.Dataframe(table_rows(engine), headers=COLUMNS, interactive=False, elem_id="reg-table")
         with gr.Row():
             name = gr.Textbox(label="Name", elem_id="reg-name")

@@ -6,6 +6,7 @@ passages and teacher traces are untrusted (a passage may hold `<script>` or an `
 attribute), and the review page must show them as text and run nothing. Keeping this module free
 of Gradio and the database lets it be tested on strings alone.
 """
+
 from __future__ import annotations
 
 import html
@@ -68,20 +69,24 @@ def consistency_html(consistency: float | None, alpha: float = ALPHA) -> str:
     kind = "rr-low" if consistency < alpha else "rr-ok"
     side = "below" if consistency < alpha else "at or above"
     width = max(0.0, min(1.0, consistency)) * 100
-    return (f'<span class="rr-badge {kind}">consistency {consistency:.3f} ({side} α = {alpha})</span>'
-            f'<span class="rr-bar" title="nDCG@10 of the teacher list; red line at α = {alpha}">'
-            f'<span class="rr-bar-fill" style="width:{width:.1f}%"></span>'
-            f'<span class="rr-bar-alpha" style="left:{alpha * 100:.1f}%"></span></span>')
+    return (
+        f'<span class="rr-badge {kind}">consistency {consistency:.3f} ({side} α = {alpha})</span>'
+        f'<span class="rr-bar" title="nDCG@10 of the teacher list; red line at α = {alpha}">'
+        f'<span class="rr-bar-fill" style="width:{width:.1f}%"></span>'
+        f'<span class="rr-bar-alpha" style="left:{alpha * 100:.1f}%"></span></span>'
+    )
 
 
 def header_html(view) -> str:
     """Query, item key, status, label source and the consistency badge."""
     source = esc(view.source or "none") + (f" · {esc(view.model)}" if view.model else "")
-    return (f'<div class="rr-head"><h3>{esc(view.query)}</h3>'
-            f'<div class="rr-meta">{esc(view.item_key)} · item {view.item_id} · version {view.version} · '
-            f'status {esc(view.status)} · label: {source} · reviews {view.reviews_done}/{view.required_reviews}'
-            f'{" · your decision: " + esc(view.my_decision) if view.my_decision else ""}</div>'
-            f'<div>{consistency_html(view.consistency)}</div></div>')
+    return (
+        f'<div class="rr-head"><h3>{esc(view.query)}</h3>'
+        f'<div class="rr-meta">{esc(view.item_key)} · item {view.item_id} · version {view.version} · '
+        f"status {esc(view.status)} · label: {source} · reviews {view.reviews_done}/{view.required_reviews}"
+        f"{' · your decision: ' + esc(view.my_decision) if view.my_decision else ''}</div>"
+        f"<div>{consistency_html(view.consistency)}</div></div>"
+    )
 
 
 def reasoning_html(reasoning: str | None, prompt_to_docid: dict[int, str], model: str | None = None) -> str:
@@ -94,8 +99,10 @@ def reasoning_html(reasoning: str | None, prompt_to_docid: dict[int, str], model
         docid = prompt_to_docid.get(int(match.group(1)))
         if docid is None:
             return match.group(0)
-        return (f'<a class="rr-mention" href="#" data-docid="{esc(docid)}" '
-                f'title="passage {esc(docid)}">[{match.group(1)}]</a>')
+        return (
+            f'<a class="rr-mention" href="#" data-docid="{esc(docid)}" '
+            f'title="passage {esc(docid)}">[{match.group(1)}]</a>'
+        )
 
     return MENTION.sub(link, esc(reasoning))
 
@@ -106,17 +113,21 @@ def passage_cards_html(passages: Sequence) -> str:
     for rank, p in enumerate(passages, 1):
         grade = "" if p.grade is None else f' <span class="rr-badge rr-ok">grade {p.grade}</span>'
         title = f"<b>{esc(p.title)}</b>\n" if p.title else ""
-        cards.append(f'<div class="rr-card" data-docid="{esc(p.docid)}">'
-                     f'<b>#{rank}</b> [{p.prompt_id}] <code>{esc(p.docid)}</code>{grade}\n{title}{esc(p.text)}</div>')
+        cards.append(
+            f'<div class="rr-card" data-docid="{esc(p.docid)}">'
+            f"<b>#{rank}</b> [{p.prompt_id}] <code>{esc(p.docid)}</code>{grade}\n{title}{esc(p.text)}</div>"
+        )
     return "".join(cards)
 
 
 def item_html(view) -> str:
     """The whole read-only item view: header, then reasoning beside the passage cards."""
     prompt_to_docid = {p.prompt_id: p.docid for p in view.passages}
-    return (header_html(view) + '<div class="rr-cols">'
-            f'<div class="rr-reasoning">{reasoning_html(view.reasoning, prompt_to_docid, view.model)}</div>'
-            f'<div class="rr-cards">{passage_cards_html(view.passages)}</div></div>')
+    return (
+        header_html(view) + '<div class="rr-cols">'
+        f'<div class="rr-reasoning">{reasoning_html(view.reasoning, prompt_to_docid, view.model)}</div>'
+        f'<div class="rr-cards">{passage_cards_html(view.passages)}</div></div>'
+    )
 
 
 def rankings_html(teacher: Sequence[str], current: Sequence[str], grades: dict[str, int | None]) -> str:
@@ -126,9 +137,13 @@ def rankings_html(teacher: Sequence[str], current: Sequence[str], grades: dict[s
         mark = ' style="background:#fff3cd"' if a != b else ""
         ga = "" if grades.get(a) is None else f" (g{grades[a]})"
         gb = "" if grades.get(b) is None else f" (g{grades[b]})"
-        rows.append(f"<tr{mark}><td>{rank}</td><td><code>{esc(a)}</code>{ga}</td><td><code>{esc(b)}</code>{gb}</td></tr>")
-    return ('<table class="rr-rankings"><thead><tr><th>#</th><th>teacher</th><th>current</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+        rows.append(
+            f"<tr{mark}><td>{rank}</td><td><code>{esc(a)}</code>{ga}</td><td><code>{esc(b)}</code>{gb}</td></tr>"
+        )
+    return (
+        '<table class="rr-rankings"><thead><tr><th>#</th><th>teacher</th><th>current</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def moved_ids(teacher: Sequence[str], current: Sequence[str]) -> list[str]:
@@ -154,6 +169,7 @@ def drag_items(passages: Sequence, order: Sequence[str]) -> list[dict]:
     for docid in order:
         p = by_id[docid]
         snippet = p.text if len(p.text) <= SNIPPET_CHARS else p.text[:SNIPPET_CHARS] + "…"
-        items.append({"id": docid, "n": p.prompt_id, "grade": "" if p.grade is None else f"grade {p.grade}",
-                      "snippet": snippet})
+        items.append(
+            {"id": docid, "n": p.prompt_id, "grade": "" if p.grade is None else f"grade {p.grade}", "snippet": snippet}
+        )
     return items

@@ -5,6 +5,7 @@ Kept apart from ui/render.py (the review screen) so each module shows one screen
 module's `esc` and `diff_html`, so every annotator name, docid and item key is escaped the same
 way before it meets markup (names come from the User table, keys from imported files).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,11 +18,14 @@ ORDER_PREVIEW = 5  # docids shown per order in the conflict list; the side-by-si
 
 def pair_rows(pairs: Sequence) -> list[list]:
     """One row per annotator pair (db.reviews.PairAgreement); τ / RBO blank when no item was ranked by both."""
+
     def number(value: float | None) -> float | str:
         return "" if value is None else round(value, 4)
 
-    return [[p.annotator_a, p.annotator_b, p.items, round(p.same_outcome, 4), number(p.kendall_tau), number(p.rbo)]
-            for p in pairs]
+    return [
+        [p.annotator_a, p.annotator_b, p.items, round(p.same_outcome, 4), number(p.kendall_tau), number(p.rbo)]
+        for p in pairs
+    ]
 
 
 def _order_text(order: Sequence[str] | None, limit: int | None = None) -> str:
@@ -38,12 +42,15 @@ def conflicts_html(disagreements: Sequence) -> str:
         return "<p>No disagreements: every item reviewed by several people has one outcome.</p>"
     rows = []
     for d in disagreements:
-        votes = "<br>".join(f"<b>{esc(name)}</b>: {esc(decision)} — "
-                            f"<code>{_order_text(d.rankings[name], ORDER_PREVIEW)}</code>"
-                            for name, decision in d.decisions.items())
+        votes = "<br>".join(
+            f"<b>{esc(name)}</b>: {esc(decision)} — <code>{_order_text(d.rankings[name], ORDER_PREVIEW)}</code>"
+            for name, decision in d.decisions.items()
+        )
         rows.append(f"<tr><td>{d.item_id}</td><td>{esc(d.item_key)}</td><td>{esc(d.status)}</td><td>{votes}</td></tr>")
-    return ('<table class="rr-conflicts"><thead><tr><th>item</th><th>key</th><th>status</th>'
-            f'<th>decisions</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    return (
+        '<table class="rr-conflicts"><thead><tr><th>item</th><th>key</th><th>status</th>'
+        f"<th>decisions</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def conflict_choices(disagreements: Sequence) -> list[tuple[str, str]]:
@@ -51,8 +58,9 @@ def conflict_choices(disagreements: Sequence) -> list[tuple[str, str]]:
     return [(f"{d.item_key} · {d.status} (item {d.item_id})", str(d.item_id)) for d in disagreements]
 
 
-def orders_side_by_side_html(teacher: Sequence[str], orders: dict[str, list[str] | None],
-                             grades: dict[str, int | None]) -> str:
+def orders_side_by_side_html(
+    teacher: Sequence[str], orders: dict[str, list[str] | None], grades: dict[str, int | None]
+) -> str:
     """The teacher's order and every annotator's in columns; cells that differ from the teacher are
     marked, and under each column its Kendall τ and moved ids against the teacher (render.diff_html)."""
     names = list(orders)
@@ -69,11 +77,15 @@ def orders_side_by_side_html(teacher: Sequence[str], orders: dict[str, list[str]
             mark = ' style="background:#fff3cd"' if other != docid else ""
             cells.append(f"<td{mark}><code>{esc(other)}</code>{_grade(grades, other)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    diffs = "".join(f"<div><b>{esc(name)}</b>: "
-                    f"{'rejects the item' if order is None else diff_html(teacher, order)}</div>"
-                    for name, order in orders.items() if order is None or list(order) != list(teacher))
-    return (f'<table class="rr-rankings"><thead><tr><th>#</th><th>teacher</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>{diffs}')
+    diffs = "".join(
+        f"<div><b>{esc(name)}</b>: {'rejects the item' if order is None else diff_html(teacher, order)}</div>"
+        for name, order in orders.items()
+        if order is None or list(order) != list(teacher)
+    )
+    return (
+        f'<table class="rr-rankings"><thead><tr><th>#</th><th>teacher</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>{diffs}"
+    )
 
 
 def _grade(grades: dict[str, int | None], docid: str) -> str:

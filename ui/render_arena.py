@@ -6,6 +6,7 @@ model output is untrusted text. Rankings share one table (a row per rank, a colu
 so the same rank lines up across rerankers, and hovering a passage lights it up in every column
 (ARENA_JS), which is how a passage is followed from one model's list to the next.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -58,8 +59,10 @@ def _doc_cell(candidates: CandidateList, docid: str, texts: dict[str, str]) -> s
     gold = " ar-gold" if grade is not None and grade > 0 else ""
     badge = "" if grade is None else f'<span class="ar-grade">g{grade}</span>'
     snippet = texts.get(docid, "")[:SNIPPET_CHARS]
-    return (f'<td class="ar-doc{gold}" data-docid="{esc(docid)}" title="{esc(snippet)}">'
-            f'<code>{esc(docid)}</code>{badge}</td>')
+    return (
+        f'<td class="ar-doc{gold}" data-docid="{esc(docid)}" title="{esc(snippet)}">'
+        f"<code>{esc(docid)}</code>{badge}</td>"
+    )
 
 
 def _figure(value: float | None, digits: int = 3) -> str:
@@ -71,33 +74,48 @@ def summary_html(lanes: Sequence[Lane]) -> str:
     best = {name: max((lane.metrics.get(name, -1.0) for lane in lanes), default=-1.0) for name in METRICS}
     rows = []
     for lane in lanes:
-        cells = [f"<td>{esc(lane.name)} <small>({esc(lane.backend)})</small></td>",
-                 f'<td><span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span></td>']
+        cells = [
+            f"<td>{esc(lane.name)} <small>({esc(lane.backend)})</small></td>",
+            f'<td><span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span></td>',
+        ]
         for name in METRICS:
             value = lane.metrics.get(name)
             mark = ' class="ar-best"' if value is not None and value == best[name] and lane.status == "done" else ""
             cells.append(f"<td{mark}>{_figure(value)}</td>")
-        cells += [f"<td>{lane.tokens_in} / {lane.tokens_out}</td>", f"<td>{_figure(lane.first_delta_s, 2)}</td>",
-                  f"<td>{_figure(lane.seconds, 2)}</td>"]
+        cells += [
+            f"<td>{lane.tokens_in} / {lane.tokens_out}</td>",
+            f"<td>{_figure(lane.first_delta_s, 2)}</td>",
+            f"<td>{_figure(lane.seconds, 2)}</td>",
+        ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     metric_heads = "".join(f"<th>{metric_label(name)}</th>" for name in METRICS)
-    return ('<table class="ar-summary"><thead><tr><th>reranker</th><th>status</th>' + metric_heads +
-            '<th>tokens in / out</th><th>first token s</th><th>total s</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return (
+        '<table class="ar-summary"><thead><tr><th>reranker</th><th>status</th>'
+        + metric_heads
+        + "<th>tokens in / out</th><th>first token s</th><th>total s</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def lane_html(lane: Lane) -> str:
     """A reranker's column head: name, status, window progress, and what it is thinking now."""
-    progress = f" · window {min(lane.windows_done + 1, lane.windows_total)}/{lane.windows_total}" \
-        if lane.status == "running" and lane.windows_total else ""
+    progress = (
+        f" · window {min(lane.windows_done + 1, lane.windows_total)}/{lane.windows_total}"
+        if lane.status == "running" and lane.windows_total
+        else ""
+    )
     body = ""
     if lane.error:
         body = f'<div class="ar-err">⚠️ {esc(lane.error)}</div>'
-    live = esc(lane.live_reasoning) + (f'<span class="ar-answer">{esc(lane.live_text)}</span>' if lane.live_text else "")
+    live = esc(lane.live_reasoning) + (
+        f'<span class="ar-answer">{esc(lane.live_text)}</span>' if lane.live_text else ""
+    )
     if live or lane.status in ("running", "done"):
         body += f'<div class="ar-live">{live or "…"}</div>'
-    return (f'<div class="ar-lane" data-lane="{esc(lane.name)}"><h4>{esc(lane.name)}</h4>'
-            f'<span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span>{esc(progress)}{body}</div>')
+    return (
+        f'<div class="ar-lane" data-lane="{esc(lane.name)}"><h4>{esc(lane.name)}</h4>'
+        f'<span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span>{esc(progress)}{body}</div>'
+    )
 
 
 def rankings_html(lanes: Sequence[Lane], candidates: CandidateList) -> str:
@@ -107,16 +125,23 @@ def rankings_html(lanes: Sequence[Lane], candidates: CandidateList) -> str:
     head = "".join(f"<th>{esc(name)}</th>" for name, _ in columns)
     rows = []
     for rank in range(len(candidates.docids)):
-        cells = [_doc_cell(candidates, ranking[rank], texts) if rank < len(ranking) else "<td></td>"
-                 for _, ranking in columns]
+        cells = [
+            _doc_cell(candidates, ranking[rank], texts) if rank < len(ranking) else "<td></td>"
+            for _, ranking in columns
+        ]
         rows.append(f"<tr><td>{rank + 1}</td>{''.join(cells)}</tr>")
     return f'<table class="ar-ranks"><thead><tr><th>#</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def board_html(lanes: Sequence[Lane], candidates: CandidateList) -> str:
     """The whole Arena board: summary, live columns, aligned rankings."""
-    return (summary_html(lanes) + '<div class="ar-lanes">' + "".join(lane_html(lane) for lane in lanes)
-            + "</div>" + rankings_html(lanes, candidates))
+    return (
+        summary_html(lanes)
+        + '<div class="ar-lanes">'
+        + "".join(lane_html(lane) for lane in lanes)
+        + "</div>"
+        + rankings_html(lanes, candidates)
+    )
 
 
 def _order_html(candidates: CandidateList, docids: Sequence[str]) -> str:
@@ -129,14 +154,16 @@ def window_html(call: WindowCall, candidates: CandidateList, number: int, total:
     """One window call: input order → output order, the permutation, repair reasons, reasoning."""
     permutation = " > ".join(f"[{i + 1}]" for i in call.parsed)
     reasons = "".join(f'<span class="ar-reason">{esc(r)}</span>' for r in call.reasons) or "none"
-    return (f'<div class="ar-window"><b>Window {number}/{total}</b> · ranks {call.start + 1}–{call.end} · '
-            f"pass {call.pass_index + 1} · {call.tokens_in} → {call.tokens_out} tokens · {call.seconds:.2f} s · "
-            f"finish {esc(call.finish_reason or '–')}<br>applied permutation: <code>{esc(permutation)}</code> · "
-            f"repairs: {reasons}"
-            f'<div class="ar-lanes"><div class="ar-lane"><b>input order</b>{_order_html(candidates, call.docids_before)}</div>'
-            f'<div class="ar-lane"><b>output order</b>{_order_html(candidates, call.docids_after)}</div></div>'
-            f"<details><summary>reasoning</summary><pre>{esc(call.reasoning or '(none)')}</pre></details>"
-            f"<details><summary>raw output</summary><pre>{esc(call.raw_output)}</pre></details></div>")
+    return (
+        f'<div class="ar-window"><b>Window {number}/{total}</b> · ranks {call.start + 1}–{call.end} · '
+        f"pass {call.pass_index + 1} · {call.tokens_in} → {call.tokens_out} tokens · {call.seconds:.2f} s · "
+        f"finish {esc(call.finish_reason or '–')}<br>applied permutation: <code>{esc(permutation)}</code> · "
+        f"repairs: {reasons}"
+        f'<div class="ar-lanes"><div class="ar-lane"><b>input order</b>{_order_html(candidates, call.docids_before)}</div>'
+        f'<div class="ar-lane"><b>output order</b>{_order_html(candidates, call.docids_after)}</div></div>'
+        f"<details><summary>reasoning</summary><pre>{esc(call.reasoning or '(none)')}</pre></details>"
+        f"<details><summary>raw output</summary><pre>{esc(call.raw_output)}</pre></details></div>"
+    )
 
 
 def inspector_html(lane: Lane | None, candidates: CandidateList | None) -> str:

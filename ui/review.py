@@ -9,6 +9,7 @@ docids, since the drag list's value is a UI detail and not a good API.
 Gradio is imported at module level on purpose: it reads the handlers' `gr.Request` hints, and
 this module is only imported inside ui.build_app.
 """
+
 import os
 
 import gradio as gr
@@ -82,9 +83,11 @@ if (!window.__rrReviewKeys) {
   });
 }
 """
-HELP = ("Keys: **a** accept · **f** save fix · **r** reject (needs a reason) · **s** skip · **n** next. "
-        "Fix the order by dragging passages; or click a passage (or Tab to it) and press **↑**/**↓** to "
-        "move it one place; or type the order (docids, best first) and press Enter.")
+HELP = (
+    "Keys: **a** accept · **f** save fix · **r** reject (needs a reason) · **s** skip · **n** next. "
+    "Fix the order by dragging passages; or click a passage (or Tab to it) and press **↑**/**↓** to "
+    "move it one place; or type the order (docids, best first) and press Enter."
+)
 # Runs in the browser on every change of the drag list: the order box follows at once, so a save
 # pressed right after a move (keys "↓ f") stores that move; a server round trip could lag behind.
 ORDER_FROM_LIST_JS = "(items) => (items || []).map(item => item.id).join(', ')"
@@ -133,16 +136,36 @@ def build(engine: Engine) -> None:
     def show(view, message: str):
         """Every widget of the item, for a freshly loaded view."""
         if view is None:
-            return (None, None, "<p>No item left for you with these filters.</p>", "", [], "", "", "",
-                    ui_message(message or "The queue is empty for these filters."), "", None)
+            return (
+                None,
+                None,
+                "<p>No item left for you with these filters.</p>",
+                "",
+                [],
+                "",
+                "",
+                "",
+                ui_message(message or "The queue is empty for these filters."),
+                "",
+                None,
+            )
         order = view.current_ranking
         grades = {p.docid: p.grade for p in view.passages}
         context = {"teacher": view.teacher_ranking, "grades": grades}
         diff = render.diff_html(view.teacher_ranking, order) if order != view.teacher_ranking else ""
-        return (view.item_id, view.version, render.item_html(view),
-                render.rankings_html(view.teacher_ranking, order, grades),
-                render.drag_items(view.passages, order), ", ".join(order),
-                view.current_reasoning or view.reasoning or "", "", ui_message(message), diff, context)
+        return (
+            view.item_id,
+            view.version,
+            render.item_html(view),
+            render.rankings_html(view.teacher_ranking, order, grades),
+            render.drag_items(view.passages, order),
+            ", ".join(order),
+            view.current_reasoning or view.reasoning or "",
+            "",
+            ui_message(message),
+            diff,
+            context,
+        )
 
     def keep(n: int):
         return tuple(gr.update() for _ in range(n))
@@ -150,8 +173,13 @@ def build(engine: Engine) -> None:
     def load_next(dataset, status, source, min_c, max_c, request: gr.Request):
         try:
             low, high = consistency_bounds(min_c, max_c)
-            filters = QueueFilter(dataset=dataset or None, status=status or "pending", source=source or None,
-                                  min_consistency=low, max_consistency=high)
+            filters = QueueFilter(
+                dataset=dataset or None,
+                status=status or "pending",
+                source=source or None,
+                min_consistency=low,
+                max_consistency=high,
+            )
             view = next_item(engine, reviewer(request), filters)
         except InputError as exc:
             return keep(8) + (ui_message(str(exc), "error"),) + keep(2)
@@ -172,19 +200,40 @@ def build(engine: Engine) -> None:
                 return ui_message("load an item first (Next)", "error"), gr.update(), gr.update()
             ranking = parse_order(order_text) if decision == "fix" else None
             try:
-                result = save_review(engine, int(item_id), reviewer(request), decision, int(version),
-                                     ranking=ranking, reasoning=reasoning or None, note=note or None)
+                result = save_review(
+                    engine,
+                    int(item_id),
+                    reviewer(request),
+                    decision,
+                    int(version),
+                    ranking=ranking,
+                    reasoning=reasoning or None,
+                    note=note or None,
+                )
             except VersionConflict as exc:
-                return (ui_message(f"Not saved: {exc}. Your edit is still on screen: copy it, then "
-                                   "press Reload item.", "error"), gr.update(), gr.update())
+                return (
+                    ui_message(
+                        f"Not saved: {exc}. Your edit is still on screen: copy it, then press Reload item.", "error"
+                    ),
+                    gr.update(),
+                    gr.update(),
+                )
             except InputError as exc:
                 return ui_message(f"Not saved: {exc}", "error"), gr.update(), gr.update()
             diff = ""
             if decision == "fix" and context:
                 diff = render.diff_html(context["teacher"], ranking)
-            return (ui_message(f"Saved {result.decision} on item {result.item_id}: status {result.status}, "
-                               f"reviews {result.reviews_done}/{result.required_reviews}, "
-                               f"version {result.version}.", "ok"), result.version, diff)
+            return (
+                ui_message(
+                    f"Saved {result.decision} on item {result.item_id}: status {result.status}, "
+                    f"reviews {result.reviews_done}/{result.required_reviews}, "
+                    f"version {result.version}.",
+                    "ok",
+                ),
+                result.version,
+                diff,
+            )
+
         save.__name__ = f"save_{decision}"
         return save
 
@@ -202,8 +251,9 @@ def build(engine: Engine) -> None:
         if sorted(order) != sorted(by_id):
             unknown = [d for d in order if d not in by_id]
             missing = [d for d in by_id if d not in order]
-            return gr.update(), ui_message(f"order must list each passage once; unknown {unknown}, "
-                                           f"missing {missing}", "error")
+            return gr.update(), ui_message(
+                f"order must list each passage once; unknown {unknown}, missing {missing}", "error"
+            )
         return [by_id[d] for d in order], ""
 
     def show_progress(request: gr.Request):
@@ -214,20 +264,34 @@ def build(engine: Engine) -> None:
         lines = ["| dataset | mine | done | pending | conflict | total |", "|---|---|---|---|---|---|"]
         for row in rows:
             done = row.accepted + row.fixed + row.rejected
-            lines.append(f"| {render.esc(row.dataset)} | {row.mine} | {done} | {row.pending} | {row.conflict} "
-                         f"| {row.total} |")
+            lines.append(
+                f"| {render.esc(row.dataset)} | {row.mine} | {done} | {row.pending} | {row.conflict} | {row.total} |"
+            )
         return "\n".join(lines), gr.update(choices=[""] + [row.dataset for row in rows])
 
-    def fix_ranking(item_id: int, version: int, ranking: list[str], reasoning: str = "",
-                    request: gr.Request = None) -> dict:
+    def fix_ranking(
+        item_id: int, version: int, ranking: list[str], reasoning: str = "", request: gr.Request = None
+    ) -> dict:
         """Save a fix whose new order is `ranking` (docids, best first); returns the saved result."""
         try:
-            result = save_review(engine, int(item_id), reviewer(request), "fix", int(version),
-                                 ranking=list(ranking), reasoning=reasoning or None)
+            result = save_review(
+                engine,
+                int(item_id),
+                reviewer(request),
+                "fix",
+                int(version),
+                ranking=list(ranking),
+                reasoning=reasoning or None,
+            )
         except (VersionConflict, InputError) as exc:
             raise gr.Error(f"Not saved: {exc}") from exc
-        return {"item_id": result.item_id, "status": result.status, "version": result.version,
-                "kendall_tau": result.kendall_tau, "moved_ids": result.moved_ids}
+        return {
+            "item_id": result.item_id,
+            "status": result.status,
+            "version": result.version,
+            "kendall_tau": result.kendall_tau,
+            "moved_ids": result.moved_ids,
+        }
 
     with gr.Tab("Review", id="review"):
         with gr.Row():
@@ -247,8 +311,9 @@ def build(engine: Engine) -> None:
         with gr.Row():
             with gr.Column():
                 gr.Markdown("**Your order** (drag, or select and ↑/↓, to fix)")
-                drag = gr.HTML([], html_template=DRAG_TEMPLATE, css_template=DRAG_CSS, js_on_load=DRAG_JS,
-                               elem_id="rr-drag")
+                drag = gr.HTML(
+                    [], html_template=DRAG_TEMPLATE, css_template=DRAG_CSS, js_on_load=DRAG_JS, elem_id="rr-drag"
+                )
                 order = gr.Textbox(label="Order (docids, best first; Enter applies)", elem_id="rr-order")
             with gr.Column():
                 gr.Markdown("**Teacher vs current**")
@@ -267,14 +332,16 @@ def build(engine: Engine) -> None:
         item_outputs = [item_id, version, item_view, rankings, drag, order, reasoning, note, message, diff, context]
         filters = [dataset, status, source, min_c, max_c]
         next_btn.click(load_next, filters, item_outputs, api_name="next_item").then(
-            show_progress, None, [progress_md, dataset], api_visibility="private")
+            show_progress, None, [progress_md, dataset], api_visibility="private"
+        )
         reload_btn.click(open_item, [item_id], item_outputs, api_name="open_item").then(
-            show_progress, None, [progress_md, dataset], api_visibility="private")
+            show_progress, None, [progress_md, dataset], api_visibility="private"
+        )
         save_inputs = [item_id, version, order, reasoning, note, context]
-        for button, decision in ((accept_btn, "accept"), (fix_btn, "fix"), (reject_btn, "reject"),
-                                 (skip_btn, "skip")):
+        for button, decision in ((accept_btn, "accept"), (fix_btn, "fix"), (reject_btn, "reject"), (skip_btn, "skip")):
             button.click(saver(decision), save_inputs, [message, version, diff], api_name=decision).then(
-                show_progress, None, [progress_md, dataset], api_visibility="private")
+                show_progress, None, [progress_md, dataset], api_visibility="private"
+            )
         drag.change(None, [drag], [order], js=ORDER_FROM_LIST_JS, api_visibility="private")
         drag.change(compare_drag, [drag, context], [rankings, diff], api_visibility="private")
         order.submit(drag_from_order, [order, drag], [drag, message], api_visibility="private")

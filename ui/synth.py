@@ -8,6 +8,7 @@ passes through the form, the job's config, its log or the database.
 Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
 imported inside ui.build_app.
 """
+
 from __future__ import annotations
 
 import gradio as gr
@@ -25,23 +26,48 @@ from ui.jobs import job_panel, launch
 STATUSES = (*ITEM_STATUSES, ANY_STATUS)
 
 
-def synth_config(dataset, status, limit, candidates, base_url, model, api_key_env, prompt, max_tokens,
-                 temperature, answers, alpha, max_in_flight, timeout_s, max_retries, max_requests,
-                 price_in, price_out) -> SynthConfig:
+def synth_config(
+    dataset,
+    status,
+    limit,
+    candidates,
+    base_url,
+    model,
+    api_key_env,
+    prompt,
+    max_tokens,
+    temperature,
+    answers,
+    alpha,
+    max_in_flight,
+    timeout_s,
+    max_retries,
+    max_requests,
+    price_in,
+    price_out,
+) -> SynthConfig:
     """The form's widgets → the CLI's config (empty fields take the CLI's defaults)."""
     defaults = SynthConfig()
     return SynthConfig(
-        dataset=form_text(dataset), status=status or defaults.status, limit=form_int(limit),
+        dataset=form_text(dataset),
+        status=status or defaults.status,
+        limit=form_int(limit),
         candidates=form_text(candidates),
-        base_url=form_text(base_url) or defaults.base_url, model=form_text(model) or defaults.model,
-        api_key_env=form_text(api_key_env) or defaults.api_key_env, prompt=prompt or defaults.prompt,
+        base_url=form_text(base_url) or defaults.base_url,
+        model=form_text(model) or defaults.model,
+        api_key_env=form_text(api_key_env) or defaults.api_key_env,
+        prompt=prompt or defaults.prompt,
         max_tokens=form_int(max_tokens) or defaults.max_tokens,
         temperature=defaults.temperature if temperature in (None, "") else float(temperature),
-        answers=form_text(answers), alpha=defaults.alpha if alpha in (None, "") else float(alpha),
+        answers=form_text(answers),
+        alpha=defaults.alpha if alpha in (None, "") else float(alpha),
         max_in_flight=form_int(max_in_flight) or defaults.max_in_flight,
         timeout_s=form_float(timeout_s) or defaults.timeout_s,
         max_retries=defaults.max_retries if max_retries in (None, "") else int(max_retries),
-        max_requests=form_int(max_requests), price_in=form_float(price_in), price_out=form_float(price_out))
+        max_requests=form_int(max_requests),
+        price_in=form_float(price_in),
+        price_out=form_float(price_out),
+    )
 
 
 def build(engine: Engine) -> None:
@@ -67,23 +93,33 @@ def build(engine: Engine) -> None:
         return job_id, job_id, f"Started job {job_id}."
 
     with gr.Tab("Synthesize", id="synth") as tab:
-        gr.Markdown("Admins only. A reasoning teacher (DeepSeek-R1 or any OpenAI-compatible server) labels "
-                    "stored items; each label is stored as it arrives, so a stopped job resumes where it ended.")
+        gr.Markdown(
+            "Admins only. A reasoning teacher (DeepSeek-R1 or any OpenAI-compatible server) labels "
+            "stored items; each label is stored as it arrives, so a stopped job resumes where it ended."
+        )
         with gr.Row():
             names = dataset_names(engine)
-            dataset = gr.Dropdown(names, value=names[0] if names else None, label="Dataset", allow_custom_value=True,
-                                  elem_id="rr-synth-dataset")
-            status = gr.Dropdown(list(STATUSES), value=defaults.status, label="Items with status",
-                                 elem_id="rr-synth-status")
+            dataset = gr.Dropdown(
+                names,
+                value=names[0] if names else None,
+                label="Dataset",
+                allow_custom_value=True,
+                elem_id="rr-synth-dataset",
+            )
+            status = gr.Dropdown(
+                list(STATUSES), value=defaults.status, label="Items with status", elem_id="rr-synth-status"
+            )
             # a small first run by default: teacher calls cost money
             limit = gr.Number(10, label="Limit (empty: all)", precision=0, elem_id="rr-synth-limit")
-            candidates = gr.File(label="…or a candidate file (imported, then labelled)", type="filepath",
-                                 elem_id="rr-synth-candidates")
+            candidates = gr.File(
+                label="…or a candidate file (imported, then labelled)", type="filepath", elem_id="rr-synth-candidates"
+            )
         with gr.Row():
             base_url = gr.Textbox(defaults.base_url, label="Teacher base URL", elem_id="rr-synth-url")
             model = gr.Textbox(defaults.model, label="Model", elem_id="rr-synth-model")
-            api_key_env = gr.Textbox(defaults.api_key_env, label="API key: name of the environment variable",
-                                     elem_id="rr-synth-key-env")
+            api_key_env = gr.Textbox(
+                defaults.api_key_env, label="API key: name of the environment variable", elem_id="rr-synth-key-env"
+            )
         with gr.Row():
             prompt = gr.Radio(list(PROMPTS), value=defaults.prompt, label="Labelling prompt", elem_id="rr-synth-prompt")
             max_tokens = gr.Number(defaults.max_tokens, label="Max tokens", precision=0, minimum=1)
@@ -99,10 +135,33 @@ def build(engine: Engine) -> None:
                 max_requests = gr.Number(None, label="Request budget (empty: none)", precision=0)
                 price_in = gr.Number(None, label="USD per M prompt tokens (empty: built-in table)", minimum=0)
                 price_out = gr.Number(None, label="USD per M completion tokens", minimum=0)
-        inputs = [dataset, status, limit, candidates, base_url, model, api_key_env, prompt, max_tokens, temperature,
-                  answers, alpha, max_in_flight, timeout_s, max_retries, max_requests, price_in, price_out]
-        shown = gr.Code(command(*(field.value for field in inputs)), label="Equivalent command", language="shell",
-                        interactive=False, elem_id="rr-synth-cmd")
+        inputs = [
+            dataset,
+            status,
+            limit,
+            candidates,
+            base_url,
+            model,
+            api_key_env,
+            prompt,
+            max_tokens,
+            temperature,
+            answers,
+            alpha,
+            max_in_flight,
+            timeout_s,
+            max_retries,
+            max_requests,
+            price_in,
+            price_out,
+        ]
+        shown = gr.Code(
+            command(*(field.value for field in inputs)),
+            label="Equivalent command",
+            language="shell",
+            interactive=False,
+            elem_id="rr-synth-cmd",
+        )
         start_btn = gr.Button("Start synthesis", variant="primary", elem_id="rr-synth-start")
         started = gr.Markdown(elem_id="rr-synth-msg")
         job_number = gr.Number(None, label="Job", precision=0, interactive=False, elem_id="rr-synth-job")
@@ -111,4 +170,3 @@ def build(engine: Engine) -> None:
     gr.on([field.change for field in inputs], command, inputs, shown, api_name="synth_command")
     start_btn.click(start, inputs, [panel.job_id, job_number, started], api_name="synth_start")
     tab.select(lambda: gr.Dropdown(choices=dataset_names(engine)), None, dataset, api_visibility="private")
-

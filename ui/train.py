@@ -13,6 +13,7 @@ The reward debugger scores pasted completions, or a group sampled from a registe
 Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
 imported inside ui.build_app.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,14 +37,22 @@ from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig
 from reasonrank.io import InputError
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_row
-from reasonrank.train.debugger import (DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group,
-                                       sample_completions)
+from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
 from ui.data import require_admin
 from ui.jobs import job_panel, launch
 
 #: the curves the panel draws (metrics event names, see reasonrank.train.callbacks)
-CURVES = ("loss", "lr", "grad_norm", "reward", "reward_ranking_reward", "reward_format_reward", "reward_ndcg10",
-          "reward_recall10", "reward_rbo")
+CURVES = (
+    "loss",
+    "lr",
+    "grad_norm",
+    "reward",
+    "reward_ranking_reward",
+    "reward_format_reward",
+    "reward_ndcg10",
+    "reward_recall10",
+    "reward_rbo",
+)
 #: fields the form passes to the command as given (their own widgets)
 DIRECT_FIELDS = ("model", "data", "output_dir", "preset", "resume")
 #: fields with their own widget, left out of the hyperparameter YAML (finetune: a flag when it differs from the preset)
@@ -51,8 +60,18 @@ FORM_FIELDS = (*DIRECT_FIELDS, "finetune")
 #: registry backends the debugger can sample completions from
 GENERATOR_BACKENDS = ("transformers", "openai")
 EXPORT_KINDS = {"sft": ("sft", "alpaca"), "grpo": ("rl",)}
-DEBUG_COLUMNS = ["#", "reward", "advantage", "format_ok", "count_ok", "ndcg10", "recall10", "rbo", "format_score",
-                 "parsed order"]
+DEBUG_COLUMNS = [
+    "#",
+    "reward",
+    "advantage",
+    "format_ok",
+    "count_ok",
+    "ndcg10",
+    "recall10",
+    "rbo",
+    "format_score",
+    "parsed order",
+]
 COMPLETION_SEPARATOR = "\n---\n"
 
 
@@ -78,8 +97,11 @@ def default_output_dir() -> str:
 
 def export_choices(engine: Engine, stage: str) -> list[tuple[str, str]]:
     """Recorded exports this stage can train on, newest first, as (label, id)."""
-    return [(f"#{e.id} {e.name} ({e.kind}, {e.count} rows)", str(e.id))
-            for e in list_exports(engine) if e.kind in EXPORT_KINDS.get(stage, ())]
+    return [
+        (f"#{e.id} {e.name} ({e.kind}, {e.count} rows)", str(e.id))
+        for e in list_exports(engine)
+        if e.kind in EXPORT_KINDS.get(stage, ())
+    ]
 
 
 def preset_finetune(stage: str, preset: str | None) -> str:
@@ -87,9 +109,18 @@ def preset_finetune(stage: str, preset: str | None) -> str:
     return default_run_config(stage, preset or None).finetune
 
 
-def train_config(stage: str, preset: str | None, finetune: str | None, export_id: str | None, data_path: str | None,
-                 model: str | None, output_dir: str | None, hyperparameters: str, resume: bool,
-                 register_as: str | None) -> TrainConfig:
+def train_config(
+    stage: str,
+    preset: str | None,
+    finetune: str | None,
+    export_id: str | None,
+    data_path: str | None,
+    model: str | None,
+    output_dir: str | None,
+    hyperparameters: str,
+    resume: bool,
+    register_as: str | None,
+) -> TrainConfig:
     """The form as a TrainConfig: only hyperparameters (and a fine-tune mode) that differ from the
     preset become flags."""
     baseline = default_run_config(stage, preset or None)
@@ -97,11 +128,20 @@ def train_config(stage: str, preset: str | None, finetune: str | None, export_id
     if finetune:
         values["finetune"] = finetune
     edited = apply_values(baseline, values, "hyperparameters")
-    changed = {f.name: getattr(edited, f.name) for f in dataclasses.fields(edited)
-               if f.name not in DIRECT_FIELDS and getattr(edited, f.name) != getattr(baseline, f.name)}
+    changed = {
+        f.name: getattr(edited, f.name)
+        for f in dataclasses.fields(edited)
+        if f.name not in DIRECT_FIELDS and getattr(edited, f.name) != getattr(baseline, f.name)
+    }
     data = f"{EXPORT_PREFIX}{export_id}" if export_id else (data_path or "").strip()
-    run = RunOverrides(preset=preset or None, model=(model or "").strip() or None, data=data or None,
-                       output_dir=(output_dir or "").strip() or None, resume=True if resume else None, **changed)
+    run = RunOverrides(
+        preset=preset or None,
+        model=(model or "").strip() or None,
+        data=data or None,
+        output_dir=(output_dir or "").strip() or None,
+        resume=True if resume else None,
+        **changed,
+    )
     return TrainConfig(stage=stage, run=run, register_as=(register_as or "").strip() or None)
 
 
@@ -119,10 +159,12 @@ def render_model(engine: Engine, job_id: int | None) -> str:
     lineage = outputs.get("lineage") or {}
     export = f"export #{lineage['export_id']}" if lineage.get("export_id") is not None else "a JSONL file"
     where = html.escape(str(outputs.get("model_dir", "")))
-    return (f"**Registered model:** `{html.escape(outputs['reranker_name'])}` (reranker id {outputs['reranker_id']},"
-            f" {'LoRA adapter' if outputs.get('adapter') else 'full model'} in `{where}`)\n\n"
-            f"**Lineage:** {export} → job #{view.id} ({outputs.get('stage')}, {outputs.get('steps')} steps) → "
-            f"reranker `{html.escape(outputs['reranker_name'])}`")
+    return (
+        f"**Registered model:** `{html.escape(outputs['reranker_name'])}` (reranker id {outputs['reranker_id']},"
+        f" {'LoRA adapter' if outputs.get('adapter') else 'full model'} in `{where}`)\n\n"
+        f"**Lineage:** {export} → job #{view.id} ({outputs.get('stage')}, {outputs.get('steps')} steps) → "
+        f"reranker `{html.escape(outputs['reranker_name'])}`"
+    )
 
 
 def debug_frame(texts: list[str], row: dict, format_weight: float) -> tuple[pd.DataFrame, dict]:
@@ -137,10 +179,26 @@ def debug_frame(texts: list[str], row: dict, format_weight: float) -> tuple[pd.D
     rows = []
     for index, (report, advantage) in enumerate(zip(reports, advantages), 1):
         terms = report.terms
-        rows.append([index, report.reward, advantage, terms.format_ok, terms.count_ok, terms.ndcg10, terms.recall10,
-                     terms.rbo, report.format_score, " > ".join(f"[{i + 1}]" for i in report.parsed.order)])
-    figures = {"rewards": rewards, "advantages": advantages, "terms": [dataclasses.asdict(r.terms) for r in reports],
-               "format_checks": [r.format_checks for r in reports]}
+        rows.append(
+            [
+                index,
+                report.reward,
+                advantage,
+                terms.format_ok,
+                terms.count_ok,
+                terms.ndcg10,
+                terms.recall10,
+                terms.rbo,
+                report.format_score,
+                " > ".join(f"[{i + 1}]" for i in report.parsed.order),
+            ]
+        )
+    figures = {
+        "rewards": rewards,
+        "advantages": advantages,
+        "terms": [dataclasses.asdict(r.terms) for r in reports],
+        "format_checks": [r.format_checks for r in reports],
+    }
     return pd.DataFrame(rows, columns=DEBUG_COLUMNS), figures
 
 
@@ -156,8 +214,10 @@ def generator_spec(engine: Engine, name: str | None) -> RerankerSpec:
     except InputError:  # no such reranker
         row = None
     if row is None or row.backend not in GENERATOR_BACKENDS:
-        raise InputError(f"choose a registered {' or '.join(GENERATOR_BACKENDS)} reranker to generate with"
-                         + (f"; {name!r} is not one" if name else ""))
+        raise InputError(
+            f"choose a registered {' or '.join(GENERATOR_BACKENDS)} reranker to generate with"
+            + (f"; {name!r} is not one" if name else "")
+        )
     return reranker_spec(row)
 
 
@@ -171,26 +231,47 @@ def rl_row(engine: Engine, export_id: str | None, data_path: str | None, index: 
 
 
 def build(engine: Engine) -> None:
-    def form_command(stage: str, preset: str | None, finetune: str | None, export_id: str | None,
-                     data_path: str | None, model: str | None, output_dir: str | None, hyperparameters: str,
-                     resume: bool, register_as: str | None) -> str:
+    def form_command(
+        stage: str,
+        preset: str | None,
+        finetune: str | None,
+        export_id: str | None,
+        data_path: str | None,
+        model: str | None,
+        output_dir: str | None,
+        hyperparameters: str,
+        resume: bool,
+        register_as: str | None,
+    ) -> str:
         """The shell command the form stands for."""
         try:
-            config = train_config(stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters,
-                                  resume, register_as)
+            config = train_config(
+                stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as
+            )
             return f"```\n{config_to_command(config)}\n```"
         except (InputError, ValueError) as exc:
             return f"(not a valid form: {html.escape(str(exc))})"
 
-    def start(stage: str, preset: str | None, finetune: str | None, export_id: str | None, data_path: str | None,
-              model: str | None, output_dir: str | None, hyperparameters: str, resume: bool, register_as: str | None,
-              request: gr.Request) -> tuple[int, int]:
+    def start(
+        stage: str,
+        preset: str | None,
+        finetune: str | None,
+        export_id: str | None,
+        data_path: str | None,
+        model: str | None,
+        output_dir: str | None,
+        hyperparameters: str,
+        resume: bool,
+        register_as: str | None,
+        request: gr.Request,
+    ) -> tuple[int, int]:
         """Launch `reasonrank train …` as a Job (admins only, checked here); the job id goes to the
         panel and to the "Show job #" box (which is what an API caller receives)."""
         require_admin(engine, request)
         try:
-            config = train_config(stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters,
-                                  resume, register_as)
+            config = train_config(
+                stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as
+            )
         except (InputError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
         if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
@@ -202,14 +283,23 @@ def build(engine: Engine) -> None:
         return job_id, job_id
 
     def on_stage(stage: str, preset: str | None):
-        return (gr.update(choices=export_choices(engine, stage), value=None),
-                hyperparameters_yaml(stage, preset), preset_finetune(stage, preset))
+        return (
+            gr.update(choices=export_choices(engine, stage), value=None),
+            hyperparameters_yaml(stage, preset),
+            preset_finetune(stage, preset),
+        )
 
     def on_preset(stage: str, preset: str | None):
         return hyperparameters_yaml(stage, preset), preset_finetune(stage, preset)
 
-    def reward_debug(export_id: str | None, data_path: str | None, index: float | None, completions: str,
-                     format_weight: float | None, request: gr.Request):
+    def reward_debug(
+        export_id: str | None,
+        data_path: str | None,
+        index: float | None,
+        completions: str,
+        format_weight: float | None,
+        request: gr.Request,
+    ):
         """Score pasted completions (separated by a line `---`) against one RL row of an export."""
         require_admin(engine, request)
         try:
@@ -220,13 +310,22 @@ def build(engine: Engine) -> None:
             frame, figures = debug_frame(texts, row, float(format_weight or 0.0))
         except InputError as exc:
             raise gr.Error(str(exc)) from exc
-        about = (f"Row {position}: {len(row['initial_list'])} passages; teacher order "
-                 f"{html.escape(' > '.join(row['teacher_list']))}; relevant {html.escape(', '.join(row['relevant_docids']) or 'none')}")
+        about = (
+            f"Row {position}: {len(row['initial_list'])} passages; teacher order "
+            f"{html.escape(' > '.join(row['teacher_list']))}; relevant {html.escape(', '.join(row['relevant_docids']) or 'none')}"
+        )
         return about, frame, figures
 
-    def reward_generate(export_id: str | None, data_path: str | None, index: float | None, reranker: str | None,
-                        samples: float | None, temperature: float | None, max_new_tokens: float | None,
-                        request: gr.Request) -> str:
+    def reward_generate(
+        export_id: str | None,
+        data_path: str | None,
+        index: float | None,
+        reranker: str | None,
+        samples: float | None,
+        temperature: float | None,
+        max_new_tokens: float | None,
+        request: gr.Request,
+    ) -> str:
         """Sample a group of completions of the row's prompt from a registered reranker; they fill
         the completions box (one per `---` block) for scoring."""
         require_admin(engine, request)
@@ -235,8 +334,13 @@ def build(engine: Engine) -> None:
             spec = generator_spec(engine, reranker)
             backend = make_backend(spec.backend_config())
             try:
-                texts = sample_completions(row, backend, int(samples or 0), float(temperature or 0.0),
-                                           int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS))
+                texts = sample_completions(
+                    row,
+                    backend,
+                    int(samples or 0),
+                    float(temperature or 0.0),
+                    int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS),
+                )
             finally:
                 backend.close()
         except (InputError, BackendError) as exc:
@@ -244,25 +348,37 @@ def build(engine: Engine) -> None:
         return COMPLETION_SEPARATOR.join(texts)
 
     with gr.Tab("Train", id="train"):
-        gr.Markdown("Admins only. SFT (cold start) then GRPO with the multi-view reward; the form shows the "
-                    "`reasonrank train` command it runs as a job.")
+        gr.Markdown(
+            "Admins only. SFT (cold start) then GRPO with the multi-view reward; the form shows the "
+            "`reasonrank train` command it runs as a job."
+        )
         with gr.Row():
             stage = gr.Radio(list(STAGES), value="sft", label="Stage", elem_id="rr-train-stage")
             preset = gr.Dropdown(list(PRESETS), value="tiny-cpu", label="Preset", elem_id="rr-train-preset")
-            finetune = gr.Dropdown(list(FINETUNE_MODES), value=preset_finetune("sft", "tiny-cpu"),
-                                   label="Fine-tune (qlora: 4-bit base, needs CUDA + bitsandbytes)",
-                                   elem_id="rr-train-finetune")
+            finetune = gr.Dropdown(
+                list(FINETUNE_MODES),
+                value=preset_finetune("sft", "tiny-cpu"),
+                label="Fine-tune (qlora: 4-bit base, needs CUDA + bitsandbytes)",
+                elem_id="rr-train-finetune",
+            )
         with gr.Row():
-            export = gr.Dropdown(export_choices(engine, "sft"), value=None, label="Export", allow_custom_value=True,
-                                 elem_id="rr-train-export")
+            export = gr.Dropdown(
+                export_choices(engine, "sft"),
+                value=None,
+                label="Export",
+                allow_custom_value=True,
+                elem_id="rr-train-export",
+            )
             refresh_exports = gr.Button("↻ exports", size="sm")
             data_path = gr.Textbox(label="…or a JSONL file in the export contract", elem_id="rr-train-data")
         with gr.Row():
-            model = gr.Textbox(label="Base model (local folder, or hub id where the hub is reachable)",
-                               elem_id="rr-train-model")
+            model = gr.Textbox(
+                label="Base model (local folder, or hub id where the hub is reachable)", elem_id="rr-train-model"
+            )
             output_dir = gr.Textbox(default_output_dir, label="Output directory", elem_id="rr-train-out")
-        hyper = gr.Code(hyperparameters_yaml("sft", "tiny-cpu"), language="yaml", label="Hyperparameters",
-                        elem_id="rr-train-hyper")
+        hyper = gr.Code(
+            hyperparameters_yaml("sft", "tiny-cpu"), language="yaml", label="Hyperparameters", elem_id="rr-train-hyper"
+        )
         with gr.Row():
             resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
             register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
@@ -276,18 +392,26 @@ def build(engine: Engine) -> None:
             show = gr.Button("Show", size="sm")
 
         with gr.Accordion("Reward debugger", open=False):
-            gr.Markdown("Paste completions for one RL row (separate several with a line `---`), or generate a "
-                        "group with a registered reranker: each reward term, the total, and for a group the "
-                        "advantages GRPO would train on.")
+            gr.Markdown(
+                "Paste completions for one RL row (separate several with a line `---`), or generate a "
+                "group with a registered reranker: each reward term, the total, and for a group the "
+                "advantages GRPO would train on."
+            )
             with gr.Row():
-                debug_export = gr.Dropdown(export_choices(engine, "grpo"), value=None, label="RL export",
-                                           allow_custom_value=True)
+                debug_export = gr.Dropdown(
+                    export_choices(engine, "grpo"), value=None, label="RL export", allow_custom_value=True
+                )
                 debug_path = gr.Textbox(label="…or an RL JSONL file")
                 debug_index = gr.Number(0, label="Row", precision=0, minimum=0)
                 debug_weight = gr.Number(0.0, label="Format reward weight")
             with gr.Row():
-                debug_generator = gr.Dropdown(generator_choices(engine), value=None, label="Generate with",
-                                              allow_custom_value=True, elem_id="rr-debug-generator")
+                debug_generator = gr.Dropdown(
+                    generator_choices(engine),
+                    value=None,
+                    label="Generate with",
+                    allow_custom_value=True,
+                    elem_id="rr-debug-generator",
+                )
                 refresh_generators = gr.Button("↻ rerankers", size="sm")
                 debug_samples = gr.Number(4, label="Samples", precision=0, minimum=1, maximum=64)
                 debug_temperature = gr.Number(1.0, label="Temperature", minimum=0.0)
@@ -302,9 +426,12 @@ def build(engine: Engine) -> None:
 
     for component in form:
         component.change(form_command, form, command, api_visibility="private")
-    refresh_exports.click(lambda s: (gr.update(choices=export_choices(engine, s)),
-                                     gr.update(choices=export_choices(engine, "grpo"))),
-                          stage, [export, debug_export], api_visibility="private")
+    refresh_exports.click(
+        lambda s: (gr.update(choices=export_choices(engine, s)), gr.update(choices=export_choices(engine, "grpo"))),
+        stage,
+        [export, debug_export],
+        api_visibility="private",
+    )
     stage.change(on_stage, [stage, preset], [export, hyper, finetune], api_visibility="private")
     preset.change(on_preset, [stage, preset], [hyper, finetune], api_visibility="private")
     start_button.click(start, form, [panel.job_id, past], api_name="train_start")
@@ -313,9 +440,12 @@ def build(engine: Engine) -> None:
     debug_inputs = [debug_export, debug_path, debug_index, debug_text, debug_weight]
     debug_outputs = [debug_about, debug_table, debug_json]
     debug_button.click(reward_debug, debug_inputs, debug_outputs, api_name="reward_debug")
-    refresh_generators.click(lambda: gr.update(choices=generator_choices(engine)), None, debug_generator,
-                             api_visibility="private")
-    generate_button.click(reward_generate, [debug_export, debug_path, debug_index, debug_generator, debug_samples,
-                                            debug_temperature, debug_max_tokens], debug_text,
-                          api_name="reward_generate").success(reward_debug, debug_inputs, debug_outputs,
-                                                              api_visibility="private")
+    refresh_generators.click(
+        lambda: gr.update(choices=generator_choices(engine)), None, debug_generator, api_visibility="private"
+    )
+    generate_button.click(
+        reward_generate,
+        [debug_export, debug_path, debug_index, debug_generator, debug_samples, debug_temperature, debug_max_tokens],
+        debug_text,
+        api_name="reward_generate",
+    ).success(reward_debug, debug_inputs, debug_outputs, api_visibility="private")

@@ -3,6 +3,7 @@
 `render_as_batch` lets future revisions ALTER tables on SQLite (copy-and-move); the metadata is
 SQLModel's, filled by importing db.models.
 """
+
 from __future__ import annotations
 
 from logging.config import fileConfig

@@ -4,6 +4,7 @@ A backend is batched by contract: the sliding window hands it every prompt of on
 position across all queries at once, so backends can batch (vLLM, transformers) or run requests
 concurrently (OpenAI-compatible servers).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -63,7 +64,7 @@ class Backend(ABC):
             on_delta("text", completion.text)
         return completion
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook with a default, not abstract
         """Release engines, threads or connections; the default has nothing to release."""
 
 

@@ -7,6 +7,7 @@ model, wrong URL) into one-line `BackendError`s at once. So the SDK client runs 
 backend be used from plain sync code, from worker threads and from inside a running loop alike.
 The API key is read from the environment when a batch starts and is never stored or logged.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,11 +20,12 @@ import random
 import ssl
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, Coroutine, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from reasonrank.aio import all_or_first_failure, within
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink, TokenizerLike
 from reasonrank.backends.openai_wire import post_chat, read_stream, to_completion
 from reasonrank.types import Completion, GenerationParams, Message
@@ -37,8 +39,7 @@ class Complete(Protocol):
     """What `OpenAIBackend.session` yields: one chat request (with retries) per call; given an
     `on_delta`, the request streams and its deltas reach it."""
 
-    def __call__(self, messages: list[Message], on_delta: DeltaSink | None = None,
-                 /) -> Awaitable[Completion]: ...
+    def __call__(self, messages: list[Message], on_delta: DeltaSink | None = None, /) -> Awaitable[Completion]: ...
 
 
 #: first backoff delay in seconds; doubles per retry up to BACKOFF_CAP_S, then jittered.
@@ -104,16 +105,13 @@ class OpenAIBackend(Backend):
         if config.base_url and not config.base_url.startswith(("http://", "https://")):
             raise BackendError(f"base_url must start with http:// or https://, got {config.base_url!r}")
         if config.max_in_flight < 1 or config.timeout_s <= 0 or config.max_retries < 0:
-            raise BackendError("openai backend needs max_in_flight >= 1, timeout_s > 0 and "
-                               "max_retries >= 0")
+            raise BackendError("openai backend needs max_in_flight >= 1, timeout_s > 0 and max_retries >= 0")
         if importlib.util.find_spec("openai") is None:
             raise BackendError("the openai backend needs the openai package: pip install openai")
         self.config = config
         self.url = config.base_url or "https://api.openai.com/v1"
         self.stats = OpenAIStats()
-        self.tokenizer: TokenizerLike | None = (
-            _load_tokenizer(config.tokenizer) if config.tokenizer else None
-        )
+        self.tokenizer: TokenizerLike | None = _load_tokenizer(config.tokenizer) if config.tokenizer else None
         self._ssl_context: ssl.SSLContext | None = None  # built on first use, see `_client`
 
     def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
@@ -146,7 +144,8 @@ class OpenAIBackend(Backend):
             max_retries=0,
             timeout=self.config.timeout_s,
             http_client=openai.DefaultAsyncHttpxClient(
-                base_url=self.url, timeout=self.config.timeout_s, verify=self._ssl_context),
+                base_url=self.url, timeout=self.config.timeout_s, verify=self._ssl_context
+            ),
         )
 
     def _request(self, params: GenerationParams) -> dict[str, Any]:
@@ -173,29 +172,25 @@ class OpenAIBackend(Backend):
         request = self._request(params)
         limit = asyncio.Semaphore(self.config.max_in_flight)
         try:
-            yield lambda messages, on_delta=None: self._generate_one(
-                client, limit, list(messages), request, on_delta)
+            yield lambda messages, on_delta=None: self._generate_one(client, limit, list(messages), request, on_delta)
         finally:
             await client.close()
 
-    async def _generate_all(
-        self, prompts: list[list[Message]], params: GenerationParams
-    ) -> list[Completion]:
+    async def _generate_all(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
         async with self.session(params) as complete:
-            try:
-                async with asyncio.TaskGroup() as group:  # first failure cancels the rest
-                    tasks = [group.create_task(complete(messages)) for messages in prompts]
-            except BaseExceptionGroup as failures:
-                raise failures.exceptions[0] from None
-        return [task.result() for task in tasks]
+            # the first failure cancels the rest and is raised
+            return await all_or_first_failure(complete(messages) for messages in prompts)
 
-    async def _stream(self, messages: list[Message], params: GenerationParams,
-                      on_delta: DeltaSink) -> Completion:
+    async def _stream(self, messages: list[Message], params: GenerationParams, on_delta: DeltaSink) -> Completion:
         async with self.session(params) as complete:
             return await complete(messages, on_delta)
 
     async def _generate_one(
-        self, client: Any, limit: asyncio.Semaphore, messages: list[Message], request: dict[str, Any],
+        self,
+        client: Any,
+        limit: asyncio.Semaphore,
+        messages: list[Message],
+        request: dict[str, Any],
         on_delta: DeltaSink | None = None,
     ) -> Completion:
         attempt = 0
@@ -204,14 +199,15 @@ class OpenAIBackend(Backend):
                 self.stats.requests += 1
                 started = time.monotonic()
                 try:
-                    async with asyncio.timeout(self.config.timeout_s):
-                        if on_delta is None:
-                            response = await post_chat(client, messages, request)
-                            completion = to_completion(response, time.monotonic() - started)
-                        else:
-                            if attempt:
-                                on_delta("reset", "")
-                            completion = await read_stream(client, messages, request, on_delta, started)
+                    if on_delta is None:
+                        response = await within(self.config.timeout_s, post_chat(client, messages, request))
+                        completion = to_completion(response, time.monotonic() - started)
+                    else:
+                        if attempt:
+                            on_delta("reset", "")
+                        completion = await within(
+                            self.config.timeout_s, read_stream(client, messages, request, on_delta, started)
+                        )
                 except BackendError:  # raised by `on_delta` (e.g. a viewer that stopped): not ours
                     raise
                 except Exception as exc:  # sorted below into transient / permanent
@@ -220,8 +216,9 @@ class OpenAIBackend(Backend):
                         raise self._fail(await self._explain(client, failure)) from None
                     budget = CONNECT_RETRIES if failure.kind == "connect" else self.config.max_retries
                     if attempt >= min(budget, self.config.max_retries):
-                        raise self._fail(self._exhausted(failure, attempt + 1),
-                                         None if failure.kind == "connect" else failure.kind) from None
+                        raise self._fail(
+                            self._exhausted(failure, attempt + 1), None if failure.kind == "connect" else failure.kind
+                        ) from None
                 else:
                     self.stats.completions += 1
                     self.stats.tokens_in += completion.tokens_in
@@ -230,8 +227,9 @@ class OpenAIBackend(Backend):
             delay = _retry_delay(attempt, failure.retry_after)
             attempt += 1
             self.stats.retries[failure.kind] += 1
-            logger.warning("%s at %s; retry %d/%d in %.1fs", failure.detail, self.url, attempt,
-                           self.config.max_retries, delay)
+            logger.warning(
+                "%s at %s; retry %d/%d in %.1fs", failure.detail, self.url, attempt, self.config.max_retries, delay
+            )
             await asyncio.sleep(delay)
 
     # -- error messages --------------------------------------------------------------------
@@ -242,8 +240,10 @@ class OpenAIBackend(Backend):
 
     def _exhausted(self, failure: _Transient, attempts: int) -> str:
         if failure.kind == "connect":
-            return (f"cannot connect to {self.url} ({failure.detail}) after {attempts} attempts; "
-                    "is the server running and is base_url right?")
+            return (
+                f"cannot connect to {self.url} ({failure.detail}) after {attempts} attempts; "
+                "is the server running and is base_url right?"
+            )
         return f"server at {self.url} failed {attempts} attempts; last: {failure.detail}"
 
     async def _explain(self, client: Any, exc: Exception) -> str:
@@ -255,15 +255,19 @@ class OpenAIBackend(Backend):
         status, detail = exc.status_code, _server_message(exc)
         if status == 401:
             key_state = "is set" if os.environ.get(self.config.api_key_env) else "is not set"
-            return (f"server at {self.url} rejected the API key (HTTP 401: {detail}); "
-                    f"environment variable {self.config.api_key_env} {key_state}")
+            return (
+                f"server at {self.url} rejected the API key (HTTP 401: {detail}); "
+                f"environment variable {self.config.api_key_env} {key_state}"
+            )
         if status == 403:
             return f"server at {self.url} denied access (HTTP 403: {detail})"
         if status == 404:
             served = await _served_models(client)
             if served is not None and self.config.model not in served:
-                return (f"unknown model {self.config.model!r} at {self.url}; the server serves: "
-                        f"{', '.join(served) or '(none)'}")
+                return (
+                    f"unknown model {self.config.model!r} at {self.url}; the server serves: "
+                    f"{', '.join(served) or '(none)'}"
+                )
             return f"not found at {self.url} (HTTP 404: {detail}); check that base_url ends in /v1"
         return f"server at {self.url} rejected the request (HTTP {status}: {detail})"
 
@@ -282,11 +286,13 @@ def _classify(exc: Exception, timeout_s: float) -> _Transient | Exception:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         if status == 429:
-            return _Transient("rate_limit", f"HTTP 429: {_server_message(exc)}",
-                              _retry_after_seconds(exc.response.headers))
+            return _Transient(
+                "rate_limit", f"HTTP 429: {_server_message(exc)}", _retry_after_seconds(exc.response.headers)
+            )
         if status >= 500 or status in RETRYABLE_STATUS:
-            return _Transient("server_error", f"HTTP {status}: {_server_message(exc)}",
-                              _retry_after_seconds(exc.response.headers))
+            return _Transient(
+                "server_error", f"HTTP {status}: {_server_message(exc)}", _retry_after_seconds(exc.response.headers)
+            )
         return exc
     if isinstance(exc, (ValueError, AttributeError, TypeError, IndexError)):
         # invalid JSON (JSONDecodeError is a ValueError) or JSON without the expected shape
@@ -327,8 +333,7 @@ async def _served_models(client: Any) -> list[str] | None:
     import openai
 
     try:
-        async with asyncio.timeout(MODEL_LIST_TIMEOUT_S):
-            page = await client.models.list()
+        page = await within(MODEL_LIST_TIMEOUT_S, client.models.list())
         return [model.id for model in page.data]
     except (openai.OpenAIError, TimeoutError, ValueError, AttributeError):
         return None
@@ -351,8 +356,7 @@ def _load_tokenizer(name: str) -> TokenizerLike:
     try:
         from transformers import AutoTokenizer
     except ImportError:
-        raise BackendError("config.tokenizer needs the transformers package: "
-                           "pip install transformers") from None
+        raise BackendError("config.tokenizer needs the transformers package: pip install transformers") from None
     try:
         return AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:

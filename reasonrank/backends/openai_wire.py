@@ -4,6 +4,7 @@ and reading a stream of deltas, with reasoning taken from wherever the server pu
 Kept apart from the retry and error policy in `openai.py`: this is what changes when a server
 speaks a slightly different dialect (DeepSeek's `reasoning_content`, vLLM's `reasoning`).
 """
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,9 @@ def to_completion(response: Any, seconds: float) -> Completion:
     )
 
 
-async def read_stream(client: Any, messages: list[Message], request: dict[str, Any],
-                       on_delta: DeltaSink, started: float) -> Completion:
+async def read_stream(
+    client: Any, messages: list[Message], request: dict[str, Any], on_delta: DeltaSink, started: float
+) -> Completion:
     """One streamed request, its deltas passed on as they arrive and gathered into a Completion.
 
     Usage comes in a last chunk without choices (`stream_options.include_usage`, which vLLM,
@@ -48,7 +50,8 @@ async def read_stream(client: Any, messages: list[Message], request: dict[str, A
     reasoning: list[str] = []
     usage = finish_reason = None
     stream = await client.chat.completions.create(
-        messages=messages, stream=True, stream_options={"include_usage": True}, **request)
+        messages=messages, stream=True, stream_options={"include_usage": True}, **request
+    )
     async with stream:
         async for chunk in stream:
             usage = chunk.usage or usage

@@ -1,5 +1,6 @@
 """Backends loaded once and reused across calls: what keeps the Arena from reloading a 7B model
 on every click, and from loading more local models than memory holds."""
+
 from __future__ import annotations
 
 import contextlib
@@ -52,8 +53,7 @@ class BackendPool:
     def _evict(self, keep: str) -> None:
         """Close least recently used idle local models until at most `max_local` are loaded."""
         with self._lock:
-            loaded = [(key, lock, holder) for key, (lock, holder, local) in self._entries.items()
-                      if local and holder]
+            loaded = [(key, lock, holder) for key, (lock, holder, local) in self._entries.items() if local and holder]
             victims = []
             for key, lock, holder in loaded:
                 if len(loaded) - len(victims) <= self._max_local:

@@ -9,6 +9,7 @@ Decoding uses only the settings in `GenerationParams`: the model's own generatio
 sampling defaults (repetition penalty, top-k, …) are neutralised, as an explicit vLLM
 `SamplingParams` in the reference code does. torch/transformers/peft are imported lazily.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -154,8 +155,13 @@ class TransformersBackend(Backend):
 
     def _generate_kwargs(self, params: GenerationParams) -> dict[str, Any]:
         """Only our decoding settings: the model's own sampling defaults are overridden."""
-        return {**_decoding_kwargs(params), "max_new_tokens": params.max_new_tokens, "repetition_penalty": 1.0,
-                "eos_token_id": self.eos_ids, "pad_token_id": self.tokenizer.pad_token_id}
+        return {
+            **_decoding_kwargs(params),
+            "max_new_tokens": params.max_new_tokens,
+            "repetition_penalty": 1.0,
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
 
     def stream(self, messages: list[Message], params: GenerationParams, on_delta: DeltaSink) -> Completion:
         """Generate one completion while a `TextIteratorStreamer` hands decoded text to `on_delta`.
@@ -170,22 +176,25 @@ class TransformersBackend(Backend):
         from reasonrank.prompts import render_prompt
 
         began = time.perf_counter()
-        batch = self.tokenizer([render_prompt(messages, self.tokenizer)], return_tensors="pt",
-                               add_special_tokens=False).to(self.device)
+        batch = self.tokenizer(
+            [render_prompt(messages, self.tokenizer)], return_tensors="pt", add_special_tokens=False
+        ).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         outcome: dict[str, Any] = {}
         stop = threading.Event()  # set when the caller stops reading (on_delta raised)
 
         def stopped(input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool,
-                              device=input_ids.device)
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
 
         def work() -> None:
             try:
                 with torch.inference_mode():  # grad mode is per thread
                     outcome["output"] = self.model.generate(
-                        **batch, **self._generate_kwargs(params), streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([stopped]))
+                        **batch,
+                        **self._generate_kwargs(params),
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([stopped]),
+                    )
             except Exception as exc:  # re-raised on the caller's thread below
                 outcome["error"] = exc
                 streamer.end()
@@ -202,14 +211,12 @@ class TransformersBackend(Backend):
                 worker.join()
         if "error" in outcome:
             raise BackendError(f"generation failed: {_one_line(outcome['error'])}") from outcome["error"]
-        row = outcome["output"][0, batch["input_ids"].shape[1]:].tolist()
+        row = outcome["output"][0, batch["input_ids"].shape[1] :].tolist()
         return self._completion(row, int(batch["attention_mask"].sum()), time.perf_counter() - began)
 
     def _generate_chunk(self, texts: list[str], params: GenerationParams) -> list[Completion]:
         began = time.perf_counter()
-        batch = self.tokenizer(
-            texts, return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(self.device)
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         output = self.model.generate(**batch, **self._generate_kwargs(params))
         generated = output[:, batch["input_ids"].shape[1] :].tolist()
         tokens_in = batch["attention_mask"].sum(dim=1).tolist()

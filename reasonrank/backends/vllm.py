@@ -11,6 +11,7 @@ vLLM itself (e.g. the benchmark that compares against bare `llm.generate`).
 vLLM is an optional dependency that lives in its own environment (see the README): it is
 imported here, inside `__init__`, so importing this module costs nothing anywhere else.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,17 +45,13 @@ class VLLMBackend(Backend):
 
     name = "vllm"
 
-    def __init__(
-        self, config: BackendConfig, sampling_overrides: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, config: BackendConfig, sampling_overrides: dict[str, Any] | None = None) -> None:
         if not config.model:
             raise BackendError("the vllm backend needs a model (a local folder or a hub id)")
         try:
             import vllm
         except ImportError:
-            raise BackendError(
-                "vllm is not installed in this environment; see README (GPU serving)"
-            ) from None
+            raise BackendError("vllm is not installed in this environment; see README (GPU serving)") from None
         if config.adapter and not Path(config.adapter).expanduser().is_dir():
             raise BackendError(f"adapter directory not found: {config.adapter}")
         self.config = config
@@ -73,9 +70,7 @@ class VLLMBackend(Backend):
                 **lora,
             )
         except Exception as exc:  # vLLM raises many types; the user needs the cause, not a stack
-            raise BackendError(
-                f"vllm could not start an engine for {config.model!r}: {_one_line(exc)}"
-            ) from exc
+            raise BackendError(f"vllm could not start an engine for {config.model!r}: {_one_line(exc)}") from exc
         self.tokenizer = self.llm.get_tokenizer()
         #: the adapter every request goes through (None without one); public so direct
         #: `backend.llm.generate` calls can use the same adapter.
@@ -150,9 +145,7 @@ def _lora_engine_args(adapter: str) -> dict[str, Any]:
         raise BackendError(f"cannot read the LoRA adapter config {config_file}: {exc}") from None
     slot = next((size for size in LORA_RANK_SLOTS if size >= rank), None)
     if slot is None:
-        raise BackendError(
-            f"LoRA rank {rank} of {adapter} exceeds vLLM's maximum {LORA_RANK_SLOTS[-1]}"
-        )
+        raise BackendError(f"LoRA rank {rank} of {adapter} exceeds vLLM's maximum {LORA_RANK_SLOTS[-1]}")
     return {"enable_lora": True, "max_lora_rank": slot}
 
 

@@ -8,6 +8,7 @@ can show (and a job can run) the exact command for whatever a user set in a form
 User errors (missing or malformed files, unknown backends, unreachable servers) print one line,
 `error: …`, and exit with status 2. Set REASONRANK_DEBUG=1 to get the traceback instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,14 +22,15 @@ from reasonrank.backends.base import BackendError
 from reasonrank.cli.common import EXIT_USAGE, PROG, Command
 from reasonrank.cli.data import DATA_COMMANDS
 from reasonrank.cli.rank import RANK_COMMANDS, RerankConfig, run_rerank
-from reasonrank.cli.train import TRAIN_COMMANDS
 from reasonrank.cli.synth import SYNTH_COMMANDS
+from reasonrank.cli.train import TRAIN_COMMANDS
 from reasonrank.flags import StrictParser
 from reasonrank.io import InputError
 from reasonrank.jobs import EventLog, install_term_handler
 
-COMMANDS: dict[str, Command] = {command.name: command for command in (*RANK_COMMANDS, *DATA_COMMANDS, *SYNTH_COMMANDS,
-                                                                          *TRAIN_COMMANDS)}
+COMMANDS: dict[str, Command] = {
+    command.name: command for command in (*RANK_COMMANDS, *DATA_COMMANDS, *SYNTH_COMMANDS, *TRAIN_COMMANDS)
+}
 
 __all__ = ["COMMANDS", "RerankConfig", "config_to_argv", "config_to_command", "main", "parse_command", "run_rerank"]
 

@@ -1,4 +1,5 @@
 """`python -m reasonrank.cli …` runs the same entry point as the `reasonrank` command."""
+
 import sys
 
 from reasonrank.cli import main

@@ -1,4 +1,5 @@
 """Pieces every subcommand module shares: the Command record and a progress bar."""
+
 from __future__ import annotations
 
 import sys
@@ -52,7 +53,7 @@ class Progress:
         self.unit = unit
         self.bar = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

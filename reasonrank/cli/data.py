@@ -4,6 +4,7 @@ These are the CLI's only commands that touch `db/` (imported inside the handlers
 and `eval` never load SQLAlchemy). Each is a form over one config dataclass, like the others,
 so the UI can show and re-run the exact command.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -152,14 +153,21 @@ def run_import(config: ImportConfig, engine=None) -> ImportOutcome:
     from reasonrank.imports import validate_file
 
     batch = validate_file(
-        config.path, kind=config.kind, dataset=config.dataset, candidates_path=config.candidates,
-        qrels_path=config.qrels, run_depth=config.run_depth, model=config.model, source=config.source,
+        config.path,
+        kind=config.kind,
+        dataset=config.dataset,
+        candidates_path=config.candidates,
+        qrels_path=config.qrels,
+        run_depth=config.run_depth,
+        model=config.model,
+        source=config.source,
     )
     if batch.issues:
         return ImportOutcome([str(issue) for issue in batch.issues])
     try:
-        summary = import_batch(engine or open_store(config.db), batch, config.alpha,
-                               required_reviews=config.required_reviews)
+        summary = import_batch(
+            engine or open_store(config.db), batch, config.alpha, required_reviews=config.required_reviews
+        )
     except ImportRefused as refused:  # problems only the store can see (e.g. a passage text conflict)
         return ImportOutcome(list(refused.problems))
     return ImportOutcome([], summary)
@@ -206,15 +214,19 @@ def run_export(config: ExportConfig, engine=None, created_by: str | None = None)
     from reasonrank import export
 
     filters = ExportFilter(
-        statuses=tuple(config.statuses), datasets=tuple(config.datasets) or None,
-        min_consistency=config.min_consistency, agreed_only=config.agreed_only,
+        statuses=tuple(config.statuses),
+        datasets=tuple(config.datasets) or None,
+        min_consistency=config.min_consistency,
+        agreed_only=config.agreed_only,
     )
     engine = engine or open_store(config.db)
     items = reviewed_items(engine, filters)
     build = {"sft": export.sft_rows, "alpaca": export.alpaca_rows, "rl": export.rl_rows}[config.format]
     rows = build(
-        items, tokenizer=_load_tokenizer(config.tokenizer),
-        max_passage_tokens=config.max_passage_tokens, window=config.window,
+        items,
+        tokenizer=_load_tokenizer(config.tokenizer),
+        max_passage_tokens=config.max_passage_tokens,
+        window=config.window,
     )
     written = export.write_export(rows, data_dir() / "exports", config.name, overwrite=config.overwrite)
     record_export(engine, config.name, config.format, filters, written, created_by=created_by)
@@ -276,11 +288,26 @@ def _seed_command(config: SeedConfig) -> int:
 
 
 DATA_COMMANDS = [
-    Command("import", "validate a file of candidates, labels, a TREC run or qrels, then store it",
-            IMPORT_FLAGS, ImportConfig, _import_command),
-    Command("export", "write reviewed items as an SFT, alpaca or GRPO training file",
-            EXPORT_FLAGS, ExportConfig, _export_command),
+    Command(
+        "import",
+        "validate a file of candidates, labels, a TREC run or qrels, then store it",
+        IMPORT_FLAGS,
+        ImportConfig,
+        _import_command,
+    ),
+    Command(
+        "export",
+        "write reviewed items as an SFT, alpaca or GRPO training file",
+        EXPORT_FLAGS,
+        ExportConfig,
+        _export_command,
+    ),
     Command("user", "add or list review-app users", USER_FLAGS, UserConfig, _user_command),
-    Command("seed", "import the bundled sample (NovelEval, TREC DL19 + RankVicuna labels)",
-            SEED_FLAGS, SeedConfig, _seed_command),
+    Command(
+        "seed",
+        "import the bundled sample (NovelEval, TREC DL19 + RankVicuna labels)",
+        SEED_FLAGS,
+        SeedConfig,
+        _seed_command,
+    ),
 ]

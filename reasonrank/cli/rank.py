@@ -1,4 +1,5 @@
 """`reasonrank rerank` and `reasonrank eval`: their configs, flag tables and handlers."""
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,7 @@ def _source_flags(prefix: str, anchor: bool = False) -> list[Flag]:
 
 def _backend_flags(prefix: str, required: bool) -> list[Flag]:
     return [
-        Flag("--backend", f"{prefix}.kind", "generator backend", choices=BACKEND_KINDS, required=required,
-             anchor=True),
+        Flag("--backend", f"{prefix}.kind", "generator backend", choices=BACKEND_KINDS, required=required, anchor=True),
         Flag("--model", f"{prefix}.model", "model path or hub id (openai: the served model id)", required=required),
         Flag("--base-url", f"{prefix}.base_url", "openai: server URL, e.g. http://127.0.0.1:8000/v1"),
         Flag("--api-key-env", f"{prefix}.api_key_env", "openai: environment variable holding the API key"),
@@ -181,8 +181,12 @@ class BrightMiniConfig:
 
 BRIGHT_MINI_FLAGS = FlagTable(
     [
-        Flag("--source", "source", "BRIGHT directory: examples/, qrels/ and docs/theoremqa_questions_gold_docs.json",
-             required=True),
+        Flag(
+            "--source",
+            "source",
+            "BRIGHT directory: examples/, qrels/ and docs/theoremqa_questions_gold_docs.json",
+            required=True,
+        ),
         Flag("--out", "out", "directory to write the mini benchmark to (official BRIGHT layout)", required=True),
     ]
 )

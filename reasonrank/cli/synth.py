@@ -5,6 +5,7 @@ items and stores each label in its own transaction as it arrives. The API key is
 environment variable the config names, inside the backend, when requests start: it never
 enters the config, the command line, the job's log or events, the database or an export.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -59,34 +60,53 @@ class SynthConfig:
 
     def teacher(self) -> dict[str, Any]:
         """What makes two runs the same teacher: a label of one counts as done for the other."""
-        return {"model": self.model, "prompt": self.prompt, "max_tokens": self.max_tokens,
-                "temperature": self.temperature, "positives": bool(self.answers)}
+        return {
+            "model": self.model,
+            "prompt": self.prompt,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "positives": bool(self.answers),
+        }
 
 
-SYNTH_FLAGS = FlagTable([
-    Flag("--dataset", "dataset", "label items of this dataset (with --candidates: the name for the file's lists)"),
-    Flag("--status", "status", f"review status of the items to label (pending, accepted, fixed, rejected, "
-                               f"conflict or {ANY_STATUS})"),
-    Flag("--limit", "limit", "label at most N items this run", optional_int),
-    Flag("--candidates", "candidates", "candidate JSONL or RankLLM JSON: imported, then its lists are labelled"),
-    Flag("--base-url", "base_url", "teacher endpoint (any OpenAI-compatible server)"),
-    Flag("--model", "model", "teacher model id as the server names it"),
-    Flag("--api-key-env", "api_key_env", "environment variable holding the API key (the key is never stored)"),
-    Flag("--prompt", "prompt", "rankgpt: the paper's multi-turn labelling prompt; reasonrank: the student's "
-                               "single-turn prompt", choices=PROMPTS),
-    Flag("--max-tokens", "max_tokens", "generation budget per request (reasoning + answer)", int),
-    Flag("--temperature", "temperature", "sampling temperature", float),
-    Flag("--answers", "answers", "gold answers for positive selection: JSONL {qid, answer} or qid<TAB>answer TSV"),
-    Flag("--alpha", "alpha", "self-consistency nDCG@10 needed to keep a label", float),
-    Flag("--max-in-flight", "max_in_flight", "requests in flight at once", int),
-    Flag("--timeout", "timeout_s", "seconds per request", float),
-    Flag("--max-retries", "max_retries", "retries of a failed request (429, 5xx, timeouts, malformed bodies)", int),
-    Flag("--max-requests", "max_requests", "request budget, retries included: no item starts that could exceed N", optional_int),
-    Flag("--max-passage-tokens", "max_passage_tokens", "truncate each passage to N words", int),
-    Flag("--price-in", "price_in", "USD per million prompt tokens, for the cost estimate", float),
-    Flag("--price-out", "price_out", "USD per million completion tokens", float),
-    Flag("--db", "db", "database URL (default: $REASONRANK_DB or SQLite in $REASONRANK_DATA)"),
-])
+SYNTH_FLAGS = FlagTable(
+    [
+        Flag("--dataset", "dataset", "label items of this dataset (with --candidates: the name for the file's lists)"),
+        Flag(
+            "--status",
+            "status",
+            f"review status of the items to label (pending, accepted, fixed, rejected, conflict or {ANY_STATUS})",
+        ),
+        Flag("--limit", "limit", "label at most N items this run", optional_int),
+        Flag("--candidates", "candidates", "candidate JSONL or RankLLM JSON: imported, then its lists are labelled"),
+        Flag("--base-url", "base_url", "teacher endpoint (any OpenAI-compatible server)"),
+        Flag("--model", "model", "teacher model id as the server names it"),
+        Flag("--api-key-env", "api_key_env", "environment variable holding the API key (the key is never stored)"),
+        Flag(
+            "--prompt",
+            "prompt",
+            "rankgpt: the paper's multi-turn labelling prompt; reasonrank: the student's single-turn prompt",
+            choices=PROMPTS,
+        ),
+        Flag("--max-tokens", "max_tokens", "generation budget per request (reasoning + answer)", int),
+        Flag("--temperature", "temperature", "sampling temperature", float),
+        Flag("--answers", "answers", "gold answers for positive selection: JSONL {qid, answer} or qid<TAB>answer TSV"),
+        Flag("--alpha", "alpha", "self-consistency nDCG@10 needed to keep a label", float),
+        Flag("--max-in-flight", "max_in_flight", "requests in flight at once", int),
+        Flag("--timeout", "timeout_s", "seconds per request", float),
+        Flag("--max-retries", "max_retries", "retries of a failed request (429, 5xx, timeouts, malformed bodies)", int),
+        Flag(
+            "--max-requests",
+            "max_requests",
+            "request budget, retries included: no item starts that could exceed N",
+            optional_int,
+        ),
+        Flag("--max-passage-tokens", "max_passage_tokens", "truncate each passage to N words", int),
+        Flag("--price-in", "price_in", "USD per million prompt tokens, for the cost estimate", float),
+        Flag("--price-out", "price_out", "USD per million completion tokens", float),
+        Flag("--db", "db", "database URL (default: $REASONRANK_DB or SQLite in $REASONRANK_DATA)"),
+    ]
+)
 
 
 # ----------------------------------------------------------------------------- the running tally
@@ -126,11 +146,19 @@ class SynthTally:
     def figures(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         cost = self.price.cost(self.tokens_in, self.tokens_out) if self.price else None
-        return {"rate": round(self.done / elapsed, 3), "kept": self.outcomes["kept"],
-                "filtered": self.outcomes["filtered"], "unscored": self.outcomes["unscored"],
-                "failed": self.outcomes["failed"], "errors": dict(self.errors), "retries": self.retries,
-                "requests": self.requests, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
-                "cost_usd": None if cost is None else round(cost, 6)}
+        return {
+            "rate": round(self.done / elapsed, 3),
+            "kept": self.outcomes["kept"],
+            "filtered": self.outcomes["filtered"],
+            "unscored": self.outcomes["unscored"],
+            "failed": self.outcomes["failed"],
+            "errors": dict(self.errors),
+            "retries": self.retries,
+            "requests": self.requests,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": None if cost is None else round(cost, 6),
+        }
 
 
 @dataclass
@@ -145,9 +173,14 @@ class SynthReport:
     def summary(self) -> dict[str, Any]:
         figures = self.tally.figures() if self.tally else {}
         done = self.tally.done if self.tally else 0
-        return {"selected": self.selected, "labelled": done - figures.get("failed", 0),
-                "already_labelled": self.already_labelled, "budget_spent": self.budget_spent,
-                "not_started": self.selected - done, **figures}
+        return {
+            "selected": self.selected,
+            "labelled": done - figures.get("failed", 0),
+            "already_labelled": self.already_labelled,
+            "budget_spent": self.budget_spent,
+            "not_started": self.selected - done,
+            **figures,
+        }
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -177,8 +210,10 @@ def _import_candidates(engine: Engine, config: SynthConfig) -> tuple[str, tuple[
         raise InputError(f"{batch.issues[0]}{more}; nothing was labelled")
     datasets = {cl.dataset for cl in batch.candidates}
     if len(datasets) > 1:
-        raise InputError(f"{config.candidates} holds lists of several datasets ({', '.join(sorted(datasets))}); "
-                         "synthesize one dataset at a time")
+        raise InputError(
+            f"{config.candidates} holds lists of several datasets ({', '.join(sorted(datasets))}); "
+            "synthesize one dataset at a time"
+        )
     import_batch(engine, batch)
     return datasets.pop(), tuple(cl.query.qid for cl in batch.candidates)
 
@@ -187,14 +222,25 @@ def _backend(config: SynthConfig) -> OpenAIBackend:
     from reasonrank.backends.base import BackendConfig
     from reasonrank.backends.openai import OpenAIBackend
 
-    return OpenAIBackend(BackendConfig(
-        kind="openai", model=config.model, base_url=config.base_url, api_key_env=config.api_key_env,
-        max_in_flight=config.max_in_flight, timeout_s=config.timeout_s, max_retries=config.max_retries))
+    return OpenAIBackend(
+        BackendConfig(
+            kind="openai",
+            model=config.model,
+            base_url=config.base_url,
+            api_key_env=config.api_key_env,
+            max_in_flight=config.max_in_flight,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- the run
-def run_synth(config: SynthConfig, engine: Engine | None = None,
-              on_progress: Callable[[int, int, dict[str, Any]], None] | None = None) -> SynthReport:
+def run_synth(
+    config: SynthConfig,
+    engine: Engine | None = None,
+    on_progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> SynthReport:
     """Label the selected items, storing each label as it arrives; shared by the CLI and tests.
 
     Inputs (files, the selection) are checked before any request; a permanent endpoint failure
@@ -203,14 +249,19 @@ def run_synth(config: SynthConfig, engine: Engine | None = None,
     """
     from db.synth import ItemSelection, count_labelled, items_to_label, teacher_fingerprint
 
-    options = SynthOptions(model=config.model, prompt=config.prompt, alpha=config.alpha,
-                           generation=GenerationParams(max_new_tokens=config.max_tokens,
-                                                       temperature=config.temperature),
-                           max_passage_tokens=config.max_passage_tokens, max_requests=config.max_requests)
+    options = SynthOptions(
+        model=config.model,
+        prompt=config.prompt,
+        alpha=config.alpha,
+        generation=GenerationParams(max_new_tokens=config.max_tokens, temperature=config.temperature),
+        max_passage_tokens=config.max_passage_tokens,
+        max_requests=config.max_requests,
+    )
     if config.dataset is None and config.candidates is None:
         raise InputError("say which items to label: --dataset NAME, or --candidates FILE")
-    selection = ItemSelection(dataset=config.dataset, status=None if config.status == ANY_STATUS else config.status,
-                              limit=config.limit)
+    selection = ItemSelection(
+        dataset=config.dataset, status=None if config.status == ANY_STATUS else config.status, limit=config.limit
+    )
     answers = read_answers(config.answers) if config.answers else {}
     backend = _backend(config)  # checks the endpoint settings before anything is written
     engine = engine or open_store(config.db)
@@ -223,8 +274,17 @@ def run_synth(config: SynthConfig, engine: Engine | None = None,
     if not item_ids:
         return SynthReport(0, already, None)
     tally = SynthTally(len(item_ids), price_for(config.model, config.price_in, config.price_out))
-    asyncio.run(_label_all(engine, backend, options, _tasks(engine, item_ids, answers), fingerprint, tally,
-                           on_progress or (lambda done, total, figures: None)))
+    asyncio.run(
+        _label_all(
+            engine,
+            backend,
+            options,
+            _tasks(engine, item_ids, answers),
+            fingerprint,
+            tally,
+            on_progress or (lambda done, total, figures: None),
+        )
+    )
     spent = config.max_requests is not None and tally.done < len(item_ids)  # the budget's only way out
     return SynthReport(len(item_ids), already, tally, budget_spent=spent)
 
@@ -236,9 +296,15 @@ def _tasks(engine: Engine, item_ids: list[int], answers: dict[str, str]) -> Iter
         yield SynthTask(item_id, candidates, answers.get(candidates.query.qid))
 
 
-async def _label_all(engine: Engine, backend: OpenAIBackend, options: SynthOptions, tasks: Iterator[SynthTask],
-                     fingerprint: str, tally: SynthTally,
-                     on_progress: Callable[[int, int, dict[str, Any]], None]) -> None:
+async def _label_all(
+    engine: Engine,
+    backend: OpenAIBackend,
+    options: SynthOptions,
+    tasks: Iterator[SynthTask],
+    fingerprint: str,
+    tally: SynthTally,
+    on_progress: Callable[[int, int, dict[str, Any]], None],
+) -> None:
     from db.synth import store_label
     from reasonrank.synth import synthesize
 
@@ -246,8 +312,9 @@ async def _label_all(engine: Engine, backend: OpenAIBackend, options: SynthOptio
     async for outcome in synthesize(tasks, backend, options):
         stored = False
         if outcome.label is not None:  # committed before the next outcome is taken
-            stored = await asyncio.to_thread(store_label, engine, outcome.task.key, outcome.label,
-                                             outcome.consistency, outcome.kept, fingerprint)
+            stored = await asyncio.to_thread(
+                store_label, engine, outcome.task.key, outcome.label, outcome.consistency, outcome.kept, fingerprint
+            )
         else:
             print(f"qid {outcome.task.candidates.query.qid}: {outcome.error}", file=sys.stderr)
         tally.add(outcome, stored, backend)
@@ -261,16 +328,20 @@ def describe_synth(config: SynthConfig, report: SynthReport) -> str:
     """One line on what a run did (printed by the CLI, kept in the job's outputs)."""
     summary = report.summary()
     if report.tally is None:
-        return (f"nothing to label: no selected item lacks a label of {config.model} with this configuration "
-                f"({report.already_labelled} such labels stored)")
+        return (
+            f"nothing to label: no selected item lacks a label of {config.model} with this configuration "
+            f"({report.already_labelled} such labels stored)"
+        )
     errors = ", ".join(f"{n} {kind}" for kind, n in sorted(summary["errors"].items()))
     cost = f", ~${summary['cost_usd']:.4f}" if summary["cost_usd"] is not None else ""
     budget = f"; request budget spent, {summary['not_started']} items not started" if report.budget_spent else ""
-    return (f"labelled {summary['labelled']} of {summary['selected']} items with {config.model}: "
-            f"{summary['kept']} kept, {summary['filtered']} filtered (alpha {config.alpha}), "
-            f"{summary['unscored']} unscored; {summary['failed']} failed{f' ({errors})' if errors else ''}; "
-            f"{summary['requests']} requests, {summary['tokens_in']} tokens in, "
-            f"{summary['tokens_out']} out{cost}{budget}")
+    return (
+        f"labelled {summary['labelled']} of {summary['selected']} items with {config.model}: "
+        f"{summary['kept']} kept, {summary['filtered']} filtered (alpha {config.alpha}), "
+        f"{summary['unscored']} unscored; {summary['failed']} failed{f' ({errors})' if errors else ''}; "
+        f"{summary['requests']} requests, {summary['tokens_in']} tokens in, "
+        f"{summary['tokens_out']} out{cost}{budget}"
+    )
 
 
 def _synth_command(config: SynthConfig) -> int:
@@ -283,6 +354,11 @@ def _synth_command(config: SynthConfig) -> int:
 
 
 SYNTH_COMMANDS = [
-    Command("synth", "label stored items with a reasoning teacher (DeepSeek-R1 or any OpenAI-compatible API)",
-            SYNTH_FLAGS, SynthConfig, _synth_command),
+    Command(
+        "synth",
+        "label stored items with a reasoning teacher (DeepSeek-R1 or any OpenAI-compatible API)",
+        SYNTH_FLAGS,
+        SynthConfig,
+        _synth_command,
+    ),
 ]

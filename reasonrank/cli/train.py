@@ -9,6 +9,7 @@ As the composition root this command also touches the label store: `--data expor
 a recorded export, and a finished run is registered as a reranker (source "trained") with its
 lineage export → job → model, so the Arena and Eval can pick it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -118,7 +119,7 @@ def _export_path(engine, data: str) -> tuple[str, int]:
     """`export:ID` → the export file's path and id."""
     from db.exports import get_export
 
-    text = data[len(EXPORT_PREFIX):]
+    text = data[len(EXPORT_PREFIX) :]
     if not text.isdigit():
         raise InputError(f"data {data!r}: expected export:ID with a numeric export id")
     export = get_export(engine, int(text))
@@ -143,10 +144,14 @@ def register_model(engine, result, config: TrainConfig, export_id: int | None, j
     name = _free_name(engine, config.register_as or f"{result.stage}-{Path(result.output_dir).name}")
     options = {"adapter": result.model_dir} if result.adapter else {}
     model = result.base_model if result.adapter else result.model_dir
-    lineage = {"export_id": export_id, "job_id": job_id, "stage": result.stage, "base_model": result.base_model,
-               "output_dir": result.output_dir}
-    return add_reranker(engine, name, "transformers", model, options, source="trained", job_id=job_id,
-                        lineage=lineage)
+    lineage = {
+        "export_id": export_id,
+        "job_id": job_id,
+        "stage": result.stage,
+        "base_model": result.base_model,
+        "output_dir": result.output_dir,
+    }
+    return add_reranker(engine, name, "transformers", model, options, source="trained", job_id=job_id, lineage=lineage)
 
 
 def run_train(config: TrainConfig):
@@ -172,11 +177,21 @@ def run_train(config: TrainConfig):
 def _train_command(config: TrainConfig) -> int:
     result, reranker = run_train(config)
     outputs = EventLog.current().outputs
-    outputs.update(stage=result.stage, output_dir=result.output_dir, model_dir=result.model_dir,
-                   adapter=result.adapter, base_model=result.base_model, steps=result.steps,
-                   seconds=round(result.seconds, 2), metrics=result.metrics, lengths=result.lengths)
-    print(f"trained {result.stage} for {result.steps} steps in {result.seconds:.1f} s; "
-          f"{'adapter' if result.adapter else 'model'} in {result.model_dir}")
+    outputs.update(
+        stage=result.stage,
+        output_dir=result.output_dir,
+        model_dir=result.model_dir,
+        adapter=result.adapter,
+        base_model=result.base_model,
+        steps=result.steps,
+        seconds=round(result.seconds, 2),
+        metrics=result.metrics,
+        lengths=result.lengths,
+    )
+    print(
+        f"trained {result.stage} for {result.steps} steps in {result.seconds:.1f} s; "
+        f"{'adapter' if result.adapter else 'model'} in {result.model_dir}"
+    )
     if reranker is not None:
         outputs.update(reranker_id=reranker.id, reranker_name=reranker.name, lineage=reranker.lineage)
         print(f"registered reranker {reranker.name!r} (id {reranker.id})")
@@ -184,6 +199,11 @@ def _train_command(config: TrainConfig) -> int:
 
 
 TRAIN_COMMANDS = [
-    Command("train", "fine-tune a reranker: sft (cold start) or grpo (multi-view reward)", TRAIN_FLAGS, TrainConfig,
-            _train_command),
+    Command(
+        "train",
+        "fine-tune a reranker: sft (cold start) or grpo (multi-view reward)",
+        TRAIN_FLAGS,
+        TrainConfig,
+        _train_command,
+    ),
 ]

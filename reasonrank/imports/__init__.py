@@ -31,6 +31,7 @@ Modules: `issues` (issue collection and field checks), `readers` (lines and JSON
 (candidate/label JSONL, RankLLM JSON), `trec` (qrels, runs as labels), `release` (the ReasonRank
 release), `consistency` (self-consistency, ALPHA), `validate` (validate_file, the entry point).
 """
+
 from __future__ import annotations
 
 from reasonrank.imports.consistency import ALPHA, CONSISTENCY_CUTOFF, label_consistency, self_consistency

@@ -1,6 +1,7 @@
 """Self-consistency of teacher labels (spec §2): nDCG@10 of a ranking against the teacher's own
 positives. It lives beside the importers because a label's score is what decides, at import and
 at export, whether the label is trusted enough to train on (ALPHA is the cut-off)."""
+
 from __future__ import annotations
 
 from reasonrank.metrics import ndcg_at_k

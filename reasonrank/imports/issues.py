@@ -5,6 +5,7 @@ ranking that is not a permutation must be worded the same everywhere, with its l
 so a reviewer can fix a whole file in one pass. Checks never raise; they record an issue and
 mark the record bad.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,8 +75,9 @@ class Record:
     """Field checks for one record (a line, or an entry of a JSON file); each failed check adds
     one issue naming the field and marks the record bad. Checks return the clean value or None."""
 
-    def __init__(self, issues: IssueLog, path: Path, line: int | None, max_chars: int,
-                 texts: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, issues: IssueLog, path: Path, line: int | None, max_chars: int, texts: dict[str, str] | None = None
+    ) -> None:
         self.issues = issues
         self.path = path
         self.line = line
@@ -197,8 +199,13 @@ class Record:
             if type(cand) is dict:  # fast path: a well-formed candidate with string fields
                 docid, text, title = cand.get("docid"), cand.get(text_key), cand.get("title")
                 if (
-                    type(docid) is str and type(text) is str and docid not in first
-                    and len(docid) <= limit and len(text) <= limit and docid.strip() and text.strip()
+                    type(docid) is str
+                    and type(text) is str
+                    and docid not in first
+                    and len(docid) <= limit
+                    and len(text) <= limit
+                    and docid.strip()
+                    and text.strip()
                     and (title is None or (type(title) is str and len(title) <= limit))
                 ):
                     first[docid] = index
@@ -230,9 +237,15 @@ class Record:
         texts = [cand.get(text_key) for cand in value]
         titles = [cand.get("title") for cand in value]
         limit = self.max_chars
-        if not (_all_strings(docids) and _all_strings(texts) and len(set(docids)) == len(docids)
-                and max(map(len, docids)) <= limit and max(map(len, texts)) <= limit
-                and all(map(str.strip, docids)) and all(map(str.strip, texts))):
+        if not (
+            _all_strings(docids)
+            and _all_strings(texts)
+            and len(set(docids)) == len(docids)
+            and max(map(len, docids)) <= limit
+            and max(map(len, texts)) <= limit
+            and all(map(str.strip, docids))
+            and all(map(str.strip, texts))
+        ):
             return None
         if self.texts is not None:
             texts = list(map(self.texts.setdefault, texts, texts))
@@ -254,7 +267,9 @@ class Record:
         missing = [docid for docid in candidates if docid not in ranked]
         if missing and not any(name.startswith(f"{field}[") for name in self.failed):
             shown = ", ".join(repr(d) for d in missing[:3]) + (" …" if len(missing) > 3 else "")
-            self.fail(field, f"is not a permutation of the {len(candidates)} candidates: misses {len(missing)} ({shown})")
+            self.fail(
+                field, f"is not a permutation of the {len(candidates)} candidates: misses {len(missing)} ({shown})"
+            )
 
     def subset(self, docids: list[str], candidates: list[str], field: str) -> None:
         known = set(candidates)

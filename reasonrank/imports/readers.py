@@ -3,6 +3,7 @@
 Why not reasonrank.io: these readers never stop at the first problem; a bad line (encoding or
 JSON) becomes an issue naming its line and the rest of the file is still read.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -21,7 +22,7 @@ def read_lines(path: Path, issues: IssueLog) -> Iterator[tuple[int, str]]:
     with opener(path, "rb") as handle:
         for lineno, raw in enumerate(handle, 1):
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

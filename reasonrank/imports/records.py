@@ -1,5 +1,6 @@
 """Candidate and label records: our candidate/label JSONL (DESIGN.md) and RankLLM's
 retrieve-results JSON list, each validated record by record."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,9 +46,16 @@ def parse_label(record: Record, obj: dict, dataset: str, source: str | None, mod
     if record.bad or cl is None or ranking is None:
         return None
     return Label(
-        candidates=cl, ranking=ranking, source=own_source, reasoning=reasoning,
-        model=own_model or model, relevant_docids=relevant, raw_output=raw_output,
-        reasons=reasons, tokens_in=tokens_in, tokens_out=tokens_out,
+        candidates=cl,
+        ranking=ranking,
+        source=own_source,
+        reasoning=reasoning,
+        model=own_model or model,
+        relevant_docids=relevant,
+        raw_output=raw_output,
+        reasons=reasons,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
     )
 
 

@@ -1,5 +1,6 @@
 """The ReasonRank release layout: `training_data_all.jsonl` plus the `id_query` and `id_doc` text
 maps, read as teacher labels (the accepted map shapes are in the package docstring)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -105,8 +106,18 @@ def read_release_labels(path: Path, issues: IssueLog, max_chars: int, source: st
         if record.bad:
             continue
         candidates = CandidateList(
-            Query(qid, queries[qid]), [Passage(d, docs[d]) for d in initial], dataset=dataset  # type: ignore[index,arg-type,union-attr]
+            Query(qid, queries[qid]),
+            [Passage(d, docs[d]) for d in initial],
+            dataset=dataset,  # type: ignore[index,arg-type,union-attr]
         )
-        labels.append(Label(candidates=candidates, ranking=final, source=source, reasoning=reasoning,  # type: ignore[arg-type]
-                            model=model or "DeepSeek-R1", relevant_docids=relevant))
+        labels.append(
+            Label(
+                candidates=candidates,
+                ranking=final,
+                source=source,
+                reasoning=reasoning,  # type: ignore[arg-type]
+                model=model or "DeepSeek-R1",
+                relevant_docids=relevant,
+            )
+        )
     return labels

@@ -1,5 +1,6 @@
 """TREC formats: qrels (`qid iter docid grade`) and runs (`qid Q0 docid rank score tag`) read as
 MODEL labels over a candidate file (see validate_file for the window each label covers)."""
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,11 @@ def read_qrels(path: Path, issues: IssueLog) -> dict[str, dict[str, int]]:
             continue
         previous = qrels.get(qid, {}).get(docid)
         if previous is not None and previous != grade:
-            record.fail("docid", f"docid {docid!r} of qid {qid!r} is judged {previous} on line "
-                                 f"{first_line[qid, docid]} and {grade} here")
+            record.fail(
+                "docid",
+                f"docid {docid!r} of qid {qid!r} is judged {previous} on line "
+                f"{first_line[qid, docid]} and {grade} here",
+            )
             continue
         qrels.setdefault(qid, {})[docid] = grade
         first_line.setdefault((qid, docid), record.line)  # type: ignore[arg-type]
@@ -78,7 +82,9 @@ def read_run_labels(
             continue
         run = runs.setdefault(qid, _RunHits(tag))
         if docid in run.docid_line:
-            record.fail("docid", f"docid {docid!r} is ranked twice for qid {qid!r} (first on line {run.docid_line[docid]})")
+            record.fail(
+                "docid", f"docid {docid!r} is ranked twice for qid {qid!r} (first on line {run.docid_line[docid]})"
+            )
         elif docid not in known[qid]:
             record.fail("docid", f"docid {docid!r} is not a candidate of qid {qid!r}")
         if rank is not None and rank in run.rank_line:

@@ -1,5 +1,6 @@
 """The import entry point: validate_file picks the kind, runs its reader and returns an
 ImportBatch that is either complete or empty with its issues (never half a file)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -122,8 +123,14 @@ def validate_file(
 
 
 def _fill(
-    batch: ImportBatch, path: Path, issues: IssueLog, max_chars: int, source: str | None,
-    model: str | None, candidates_path: str | Path | None, qrels_path: str | Path | None,
+    batch: ImportBatch,
+    path: Path,
+    issues: IssueLog,
+    max_chars: int,
+    source: str | None,
+    model: str | None,
+    candidates_path: str | Path | None,
+    qrels_path: str | Path | None,
     run_depth: int | None,
 ) -> None:
     kind, name = batch.kind, batch.dataset
@@ -150,8 +157,13 @@ def _fill(
         batch.labels = read_release_labels(path, issues, max_chars, source or "teacher", model)
     else:
         if candidates_path is None or not Path(candidates_path).is_file():
-            issues.add(path, None, "candidates_path", "a TREC run imports as model labels over a candidate "
-                       f"file; candidate file {'not given' if candidates_path is None else 'not found'}")
+            issues.add(
+                path,
+                None,
+                "candidates_path",
+                "a TREC run imports as model labels over a candidate "
+                f"file; candidate file {'not given' if candidates_path is None else 'not found'}",
+            )
             return
         lists = read_candidate_file(Path(candidates_path), issues, max_chars, name)
         if qrels_path is not None:

@@ -6,9 +6,18 @@ and returns a TrainResult; registering the model in the label store is the CLI's
 (reasonrank/cli/train.py). torch, transformers, TRL and PEFT are imported inside the functions
 that use them, so importing this package is free.
 """
+
 from reasonrank.train.common import TrainResult
-from reasonrank.train.config import (PRESETS, STAGES, GRPORunConfig, RunConfig, SFTRunConfig, load_run_config,
-                                     run_config_to_yaml, save_run_config)
+from reasonrank.train.config import (
+    PRESETS,
+    STAGES,
+    GRPORunConfig,
+    RunConfig,
+    SFTRunConfig,
+    load_run_config,
+    run_config_to_yaml,
+    save_run_config,
+)
 
 
 def run_training(config: RunConfig, **kwargs) -> TrainResult:
@@ -22,5 +31,15 @@ def run_training(config: RunConfig, **kwargs) -> TrainResult:
     return run_sft(config, **kwargs)
 
 
-__all__ = ["PRESETS", "STAGES", "GRPORunConfig", "RunConfig", "SFTRunConfig", "TrainResult", "load_run_config",
-           "run_config_to_yaml", "run_training", "save_run_config"]
+__all__ = [
+    "PRESETS",
+    "STAGES",
+    "GRPORunConfig",
+    "RunConfig",
+    "SFTRunConfig",
+    "TrainResult",
+    "load_run_config",
+    "run_config_to_yaml",
+    "run_training",
+    "save_run_config",
+]

@@ -6,6 +6,7 @@ events file (reasonrank.jobs), whatever the trainer; TRL's log names (`rewards/r
 `lr`). The same records go to `<output_dir>/metrics.jsonl`, so a run started from a shell keeps
 its curves too, and a resumed run appends to them.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,9 @@ def make_events_callback(metrics_path: str | Path):
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             values = event_values(logs or {})
-            if not state.is_world_process_zero or not values or "train_runtime" in (logs or {}):  # the end-of-training summary
+            if (
+                not state.is_world_process_zero or not values or "train_runtime" in (logs or {})
+            ):  # the end-of-training summary
                 return
             rate = self._tokens_per_s(values.get("num_tokens"))
             if rate is not None:

@@ -5,6 +5,7 @@ Why here and not in each trainer: both stages must agree on where checkpoints go
 finds them and what the final folder holds, because the CLI registers that folder as a
 reranker and the transformers backend loads it (a full model folder, or base model + adapter).
 """
+
 from __future__ import annotations
 
 import os
@@ -102,9 +103,16 @@ def lora_config(config: RunConfig) -> Any:
     from peft import LoraConfig
 
     targets = config.lora_targets.strip()
-    modules: str | list[str] = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=modules, task_type="CAUSAL_LM")
+    modules: str | list[str] = (
+        targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+    )
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 def load_tokenizer(name: str) -> Any:
@@ -144,12 +152,17 @@ def _quantized_base(config: RunConfig) -> Any:
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                      bnb_4bit_compute_dtype=torch.bfloat16)
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
     # 4-bit weights cannot be moved after loading: each process quantises onto its own GPU
     device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.bfloat16, quantization_config=quantization,
-                                                 device_map=device_map)
+    model = AutoModelForCausalLM.from_pretrained(
+        config.model, dtype=torch.bfloat16, quantization_config=quantization, device_map=device_map
+    )
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
 
 
@@ -202,8 +215,9 @@ class PreparedRun:
     callbacks: list[Any]  # the events callback, then the caller's
 
 
-def prepare_run(config: RunConfig, stage: str, callbacks: Sequence[Any] = (),
-                check_tokenizer: Callable[[Any], None] | None = None) -> PreparedRun:
+def prepare_run(
+    config: RunConfig, stage: str, callbacks: Sequence[Any] = (), check_tokenizer: Callable[[Any], None] | None = None
+) -> PreparedRun:
     """The preamble of every run: prepare the output folder, load and measure the rows with the
     model's tokenizer (`check_tokenizer` vets it first), apply the length policy, pick the device."""
     from reasonrank.train.callbacks import make_events_callback
@@ -215,9 +229,14 @@ def prepare_run(config: RunConfig, stage: str, callbacks: Sequence[Any] = (),
         check_tokenizer(tokenizer)
     report = length_report(rows, tokenizer, config.max_length, stage)
     rows = apply_length_policy(rows, report, config.on_overlong)
-    return PreparedRun(resume_from=resume_from, rows=rows, tokenizer=tokenizer, report=report,
-                       device=resolve_device(config),
-                       callbacks=[make_events_callback(Path(config.output_dir) / METRICS_FILE), *callbacks])
+    return PreparedRun(
+        resume_from=resume_from,
+        rows=rows,
+        tokenizer=tokenizer,
+        report=report,
+        device=resolve_device(config),
+        callbacks=[make_events_callback(Path(config.output_dir) / METRICS_FILE), *callbacks],
+    )
 
 
 def save_final(trainer: Any, config: RunConfig, tokenizer: Any) -> tuple[str, bool]:
@@ -240,12 +259,27 @@ def last_logged(trainer: Any) -> dict[str, float]:
     return {}
 
 
-def train(trainer: Any, config: RunConfig, tokenizer: Any, stage: str, resume_from: str | None,
-          lengths: dict[str, int], started: float) -> TrainResult:
+def train(
+    trainer: Any,
+    config: RunConfig,
+    tokenizer: Any,
+    stage: str,
+    resume_from: str | None,
+    lengths: dict[str, int],
+    started: float,
+) -> TrainResult:
     """Run the trainer (from the checkpoint when resuming), save the final model, summarise."""
     trainer.train(resume_from_checkpoint=resume_from)
     model_dir, adapter = save_final(trainer, config, tokenizer)
-    return TrainResult(stage=stage, output_dir=config.output_dir, model_dir=model_dir, adapter=adapter,
-                       base_model=config.model, steps=trainer.state.global_step,
-                       seconds=time.monotonic() - started, metrics=last_logged(trainer), lengths=lengths,
-                       resumed_from=resume_from)
+    return TrainResult(
+        stage=stage,
+        output_dir=config.output_dir,
+        model_dir=model_dir,
+        adapter=adapter,
+        base_model=config.model,
+        steps=trainer.state.global_step,
+        seconds=time.monotonic() - started,
+        metrics=last_logged(trainer),
+        lengths=lengths,
+        resumed_from=resume_from,
+    )

@@ -17,6 +17,7 @@ still teach a tiny model the output format: what the tests and a laptop run).
 base fits one 80 GB GPU. No preset uses it — the paper trained full weights or plain LoRA — so
 it is a choice a user makes over any preset.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -101,29 +102,98 @@ RUN_CONFIG_TYPES: dict[str, type[RunConfig]] = {"sft": SFTRunConfig, "grpo": GRP
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper-7b-full": {
-        "sft": dict(finetune="full", learning_rate=5e-6, num_epochs=5.0, batch_size=1, grad_accum=8,
-                    lr_scheduler="cosine", warmup_ratio=0.1, max_length=23552, precision="bf16"),
-        "grpo": dict(finetune="full", learning_rate=1e-6, num_generations=8, batch_size=1, grad_accum=8,
-                     steps_per_generation=16, max_completion_length=3072, max_length=20480, beta=0.001,
-                     temperature=1.0, max_steps=200, save_steps=25, precision="bf16"),
+        "sft": dict(
+            finetune="full",
+            learning_rate=5e-6,
+            num_epochs=5.0,
+            batch_size=1,
+            grad_accum=8,
+            lr_scheduler="cosine",
+            warmup_ratio=0.1,
+            max_length=23552,
+            precision="bf16",
+        ),
+        "grpo": dict(
+            finetune="full",
+            learning_rate=1e-6,
+            num_generations=8,
+            batch_size=1,
+            grad_accum=8,
+            steps_per_generation=16,
+            max_completion_length=3072,
+            max_length=20480,
+            beta=0.001,
+            temperature=1.0,
+            max_steps=200,
+            save_steps=25,
+            precision="bf16",
+        ),
     },
     "paper-32b-lora": {
-        "sft": dict(finetune="lora", lora_r=32, lora_alpha=32, lora_targets="all-linear", learning_rate=1e-4,
-                    num_epochs=4.0, batch_size=1, grad_accum=8, lr_scheduler="cosine", warmup_ratio=0.1,
-                    max_length=23552, precision="bf16"),
-        "grpo": dict(finetune="lora", lora_r=32, lora_alpha=32, lora_targets="all-linear", learning_rate=1e-5,
-                     num_generations=8, batch_size=1, grad_accum=8, steps_per_generation=16,
-                     max_completion_length=3072, max_length=20480, beta=0.001, temperature=1.0, max_steps=200,
-                     save_steps=25, precision="bf16"),
+        "sft": dict(
+            finetune="lora",
+            lora_r=32,
+            lora_alpha=32,
+            lora_targets="all-linear",
+            learning_rate=1e-4,
+            num_epochs=4.0,
+            batch_size=1,
+            grad_accum=8,
+            lr_scheduler="cosine",
+            warmup_ratio=0.1,
+            max_length=23552,
+            precision="bf16",
+        ),
+        "grpo": dict(
+            finetune="lora",
+            lora_r=32,
+            lora_alpha=32,
+            lora_targets="all-linear",
+            learning_rate=1e-5,
+            num_generations=8,
+            batch_size=1,
+            grad_accum=8,
+            steps_per_generation=16,
+            max_completion_length=3072,
+            max_length=20480,
+            beta=0.001,
+            temperature=1.0,
+            max_steps=200,
+            save_steps=25,
+            precision="bf16",
+        ),
     },
     "tiny-cpu": {
-        "sft": dict(finetune="full", learning_rate=1e-2, max_steps=16, batch_size=4, grad_accum=1,
-                    lr_scheduler="constant", warmup_ratio=0.0, max_length=4096, gradient_checkpointing=False,
-                    precision="fp32"),
-        "grpo": dict(finetune="lora", lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_targets="q_proj,v_proj",
-                     learning_rate=1e-2, max_steps=4, batch_size=4, grad_accum=1, num_generations=4,
-                     max_completion_length=48, max_length=4096, beta=0.0, format_reward_weight=1.0,
-                     gradient_checkpointing=False, precision="fp32"),
+        "sft": dict(
+            finetune="full",
+            learning_rate=1e-2,
+            max_steps=16,
+            batch_size=4,
+            grad_accum=1,
+            lr_scheduler="constant",
+            warmup_ratio=0.0,
+            max_length=4096,
+            gradient_checkpointing=False,
+            precision="fp32",
+        ),
+        "grpo": dict(
+            finetune="lora",
+            lora_r=8,
+            lora_alpha=16,
+            lora_dropout=0.0,
+            lora_targets="q_proj,v_proj",
+            learning_rate=1e-2,
+            max_steps=4,
+            batch_size=4,
+            grad_accum=1,
+            num_generations=4,
+            max_completion_length=48,
+            max_length=4096,
+            beta=0.0,
+            format_reward_weight=1.0,
+            gradient_checkpointing=False,
+            precision="fp32",
+        ),
     },
 }
 
@@ -198,8 +268,9 @@ def read_yaml_values(path: str | Path) -> dict[str, Any]:
     return yaml_values(text, str(path))
 
 
-def load_run_config(stage: str, path: str | Path | None = None, *, preset: str | None = None,
-                    overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_run_config(
+    stage: str, path: str | Path | None = None, *, preset: str | None = None, overrides: dict[str, Any] | None = None
+) -> RunConfig:
     """Defaults → preset (the caller's, else the file's `preset:`) → the file's values → overrides."""
     values = read_yaml_values(path) if path else {}
     chosen = preset or values.get("preset")
@@ -231,8 +302,12 @@ def check_run_config(config: RunConfig) -> None:
         raise InputError("no training data given (data: an export JSONL)")
     if not config.output_dir:
         raise InputError("no output directory given (output_dir)")
-    choices = {"finetune": FINETUNE_MODES, "device": DEVICES, "precision": PRECISIONS,
-               "on_overlong": OVERLONG_GRPO if stage == "grpo" else OVERLONG_SFT}
+    choices = {
+        "finetune": FINETUNE_MODES,
+        "device": DEVICES,
+        "precision": PRECISIONS,
+        "on_overlong": OVERLONG_GRPO if stage == "grpo" else OVERLONG_SFT,
+    }
     if stage == "grpo":
         choices["generation"] = GENERATION_ENGINES
     for name, allowed in choices.items():
@@ -258,5 +333,5 @@ def check_run_config(config: RunConfig) -> None:
         if generation_batch % config.num_generations:
             raise InputError(
                 f"batch_size × steps_per_generation ({generation_batch}) must be divisible by num_generations "
-                f"({config.num_generations}): every prompt's group has to fit in one generation batch")
-
+                f"({config.num_generations}): every prompt's group has to fit in one generation batch"
+            )

@@ -6,6 +6,7 @@ answer). So every example is measured with the model's own chat template before 
 run with examples longer than `max_length` stops with their count unless the config says what to
 do with them (`truncate` or `drop`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -38,9 +39,13 @@ def _sft_row(record: dict, where: str) -> dict:
     if "messages" in record:
         return {"messages": _messages(record["messages"], where, SFT_ROLES)}
     if all(isinstance(record.get(key), str) for key in ("system", "instruction", "output")):  # alpaca
-        return {"messages": [{"role": "system", "content": record["system"]},
-                             {"role": "user", "content": record["instruction"]},
-                             {"role": "assistant", "content": record["output"]}]}
+        return {
+            "messages": [
+                {"role": "system", "content": record["system"]},
+                {"role": "user", "content": record["instruction"]},
+                {"role": "assistant", "content": record["output"]},
+            ]
+        }
     raise InputError(f"{where}: not an SFT row (needs messages, or system/instruction/output)")
 
 
@@ -48,11 +53,13 @@ def _rl_row(record: dict, where: str) -> dict:
     missing = [key for key in RL_COLUMNS if key not in record]
     if missing:
         raise InputError(f"{where}: not an RL row, missing {', '.join(missing)}")
-    row = {"prompt": _messages(record["prompt"], where, SFT_ROLES[:2]),
-           "initial_list": _docids(record["initial_list"], where, "initial_list"),
-           "teacher_list": _docids(record["teacher_list"], where, "teacher_list"),
-           "relevant_docids": _docids(record["relevant_docids"], where, "relevant_docids"),
-           "dataset": str(record.get("dataset") or "")}
+    row = {
+        "prompt": _messages(record["prompt"], where, SFT_ROLES[:2]),
+        "initial_list": _docids(record["initial_list"], where, "initial_list"),
+        "teacher_list": _docids(record["teacher_list"], where, "teacher_list"),
+        "relevant_docids": _docids(record["relevant_docids"], where, "relevant_docids"),
+        "dataset": str(record.get("dataset") or ""),
+    }
     if sorted(row["teacher_list"]) != sorted(row["initial_list"]):
         raise InputError(f"{where}: teacher_list must be a permutation of initial_list")
     return row
@@ -108,8 +115,12 @@ class LengthReport:
         return max(self.lengths, default=0)
 
     def summary(self) -> dict[str, int]:
-        return {"examples": len(self.lengths), "too_long": len(self.too_long), "longest": self.longest,
-                "max_length": self.max_length}
+        return {
+            "examples": len(self.lengths),
+            "too_long": len(self.too_long),
+            "longest": self.longest,
+            "max_length": self.max_length,
+        }
 
 
 def _encoded_length(tokenizer: Any, messages: list[dict], add_generation_prompt: bool) -> int:
@@ -141,4 +152,5 @@ def apply_length_policy(rows: list[dict], report: LengthReport, policy: str) -> 
     raise InputError(
         f"{len(too_long)} of {len(report.lengths)} examples are longer than max_length {report.max_length} tokens "
         f"(longest {report.longest}); raise max_length, or set on_overlong to "
-        "truncate or drop")
+        "truncate or drop"
+    )

@@ -5,6 +5,7 @@ id too many) that only shows when the terms are laid out for a concrete completi
 here comes from the functions the trainer itself calls (`reward_terms`, `format_checks`, TRL's
 group normalisation as in reasonrank.train.grpo), so the debugger cannot disagree with training.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,11 @@ def _columns(row: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
     missing = [key for key in ("initial_list", "teacher_list", "relevant_docids") if key not in row]
     if missing:
         raise InputError(f"not an RL row: missing {', '.join(missing)}")
-    return ([str(d) for d in row["initial_list"]], [str(d) for d in row["teacher_list"]],
-            [str(d) for d in row["relevant_docids"]])
+    return (
+        [str(d) for d in row["initial_list"]],
+        [str(d) for d in row["teacher_list"]],
+        [str(d) for d in row["relevant_docids"]],
+    )
 
 
 def debug_completion(text: str, row: Mapping[str, Any], format_weight: float = 0.0) -> CompletionReport:
@@ -62,8 +66,15 @@ def debug_completion(text: str, row: Mapping[str, Any], format_weight: float = 0
     checks = format_checks(text, len(initial))
     score = format_score(checks)
     parsed = parse_ranking(text, len(initial))
-    return CompletionReport(text=text, parsed=parsed, ranked_docids=[initial[i] for i in parsed.order], terms=terms,
-                            format_checks=checks, format_score=score, reward=terms.total + format_weight * score)
+    return CompletionReport(
+        text=text,
+        parsed=parsed,
+        ranked_docids=[initial[i] for i in parsed.order],
+        terms=terms,
+        format_checks=checks,
+        format_score=score,
+        reward=terms.total + format_weight * score,
+    )
 
 
 def group_advantages(rewards: Sequence[float], scale: bool = True) -> tuple[float, float, list[float]]:
@@ -94,8 +105,14 @@ def as_generated(completion: Any) -> str:
     return f"<think>{completion.reasoning}</think>\n{completion.text.lstrip()}"
 
 
-def sample_completions(row: Mapping[str, Any], backend: Any, n: int, temperature: float = 1.0,
-                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, seed: int | None = None) -> list[str]:
+def sample_completions(
+    row: Mapping[str, Any],
+    backend: Any,
+    n: int,
+    temperature: float = 1.0,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    seed: int | None = None,
+) -> list[str]:
     """`n` completions of the row's prompt from a backend (a policy under test), as a group."""
     from reasonrank.types import GenerationParams, Message
 

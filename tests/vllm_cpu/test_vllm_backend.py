@@ -11,6 +11,7 @@ into a transformers model.
 Marked `vllm`: they run only in .venv-vllm (`make test-vllm`) and are skipped elsewhere. The
 one test without the mark checks the error a user sees where vllm is not installed.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -37,15 +38,16 @@ def _window_config():
     """Window 10 / step 5 over the top 20: 3 window positions, passages cut to 40 tokens."""
     from reasonrank.window import WindowConfig
 
-    return WindowConfig(window=10, step=5, top_k=20, max_passage_tokens=40,
-                        generation=GenerationParams(max_new_tokens=MAX_NEW_TOKENS))
+    return WindowConfig(
+        window=10, step=5, top_k=20, max_passage_tokens=40, generation=GenerationParams(max_new_tokens=MAX_NEW_TOKENS)
+    )
 
 
 @pytest.fixture(scope="module")
-def dl19_lists(shared_data) -> list[CandidateList]:
+def dl19_lists(test_data) -> list[CandidateList]:
     from reasonrank.io import read_rank_llm_json
 
-    lists = read_rank_llm_json(shared_data / "trec-dl19" / "bm25_top100_with_text.json")[:2]
+    lists = read_rank_llm_json(test_data / "trec-dl19" / "bm25_top100_with_text.json")[:2]
     for candidate_list in lists:
         candidate_list.candidates = candidate_list.candidates[:20]
     return lists
@@ -188,16 +190,23 @@ def _write_lora_adapter(model_dir: Path, out: Path, rank: int = 8, alpha: int = 
             tensors[f"{prefix}.lora_B.weight"] = torch.randn(width, rank, generator=generator) / 2
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, out / "adapter_model.safetensors")
-    (out / "adapter_config.json").write_text(json.dumps({
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": alpha,
-        "target_modules": ["q_proj", "v_proj"], "bias": "none",
-        "base_model_name_or_path": str(model_dir),
-    }))
+    (out / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "task_type": "CAUSAL_LM",
+                "r": rank,
+                "lora_alpha": alpha,
+                "target_modules": ["q_proj", "v_proj"],
+                "bias": "none",
+                "base_model_name_or_path": str(model_dir),
+            }
+        )
+    )
     return out
 
 
-def _merged_greedy_ids(model_dir: Path, adapter: Path, prompt_ids: list[list[int]],
-                       new_tokens: int) -> list[list[int]]:
+def _merged_greedy_ids(model_dir: Path, adapter: Path, prompt_ids: list[list[int]], new_tokens: int) -> list[list[int]]:
     """Greedy continuations from transformers with the adapter merged by hand: W += s * B @ A."""
     import torch
     from safetensors.torch import load_file
@@ -216,16 +225,16 @@ def _merged_greedy_ids(model_dir: Path, adapter: Path, prompt_ids: list[list[int
                 weights[base] += scale * lora_b @ lora_a
         continuations = []
         for ids in prompt_ids:
-            output = model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=new_tokens,
-                                    min_new_tokens=new_tokens)
-            continuations.append(output[0, len(ids):].tolist())
+            output = model.generate(
+                torch.tensor([ids]), do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens
+            )
+            continuations.append(output[0, len(ids) :].tolist())
     return continuations
 
 
 @pytest.mark.vllm
 @needs_vllm
-def test_lora_adapter_is_applied_as_merged_weights_would_be(tiny64_dir, engine_config, tmp_path,
-                                                            in_process_results):
+def test_lora_adapter_is_applied_as_merged_weights_would_be(tiny64_dir, engine_config, tmp_path, in_process_results):
     """With an adapter, generate() goes through it, and it computes what merged weights compute."""
     from reasonrank.backends.vllm import VLLMBackend
 
@@ -242,8 +251,7 @@ def test_lora_adapter_is_applied_as_merged_weights_would_be(tiny64_dir, engine_c
         completions = backend.generate(prompts, params)
         sampling = backend.sampling_params(params)
         texts = backend.render(prompts)
-        tuned = backend.llm.generate(texts, sampling, lora_request=backend.lora_request,
-                                     use_tqdm=False)
+        tuned = backend.llm.generate(texts, sampling, lora_request=backend.lora_request, use_tqdm=False)
         plain = backend.llm.generate(texts, sampling, use_tqdm=False)
     finally:
         backend.close()
@@ -257,14 +265,19 @@ def test_lora_adapter_is_applied_as_merged_weights_would_be(tiny64_dir, engine_c
 
 @pytest.mark.vllm
 @needs_vllm
-def test_openai_backend_against_real_vllm_server(vllm_server, tiny64_dir, dl19_lists,
-                                                 in_process_results):
+def test_openai_backend_against_real_vllm_server(vllm_server, tiny64_dir, dl19_lists, in_process_results):
     """`vllm serve` reached through OpenAIBackend reranks the same lists; then it stops cleanly."""
     served = vllm_server.wait_ready()
     assert served == [str(tiny64_dir)]
     backend = make_backend(
-        BackendConfig(kind="openai", model=str(tiny64_dir), base_url=vllm_server.base_url,
-                      tokenizer=str(tiny64_dir), max_in_flight=4, timeout_s=120)
+        BackendConfig(
+            kind="openai",
+            model=str(tiny64_dir),
+            base_url=vllm_server.base_url,
+            tokenizer=str(tiny64_dir),
+            max_in_flight=4,
+            timeout_s=120,
+        )
     )
     results, steps = _rerank(dl19_lists, backend)
     _check_rerank(dl19_lists, results, steps)
