@@ -42,7 +42,7 @@ DL19 = Path("trec-dl19") / "bm25_top100_with_text.json"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder (holds trec-dl19/)"
+        "--data", type=Path, default=REPO / "tests" / "data", help="the test data folder (holds trec-dl19/)"
     )
     parser.add_argument("--model", help="model folder or hub id (default: build the tiny model)")
     parser.add_argument("--tiny-dir", type=Path, default=REPO / ".cache" / "tiny-qwen2-hd64")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
-DL19 = REPO.parent / "shared" / "data" / "trec-dl19" / "bm25_top100_with_text.json"
+DL19 = REPO / "tests" / "data" / "trec-dl19" / "bm25_top100_with_text.json"
 
 
 def _serve(latency: float, port_out) -> None:

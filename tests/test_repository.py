@@ -22,6 +22,7 @@ OUTSIDE = [
     "toolchain-" + "ml.md",
     "toolchain-" + "ui.md",
     "anchors" + ".md",
+    '"shared" / ' + '"data"',
 ]
 HEAVY = ("gradio", "torch", "transformers", "sqlalchemy", "sqlmodel", "vllm", "trl", "peft")
 
