@@ -131,7 +131,7 @@ class OpenAIBackend(Backend):
 
         Only the SSL context outlives it: loading the CA store is slow (docs/benchmarks.md), and
         would otherwise delay every streamed window's first token. The HTTP client gets the
-        SDK's own defaults (connection limits, redirects) and the same timeout as before.
+        SDK's own defaults (connection limits, redirects) and the backend's `timeout_s`.
         """
         import httpx2
         import openai
