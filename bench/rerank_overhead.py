@@ -14,7 +14,7 @@ cross-query batching, 9 x queries calls) and measures it the same way on the fir
 
 The default latency, 5 s per batched call, is a conservative stand-in for a real model: one
 window position for 100 queries is 100 prompts of ~5.7k tokens with ~750 reasoning tokens each
-(spec §1.6), which the reference's logged 4-GPU vLLM runs served in ~30 s. A last line times the library calls
+(docs/method.md §2), which the reference's logged 4-GPU vLLM runs served in ~30 s. A last line times the library calls
 that make up the orchestration (passage preparation, prompt building, parsing) separately on the
 same inputs, so a regression can be attributed.
 

@@ -1,7 +1,7 @@
 """Engine and transactions: one SQLite file by default, PostgreSQL by URL, migrated by Alembic.
 
 SQLite is set up so that concurrent reviewers never see "database is locked" and never claim the
-same item twice (toolchain-ui.md measurements): WAL, a 5 s busy timeout, and write transactions
+same item twice (docs/architecture.md §5): WAL, a 5 s busy timeout, and write transactions
 opened with BEGIN IMMEDIATE, which takes the write lock up front so a transaction that read a row
 cannot lose a race to upgrade its snapshot later. Read transactions stay deferred so they never
 queue behind writers.

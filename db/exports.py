@@ -150,8 +150,8 @@ def passages_for(session: Session, wanted: dict[int, set[str]]) -> dict[int, dic
 def reviewed_items(engine: Engine, filters: ExportFilter | None = None) -> list[ReviewedItem]:
     """Accepted / fixed items matching `filters`, as export targets, in item_key order."""
     filters = filters or ExportFilter()
-    # Nothing built here is garbage; pausing the collector halved this at 100k items (8.0 -> 3.4 s;
-    # ~2 s since JSON columns are read as text and reviewers come from one query).
+    # Nothing built here is garbage, so the collector's passes over the growing heap are pure cost
+    # (docs/benchmarks.md, "Costs behind design choices").
     with paused_gc():
         return _reviewed_items(engine, filters)
 

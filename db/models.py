@@ -6,8 +6,9 @@ append-only: every decision, skip and adjudication is a new row, so the history 
 never rewritten. `Item.version` grows by one on every saved decision; saves name the version they
 started from, which is how two reviewers are kept from overwriting each other.
 
-Indexes follow the measured access paths (toolchain-ui.md): the queue walks (status, id) and
-(dataset_id, status, consistency, id); a single-column status index made PostgreSQL 35x slower.
+Indexes follow the queue's access paths: it walks (status, id) and (dataset_id, status,
+consistency, id); a single-column status index is far slower on PostgreSQL (docs/benchmarks.md,
+"Costs behind design choices").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The review queue: hand each reviewer the next item to look at, never the same one to two people.
 
-Lowest self-consistency first (the labels most likely wrong, spec §2), items without a score
+Lowest self-consistency first (the labels most likely wrong, docs/method.md §7), items without a score
 last. A served item is claimed for a while (CLAIM_TTL) so that a second reviewer gets a
 different one; the claim lapses by itself if the reviewer walks away, and saving or skipping
 releases it. The claim is taken inside a write transaction that cannot interleave with another

@@ -79,7 +79,7 @@ def _positions(docids: Sequence[str], ranking: Sequence[str], qid: str) -> list[
     return ids
 
 
-_ID_TAGS = {n: f"[{n}]" for n in range(1, 101)}  # "[n]" made once: formatting them cost ~0.2 s a 100k export
+_ID_TAGS = {n: f"[{n}]" for n in range(1, 101)}  # "[n]" made once, not per row of a large export
 
 
 def assistant_turn(reasoning: str, ids: list[int]) -> str:
@@ -112,8 +112,8 @@ def _check_window(cl: CandidateList, window: int) -> None:
 class _Prompts:
     """prompt_messages for the many labels of one export, each distinct passage prepared once.
 
-    Why: preparing a passage (ftfy, truncation) is most of an export's cost (~0.1 ms a passage,
-    2 ms a row), and datasets share passages between queries (one corpus, many queries). The
+    Why: preparing a passage (ftfy, truncation) is most of an export's cost (docs/benchmarks.md),
+    and datasets share passages between queries (one corpus, many queries). The
     prepared text depends only on the passage's title and text once the tokenizer and token
     limit are fixed, as they are within one export, so it is kept by (title, text). The
     passages one row still lacks are prepared in one call, keeping a fast tokenizer's batch
@@ -170,8 +170,8 @@ _ESCAPED_SLOT = re.compile(re.escape(_escaped("\x00")) + b"(u|a)" + re.escape(_e
 class _SftLines:
     """Each SFT row and its JSONL line, assembled from pieces escaped once per export.
 
-    Why: an SFT line repeats ~9 KB of prompt whose passages recur across rows, and escaping
-    every line whole was a third of a 100k export. The layout is not written out here: for
+    Why: an SFT line repeats ~9 KB of prompt whose passages recur across rows, so escaping
+    every line whole would escape the same passages again and again. The layout is not written out here: for
     each window size, build_messages and the JSON encoder themselves are run once on stand-in
     strings, and their output is cut at the stand-ins into literal pieces (row = literals and
     the query / passages / assistant turn interleaved). Same bytes as jsonl_bytes of the row:

@@ -20,8 +20,8 @@ from reasonrank.io import InputError
 JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_NAME_CHARS = 120
-# An SFT line (~9 KB) is larger than the default 8 KiB buffer, so each one went to the kernel
-# in its own write call (100k calls for a 100k export); a 1 MiB buffer makes that ~1k calls.
+# An SFT line (~9 KB) is larger than the default 8 KiB buffer, so each would go to the kernel
+# in its own write call; a 1 MiB buffer batches about a hundred lines per call.
 _WRITE_BUFFER = 1 << 20
 
 

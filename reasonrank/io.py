@@ -102,7 +102,7 @@ def _read_key_tab_text(path: str | Path, expected: str) -> Iterator[tuple[str, s
 
 # ----------------------------------------------------------------------------- candidate JSONL
 def candidate_from_dict(obj: dict, where: str = "") -> CandidateList:
-    """Build a CandidateList from the candidate-JSONL contract (see DESIGN.md)."""
+    """Build a CandidateList from the candidate-JSONL contract (docs/architecture.md §2.1)."""
     prefix = f"{where}: " if where else ""
     for key in ("qid", "query", "candidates"):
         if key not in obj:

@@ -1,7 +1,7 @@
 """Long work as a subprocess of the CLI: start it, read its progress, cancel it, find it again.
 
-The UI never runs synthesis, training or evaluation in its own process (LLaMA-Factory's runner
-lesson): it starts `python -m reasonrank <command> …` with the exact argv the form shows, sends
+The UI never runs synthesis, training or evaluation in its own process (docs/architecture.md
+§3): it starts `python -m reasonrank <command> …` with the exact argv the form shows, sends
 stdout and stderr to a log file, and reads an append-only JSONL *events* file that the command
 writes through `EventLog`. The command learns where to write from the `REASONRANK_JOB_EVENTS`
 environment variable, so the same command typed in a shell runs unchanged (and writes no events).

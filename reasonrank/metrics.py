@@ -12,7 +12,7 @@ every function to them (to 1e-9) on random cases and on the real TREC DL19 runs:
   `relevance_level` (our `rel_level`) decides what Recall and MRR call relevant; nDCG ignores it.
 * RBO follows `rbo.RankingSimilarity(a, b).rbo(k, p, ext)` (PyPI `rbo` 0.1.3, what ReasonRank
   trains with): both lists are cut to the shorter length; p = 1 gives the average overlap.
-* The reward is spec §3.3: R = NDCG@10 + 0.2·Recall@10 + 0.1·RBO, −1 for a broken format and 0
+* The reward is docs/method.md §6.1: R = NDCG@10 + 0.2·Recall@10 + 0.1·RBO, −1 for a broken format and 0
   for an answer that does not list as many distinct ids as the teacher list.
 """
 
@@ -223,7 +223,7 @@ def mean_metrics(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, floa
     return {name: total / len(per_query) for name, total in sums.items()}
 
 
-# ----------------------------------------------------------------------------- GRPO reward (spec §3.3)
+# ----------------------------------------------------------------------------- GRPO reward (docs/method.md §6)
 ANSWER_PATTERN = re.compile(r"<think>.*?</think>\s*<answer>(.*?)</answer>", re.DOTALL)
 RECALL_WEIGHT = 0.2
 RBO_WEIGHT = 0.1
@@ -294,7 +294,7 @@ def predicted_docids(id_groups: Sequence[str], initial_list: Sequence[str]) -> l
 def reward_terms(
     text: str, initial_list: Sequence[str], teacher_list: Sequence[str], relevant_docids: Sequence[str]
 ) -> RewardTerms:
-    """Spec §3.3 for one completion.
+    """The multi-view reward (docs/method.md §6.1) for one completion.
 
     −1 when the `<think>…</think> <answer>…</answer>` pattern (case-sensitive) is missing; 0 when
     the answer's digit groups are not as many, and as many distinct, as the teacher's ids;

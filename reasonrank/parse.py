@@ -1,6 +1,6 @@
 """Turn a model's free-text answer into a window permutation, repairing what the model got wrong.
 
-The rules are ReasonRank's (spec §1.5), reproduced exactly because they decide the ranking of
+The rules are ReasonRank's (docs/method.md §3), reproduced exactly because they decide the ranking of
 every real run: a model that forgets a passage, repeats one or stops mid-reasoning still yields
 a full permutation. What had to be repaired is reported as reasons, so the UI and the run log
 can show how often a model's output was malformed instead of silently fixing it.
@@ -63,7 +63,7 @@ class ParsedRanking:
 
 
 def _tagged_answer(lowered: str) -> str | None:
-    """Group 1 of the spec's think/answer regex, found in linear time.
+    """Group 1 of the reference's think/answer regex, found in linear time.
 
     Why this is equivalent: any '</think>' that completes a match for a later '<think>' also
     completes one for the first, so the match starts at the first '<think>'; the lazy '.*?'

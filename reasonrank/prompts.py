@@ -2,8 +2,8 @@
 
 The strings are compatibility constants, not style choices: the released ReasonRank checkpoints
 were trained on exactly this text, so every byte (including the grammar slip "you first thinks")
-is reproduced from the method spec (reasonrank-spec.md §1.3 and §2). Passage and query
-preprocessing follow the spec's order, because truncation and the `[n]` -> `(n)` rewrite interact
+is reproduced from the reference (docs/method.md §1 and §7). Passage and query
+preprocessing follow the reference's order, because truncation and the `[n]` -> `(n)` rewrite interact
 with the window-local `[i]` identifiers the model answers with.
 """
 
@@ -37,13 +37,13 @@ _USER_SUFFIX = (
     "of relevance. The format of the answer should be [] > [], e.g., [2] > [1]."
 )
 
-# Teacher (DeepSeek-R1) listwise labelling prompt, RankGPT multi-turn layout (spec §2, Fig. 8).
-# The spec elides words; they are filled in from ReasonRank's own R1 code path
+# Teacher (DeepSeek-R1) listwise labelling prompt, RankGPT multi-turn layout (docs/method.md §7).
+# The paper's Fig. 8 elides words; they are filled in from ReasonRank's own R1 code path
 # (rerank/rank_gpt.py, the branch used for deepseek models): R1 gets no system turn, so the
 # "intelligent assistant" sentence opens the first user turn. That code's example ordering is
 # "[2] > [1]" (the paper's Fig. 8 shows "[4] > [2]"); we follow the code, which is what runs.
 # The original RankGPT wording ("You are RankGPT, …" as a system turn, "e.g., [1] > [2]")
-# differs; spec §2 describes the R1 layout, with the intro as a user turn.
+# differs; the paper describes the R1 layout, with the intro as a user turn.
 _TEACHER_INTRO = (
     "You are an intelligent assistant that can rank passages based on their relevance to the "
     "query. I will provide you with {num} passages, each indicated by number identifier []. "
@@ -83,7 +83,7 @@ def fix_text(text: str) -> str:
     state from line to line: with unescape_html="auto", the first line containing "<" turns
     HTML unescaping off for the rest. We walk the lines the same way, carry the same state,
     and hand ftfy only the lines that are not clean ASCII, so a 5 KB prompt with two accented
-    passages costs two short ftfy calls instead of one long one (ftfy costs ~0.1 ms per KB).
+    passages costs two short ftfy calls instead of one long one (ftfy's cost grows with the text).
     Text longer than ftfy's segment limit goes to ftfy whole, as it would split it itself.
     """
     if _is_clean(text):
@@ -112,7 +112,7 @@ def prepare_query(text: str) -> str:
 def prepare_passages(
     passages: Sequence[Passage], tokenizer: TokenizerLike | None = None, max_tokens: int = 512
 ) -> list[str]:
-    """Passages as they appear in the prompt, in the spec's order.
+    """Passages as they appear in the prompt, in the reference's order (docs/method.md §1.2).
 
     Title fold -> strip -> ftfy -> truncate -> `[n]` -> `(n)`. With a tokenizer the text is cut
     to `max_tokens` model tokens (tokenize, keep the first N, convert back), as the reference
@@ -185,9 +185,9 @@ def render_prompt(messages: list[Message], tokenizer: Any) -> str:
 def build_teacher_messages(query: str, passages: list[str]) -> list[Message]:
     """The teacher's multi-turn listwise prompt: 2 + 2*num + 1 alternating user/assistant turns.
 
-    Layout (spec §2): user intro, assistant "Okay, please provide the passages.", then per
+    Layout (docs/method.md §7): user intro, assistant "Okay, please provide the passages.", then per
     passage user `[i] {passage}` / assistant `Received passage [i].`, then the final user turn
-    with the search query and output-format instruction. Words the spec elides are taken from
+    with the search query and output-format instruction. Words the paper elides are taken from
     ReasonRank's R1 code path (see the constants above). No reasoning is requested: the teacher
     is a reasoning model whose own trace becomes the label's reasoning chain.
     """

@@ -1,4 +1,4 @@
-"""Teacher synthesis (spec §2): a reasoning model labels candidate lists over an OpenAI-compatible API.
+"""Teacher synthesis (docs/method.md §7): a reasoning model labels candidate lists over an OpenAI-compatible API.
 
 For each list the teacher (DeepSeek-R1 in the paper) gets a listwise prompt — the RankGPT-style
 multi-turn conversation the paper used, or the single-turn ReasonRank prompt — and its reasoning
@@ -88,7 +88,7 @@ def listwise_messages(prompt: str, query: str, passages: list[str]) -> list[Mess
 
 
 def positives_messages(query: str, answer: str, passages: list[str]) -> list[Message]:
-    """The pointwise positive-selection request (spec §2): the gold answer is shown here only,
+    """The pointwise positive-selection request (docs/method.md §7): the gold answer is shown here only,
     never in the listwise request, so the ranking's reasoning stays what a student can learn."""
     body = "".join(f"[{i}] {content}\n" for i, content in enumerate(passages, 1))
     text = POSITIVES_PROMPT.format(num=len(passages), query=query, answer=answer.strip(), passages=body)

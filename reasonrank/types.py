@@ -1,8 +1,8 @@
 """Plain dataclasses shared by every layer.
 
 They hold data only: no I/O, no model code, so `db/`, `ui/` and the CLI can pass them around
-without importing anything heavy (RankLLM's lesson: small Query/Candidate/Result objects plus a
-record of every model invocation).
+without importing anything heavy: small Query/Candidate/Result objects plus a record of every
+model invocation (docs/architecture.md §2).
 """
 
 from __future__ import annotations

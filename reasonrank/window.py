@@ -1,7 +1,7 @@
 """Sliding-window listwise reranking, batched across queries.
 
 A reasoning reranker sees at most `window` passages at a time, so a top-100 list is reranked by
-windows that slide from the back of the list to the front (spec §1.2): each window's best half is
+windows that slide from the back of the list to the front (docs/method.md §4): each window's best half is
 carried into the next window, which lets a strong passage climb from rank 100 to rank 1 in one
 sweep. The windows of one query depend on each other, but windows of *different* queries do not,
 so every window position is one `backend.generate` call over all queries at once: a batch of
@@ -68,7 +68,7 @@ class WindowConfig:
 def window_spans(n: int, window: int, step: int, top_k: int) -> list[Span]:
     """The `[start, end)` windows of one sweep over a list of `n` candidates, back to front.
 
-    This is the reference loop (spec §1.2) with rank_start 0 and rank_end = min(top_k, n), with
+    This is the reference loop (docs/method.md §4) with rank_start 0 and rank_end = min(top_k, n), with
     two deliberate differences. The window is clamped to min(window, rank_end) rather than
     min(window, n): with top_k < window the reference loop yields no window at all (e.g. top_k
     10, window 20, step 10). And a one-passage window (n = 1, or the trailing (0, 1) of n = 21
@@ -223,7 +223,7 @@ def _prepared_ahead(
     """`prompts.prepare_passages` of each chunk, in order, computed ahead in a background thread.
 
     Which passages enter each window position of the first pass is known before any model call,
-    so their preparation (tokenizer + ftfy, ~0.1 ms a passage) runs while the model generates
+    so their preparation (tokenizer + ftfy, the costly part) runs while the model generates
     instead of between calls, where the accelerator would wait. The thread works with its own
     copy of the tokenizer: an HF fast tokenizer must not be used from two threads at once, and
     the backend may tokenize with the original during generate. If the tokenizer cannot be
@@ -243,7 +243,7 @@ def _prepared_ahead(
 
 _NO_COPY = object()
 #: Tokenizer copies not in use, per original (weakly keyed: they go when the original goes).
-#: Copying a 150k-token vocabulary costs ~0.4 s, so copies are reused across rerank calls
+#: Copying a large vocabulary is slow (docs/benchmarks.md), so copies are reused across rerank calls
 #: instead of being made per call; each copy serves one rerank at a time. A tokenizer changed
 #: after its first rerank (e.g. tokens added) would keep being served by its stale copies.
 _SPARE_COPIES: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()

@@ -216,7 +216,7 @@ class OpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             # http.server writes headers and body separately; with Nagle on, the body waits for
-            # the client's delayed ACK (~40 ms a request). Real servers set TCP_NODELAY.
+            # the client's delayed ACK on every request. Real servers set TCP_NODELAY.
             disable_nagle_algorithm = True
             protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
 

@@ -361,7 +361,7 @@ def test_self_consistency_hand_cases():
 
 
 def test_alpha_line():
-    """α = 0.4 (spec §2): one positive at rank 3 is kept (0.5), at rank 6 dropped (1/log2 7 ≈ 0.356)."""
+    """α = 0.4 (docs/method.md §7): one positive at rank 3 is kept (0.5), at rank 6 dropped (1/log2 7 ≈ 0.356)."""
     assert ALPHA == 0.4
     ranking = [f"d{i}" for i in range(1, 21)]
     assert self_consistency(ranking, ["d3"]) >= ALPHA > self_consistency(ranking, ["d6"])

@@ -1,4 +1,4 @@
-"""Response parsing: the spec's extraction and repair rules, on made-up and on real model output."""
+"""Response parsing: the reference's extraction and repair rules (docs/method.md §3), on made-up and on real model output."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from reasonrank.prompts import prepare_passage
 
 
 def spec_order(response: str, window_len: int) -> list[int]:
-    """Spec §1.5 transcribed literally (backtracking regex, quadratic dedupe): the oracle."""
+    """docs/method.md §3 transcribed literally (backtracking regex, quadratic dedupe): the oracle."""
     match = re.search(r"<think>.*?</think>\s*<answer>(.*?)</answer>", response.lower(), re.DOTALL)
     if match:
         text = match.group(1).strip()

@@ -21,7 +21,7 @@ from reasonrank.prompts import (
 )
 from reasonrank.types import Passage
 
-# Written out by hand from spec §1.3 (grammar slip "you first thinks" included).
+# Written out by hand from docs/method.md §1.1 (grammar slip "you first thinks" included).
 EXPECTED_SYSTEM = (
     "You are RankLLM, an intelligent assistant that can rank passages based on their relevance to "
     "the query. Given a query and a passage list, you first thinks about the reasoning process in "
@@ -261,7 +261,7 @@ def qwen_tokenizer(tiny_model_dir):
 
 
 def reference_passage(passage: Passage, tokenizer, max_tokens: int) -> str:
-    """Spec §1.3 written out slowly: one passage, plain ftfy, tokenize / first N / back."""
+    """docs/method.md §1.2 written out slowly: one passage, plain ftfy, tokenize / first N / back."""
     content = f"Title: {passage.title} Content: {passage.text}" if passage.title else passage.text
     content = ftfy.fix_text(content.strip())
     content = tokenizer.convert_tokens_to_string(tokenizer.tokenize(content)[:max_tokens])

@@ -1,5 +1,5 @@
-"""The multi-view GRPO reward (spec §3.3) and the graded format reward, against a transcription of
-the spec computed with pytrec_eval and the `rbo` package."""
+"""The multi-view GRPO reward (docs/method.md §6) and the graded format reward, against a
+transcription of the reference computed with pytrec_eval and the `rbo` package."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_reward_rejects_teacher_docids_outside_the_window():
 
 
 def reference_reward(text, initial_list, teacher_list, relevant_docids):
-    """Spec §3.3 computed with pytrec_eval and the rbo package (for ids 1..N+k, never 0)."""
+    """docs/method.md §6.1 computed with pytrec_eval and the rbo package (for ids 1..N+k, never 0)."""
     import re
 
     match = re.search(r"<think>.*?</think>\s*<answer>(.*?)</answer>", text, re.DOTALL)

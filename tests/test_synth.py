@@ -285,7 +285,7 @@ def test_positive_selection_gives_relevant_docids_and_the_consistency_score(engi
     listwise = [m for m in bodies if len(m) > 1]
     pointwise = [m for m in bodies if len(m) == 1]
     assert len(listwise) == len(pointwise) == 3
-    for cl in lists:  # the gold answer reaches the pointwise request only (spec §2)
+    for cl in lists:  # the gold answer reaches the pointwise request only (docs/method.md §7)
         answer = answers[cl.query.qid]
         assert any(f"Reference answer: {answer}" in m[0]["content"] for m in pointwise)
         assert not any(f"Reference answer: {answer}" in turn["content"] for m in listwise for turn in m)

@@ -22,7 +22,7 @@ from reasonrank.window import WindowConfig, rerank, window_spans
 
 # ----------------------------------------------------------------------------- helpers
 def reference_loop(n: int, window: int, step: int, top_k: int) -> list[tuple[int, int]]:
-    """A literal reading of spec §1.2 (rank_start 0, window = min(window, n))."""
+    """A literal reading of docs/method.md §4 (rank_start 0, window = min(window, n))."""
     rank_start, rank_end = 0, min(top_k, n)
     window = min(window, n)
     spans = []

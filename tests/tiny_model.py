@@ -1,6 +1,6 @@
 """A tiny random Qwen2 chat model with a locally trained tokenizer, for tests without the hub.
 
-Why it looks like this (see toolchain-ml.md §3):
+Why it looks like this:
 - `AutoTokenizer` on a `qwen2` folder always builds `Qwen2Tokenizer`, which keeps only the vocab
   and merges of `tokenizer.json` and rebuilds NFC + Qwen's split regex + byte-level itself. The BPE
   is therefore trained with exactly that pipeline, so ids are identical before and after reload.

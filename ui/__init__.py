@@ -6,8 +6,8 @@ import os
 
 #: Options for every `launch` of the app (app.py, benches, tests). Gradio's run history is off: it
 #: copies each run's inputs and outputs into the browser's localStorage (up to 100 runs) and
-#: re-serialises that list on every click, which made the Arena's click-to-first-token ~30 ms
-#: slower (bench/arena_latency.py) and grows with use; and reviewers' passages, labels and model
+#: re-serialises that list on every click, which delays every Arena click (docs/benchmarks.md,
+#: "Arena overhead") more as the list grows; and reviewers' passages, labels and model
 #: reasoning should not pile up in browser storage. The app keeps its own record (jobs, eval runs).
 LAUNCH_OPTIONS = {"run_history": False}
 

@@ -1,7 +1,4 @@
-"""Start tab: what the studio does today and the shell commands behind it.
-
-The Review tab sits beside it; later tabs (arena, synthesize, train, evaluate) attach in ui/__init__.py.
-"""
+"""Start tab: what the studio does and the shell commands behind it (ui.build_app orders the tabs)."""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ to the top in 9 batched model calls.
 
 
 def commands_markdown() -> str:
-    """The shell commands a user runs today, so the page is useful before the other tabs land."""
+    """The shell commands behind the app's work, so a user can run the same from a terminal."""
     kinds = ", ".join(f"`{k}`" for k in BACKEND_KINDS)
     return f"""## From the shell
 Rerank a candidate file and keep every model call:

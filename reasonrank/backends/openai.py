@@ -129,9 +129,9 @@ class OpenAIBackend(Backend):
     def _client(self) -> Any:
         """A client for one batch or stream (a client is bound to the event loop it runs on).
 
-        Only the SSL context outlives it: loading the CA store costs ~20 ms, which would
-        otherwise land before every streamed window's first token. The HTTP client gets the
-        SDK's own defaults (connection limits, redirects) and the same timeout as before.
+        Only the SSL context outlives it: loading the CA store is slow (docs/benchmarks.md), and
+        would otherwise delay every streamed window's first token. The HTTP client gets the
+        SDK's own defaults (connection limits, redirects) and the backend's `timeout_s`.
         """
         import httpx2
         import openai

@@ -16,8 +16,8 @@ from reasonrank.types import Completion, Message
 
 async def post_chat(client: Any, messages: list[Message], request: dict[str, Any]) -> Any:
     """POST /chat/completions with the body as is: `chat.completions.create` walks every message
-    through the SDK's type-driven param transform, ~20 ms of CPU for a 43-turn teacher prompt,
-    which capped synthesis at a few dozen requests per second. Our body is plain JSON already
+    through the SDK's type-driven param transform, CPU time that grows with the turns of a
+    teacher prompt and would cap synthesis throughput (docs/benchmarks.md). Our body is plain JSON already
     (the transform would change nothing), so we use the SDK's documented low-level `post`."""
     from openai.types.chat import ChatCompletion
 

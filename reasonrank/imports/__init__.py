@@ -7,7 +7,7 @@ and the tests share it, and `db.importer` writes a batch only when it has no iss
 line means zero rows written).
 
 Kinds (`validate_file(kind=...)`, "auto" tells them apart):
-  * "candidates": our candidate JSONL (DESIGN.md) or RankLLM's retrieve-results JSON list.
+  * "candidates": our candidate JSONL (docs/architecture.md §2.1) or RankLLM's retrieve-results JSON list.
   * "labels": our label JSONL: candidate fields plus `ranking` (a permutation of the candidates)
     and optional `reasoning, model, relevant_docids, source, raw_output, reasons, tokens_in,
     tokens_out`. Unknown fields are ignored.

@@ -1,4 +1,4 @@
-"""Self-consistency of teacher labels (spec §2): nDCG@10 of a ranking against the teacher's own
+"""Self-consistency of teacher labels (docs/method.md §7): nDCG@10 of a ranking against the teacher's own
 positives. It lives beside the importers because a label's score is what decides, at import and
 at export, whether the label is trusted enough to train on (ALPHA is the cut-off)."""
 
@@ -7,12 +7,12 @@ from __future__ import annotations
 from reasonrank.metrics import ndcg_at_k
 from reasonrank.types import Label
 
-ALPHA = 0.4  # spec §2: teacher labels with self-consistency nDCG@10 below this are dropped
+ALPHA = 0.4  # docs/method.md §7: teacher labels with self-consistency nDCG@10 below this are dropped
 CONSISTENCY_CUTOFF = 10
 
 
 def self_consistency(ranking: list[str], relevant: list[str] | dict[str, int] | None) -> float | None:
-    """nDCG@10 of a teacher ranking against the teacher's own positives (spec §2).
+    """nDCG@10 of a teacher ranking against the teacher's own positives (docs/method.md §7).
 
     `relevant` is a list of relevant docids (binary, as `relevant_docids` in the release) or a
     {docid: grade} qrels dict (graded, trec_eval semantics). None or an empty dict means no

@@ -1,4 +1,4 @@
-"""Candidate and label records: our candidate/label JSONL (DESIGN.md) and RankLLM's
+"""Candidate and label records: our candidate/label JSONL (docs/architecture.md §2) and RankLLM's
 retrieve-results JSON list, each validated record by record."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fine-tuning a reranker: cold-start SFT, then GRPO with the multi-view reward (spec §3).
+"""Fine-tuning a reranker: cold-start SFT, then GRPO with the multi-view reward (docs/method.md §8).
 
 The library side only: configs (YAML round-trip, presets), export rows and their length report,
 the two trainers, the callback that feeds the job panel, and the reward debugger. It takes files

@@ -1,13 +1,13 @@
 """One config dataclass per training stage, shared by `reasonrank train …`, YAML files and the UI.
 
 Why dataclasses with a YAML round-trip: a run must be reproducible from what the history shows
-(LLaMA-Factory's lesson: the UI is a form over the CLI's config). A YAML file holds any subset of
+(the UI is a form over the CLI's config: docs/architecture.md §1). A YAML file holds any subset of
 the fields; `load_run_config` applies, in order, the stage defaults, a named preset (from the
 file's `preset:` key or the caller), the file's own values and finally explicit overrides, so a
 file written by `save_run_config` reproduces the run exactly and a short file says only what
 differs from a preset.
 
-Presets (reasonrank-spec.md §3): `paper-7b-full` (SFT: full fine-tune, lr 5e-6, 5 epochs, batch
+Presets (docs/method.md §8): `paper-7b-full` (SFT: full fine-tune, lr 5e-6, 5 epochs, batch
 1 × 8, cutoff 23,552 tokens; GRPO: lr 1e-6, 8 generations, KL 0.001, 3,072 completion tokens,
 200 steps), `paper-32b-lora` (LoRA r = α = 32 on all linear layers; SFT lr 1e-4, 4 epochs as in
 the paper v3 — the repository's yaml says 7; GRPO lr 1e-5) and `tiny-cpu` (a few fast steps that
@@ -72,7 +72,7 @@ class RunConfig:
 
 @dataclass
 class SFTRunConfig(RunConfig):
-    """Cold-start SFT (spec §3.1): LM loss on the reasoning + ranked list given the prompt."""
+    """Cold-start SFT (docs/method.md §8.1): LM loss on the reasoning + ranked list given the prompt."""
 
     assistant_only_loss: bool = True
     packing: bool = False
@@ -80,7 +80,7 @@ class SFTRunConfig(RunConfig):
 
 @dataclass
 class GRPORunConfig(RunConfig):
-    """GRPO (spec §3.2) with the multi-view reward plus a weighted graded format reward."""
+    """GRPO (docs/method.md §8.2) with the multi-view reward plus a weighted graded format reward."""
 
     learning_rate: float = 1e-6
     lr_scheduler: str = "constant"

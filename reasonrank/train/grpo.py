@@ -1,4 +1,4 @@
-"""GRPO (spec §3.2) with TRL's GRPOTrainer and the core's multi-view reward.
+"""GRPO (docs/method.md §8.2) with TRL's GRPOTrainer and the core's multi-view reward.
 
 The reward that drives the advantage is `ranking_reward` (−1 format / 0 count / nDCG@10 +
 0.2·Recall@10 + 0.1·RBO) plus `format_reward_weight` × the graded `format_reward` (the paper
@@ -28,7 +28,7 @@ TERM_NAMES = ("ndcg10", "recall10", "rbo", "format_ok", "count_ok")
 
 def _term_reward(name: str) -> Callable[..., list[float]]:
     """A TRL reward callable returning one term of `reward_terms` (logged, weight 0). Each term
-    recomputes `reward_terms` (~50 µs for a 20-passage completion), beside seconds of generation."""
+    recomputes `reward_terms` (microseconds, beside seconds of generation)."""
 
     def term(completions, initial_list, teacher_list, relevant_docids, **kwargs) -> list[float]:
         return [

@@ -1,4 +1,4 @@
-"""Cold-start SFT (spec §3.1) with TRL's SFTTrainer: full fine-tune or LoRA, assistant-only loss.
+"""Cold-start SFT (docs/method.md §8.1) with TRL's SFTTrainer: full fine-tune or LoRA, assistant-only loss.
 
 The rows are the export's `{"messages": [system, user, assistant]}` — the inference prompt byte
 for byte plus the target `<think>…</think>\\n<answer>[a] > [b] > …</answer>` — so the loss falls

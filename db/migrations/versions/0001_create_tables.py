@@ -1,4 +1,4 @@
-"""Create every table of the label store (DESIGN.md "Database").
+"""Create every table of the label store (docs/architecture.md §5).
 
 Revision ID: 0001
 Revises:
