@@ -71,3 +71,25 @@ def test_public_api_names_resolve_to_their_definitions():
     assert "rerank" in dir(reasonrank)
     with pytest.raises(AttributeError, match="no_such_name"):
         reasonrank.no_such_name  # noqa: B018
+
+
+def _readme_library_block() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Library\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_library_example_prints_what_its_comments_say():
+    """Each `print(...)  # expected` line of the README's example prints the expected text."""
+    code = _readme_library_block()
+    expected = [
+        re.split(r"[:…]", line.split("  # ", 1)[1])[0].strip()
+        for line in code.splitlines()
+        if line.startswith("print(") and "  # " in line
+    ]
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    printed = out.stdout.splitlines()
+    assert len(expected) == len(printed) >= 3
+    for want, got in zip(expected, printed):
+        assert got.startswith(want), (want, got)
