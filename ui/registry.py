@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from db.registry import add_reranker, list_rerankers, remove_reranker, reranker_spec
 from reasonrank.arena import BM25, LABELS, RerankerSpec
 from reasonrank.backends import BACKEND_KINDS
-from reasonrank.io import InputError
+from reasonrank.io import InputError, parse_json
 from ui.auth import admin_only, require_admin
 
 BUILTINS = {"BM25": RerankerSpec("BM25", BM25), "stored labels": RerankerSpec("stored labels", LABELS)}
@@ -51,10 +51,7 @@ def parse_options(text: str) -> dict:
     """The options box: a JSON object, or nothing."""
     if not (text or "").strip():
         return {}
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"options must be a JSON object: {exc.msg} at column {exc.colno}") from None
+    options = parse_json(text, "options", max_chars=100_000, max_depth=8)
     if not isinstance(options, dict):
         raise InputError("options must be a JSON object such as " + OPTIONS_HINT)
     return options
