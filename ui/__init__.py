@@ -14,6 +14,7 @@ LAUNCH_OPTIONS = {"run_history": False}
 #: Tabs only admins can use: hidden until the page learns the user is an admin (their handlers
 #: refuse anyone else on the server in any case, see ui.auth).
 ADMIN_TABS = ("agreement", "synth", "data", "train", "eval")
+ADMIN_PANELS = ("reg-panel",)  # the Arena's registry panel (adding and removing rerankers)
 
 
 def launch_options() -> dict:
@@ -66,18 +67,22 @@ def build_app(engine=None):
 
 
 def _admin_tabs_for_admins(demo, engine) -> None:
-    """Admin tabs start hidden; the page load shows them to admins only."""
+    """Admin tabs and panels start hidden; the page load shows them to admins only."""
     import gradio as gr
 
     from ui import auth
 
-    tabs = [block for block in demo.blocks.values() if isinstance(block, gr.Tab) and block.id in ADMIN_TABS]
-    for tab in tabs:
-        tab.visible = False
+    hidden = [
+        block
+        for block in demo.blocks.values()
+        if (isinstance(block, gr.Tab) and block.id in ADMIN_TABS) or getattr(block, "elem_id", None) in ADMIN_PANELS
+    ]
+    for block in hidden:
+        block.visible = False
 
     @auth.public
-    def show(request: gr.Request):
-        visible = auth.is_admin(engine, request)
-        return [gr.Tab(visible=visible) for _ in tabs]
+    def show():
+        visible = auth.is_admin(engine, auth.current_request())
+        return [gr.update(visible=visible) for _ in hidden]
 
-    demo.load(show, None, tabs, api_visibility="private", show_progress="hidden")
+    demo.load(show, None, hidden, api_visibility="private", show_progress="hidden")

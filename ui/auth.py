@@ -120,8 +120,13 @@ def access_of(block_fn) -> str:
     return declared(block_fn.fn) or getattr(block_fn, "rr_scope", None) or ADMIN
 
 
+def current_request():
+    """The gr.Request of the event being handled (None outside one)."""
+    return LocalContext.request.get(None)
+
+
 def _check(access: str, engine: Engine | None) -> None:
-    request = LocalContext.request.get(None)
+    request = current_request()
     if access == ADMIN:
         require_admin(engine, request)
     elif access == SIGNED_IN:

@@ -51,7 +51,7 @@ def parse_options(text: str) -> dict:
     """The options box: a JSON object, or nothing."""
     if not (text or "").strip():
         return {}
-    options = parse_json(text, "options", max_chars=100_000, max_depth=8)
+    options = parse_json(text, "options must be a JSON object", max_chars=100_000, max_depth=8)
     if not isinstance(options, dict):
         raise InputError("options must be a JSON object such as " + OPTIONS_HINT)
     return options
