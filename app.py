@@ -15,7 +15,7 @@ import os
 from db.engine import data_dir, get_engine
 from db.seed import ensure_ready
 from db.users import create_first_admin, verify
-from ui import LAUNCH_OPTIONS, build_app
+from ui import build_app, launch_options
 
 engine = get_engine()
 ensure_ready(engine)
@@ -39,9 +39,8 @@ def login(name: str, password: str) -> bool:
 
 
 if __name__ == "__main__":
-    exports = [str(data_dir())]  # the Data tab offers written exports for download
     if os.environ.get("SPACE_ID"):
-        demo.launch(allowed_paths=exports, **LAUNCH_OPTIONS)
+        demo.launch(**launch_options())
     else:
         first_run_admin()
-        demo.launch(auth=login, allowed_paths=exports, **LAUNCH_OPTIONS)
+        demo.launch(auth=login, **launch_options())

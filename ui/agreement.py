@@ -14,10 +14,10 @@ from sqlalchemy import Engine
 
 from db.queue import get_item
 from db.reviews import VersionConflict, adjudicate, agreement
-from db.users import get_user
 from reasonrank.io import InputError
 from ui import render, render_agreement
-from ui.review import parse_order, reviewer
+from ui.auth import require_admin
+from ui.review import parse_order
 
 TEACHER, TYPED, REJECT = "teacher", "typed", "reject"
 ANNOTATOR = "annotator:"  # prefix of a choice that takes that annotator's order
@@ -31,18 +31,6 @@ HELP = (
     "the teacher's, or type one (docids, best first); or reject it with a note. "
     "Every adjudication is stored as a new review."
 )
-
-
-def require_admin(engine: Engine, request) -> str:
-    """The caller's name when they are an admin; anyone else gets a gr.Error (and nothing runs)."""
-    try:
-        name = reviewer(request)
-        user = get_user(engine, name)
-    except InputError as exc:
-        raise gr.Error(f"admins only: {exc}") from exc
-    if not user.is_admin:
-        raise gr.Error(f"admins only: user {name!r} is an annotator and cannot see agreement or adjudicate")
-    return name
 
 
 def _disagreement(engine: Engine, item_id: int, dataset: str):

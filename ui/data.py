@@ -13,7 +13,6 @@ import gradio as gr
 from sqlalchemy import Engine
 
 from db.exports import list_exports
-from db.users import get_user
 from reasonrank.cli import config_to_command
 from reasonrank.cli.data import (
     EXPORT_FORMATS,
@@ -27,8 +26,9 @@ from reasonrank.cli.data import (
 from reasonrank.export import DECISIONS
 from reasonrank.imports import ALPHA, KINDS
 from reasonrank.io import InputError
+from ui.auth import require_admin
+from ui.downloads import download_copy
 from ui.form import form_int, form_text
-from ui.review import reviewer
 
 EXPORT_COLUMNS = ["id", "name", "format", "rows", "sha256", "path", "created by", "created at"]
 SUMMARY_FIELDS = (
@@ -42,18 +42,6 @@ SUMMARY_FIELDS = (
     "queries_created",
     "qrels_unmatched",
 )
-
-
-def require_admin(engine: Engine, request) -> str:
-    """The logged-in admin's name; anyone else gets a gr.Error (imports and exports change shared data)."""
-    try:
-        name = reviewer(request)
-        is_admin = get_user(engine, name).is_admin
-    except InputError as exc:
-        raise gr.Error(str(exc)) from exc
-    if not is_admin:
-        raise gr.Error(f"{name} is not an admin: only admins may import or export data")
-    return name
 
 
 def _words(text: str | None) -> list[str]:
@@ -143,7 +131,7 @@ def build(engine: Engine) -> None:
             config_to_command(config),
             "✅ " + "\n\n".join(describe_export(config, outcome)),
             details,
-            str(file.path),
+            download_copy(file.path),
             export_table(engine),
         )
 

@@ -32,6 +32,7 @@ from reasonrank.io import InputError
 from reasonrank.retrieve import CandidateSource
 from reasonrank.types import GenerationParams
 from reasonrank.window import WindowConfig
+from ui.downloads import download_copy
 from ui.jobs import job_panel, launch
 
 KIND = "eval"
@@ -229,8 +230,8 @@ def job_results(engine: Engine, job_id: int | None):
         message,
         results_table(rows),
         chart_frame(rows),
-        next(iter(runs.values()), None),
-        next(iter(calls.values()), None),
+        download_copy(next(iter(runs.values()), None)),
+        download_copy(next(iter(calls.values()), None)),
         _reproduce_markdown(view.outputs.get("reproduce") or {}),
     )
 

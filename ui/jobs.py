@@ -25,8 +25,7 @@ from db.users import get_user
 from reasonrank.cli import config_to_argv
 from reasonrank.io import InputError
 from reasonrank.jobs import FINISHED
-from ui.data import require_admin
-from ui.review import reviewer
+from ui.auth import require_admin, reviewer
 
 HISTORY_COLUMNS = ["id", "status", "command", "message"]
 _FIGURE_LABELS = {"rate": "per s", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost_usd": "$"}

@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 from db.registry import add_reranker, list_rerankers, remove_reranker, reranker_spec
 from reasonrank.arena import BM25, LABELS, RerankerSpec
 from reasonrank.backends import BACKEND_KINDS
-from reasonrank.io import InputError
-from ui.data import require_admin
+from reasonrank.io import InputError, parse_json
+from ui.auth import admin_only, require_admin
 
 BUILTINS = {"BM25": RerankerSpec("BM25", BM25), "stored labels": RerankerSpec("stored labels", LABELS)}
 COLUMNS = ["name", "backend", "model", "options", "source"]
@@ -51,10 +51,7 @@ def parse_options(text: str) -> dict:
     """The options box: a JSON object, or nothing."""
     if not (text or "").strip():
         return {}
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"options must be a JSON object: {exc.msg} at column {exc.colno}") from None
+    options = parse_json(text, "options must be a JSON object", max_chars=100_000, max_depth=8)
     if not isinstance(options, dict):
         raise InputError("options must be a JSON object such as " + OPTIONS_HINT)
     return options
@@ -76,6 +73,7 @@ def register(engine: Engine, name: str, backend: str, model: str, options_text: 
 def build(engine: Engine) -> list:
     """The panel; returns its add/remove events so the Arena can refresh its picker after them."""
 
+    @admin_only
     def add(name, backend, model, options_text, request: gr.Request):
         require_admin(engine, request)
         try:
@@ -84,6 +82,7 @@ def build(engine: Engine) -> list:
             return gr.update(), f"⚠️ {exc}"
         return table_rows(engine), f"✅ {message}"
 
+    @admin_only
     def remove(name, request: gr.Request):
         require_admin(engine, request)
         try:
@@ -97,7 +96,7 @@ def build(engine: Engine) -> list:
             "Always offered: **BM25** (lexical scores over the shown passages) and **stored labels** "
             "(the label store's ranking of the query). Admins add model rerankers here."
         )
-        table = gr.Dataframe(table_rows(engine), headers=COLUMNS, interactive=False, elem_id="reg-table")
+        table = gr.Dataframe(None, headers=COLUMNS, interactive=False, elem_id="reg-table")
         with gr.Row():
             name = gr.Textbox(label="Name", elem_id="reg-name")
             backend = gr.Dropdown(list(BACKEND_KINDS), value="openai", label="Backend", elem_id="reg-backend")
@@ -108,7 +107,7 @@ def build(engine: Engine) -> list:
             remove_btn = gr.Button("Remove by name", variant="stop", elem_id="reg-remove")
         message = gr.Markdown(elem_id="reg-message")
     # rows others added since the app started show on the next page load
-    Context.root_block.load(lambda: table_rows(engine), None, [table], api_visibility="private")
+    Context.root_block.load(admin_only(lambda: table_rows(engine)), None, [table], api_visibility="private")
     added = add_btn.click(add, [name, backend, model, options], [table, message], api_name="add_reranker")
     removed = remove_btn.click(remove, [name], [table, message], api_name="remove_reranker")
     return [added, removed]

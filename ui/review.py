@@ -10,8 +10,6 @@ Gradio is imported at module level on purpose: it reads the handlers' `gr.Reques
 this module is only imported inside ui.build_app.
 """
 
-import os
-
 import gradio as gr
 from sqlalchemy import Engine
 
@@ -20,6 +18,7 @@ from db.queue import QueueFilter, get_item, next_item, progress
 from db.reviews import VersionConflict, save_review
 from reasonrank.io import InputError
 from ui import render
+from ui.auth import reviewer
 
 SOURCES = ["", "teacher", "model", "human"]
 
@@ -91,29 +90,6 @@ HELP = (
 # Runs in the browser on every change of the drag list: the order box follows at once, so a save
 # pressed right after a move (keys "↓ f") stores that move; a server round trip could lag behind.
 ORDER_FROM_LIST_JS = "(items) => (items || []).map(item => item.id).join(', ')"
-
-
-def reviewer(request) -> str:
-    """The logged-in reviewer: Gradio auth's user, or the HF OAuth user on a Space."""
-    name = getattr(request, "username", None) if request is not None else None
-    if not name and os.environ.get("SPACE_ID") and request is not None:
-        name = _oauth_user(request)
-    if not name:
-        raise InputError("not logged in: reviews need a user")
-    return name
-
-
-def _oauth_user(request) -> str | None:
-    """The HF user that gr.LoginButton signed in (Gradio keeps it in the Starlette session).
-
-    Only reachable on a Space; the name must still exist in the User table (an admin adds it),
-    otherwise the db layer refuses it with a clear "no user named …".
-    """
-    try:
-        info = request.request.session.get("oauth_info") or {}
-    except (AttributeError, AssertionError):  # no session middleware: OAuth is not set up
-        return None
-    return (info.get("userinfo") or {}).get("preferred_username")
 
 
 def parse_order(text: str) -> list[str]:

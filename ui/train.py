@@ -38,7 +38,7 @@ from reasonrank.io import InputError
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
-from ui.data import require_admin
+from ui.auth import require_admin
 from ui.jobs import job_panel, launch
 
 #: the curves the panel draws (metrics event names, see reasonrank.train.callbacks)

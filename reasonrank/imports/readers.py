@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from reasonrank.imports.issues import MISSING, IssueLog, json_type
+from reasonrank.io import MAX_DOCUMENT_CHARS, MAX_LINE_CHARS, json_value
 
 
 def read_lines(path: Path, issues: IssueLog) -> Iterator[tuple[int, str]]:
@@ -20,7 +21,12 @@ def read_lines(path: Path, issues: IssueLog) -> Iterator[tuple[int, str]]:
     an encoding error names its line and the rest of the file is still checked."""
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as handle:
-        for lineno, raw in enumerate(handle, 1):
+        for lineno, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), b""), 1):
+            if len(raw) > MAX_LINE_CHARS and not raw.endswith(b"\n"):
+                issues.add(
+                    path, lineno, "size", f"line longer than {MAX_LINE_CHARS:,} bytes; the file was not read further"
+                )
+                return
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             try:
@@ -35,9 +41,9 @@ def read_lines(path: Path, issues: IssueLog) -> Iterator[tuple[int, str]]:
 def read_objects(path: Path, issues: IssueLog) -> Iterator[tuple[int, dict]]:
     for lineno, text in read_lines(path, issues):
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            issues.add(path, lineno, "json", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            obj = json_value(text)
+        except ValueError as exc:
+            issues.add(path, lineno, "json", str(exc))
             continue
         if not isinstance(obj, dict):
             issues.add(path, lineno, "json", f"expected a JSON object, got {json_type(obj)}")
@@ -47,17 +53,28 @@ def read_objects(path: Path, issues: IssueLog) -> Iterator[tuple[int, dict]]:
 
 def read_whole_json(path: Path, issues: IssueLog) -> object:
     """A whole-file JSON document; decoding errors name their line. MISSING when unreadable."""
-    raw = path.read_bytes()
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        raw = handle.read(MAX_DOCUMENT_CHARS + 1)
+    if len(raw) > MAX_DOCUMENT_CHARS:
+        issues.add(path, 1, "size", f"more than {MAX_DOCUMENT_CHARS:,} bytes; not read")
+        return MISSING
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         issues.add(path, raw.count(b"\n", 0, exc.start) + 1, "encoding", "invalid UTF-8")
         return MISSING
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        issues.add(path, exc.lineno, "json", f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return json_value(text, MAX_DOCUMENT_CHARS)
+    except ValueError as exc:
+        issues.add(path, _line_of(str(exc)), "json", str(exc))
         return MISSING
+
+
+def _line_of(message: str) -> int:
+    """The line a json_value message names ("… (line N column M)"), else 1."""
+    found = re.search(r"\(line (\d+) column \d+\)", message)
+    return int(found.group(1)) if found else 1
 
 
 def first_byte(path: Path) -> bytes:

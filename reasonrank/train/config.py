@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasonrank.io import InputError
+from reasonrank.io import MAX_YAML_CHARS, InputError, parse_yaml, read_bounded
 
 STAGES = ("sft", "grpo")
 FINETUNE_MODES = ("full", "lora", "qlora")
@@ -245,12 +245,7 @@ def default_run_config(stage: str, preset: str | None = None) -> RunConfig:
 
 def yaml_values(text: str, source: str) -> dict[str, Any]:
     """The mapping a YAML text holds (empty text is an empty mapping); errors name `source`."""
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+    loaded = parse_yaml(text, source)
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -261,10 +256,13 @@ def yaml_values(text: str, source: str) -> dict[str, Any]:
 def read_yaml_values(path: str | Path) -> dict[str, Any]:
     """The mapping a YAML config file holds."""
     path = Path(path)
+    if not path.is_file():
+        raise InputError(f"training config file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"training config file not found: {path}") from None
+        with path.open(encoding="utf-8") as handle:
+            text = read_bounded(handle, MAX_YAML_CHARS, str(path))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a UTF-8 text file (byte {exc.start + 1})") from None
     return yaml_values(text, str(path))
 
 

@@ -1,0 +1,206 @@
+"""Who may call what: the logged-in user, the admin check, and the access rule of every handler.
+
+Default deny. Every function the Blocks registers (named API endpoints, private handlers, timer
+ticks, page loads: all are reachable by fn index through the queue, so hiding one proves nothing)
+is wrapped by `enforce` in a check of its declared access:
+
+- `public`: anyone who reached the app (a login is still required where the app has auth);
+- `signed_in`: a named user (Gradio auth, or the HF OAuth user on a Space);
+- `admin_only`: a user whose role in the User table is admin.
+
+A handler declares its access with one of the decorators (also usable on a lambda at wiring), or
+inherits the access of the `handlers_for` scope it was registered in (ui.build_app gives each tab
+one); a handler that declares nothing is admin-only. A refused call runs nothing: events the page
+fires by itself (load, timer ticks) get "no change" quietly, any other call a gr.Error.
+Gradio is imported at module level (gr.Error, gr.skip); this module is only imported by ui.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import gradio as gr
+from gradio.context import LocalContext
+from sqlalchemy import Engine
+
+from db.users import get_user
+from reasonrank.io import InputError
+
+PUBLIC, SIGNED_IN, ADMIN = "public", "signed_in", "admin"
+ACCESS = (PUBLIC, SIGNED_IN, ADMIN)
+_ATTR = "__rr_access__"
+_QUIET_EVENTS = frozenset({"load", "tick"})  # fired by the page itself, for every role
+F = TypeVar("F", bound=Callable)
+
+
+def reviewer(request) -> str:
+    """The logged-in user's name: Gradio auth's user, or the HF OAuth user on a Space."""
+    name = getattr(request, "username", None) if request is not None else None
+    if not name and os.environ.get("SPACE_ID") and request is not None:
+        name = _oauth_user(request)
+    if not name:
+        raise InputError("not logged in: this needs a signed-in user")
+    return name
+
+
+def _oauth_user(request) -> str | None:
+    """The HF user that gr.LoginButton signed in (Gradio keeps it in the Starlette session).
+
+    Only reachable on a Space; the name must still exist in the User table (an admin adds it),
+    otherwise the db layer refuses it with a clear "no user named …".
+    """
+    try:
+        info = request.request.session.get("oauth_info") or {}
+    except (AttributeError, AssertionError):  # no session middleware: OAuth is not set up
+        return None
+    return (info.get("userinfo") or {}).get("preferred_username")
+
+
+def is_admin(engine: Engine | None, request) -> bool:
+    """Whether the caller is a signed-in admin (False for anyone else, never an error)."""
+    try:
+        return engine is not None and get_user(engine, reviewer(request)).is_admin
+    except InputError:
+        return False
+
+
+def require_admin(engine: Engine | None, request) -> str:
+    """The caller's name when they are an admin; anyone else gets a gr.Error and nothing runs."""
+    try:
+        name = reviewer(request)
+        if engine is None:
+            raise InputError("there is no user store")
+        user = get_user(engine, name)
+    except InputError as exc:
+        raise gr.Error(f"admins only: {exc}", print_exception=False) from exc
+    if not user.is_admin:
+        raise gr.Error(f"admins only: {name} is not an admin", print_exception=False)
+    return name
+
+
+def _declare(access: str) -> Callable[[F], F]:
+    def mark(fn: F) -> F:
+        setattr(fn, _ATTR, access)
+        return fn
+
+    return mark
+
+
+#: Decorators stating who may call a handler (see the module docstring).
+public = _declare(PUBLIC)
+signed_in = _declare(SIGNED_IN)
+admin_only = _declare(ADMIN)
+
+
+def declared(fn: Callable | None) -> str | None:
+    """The access a handler declared itself, if any."""
+    return getattr(fn, _ATTR, None)
+
+
+@contextmanager
+def handlers_for(demo: gr.Blocks, access: str) -> Iterator[None]:
+    """Every handler registered inside (that declares nothing itself) is for `access`."""
+    if access not in ACCESS:
+        raise ValueError(f"access must be one of {ACCESS}")
+    before = set(demo.fns)
+    yield
+    for fn_id in set(demo.fns) - before:
+        block_fn = demo.fns[fn_id]
+        if getattr(block_fn, "rr_scope", None) is None:
+            block_fn.rr_scope = access
+
+
+def access_of(block_fn) -> str:
+    """A registered function's access: its own declaration, else its scope's, else admin."""
+    return declared(block_fn.fn) or getattr(block_fn, "rr_scope", None) or ADMIN
+
+
+def current_request():
+    """The gr.Request of the event being handled (None outside one)."""
+    return LocalContext.request.get(None)
+
+
+def _check(access: str, engine: Engine | None) -> None:
+    request = current_request()
+    if access == ADMIN:
+        require_admin(engine, request)
+    elif access == SIGNED_IN:
+        try:
+            reviewer(request)
+        except InputError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+
+def _refused(block_fn) -> Any:
+    """What a refused page-fired event returns: no change to any of its outputs."""
+    count = len(block_fn.outputs)
+    return None if count == 0 else gr.skip() if count == 1 else tuple(gr.skip() for _ in range(count))
+
+
+def _guarded(block_fn, access: str, engine: Engine | None) -> Callable:
+    fn = block_fn.fn
+    quiet = bool(block_fn.targets) and all(event in _QUIET_EVENTS for _, event in block_fn.targets)
+
+    def allowed() -> bool:
+        try:
+            _check(access, engine)
+        except gr.Error:
+            if quiet:
+                return False
+            raise
+        return True
+
+    # The wrapper is of the same kind as `fn` (Gradio dispatches on it) and keeps its signature.
+    if inspect.isasyncgenfunction(fn):
+
+        async def wrapper(*args, **kwargs):
+            if not allowed():
+                yield _refused(block_fn)
+                return
+            async for value in fn(*args, **kwargs):
+                yield value
+
+    elif inspect.isgeneratorfunction(fn):
+
+        def wrapper(*args, **kwargs):
+            if not allowed():
+                yield _refused(block_fn)
+                return
+            yield from fn(*args, **kwargs)
+
+    elif inspect.iscoroutinefunction(fn):
+
+        async def wrapper(*args, **kwargs):
+            if not allowed():
+                return _refused(block_fn)
+            return await fn(*args, **kwargs)
+
+    else:
+
+        def wrapper(*args, **kwargs):
+            if not allowed():
+                return _refused(block_fn)
+            return fn(*args, **kwargs)
+
+    functools.update_wrapper(wrapper, fn)
+    setattr(wrapper, _ATTR, access)
+    wrapper.rr_guarded = True
+    return wrapper
+
+
+def enforce(demo: gr.Blocks, engine: Engine | None) -> dict[int, str]:
+    """Wrap every function of `demo` in the check of its access; returns {fn index: access}."""
+    table = {}
+    for fn_id, block_fn in demo.fns.items():
+        if block_fn.fn is None:  # a js-only event: nothing runs on the server
+            continue
+        access = access_of(block_fn)
+        if not getattr(block_fn.fn, "rr_guarded", False):
+            block_fn.fn = _guarded(block_fn, access, engine)
+        table[fn_id] = access
+    return table
