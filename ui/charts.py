@@ -83,10 +83,11 @@ def _axes(xticks: list[float] | None, yticks: list[float], title: str, x_label: 
     return parts
 
 
-def _legend(names: Sequence[str]) -> str:
+def _legend(names: Sequence[str], colours: Mapping[str, str] | None = None) -> str:
     items = "".join(
         f'<span style="margin-right:12px;white-space:nowrap"><span style="display:inline-block;width:12px;'
-        f'height:3px;vertical-align:middle;background:{PALETTE[i % len(PALETTE)]}"></span> {html.escape(n)}</span>'
+        f'height:3px;vertical-align:middle;background:{(colours or {}).get(n, PALETTE[i % len(PALETTE)])}"></span> '
+        f"{html.escape(n)}</span>"
         for i, n in enumerate(names)
     )
     return f'<div class="rr-legend" style="font-size:12px">{items}</div>'
@@ -99,7 +100,9 @@ def _svg(parts: list[str], title: str, width: int = WIDTH) -> str:
     )
 
 
-def line_panel(title: str, series: Mapping[str, Points], x_label: str = "step") -> str:
+def line_panel(
+    title: str, series: Mapping[str, Points], x_label: str = "step", colours: Mapping[str, str] | None = None
+) -> str:
     """One panel: a numeric x and y axis and one line per series (a lone point is a dot)."""
     points = [point for line in series.values() for point in line]
     if not points:
@@ -109,7 +112,7 @@ def line_panel(title: str, series: Mapping[str, Points], x_label: str = "step") 
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     parts = _axes(xticks, yticks, title, x_label)
     for index, (name, line) in enumerate(series.items()):
-        colour = PALETTE[index % len(PALETTE)]
+        colour = (colours or {}).get(name, PALETTE[index % len(PALETTE)])
         coords = [
             (_scale(x, xticks[0], xticks[-1], LEFT, LEFT + plot_w), _scale(y, yticks[0], yticks[-1], TOP + plot_h, TOP))
             for x, y in sorted(line)
@@ -127,15 +130,17 @@ def line_panel(title: str, series: Mapping[str, Points], x_label: str = "step") 
 
 def line_panels(panels: Mapping[str, Mapping[str, Points]], x_label: str = "step") -> str:
     """Several line panels side by side (wrapping), one per quantity; empty panels are left out."""
-    drawn = [line_panel(title, series, x_label) for title, series in panels.items()]
+    names = list(dict.fromkeys(name for series in panels.values() for name in series))
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    drawn = [line_panel(title, series, x_label, colours) for title, series in panels.items()]
     drawn = [svg for svg in drawn if svg]
     if not drawn:
         return '<div class="rr-charts rr-charts-empty" style="color:#6b7280">No curves yet.</div>'
-    names = list(dict.fromkeys(name for series in panels.values() for name in series))
+    shared = [name for series in panels.values() if len(series) > 1 for name in series]  # panels that need a key
     return (
         '<div class="rr-charts" style="display:flex;flex-wrap:wrap;gap:12px">'
         + "".join(f"<div>{svg}</div>" for svg in drawn)
-        + f"</div>{_legend(names) if len(names) > 1 else ''}"
+        + f"</div>{_legend(shared, colours) if shared else ''}"
     )
 
 
@@ -149,7 +154,8 @@ def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequen
     plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     parts = _axes(None, yticks, title, "", width)
     group_w = plot_w / len(categories)
-    bar_w = group_w * 0.8 / max(len(series), 1)
+    bar_w = min(group_w * 0.8 / max(len(series), 1), 48.0)
+    inset = (group_w - bar_w * len(series)) / 2  # the group's bars centred under its label
     for c, category in enumerate(categories):
         for s, (name, column) in enumerate(series.items()):
             value = column[c]
@@ -157,7 +163,7 @@ def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequen
                 continue
             top = _scale(value, yticks[0], yticks[-1], TOP + plot_h, TOP)
             base = _scale(max(yticks[0], 0.0), yticks[0], yticks[-1], TOP + plot_h, TOP)
-            x = LEFT + c * group_w + group_w * 0.1 + s * bar_w
+            x = LEFT + c * group_w + inset + s * bar_w
             parts.append(
                 f'<rect class="rr-bar" data-series="{html.escape(name)}" data-category="{html.escape(category)}" '
                 f'data-value="{value:g}" x="{x:.1f}" y="{min(top, base):.1f}" width="{bar_w:.1f}" '

@@ -85,7 +85,7 @@ def _figures(progress: dict[str, Any] | None) -> str:
         return ""
     parts = []
     for key, value in progress.items():
-        if key in ("time", "event", "done", "total", "unit"):
+        if key in ("time", "event", "done", "total", "unit") or value is None:
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
