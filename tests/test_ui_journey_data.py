@@ -90,3 +90,17 @@ def test_sft_export_of_items_without_reasoning(page, review_app):
     rows = [json.loads(line) for line in page.request.get(href).text().splitlines()]
     assert len(rows) == 2 and all(row["messages"][-1]["content"].startswith("<think></think>") for row in rows)
     page.screenshot(path=str(ARTIFACTS / "data-export-written.png"), full_page=True)
+
+
+def test_agreement_version_is_empty_until_an_item_is_opened(page):
+    """Before any item is loaded the Version box is empty, not 0, and adjudicating says to open an
+    item instead of acting on a version 0."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Agreement (admin)").click()
+    version = page.locator("#rr-agree-version input")
+    expect(page.locator("#rr-agree-pairs")).to_contain_text("ann1")
+    assert version.input_value() == ""
+    page.locator("#rr-agree-settle").click()
+    expect(page.locator("#rr-agree-message")).to_contain_text("open an item first")
+    page.screenshot(path=str(ARTIFACTS / "agreement-empty-version.png"), full_page=True)
