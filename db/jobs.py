@@ -143,8 +143,8 @@ def cancel_job(engine: Engine, job_id: int) -> JobView:
             raise LookupError(f"no job {job_id}")
         pid, status, events_path = job.pid, job.status, job.metrics_path
     if status not in jobs.FINISHED:
-        if pid is not None:
-            jobs.cancel(pid)
+        if pid is not None and events_path:
+            jobs.cancel(pid, events_path)
         if not (events_path and jobs.reported_state(events_path).finished):  # killed before it could say so
             with write_session(engine) as session:
                 row = session.get(Job, job_id)

@@ -21,7 +21,7 @@ from reasonrank.metrics import evaluate_run, mean_metrics
 from reasonrank.reproduce import eval_reproduce
 from reasonrank.retrieve import CandidateSource, FirstStage, load_source
 from reasonrank.types import CandidateList, RankResult
-from reasonrank.window import WindowConfig, rerank
+from reasonrank.window import WindowConfig, rerank, window_spans
 
 DEFAULT_METRICS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@10", "mrr@10")
 FIRST_STAGE = "first-stage"
@@ -109,7 +109,8 @@ def evaluate(
     """Score the first stage of every dataset, then (with a reranker) rerank and score again.
 
     `backend` overrides `config.reranker` (tests and the app pass a live one); a backend built
-    here from the config is closed before returning.
+    here from the config is closed before returning. `on_step(done, total)` counts model calls
+    (one per window of one query), reported as they finish (see `CallProgress`).
     """
     stages = load_datasets(config)
     # First-stage runs are scored from their scores, as trec_eval does (ties by docid).
@@ -138,8 +139,14 @@ def _rerank_all(
 
     own = backend is None
     backend = backend or make_backend(config.reranker)
+    lists = [cl for stage_lists in lists_per_stage for cl in stage_lists]
     try:
-        flat = rerank([cl for lists in lists_per_stage for cl in lists], backend, config.window, on_step)
+        if on_step is None:
+            flat = rerank(lists, backend, config.window)
+        else:
+            chunk = config.reranker.batch_size if config.reranker and config.reranker.kind == "transformers" else None
+            reporting = CallProgress(backend, model_calls(lists, config.window), on_step, chunk)
+            flat = rerank(lists, reporting, config.window)
     finally:
         if own:
             backend.close()
@@ -148,6 +155,41 @@ def _rerank_all(
         split.append(flat[offset : offset + len(lists)])
         offset += len(lists)
     return split
+
+
+def model_calls(lists: list[CandidateList], window: WindowConfig) -> int:
+    """How many model calls a rerank of `lists` makes: one per window of each list, per pass."""
+    per_pass = sum(len(window_spans(len(cl.candidates), window.window, window.step, window.top_k)) for cl in lists)
+    return per_pass * window.passes
+
+
+class CallProgress:
+    """The backend as `rerank` sees it, reporting model calls as they finish.
+
+    A window position is one `generate` call over every query's window; on a CPU that is minutes
+    of silence. With `chunk` (a transformers backend's own batch size, so the batches the model
+    sees are the ones it would form anyway) the call is made chunk by chunk and each finished
+    chunk is reported; otherwise the whole position is reported when it ends.
+    """
+
+    def __init__(self, backend: Backend, total: int, on_step: Callable[[int, int], None], chunk: int | None) -> None:
+        self._backend = backend
+        self._on_step = on_step
+        self._chunk = chunk if chunk and chunk > 0 else None
+        self.total = total
+        self.done = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
+
+    def generate(self, prompts: list, params) -> list:
+        size = self._chunk or max(len(prompts), 1)
+        completions: list = []
+        for start in range(0, len(prompts), size):
+            completions.extend(self._backend.generate(prompts[start : start + size], params))
+            self.done = min(self.total, self.done + len(prompts[start : start + size]))
+            self._on_step(self.done, self.total)
+        return completions
 
 
 def _score(name: str, stage: str, run: dict, qrels: dict, config: EvalConfig) -> DatasetScores:

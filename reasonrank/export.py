@@ -30,7 +30,7 @@ from reasonrank.prompts import build_messages, prepare_passages, prepare_query
 from reasonrank.types import CandidateList, Label, Message, Passage
 
 DECISIONS = ("accepted", "fixed")
-NO_REASONING = "no reasoning text (pass allow_empty_reasoning=True to train on the answer alone)"
+NO_REASONING = "no reasoning text (include them with --allow-empty-reasoning to train on the answer alone)"
 TAGGED_REASONING = "reasoning contains <think>/<answer> tags"
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 

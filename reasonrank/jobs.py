@@ -192,11 +192,12 @@ def reported_state(events_path: str | Path) -> JobState:
 
 
 def job_state(events_path: str | Path, pid: int | None, log_path: str | Path | None = None) -> JobState:
-    """Fold the events file into a JobState; a dead process without an `end` event failed."""
+    """Fold the events file into a JobState; a dead process without an `end` event failed (and so
+    did one whose pid now belongs to another process)."""
     state = reported_state(events_path)
     if state.finished:
         return state
-    if pid is not None and not is_alive(pid):
+    if pid is not None and not is_alive(pid, events_path):
         state = reported_state(events_path)  # it may have written its end just before exiting
         if state.finished:
             return state
@@ -245,11 +246,42 @@ def start(
             start_new_session=True,
         )
     _CHILDREN[process.pid] = process
+    # Reap it the moment it ends, whether or not anyone watches the job: an unreaped child stays
+    # in the process table as a zombie (<defunct>) for as long as the app runs.
+    threading.Thread(target=process.wait, name=f"reap-job-{process.pid}", daemon=True).start()
     return process.pid
 
 
-def is_alive(pid: int) -> bool:
-    """Whether `pid` still runs (a finished child of ours is reaped; a zombie counts as ended)."""
+def is_job_process(pid: int, events_path: str | Path) -> bool:
+    """Whether `pid` is still the job that writes `events_path`, not a later process that was
+    given the same pid after the job ended (an app restarted while a job ran knows only the pid).
+
+    A job is its own session leader (`start` puts it in a new session) and carries its events
+    path in its environment; both are checked. Where there is no /proc to read an environment
+    from, the session check is all there is.
+    """
+    try:
+        if os.getsid(pid) != pid:
+            return False
+    except (ProcessLookupError, PermissionError):
+        return False
+    if not Path("/proc/self/environ").exists():
+        return True
+    try:
+        entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:  # gone, or another user's process: not ours
+        return False
+    prefix = f"{EVENTS_ENV}=".encode()
+    values = [entry[len(prefix) :].decode(errors="replace") for entry in entries if entry.startswith(prefix)]
+    return bool(values) and Path(values[0]).resolve() == Path(events_path).resolve()
+
+
+def is_alive(pid: int, events_path: str | Path | None = None) -> bool:
+    """Whether `pid` still runs (a finished child of ours is reaped; a zombie counts as ended).
+
+    For a process this one did not start (an app restart), `events_path` names the job it must
+    be: a pid now held by another process means the job has ended.
+    """
     child = _CHILDREN.get(pid)
     if child is not None:
         return child.poll() is None
@@ -258,7 +290,9 @@ def is_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return events_path is None
+    if events_path is not None and not is_job_process(pid, events_path):
+        return False
     stat = Path(f"/proc/{pid}/stat")
     if stat.exists():
         try:
@@ -274,31 +308,39 @@ def exit_code(pid: int) -> int | None:
     return None if child is None else child.poll()
 
 
-def cancel(pid: int, grace_seconds: float = 10.0) -> bool:
+def cancel(pid: int, events_path: str | Path, grace_seconds: float = 10.0) -> bool:
     """SIGTERM the job's process group, then SIGKILL what is left after `grace_seconds`.
 
-    Returns whether the process is gone. SIGTERM first lets a trainer stop between steps and a
-    synthesis run finish writing the label it holds.
+    Returns whether the job is gone. SIGTERM first lets a trainer stop between steps and a
+    synthesis run finish writing the label it holds. Nothing is signalled unless `pid` is still
+    the job writing `events_path` (`is_job_process`): a pid reused by an unrelated process after
+    the job ended is never touched.
     """
-    try:
-        group = os.getpgid(pid)
-    except ProcessLookupError:
+    child = _CHILDREN.get(pid)
+    if (child is not None and child.poll() is not None) or not is_job_process(pid, events_path):
         return True
-    os.killpg(group, signal.SIGTERM)
+    _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
-        if not is_alive(pid):
+        if not is_alive(pid, events_path):
             return True
         time.sleep(0.1)
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
+    if not is_job_process(pid, events_path):  # ended (and its pid was taken) during the grace period
         return True
+    _signal_group(pid, signal.SIGKILL)
     for _ in range(50):
-        if not is_alive(pid):
+        if not is_alive(pid, events_path):
             return True
         time.sleep(0.1)
-    return not is_alive(pid)
+    return not is_alive(pid, events_path)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    """Signal the job's process group (its pid: the job leads its own session and group)."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def install_term_handler() -> None:

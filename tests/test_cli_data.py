@@ -4,6 +4,7 @@ SQLite file, reviews saved through the db layer in between, exports read back wi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -118,6 +119,13 @@ def test_import_review_export_round_trip(tmp_path):
     # RankVicuna labels carry no reasoning: an SFT export says why it has nothing to write.
     sft = _cli(data, "export", "--format", "sft", "--name", "dl19-sft")
     assert sft.returncode == 2 and "error:" in sft.stderr
+    assert "2 reviewed item(s) matched the filters, 2 left out; 2: no reasoning text" in sft.stderr
+    assert "--allow-empty-reasoning" in sft.stderr and not (data / "exports" / "dl19-sft.jsonl").exists()
+    empty = _cli(data, "export", "--format", "sft", "--name", "dl19-sft", "--allow-empty-reasoning")
+    assert empty.returncode == 0, empty.stderr
+    assert "wrote 2 sft rows" in empty.stdout and "2 reviewed item(s) matched the filters, 0 left out" in empty.stdout
+    sft_rows = [json.loads(line) for line in (data / "exports" / "dl19-sft.jsonl").read_text().splitlines()]
+    assert all(row["messages"][-1]["content"].startswith("<think></think>") for row in sft_rows)
 
 
 @pytest.mark.parametrize("name", ["cand_duplicate_qid.jsonl", "cand_invalid_utf8.jsonl", "cand_empty_text.jsonl"])
@@ -170,6 +178,7 @@ def test_seed_is_idempotent(tmp_path):
     [
         ImportConfig(path="runs/x.run", kind="trec-run", candidates="c.json", run_depth=20, model="m"),
         ExportConfig(format="alpaca", name="n", datasets=["a", "b"], statuses=["fixed"], agreed_only=True),
+        ExportConfig(name="n", allow_empty_reasoning=True, min_consistency=0.4),
         UserConfig(action="add", name="carol", role="admin", password_env="PW"),
     ],
 )

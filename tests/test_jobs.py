@@ -163,3 +163,74 @@ def test_a_job_that_cannot_start_is_recorded_failed_not_left_queued(engine, tmp_
         db_jobs.launch_job(engine, "eval", ["eval", "--help"], {})
     [view] = db_jobs.list_jobs(engine)
     assert view.status == "failed" and view.message.startswith("could not start the command:")
+
+
+def _zombies(pids: set[int]) -> list[int]:
+    """Those of `pids` that are zombies (ended, never reaped) in the process table."""
+    found = []
+    for pid in pids:
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue  # reaped and gone
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            found.append(pid)
+    return found
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads the process table from /proc")
+def test_no_job_is_left_a_zombie_even_when_nobody_watches_it(engine, tmp_path):
+    """Jobs that end while no one polls them (the app's only view of a job) are reaped anyway."""
+    argv = ["eval", "--candidates", str(tmp_path / "absent.jsonl")]
+    job_ids = [db_jobs.launch_job(engine, "eval", argv, {}) for _ in range(4)]
+    pids = {jobs_pid(engine, job_id) for job_id in job_ids}
+    deadline = time.monotonic() + 60
+    while any(jobs._CHILDREN[pid].returncode is None for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    assert _zombies(pids) == []
+    assert {db_jobs.refresh_job(engine, job_id).status for job_id in job_ids} == {"failed"}
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="the pid-reuse check reads /proc")
+def test_cancel_never_signals_a_process_that_reused_the_jobs_pid(engine, tmp_path):
+    """A stale job row whose pid now belongs to an unrelated process (a session leader too, so
+    the session check alone would not tell them apart): cancel leaves that process alone, and
+    the job reads as ended, not as running forever."""
+    import subprocess
+
+    from db.engine import write_session
+    from db.models import Job
+
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        with write_session(engine) as session:
+            job = Job(kind="eval", config={"argv": ["eval"]}, status="running", pid=stranger.pid)
+            job.metrics_path = str(tmp_path / "stale" / "events.jsonl")
+            job.log_path = str(tmp_path / "stale" / "log.txt")
+            session.add(job)
+            session.flush()
+            job_id = job.id
+        assert not jobs.is_job_process(stranger.pid, tmp_path / "stale" / "events.jsonl")
+        assert db_jobs.refresh_job(engine, job_id).status == "failed"
+        with write_session(engine) as session:
+            session.get(Job, job_id).status = "running"  # as if the app had not noticed yet
+        view = db_jobs.cancel_job(engine, job_id)
+        assert view.status == "cancelled"
+        time.sleep(0.3)
+        assert stranger.poll() is None, "cancel killed an unrelated process"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_cancel_signals_the_job_it_started(engine, tmp_path):
+    """The identity check accepts the real job (started by db_jobs.launch_job)."""
+    with OpenAIServer(responder=lambda messages, request: Fault(hang_s=30)) as server:
+        job_id = db_jobs.launch_job(engine, "eval", _rerank_argv(tmp_path, server), {})
+        _wait(engine, job_id, lambda v: len(server.chat_requests) > 0, timeout=30)
+        pid = jobs_pid(engine, job_id)
+        events = tmp_path / "data" / "jobs" / str(job_id) / "events.jsonl"
+        assert jobs.is_job_process(pid, events) and not jobs.is_job_process(pid, tmp_path / "other.jsonl")
+        assert jobs.cancel(pid, events, grace_seconds=5)
+    assert not jobs.is_alive(pid)

@@ -17,12 +17,11 @@ from db.reviews import save_review
 from reasonrank.cli import parse_command
 from reasonrank.cli.data import ImportConfig
 from reasonrank.io import write_labels_jsonl
+from ui.data import EXPORT_OUTPUTS, IMPORT_OUTPUTS
 
 MALFORMED = Path(__file__).resolve().parent / "fixtures" / "malformed"
 DATASET = "datatab"
 # inputs of /import_file: upload, kind, dataset, run depth, model, candidate file, qrels file
-# outputs of /import_file: command, message, issues, summary
-CMD, MSG, ISSUES, SUMMARY = range(4)
 
 
 @pytest.fixture(scope="module")
@@ -69,42 +68,56 @@ def _counts(engine) -> dict[str, int]:
         }
 
 
-def _import(client, path: Path, kind: str, dataset: str = ""):
-    return client.predict(handle_file(str(path)), kind, dataset, None, "", None, None, api_name="/import_file")
+def _import(client, path: Path, kind: str, dataset: str = "") -> dict:
+    out = client.predict(handle_file(str(path)), kind, dataset, "", "", None, None, api_name="/import_file")
+    return dict(zip(IMPORT_OUTPUTS, out))
+
+
+def _export(client, fmt: str, name: str, datasets: str, statuses: list, without_reasoning: bool = False) -> dict:
+    out = client.predict(fmt, name, datasets, statuses, "", False, without_reasoning, False, api_name="/write_export")
+    return dict(zip(EXPORT_OUTPUTS, out))
 
 
 def test_malformed_upload_lists_issues_and_writes_nothing(admin, review_app):
     _, engine = review_app
     before = _counts(engine)
     out = _import(admin, MALFORMED / "cand_duplicate_qid.jsonl", "candidates")
-    assert "nothing was written" in out[MSG]
-    assert "cand_duplicate_qid.jsonl:3: qid:" in out[ISSUES]
-    assert out[SUMMARY] is None
+    assert "nothing was written" in out["message"] and "in cand_duplicate_qid.jsonl;" in out["message"]
+    # the file is named as the admin named it, not by Gradio's temporary copy
+    assert out["issues"].startswith("cand_duplicate_qid.jsonl:3: qid:"), out["issues"]
+    assert "gradio" not in out["issues"] + out["message"] + out["command"]
+    assert out["summary"] is None
     assert _counts(engine) == before
     bad_label = _import(admin, MALFORMED / "label_unknown_docid.jsonl", "labels")
-    assert "label_unknown_docid.jsonl:2: ranking[1]:" in bad_label[ISSUES]
+    assert "label_unknown_docid.jsonl:2: ranking[1]:" in bad_label["issues"]
     assert _counts(engine) == before
 
 
 def test_good_upload_imports_then_reimport_changes_nothing(admin, review_app, labels_file):
     _, engine = review_app
     first = _import(admin, labels_file, "labels", DATASET)
-    assert first[ISSUES] == "" and first[SUMMARY]["items_created"] == 3, first[MSG]
-    assert first[SUMMARY]["datasets"] == [DATASET] and "3 new items" in first[MSG]
-    shown = parse_command(first[CMD])
+    assert first["issues"] == "" and first["summary"]["items_created"] == 3, first["message"]
+    assert first["summary"]["datasets"] == [DATASET] and "3 new items" in first["message"]
+    shown = parse_command(first["command"])
     assert isinstance(shown, ImportConfig) and shown.kind == "labels" and shown.dataset == DATASET
-    assert Path(shown.path).name == labels_file.name
+    assert shown.path == labels_file.name and shown.run_depth is None
     after_first = _counts(engine)
     again = _import(admin, labels_file, "labels", DATASET)
-    assert again[SUMMARY]["items_created"] == 0 and again[SUMMARY]["items_unchanged"] == 3
+    assert again["summary"]["items_created"] == 0 and again["summary"]["items_unchanged"] == 3
     assert _counts(engine) == after_first
 
 
 def test_command_preview_follows_the_form(admin):
-    command = admin.predict(None, "trec-run", "dl19", 20, "RankVicuna-7B", None, None, api_name="/import_command")
+    command = admin.predict(None, "trec-run", "dl19", "20", "RankVicuna-7B", None, None, api_name="/import_command")
     assert command == "reasonrank import --kind trec-run --dataset dl19 --run-depth 20 --model RankVicuna-7B"
-    export = admin.predict("rl", "x", "a, b", ["fixed"], None, True, False, api_name="/export_command")
+    bad_depth = admin.predict(None, "trec-run", "", "0", "", None, None, api_name="/import_command")
+    assert bad_depth.startswith("# not a valid form: Run depth") and "less than 1" in bad_depth
+    export = admin.predict("rl", "x", "a, b", ["fixed"], "", True, False, False, api_name="/export_command")
     assert export == "reasonrank export --format rl --name x --dataset a --dataset b --status fixed --agreed-only"
+    # an empty min consistency is no filter at all (0.0 would drop items without a score)
+    assert "--min-consistency" not in export
+    filtered = admin.predict("sft", "x", "", ["accepted"], "0.4", False, True, False, api_name="/export_command")
+    assert filtered.endswith("--status accepted --min-consistency 0.4 --allow-empty-reasoning")
 
 
 def test_export_after_review_downloads_the_reported_file(admin, review_app, labels_file, data_dir):
@@ -122,10 +135,8 @@ def test_export_after_review_downloads_the_reported_file(admin, review_app, labe
             ranking=ranking,
             note="off topic" if decision == "reject" else None,
         )
-    out = admin.predict(
-        "rl", "datatab-rl", DATASET, ["accepted", "fixed"], None, False, False, api_name="/write_export"
-    )
-    command, message, details, download, history = out
+    out = _export(admin, "rl", "datatab-rl", DATASET, ["accepted", "fixed"])
+    command, message, details, download, history = (out[name] for name in EXPORT_OUTPUTS)
     assert command == f"reasonrank export --format rl --name datatab-rl --dataset {DATASET}"
     assert details["count"] == 2 and "wrote 2 rl rows" in message
     assert Path(details["written_to"]).parent == data_dir / "exports"
@@ -135,7 +146,7 @@ def test_export_after_review_downloads_the_reported_file(admin, review_app, labe
     rows = history["data"] if isinstance(history, dict) else history
     assert rows[0][1] == "datatab-rl" and rows[0][4] == details["sha256"] and rows[0][6] == ADMIN
     with pytest.raises(Exception, match="already exists"):
-        admin.predict("rl", "datatab-rl", DATASET, ["accepted", "fixed"], None, False, False, api_name="/write_export")
+        _export(admin, "rl", "datatab-rl", DATASET, ["accepted", "fixed"])
 
 
 def test_annotator_is_refused(review_app, labels_file, data_dir):
@@ -145,7 +156,7 @@ def test_annotator_is_refused(review_app, labels_file, data_dir):
     with pytest.raises(Exception, match="not an admin"):
         _import(annotator, labels_file, "labels", "sneaky")
     with pytest.raises(Exception, match="not an admin"):
-        annotator.predict("rl", "sneaky", "", ["accepted"], None, False, False, api_name="/write_export")
+        _export(annotator, "rl", "sneaky", "", ["accepted"])
     with pytest.raises(Exception, match="not an admin"):
         annotator.predict(api_name="/past_exports")
     assert _counts(engine) == before

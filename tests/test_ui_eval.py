@@ -21,13 +21,17 @@ from reasonrank.bright_mini import MINI_TASK
 from reasonrank.cli import parse_command
 from reasonrank.io import read_qrels, read_trec_run
 from reasonrank.reproduce import prompt_sha256
-from ui.evaluate import mini_root
+from ui.evaluate import RESULT_OUTPUTS, mini_root
 
 RUN_NAME = "mini bm25 (test)"
-# inputs of /eval_start: dataset, BRIGHT dir, tasks, first stage, run file, reranker, window, step, top-k, seed, name
-MINI_FORM = ["bright-mini", "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "11"]
-# outputs of /eval_results: message, table, chart, run file, calls file, reproduce
-MSG, TABLE, CHART, RUN, CALLS, REPRODUCE = range(6)
+# inputs of /eval_start: dataset, BRIGHT dir, tasks, first stage, run file, reranker, window, step, top-k, seed,
+# max new tokens, passage length, name (empty: the defaults)
+MINI_FORM = ["bright-mini", "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "11", "", ""]
+
+
+def _results(client: Client, job_id: int) -> dict:
+    """/eval_results by output name (ui.evaluate.RESULT_OUTPUTS)."""
+    return dict(zip(RESULT_OUTPUTS, client.predict(job_id, api_name="/eval_results")))
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +67,10 @@ def _wait(client: Client, job_id: int, timeout: float = 120.0) -> dict:
 @pytest.fixture(scope="module")
 def finished(admin):
     """(job id, job view, /eval_results outputs) of one BM25-only eval job on the mini set."""
-    job_id = admin.predict(*MINI_FORM, RUN_NAME, api_name="/eval_start")
+    job_id = int(admin.predict(*MINI_FORM, RUN_NAME, api_name="/eval_start"))
     view = _wait(admin, job_id)
     assert view["status"] == "succeeded", view["log_tail"]
-    return job_id, view, admin.predict(job_id, api_name="/eval_results")
+    return job_id, view, _results(admin, job_id)
 
 
 def test_form_shows_the_command_the_job_runs(admin, finished, data_dir):
@@ -83,7 +87,7 @@ def test_form_shows_the_command_the_job_runs(admin, finished, data_dir):
 def test_table_ndcg10_equals_pytrec_eval_on_the_downloaded_run(finished, data_dir):
     pytrec_eval = pytest.importorskip("pytrec_eval")
     _, _, outputs = finished
-    table = outputs[TABLE]
+    table = outputs["table"]
     row = dict(zip(table["headers"], table["data"][0]))
     assert (row["dataset"], row["stage"], row["queries"]) == (MINI_TASK, "first-stage", 194)
     mini = mini_root()
@@ -92,7 +96,7 @@ def test_table_ndcg10_equals_pytrec_eval_on_the_downloaded_run(finished, data_di
         q: {d: g for d, g in rels.items() if d not in excluded[q]}
         for q, rels in read_qrels(mini / "qrels" / "qrels.bright-theoremqa-questions.txt").items()
     }
-    run = read_trec_run(Path(outputs[RUN]))  # the file the tab offers, as downloaded by the client
+    run = read_trec_run(Path(outputs["run_file"]))  # the file the tab offers, as downloaded by the client
     assert len(run) == 194
     reference = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10"}).evaluate(
         {q: dict(hits) for q, hits in run.items()}
@@ -102,7 +106,7 @@ def test_table_ndcg10_equals_pytrec_eval_on_the_downloaded_run(finished, data_di
     # excluded ids never reach the run, though 169 of them are in this corpus
     assert sum(len(ids) for ids in excluded.values()) >= 169
     assert all(not ({d for d, _ in hits} & excluded[q]) for q, hits in run.items())
-    assert outputs[CALLS] is None  # nothing was reranked, so no model calls
+    assert outputs["calls_file"] is None  # nothing was reranked, so no model calls
 
 
 def test_outputs_say_how_to_reproduce_and_leaderboard_lists_the_run(admin, finished, review_app):
@@ -110,15 +114,18 @@ def test_outputs_say_how_to_reproduce_and_leaderboard_lists_the_run(admin, finis
     reproduce = view["outputs"]["reproduce"]
     assert (reproduce["seed"], reproduce["window"], reproduce["step"], reproduce["top_k"]) == (11, 20, 10, 100)
     assert reproduce["prompt_sha256"] == prompt_sha256()
-    assert reproduce["prompt_sha256"][:16] in outputs[REPRODUCE] and "excluded_ids" in outputs[REPRODUCE]
+    assert reproduce["prompt_sha256"][:16] in outputs["reproduce"] and "excluded_ids" in outputs["reproduce"]
     _, engine = review_app
     run = record_eval_run(engine, job_id)
     assert run is not None and record_eval_run(engine, job_id).id == run.id  # one EvalRun per job
     assert run.name == RUN_NAME and run.reproduce == reproduce and Path(run.run_path).is_file()
-    table = dict(zip(outputs[TABLE]["headers"], outputs[TABLE]["data"][0]))
+    table = dict(zip(outputs["table"]["headers"], outputs["table"]["data"][0]))
     board = admin.predict(api_name="/eval_refresh")[1]
     mine = [dict(zip(board["headers"], r)) for r in board["data"] if r[board["headers"].index("job")] == job_id]
     assert len(mine) == 1 and mine[0]["nDCG@10"] == table["nDCG@10"] and mine[0]["reranker"] == "first stage only"
+    # the chart compares the leaderboard's runs: a first-stage and a final bar for each
+    runs_shown = min(len(leaderboard(engine)), 12)
+    assert outputs["chart"].count('class="rr-bar"') == 2 * runs_shown and RUN_NAME in outputs["chart"]
     best = leaderboard(engine, dataset=MINI_TASK)
     assert [r.final for r in best] == sorted((r.final for r in best), reverse=True)
 
@@ -141,17 +148,21 @@ def test_annotators_cannot_start_and_failed_jobs_are_not_recorded(review_app, da
             100,
             "",
             "",
+            "",
+            "",
             api_name="/eval_start",
         )
     with pytest.raises(Exception, match="seed must be a whole number"):
-        admin.predict(*MINI_FORM[:-1], "seven", "", api_name="/eval_start")
+        admin.predict(*MINI_FORM[:-3], "seven", "", "", "", api_name="/eval_start")
+    with pytest.raises(Exception, match="max new tokens: 0 is less than 1"):
+        admin.predict(*MINI_FORM[:-2], "0", "", "", api_name="/eval_start")
     job_id = launch_job(
         engine, "eval", ["eval", "--bright-root", str(data_dir / "absent"), "--task", MINI_TASK], {"form": "eval"}
     )
     view = _wait(admin, job_id)
     assert view["status"] == "failed" and "no BRIGHT examples" in view["message"]
     assert record_eval_run(engine, job_id) is None
-    message = admin.predict(job_id, api_name="/eval_results")[MSG]
+    message = _results(admin, job_id)["message"]
     assert f"Job {job_id} failed" in message
 
 
@@ -176,21 +187,38 @@ def test_registry_reranker_reranks_and_its_calls_are_offered(admin, review_app, 
             {"base_url": server.base_url, "max_retries": 2, "max_in_flight": 4, "timeout_s": 60.0},
         )
         admin.predict(api_name="/eval_refresh")
-        job_id = admin.predict(
-            "bright-mini", "", [], "BM25", "", "eval-tab-reverse", 20, 10, 20, "", "", api_name="/eval_start"
+        job_id = int(
+            admin.predict(
+                "bright-mini",
+                "",
+                [],
+                "BM25",
+                "",
+                "eval-tab-reverse",
+                20,
+                10,
+                20,
+                "",
+                "64",
+                "128",
+                "",
+                api_name="/eval_start",
+            )
         )
         view = _wait(admin, job_id)
     assert view["status"] == "succeeded", view["log_tail"]
-    outputs = admin.predict(job_id, api_name="/eval_results")
-    stages = [dict(zip(outputs[TABLE]["headers"], r))["stage"] for r in outputs[TABLE]["data"]]
+    outputs = _results(admin, job_id)
+    stages = [dict(zip(outputs["table"]["headers"], r))["stage"] for r in outputs["table"]["data"]]
     assert stages == ["first-stage", "reranked"]
-    reranked = read_trec_run(Path(outputs[RUN]))
+    reranked = read_trec_run(Path(outputs["run_file"]))
     bm25 = load_bright_task(mini_root(), MINI_TASK, top_k=20).run
     assert {q: [d for d, _ in hits] for q, hits in reranked.items()} == {
         q: [d for d, _ in hits][::-1] for q, hits in bm25.items()
     }
-    assert Path(outputs[CALLS]).read_text().count("\n") == 194  # one window per query
+    assert Path(outputs["calls_file"]).read_text().count("\n") == 194  # one window per query
     assert view["outputs"]["reproduce"]["backend"] == "openai"
+    assert "--max-passage-tokens 128 --max-new-tokens 64" in " ".join(view["argv"])
+    assert view["progress"]["unit"] == "model call" and view["progress"]["done"] == view["progress"]["total"] == 194
     board = admin.predict(api_name="/eval_refresh")[1]
     mine = [dict(zip(board["headers"], r)) for r in board["data"] if r[board["headers"].index("job")] == job_id]
     assert mine[0]["reranker"] == "eval-tab-reverse"
@@ -201,7 +229,7 @@ def test_bundled_sets_give_runnable_commands(admin, dataset, name, queries):
     from reasonrank.evaluate import evaluate
 
     command = admin.predict(
-        dataset, "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "", api_name="/eval_command"
+        dataset, "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "", "", "", api_name="/eval_command"
     )
     config = parse_command(command)
     assert config.trec.name == name and config.rel_level == (2 if dataset == "dl19" else 1)  # TREC: grade 2+ relevant

@@ -86,7 +86,7 @@ def test_panel_shows_a_job_and_only_an_admin_cancels_it(panel_app, tmp_path, mon
 
 def test_render_helpers_show_figures_eta_and_curves():
     from db.jobs import JobView
-    from ui.jobs import curves_frame, render_bar, render_status
+    from ui.jobs import curve_points, render_bar, render_curves, render_status
 
     view = JobView(
         id=3,
@@ -114,10 +114,12 @@ def test_render_helpers_show_figures_eta_and_curves():
     status = render_status(view)
     assert "5/20 steps" in status and "ETA 1:15" in status and "429 2" in status and "$: 0.125" in status
     assert 'aria-valuenow="25"' in render_bar(view)
-    frame = curves_frame(view, ("loss", "reward"))
-    assert frame.to_dict("records") == [
-        {"step": 1, "value": 2.0, "series": "loss"},
-        {"step": 1, "value": -1.0, "series": "reward"},
-        {"step": 2, "value": 1.5, "series": "loss"},
-    ]
+    curves = {"loss": ("loss",), "reward": ("reward",), "lr": ("lr",)}
+    assert curve_points(view, curves) == {
+        "loss": {"loss": [(1.0, 2.0), (2.0, 1.5)]},
+        "reward": {"reward": [(1.0, -1.0)]},
+        "lr": {},
+    }
+    drawn = render_curves(view, curves)
+    assert drawn.count('class="rr-line"') == 2 and drawn.count('class="rr-chart"') == 2  # no panel for lr
     assert "`reasonrank train sft`" in status

@@ -4,6 +4,7 @@ reward debugger answers with the core reward's numbers."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_admin_trains_from_an_export_and_finds_the_registered_model(
     assert f"reasonrank train sft --model {tiny_model_dir}" in command
     assert f"--data export:{exports['sft'].id}" in command and "--max-steps 3" in command
     assert "--learning-rate" not in command and "--finetune" not in command  # only what differs from the preset
-    job_id = admin.predict(*form, api_name="/train_start")
+    job_id = int(admin.predict(*form, api_name="/train_start"))
     view = _wait(admin, job_id, lambda v: v["finished"])
     assert view["status"] == "succeeded", view["log_tail"]
     assert [m["step"] for m in view["metrics"]] == [1, 2, 3]
@@ -111,9 +112,11 @@ def test_cancel_stops_the_training_process(admin, review_app, exports, tiny_mode
     from db.jobs import refresh_job
 
     _, engine = review_app
-    job_id = admin.predict(
-        *_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", hyper="max_steps: 100000\n"),
-        api_name="/train_start",
+    job_id = int(
+        admin.predict(
+            *_form(exports["sft"].id, tiny_model_dir, tmp_path / "run", hyper="max_steps: 100000\n"),
+            api_name="/train_start",
+        )
     )
     running = _wait(admin, job_id, lambda v: v["progress"] is not None or v["finished"], timeout=120)
     assert running["status"] == "running", running["log_tail"]
@@ -187,3 +190,47 @@ def test_reward_debugger_generates_a_group_with_a_registered_reranker(admin, rev
     assert sorted(expected)[:2] == [-1.0, 0.0] and max(expected) > 0  # the group spans every kind of answer
     with pytest.raises(Exception, match="choose a registered transformers or openai reranker"):
         admin.predict(str(exports["rl"].id), "", 1, "nobody", 2, 1.0, 64, api_name="/reward_generate")
+
+
+def _job_count(engine) -> int:
+    from sqlmodel import Session, func, select
+
+    from db.models import Job
+
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(Job)).one()
+
+
+def test_launch_refuses_what_cannot_run_before_starting_a_job(admin, review_app, exports, monkeypatch):
+    _, engine = review_app
+    before = _job_count(engine)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="no base model given"):
+        admin.predict(*_form(exports["sft"].id, "", ""), api_name="/train_start")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the app runs in this process
+    with pytest.raises(Exception, match="not in the Hugging Face cache, and the hub cannot be reached"):
+        admin.predict(*_form(exports["sft"].id, "example-org/never-downloaded-7b", ""), api_name="/train_start")
+    assert time.monotonic() - started < 20  # not a minute of retries
+    assert _job_count(engine) == before
+
+
+def test_each_launch_gets_a_fresh_output_dir_and_no_job_stays_a_zombie(admin, review_app, exports, tiny_model_dir):
+    """Two launches of one unchanged form (output directory left empty) write to two new folders;
+    once they end, no job process is left unreaped under the app (which runs in this process)."""
+    form = _form(exports["sft"].id, tiny_model_dir, "", hyper="max_steps: 1\n", register_as="fresh-dir")
+    job_ids = [int(admin.predict(*form, api_name="/train_start")) for _ in range(2)]
+    views = [_wait(admin, job_id, lambda v: v["finished"]) for job_id in job_ids]
+    assert [v["status"] for v in views] == ["succeeded", "succeeded"], views[0]["log_tail"]
+    dirs = [Path(v["argv"][v["argv"].index("--output-dir") + 1]) for v in views]
+    assert dirs[0] != dirs[1] and all(d.parent == data_dir() / "runs" for d in dirs)
+    assert all((d / "final").is_dir() for d in dirs)
+    time.sleep(0.5)
+    zombies = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            zombies.append(stat.parent.name)
+    assert zombies == []

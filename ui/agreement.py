@@ -135,7 +135,8 @@ def build(engine: Engine) -> None:
         conflicts = gr.HTML("", elem_id="rr-agree-conflicts")
         with gr.Row():
             item = gr.Dropdown([], label="Item to adjudicate", allow_custom_value=True, elem_id="rr-agree-item")
-            version = gr.Number(None, label="Version", precision=0, interactive=False, elem_id="rr-agree-version")
+            # a text box: a gr.Number would show and send 0 before any item is loaded
+            version = gr.Textbox(label="Version", interactive=False, max_lines=1, elem_id="rr-agree-version")
         orders = gr.HTML("", elem_id="rr-agree-orders")
         item_view = gr.HTML("", css_template=render.ITEM_CSS, js_on_load=render.ITEM_JS, elem_id="rr-agree-view")
         # a Dropdown taking any value: the choices change per item, and _decision_for checks them

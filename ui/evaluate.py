@@ -32,7 +32,9 @@ from reasonrank.io import InputError
 from reasonrank.retrieve import CandidateSource
 from reasonrank.types import GenerationParams
 from reasonrank.window import WindowConfig
+from ui.charts import bar_chart
 from ui.downloads import download_copy
+from ui.form import form_int, number_box
 from ui.jobs import job_panel, launch
 
 KIND = "eval"
@@ -70,6 +72,11 @@ TREC_SETS = {
     ),
 }
 BUNDLED_MINI = SAMPLE / "bright-mini"
+#: runs the comparison chart shows (the leaderboard's best first)
+CHART_RUNS = 12
+#: outputs of /eval_results, by name, in order
+RESULT_OUTPUTS = ("message", "table", "chart", "run_file", "calls_file", "reproduce")
+_DEFAULT_WINDOW = WindowConfig()
 
 
 # ----------------------------------------------------------------------------- the form's config
@@ -119,19 +126,29 @@ def eval_config(
     step,
     top_k,
     seed,
+    max_new_tokens,
+    max_passage_tokens,
     out: str,
 ) -> EvalConfig:
-    """The EvalConfig the form describes; a missing or contradictory field is an InputError."""
+    """The EvalConfig the form describes; a missing or contradictory field is an InputError.
+    Empty generation/passage budgets take the paper's defaults (3072 + 100 new tokens, 512-token
+    passages); a CPU run wants far smaller ones."""
     run = (run_file or "").strip() or None
     if first_stage == RUN_FILE and run is None:
         raise InputError("give the first-stage run file (for BRIGHT a path with {task})")
     run = run if first_stage == RUN_FILE else None
     backend, _ = reranker_backend(engine, reranker)
-    generation = GenerationParams(seed=_optional_int(seed, "seed"))
+    generation = GenerationParams(
+        seed=_optional_int(seed, "seed"),
+        max_new_tokens=form_int(max_new_tokens, "max new tokens", minimum=1)
+        or _DEFAULT_WINDOW.generation.max_new_tokens,
+    )
     window_config = WindowConfig(
         window=_positive_int(window, "window"),
         step=_positive_int(step, "step"),
         top_k=_positive_int(top_k, "top-k"),
+        max_passage_tokens=form_int(max_passage_tokens, "passage length", minimum=1)
+        or _DEFAULT_WINDOW.max_passage_tokens,
         generation=generation,
     )
     common = {"window": window_config, "reranker": backend, "out": out}
@@ -163,10 +180,15 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=TABLE_COLUMNS)
 
 
-def chart_frame(rows: list[dict]) -> pd.DataFrame:
-    """nDCG@10 ×100 per dataset and stage, one bar each."""
-    data = [[f"{row['dataset']} · {row['stage']}", row["stage"], _percent(row.get("ndcg@10"))] for row in rows]
-    return pd.DataFrame(data, columns=["run", "stage", "nDCG@10"])
+def comparison_chart(engine: Engine) -> str:
+    """nDCG@10 ×100 of the leaderboard's best runs: first stage and final, one bar pair per run."""
+    rows = leaderboard(engine)[:CHART_RUNS]
+    categories = [f"#{i} {row.name} ({row.dataset})" for i, row in enumerate(rows, 1)]
+    return bar_chart(
+        "nDCG@10 (×100) of the leaderboard's best runs",
+        categories,
+        {"first stage": [_percent(r.first_stage) for r in rows], "final": [_percent(r.final) for r in rows]},
+    )
 
 
 def leaderboard_frame(engine: Engine) -> pd.DataFrame:
@@ -204,11 +226,15 @@ def _reproduce_markdown(reproduce: dict) -> str:
     )
 
 
-def job_results(engine: Engine, job_id: int | None):
-    """(message, table, chart, run file, calls file, reproduce) of a finished eval job."""
+def job_results(engine: Engine, job_id: int | str | None):
+    """(message, table, chart, run file, calls file, reproduce) of a finished eval job (RESULT_OUTPUTS)."""
+    try:
+        job_id = form_int(job_id, "eval job #", minimum=1)
+    except InputError as exc:
+        raise gr.Error(str(exc)) from exc
 
     def no_results(message: str):
-        return message, pd.DataFrame(columns=TABLE_COLUMNS), chart_frame([]), None, None, ""
+        return message, pd.DataFrame(columns=TABLE_COLUMNS), comparison_chart(engine), None, None, ""
 
     if job_id is None:
         return no_results("No eval run shown yet.")
@@ -229,7 +255,7 @@ def job_results(engine: Engine, job_id: int | None):
     return (
         message,
         results_table(rows),
-        chart_frame(rows),
+        comparison_chart(engine),
         download_copy(next(iter(runs.values()), None)),
         download_copy(next(iter(calls.values()), None)),
         _reproduce_markdown(view.outputs.get("reproduce") or {}),
@@ -243,7 +269,9 @@ def reranker_choices(engine: Engine) -> list[str]:
 
 # ----------------------------------------------------------------------------- the tab
 def build(engine: Engine) -> None:
-    def command(dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed) -> str:
+    def command(
+        dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed, max_new, passage
+    ) -> str:
         """The shell command equivalent to the form as it stands (the output folder is made at Start)."""
         try:
             return config_to_command(
@@ -259,6 +287,8 @@ def build(engine: Engine) -> None:
                     step,
                     top_k,
                     seed,
+                    max_new,
+                    passage,
                     str(data_dir() / "evals" / "NEW"),
                 )
             )
@@ -276,6 +306,8 @@ def build(engine: Engine) -> None:
         step,
         top_k,
         seed,
+        max_new,
+        passage,
         name,
         request: gr.Request,
     ) -> tuple[int, int]:
@@ -295,6 +327,8 @@ def build(engine: Engine) -> None:
                 step,
                 top_k,
                 seed,
+                max_new,
+                passage,
                 str(out),
             )
             _, reranker_id = reranker_backend(engine, reranker)
@@ -311,11 +345,11 @@ def build(engine: Engine) -> None:
     def ended(job_id):
         """Results and the leaderboard once the panel shows the job ended (its status changed)."""
         if job_id is None or not refresh_job(engine, int(job_id)).finished:
-            return [gr.skip()] * 7
+            return [gr.skip()] * (len(RESULT_OUTPUTS) + 1)
         return [*job_results(engine, job_id), leaderboard_frame(engine)]
 
     def refresh_lists():
-        return gr.update(choices=reranker_choices(engine)), leaderboard_frame(engine)
+        return gr.update(choices=reranker_choices(engine)), leaderboard_frame(engine), comparison_chart(engine)
 
     with gr.Tab("Eval", id="eval") as tab:
         gr.Markdown(
@@ -346,24 +380,48 @@ def build(engine: Engine) -> None:
             window = gr.Number(20, precision=0, minimum=2, label="Window", elem_id="rr-eval-window")
             step = gr.Number(10, precision=0, minimum=1, label="Step", elem_id="rr-eval-step")
             top_k = gr.Number(100, precision=0, minimum=1, label="Top-k", elem_id="rr-eval-topk")
-            seed = gr.Textbox(label="Seed (empty: none)", elem_id="rr-eval-seed")  # a Number sends 0 when empty
+            seed = number_box("Seed (empty: none)", elem_id="rr-eval-seed", placeholder="none")
+        with gr.Row():
+            max_new = number_box(
+                f"Max new tokens per call (empty: {_DEFAULT_WINDOW.generation.max_new_tokens}, the paper's)",
+                elem_id="rr-eval-max-new",
+                placeholder=str(_DEFAULT_WINDOW.generation.max_new_tokens),
+            )
+            passage = number_box(
+                f"Passage length in tokens (empty: {_DEFAULT_WINDOW.max_passage_tokens})",
+                elem_id="rr-eval-passage",
+                placeholder=str(_DEFAULT_WINDOW.max_passage_tokens),
+            )
         name = gr.Textbox(label="Run name (leaderboard; default: dataset · reranker)", elem_id="rr-eval-name")
         shown_command = gr.Code(label="Equivalent command", language="shell", interactive=False, elem_id="rr-eval-cmd")
+        form = [
+            dataset,
+            bright_root,
+            tasks,
+            first_stage,
+            run_file,
+            reranker,
+            window,
+            step,
+            top_k,
+            seed,
+            max_new,
+            passage,
+        ]
+        shown_command.value = command(*(field.value for field in form))
         start_btn = gr.Button("Start eval", variant="primary", elem_id="rr-eval-start")
         panel = job_panel(engine, KIND)
         message = gr.Markdown(elem_id="rr-eval-msg")
         table = gr.Dataframe(
             headers=TABLE_COLUMNS, label="Per-task metrics (×100)", interactive=False, elem_id="rr-eval-table"
         )
-        chart = gr.BarPlot(
-            chart_frame([]), x="run", y="nDCG@10", color="stage", label="nDCG@10 (×100)", elem_id="rr-eval-chart"
-        )
+        chart = gr.HTML(comparison_chart(engine), elem_id="rr-eval-chart")
         with gr.Row():
             run_download = gr.File(label="TREC run", interactive=False, elem_id="rr-eval-run-file")
             calls_download = gr.File(label="Model calls (JSONL)", interactive=False, elem_id="rr-eval-calls-file")
         reproduce = gr.Markdown(elem_id="rr-eval-reproduce")
         with gr.Row():
-            past_job = gr.Number(None, precision=0, label="Results of eval job #", elem_id="rr-eval-past-job")
+            past_job = number_box("Results of eval job #", elem_id="rr-eval-past-job", placeholder="job number")
             show_btn = gr.Button("Show", size="sm", elem_id="rr-eval-show")
         board = gr.Dataframe(
             leaderboard_frame(engine),
@@ -374,14 +432,13 @@ def build(engine: Engine) -> None:
         )
         refresh = gr.Button("Refresh rerankers and leaderboard", size="sm", elem_id="rr-eval-refresh")
 
-        form = [dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed]
         results = [message, table, chart, run_download, calls_download, reproduce]
         gr.on([field.change for field in form], command, form, shown_command, api_name="eval_command")
         start_btn.click(start, [*form, name], [panel.job_id, past_job], api_name="eval_start")
         panel.status.change(ended, panel.job_id, [*results, board], api_visibility="private")
         show_btn.click(lambda job_id: job_results(engine, job_id), past_job, results, api_name="eval_results")
         panel.job_id.change(lambda job_id: job_results(engine, job_id), panel.job_id, results, api_visibility="private")
-        refresh.click(refresh_lists, None, [reranker, board], api_name="eval_refresh")
-        tab.select(refresh_lists, None, [reranker, board], api_visibility="private").then(
+        refresh.click(refresh_lists, None, [reranker, board, chart], api_name="eval_refresh")
+        tab.select(refresh_lists, None, [reranker, board, chart], api_visibility="private").then(
             command, form, shown_command, api_visibility="private"
         )

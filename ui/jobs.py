@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from reasonrank.cli import config_to_argv
 from reasonrank.io import InputError
 from reasonrank.jobs import FINISHED
 from ui.auth import require_admin, reviewer
+from ui.charts import line_panels
 
 HISTORY_COLUMNS = ["id", "status", "command", "message"]
 _FIGURE_LABELS = {"rate": "per s", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost_usd": "$"}
@@ -39,7 +42,7 @@ class JobPanel:
     status: gr.Markdown
     bar: gr.HTML
     log: gr.Code
-    plot: gr.LinePlot | None
+    plot: gr.HTML | None  # curves (ui.charts), one panel per quantity
     cancel: gr.Button
     history: gr.Dataframe
 
@@ -65,12 +68,23 @@ def launch(
         raise gr.Error(str(exc)) from exc
 
 
+def code_span(text: Any) -> str:
+    """`text` as a Markdown code span, shown exactly as it is: the fence is one backtick longer
+    than any run inside it (an entity such as &#x27; would show literally inside a code span, and a
+    backtick would close a plain one)."""
+    text = str(text).replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _figures(progress: dict[str, Any] | None) -> str:
     if not progress:
         return ""
     parts = []
     for key, value in progress.items():
-        if key in ("time", "event", "done", "total", "unit"):
+        if key in ("time", "event", "done", "total", "unit") or value is None:
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
@@ -96,7 +110,7 @@ def render_status(view: JobView | None) -> str:
         line += f" · {view.progress['done']}/{view.progress['total']} {view.progress.get('unit', '')}s"
     extra = " · ".join(part for part in (_figures(view.progress), _eta(view.eta_seconds)) if part)
     message = f"\n\n{html.escape(view.message)}" if view.message and view.message != "done" else ""
-    return line + (f"\n\n{extra}" if extra else "") + message + f"\n\n`reasonrank {' '.join(view.argv)}`"
+    return line + (f"\n\n{extra}" if extra else "") + message + "\n\n" + code_span(f"reasonrank {' '.join(view.argv)}")
 
 
 def render_bar(view: JobView | None) -> str:
@@ -112,15 +126,28 @@ def render_bar(view: JobView | None) -> str:
     )
 
 
-def curves_frame(view: JobView | None, names: tuple[str, ...]) -> pd.DataFrame:
-    """Long-format (step, value, series) rows of the metrics events, for one LinePlot."""
-    rows = []
+#: panels of curves: title → the metrics event names drawn in it (quantities of one scale)
+Curves = Mapping[str, tuple[str, ...]]
+
+
+def curve_points(view: JobView | None, curves: Curves) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """(step, value) points of each series, by panel; a series without a numeric value is left out."""
+    panels: dict[str, dict[str, list[tuple[float, float]]]] = {title: {} for title in curves}
     for event in view.metrics if view is not None else []:
-        for name in names:
-            value = event.get(name)
-            if isinstance(value, (int, float)):
-                rows.append({"step": event["step"], "value": float(value), "series": name})
-    return pd.DataFrame(rows, columns=["step", "value", "series"])
+        step = event.get("step")
+        if not isinstance(step, (int, float)):
+            continue
+        for title, names in curves.items():
+            for name in names:
+                value = event.get(name)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    panels[title].setdefault(name, []).append((float(step), float(value)))
+    return panels
+
+
+def render_curves(view: JobView | None, curves: Curves) -> str:
+    """The job's curves as SVG panels with numeric axes (ui.charts)."""
+    return line_panels(curve_points(view, curves))
 
 
 def history_frame(engine: Engine, kind: str) -> pd.DataFrame:
@@ -140,12 +167,12 @@ def _as_dict(view: JobView) -> dict[str, Any]:
     return {**dataclasses.asdict(view), "finished": view.finished}
 
 
-def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> JobPanel:
+def job_panel(engine: Engine, kind: str, *, curves: Curves | None = None) -> JobPanel:
     """Build the panel in the current Blocks context and wire its polling and cancel."""
     job_id = gr.State(None)
     status = gr.Markdown(render_status(None))
     bar = gr.HTML(render_bar(None))
-    plot = gr.LinePlot(x="step", y="value", color="series", label="curves", height=260) if curves else None
+    plot = gr.HTML(render_curves(None, curves), elem_classes="rr-job-curves") if curves else None
     log = gr.Code(label="log (tail)", language=None, lines=12, interactive=False)
     with gr.Row():
         cancel = gr.Button("Cancel job", variant="stop", size="sm")
@@ -165,7 +192,7 @@ def job_panel(engine: Engine, kind: str, *, curves: tuple[str, ...] = ()) -> Job
         view = refresh_job(engine, current) if current is not None else None
         status_now = view.status if view else None
         outputs = [render_status(view), render_bar(view), view.log_tail if view else ""]
-        outputs += [curves_frame(view, curves)] if plot is not None else []
+        outputs += [render_curves(view, curves)] if plot is not None else []
         history_now = history_frame(engine, kind) if status_now != last_status else gr.skip()
         return outputs + [[current, status_now], history_now]
 

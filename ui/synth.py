@@ -20,7 +20,7 @@ from reasonrank.cli import config_to_command
 from reasonrank.cli.synth import ANY_STATUS, SynthConfig
 from reasonrank.io import InputError
 from reasonrank.synth import PROMPTS
-from ui.form import form_float, form_int, form_text
+from ui.form import form_float, form_int, form_text, number_box
 from ui.jobs import job_panel, launch
 
 STATUSES = (*ITEM_STATUSES, ANY_STATUS)
@@ -51,7 +51,7 @@ def synth_config(
     return SynthConfig(
         dataset=form_text(dataset),
         status=status or defaults.status,
-        limit=form_int(limit),
+        limit=form_int(limit, "Limit", minimum=1),
         candidates=form_text(candidates),
         base_url=form_text(base_url) or defaults.base_url,
         model=form_text(model) or defaults.model,
@@ -64,9 +64,9 @@ def synth_config(
         max_in_flight=form_int(max_in_flight) or defaults.max_in_flight,
         timeout_s=form_float(timeout_s) or defaults.timeout_s,
         max_retries=defaults.max_retries if max_retries in (None, "") else int(max_retries),
-        max_requests=form_int(max_requests),
-        price_in=form_float(price_in),
-        price_out=form_float(price_out),
+        max_requests=form_int(max_requests, "Request budget", minimum=1),
+        price_in=form_float(price_in, "USD per M prompt tokens", minimum=0.0),
+        price_out=form_float(price_out, "USD per M completion tokens", minimum=0.0),
     )
 
 
@@ -110,7 +110,7 @@ def build(engine: Engine) -> None:
                 list(STATUSES), value=defaults.status, label="Items with status", elem_id="rr-synth-status"
             )
             # a small first run by default: teacher calls cost money
-            limit = gr.Number(10, label="Limit (empty: all)", precision=0, elem_id="rr-synth-limit")
+            limit = number_box("Limit (empty: all)", 10, elem_id="rr-synth-limit", placeholder="all")
             candidates = gr.File(
                 label="…or a candidate file (imported, then labelled)", type="filepath", elem_id="rr-synth-candidates"
             )
@@ -132,9 +132,17 @@ def build(engine: Engine) -> None:
                 timeout_s = gr.Number(defaults.timeout_s, label="Timeout per request (s)", minimum=0.1)
                 max_retries = gr.Number(defaults.max_retries, label="Retries per request", precision=0, minimum=0)
             with gr.Row():
-                max_requests = gr.Number(None, label="Request budget (empty: none)", precision=0)
-                price_in = gr.Number(None, label="USD per M prompt tokens (empty: built-in table)", minimum=0)
-                price_out = gr.Number(None, label="USD per M completion tokens", minimum=0)
+                max_requests = number_box("Request budget (empty: none)", elem_id="rr-synth-budget", placeholder="none")
+                price_in = number_box(
+                    "USD per M prompt tokens (empty: built-in table)",
+                    elem_id="rr-synth-price-in",
+                    placeholder="built-in",
+                )
+                price_out = number_box(
+                    "USD per M completion tokens (empty: built-in table)",
+                    elem_id="rr-synth-price-out",
+                    placeholder="built-in",
+                )
         inputs = [
             dataset,
             status,
@@ -164,7 +172,7 @@ def build(engine: Engine) -> None:
         )
         start_btn = gr.Button("Start synthesis", variant="primary", elem_id="rr-synth-start")
         started = gr.Markdown(elem_id="rr-synth-msg")
-        job_number = gr.Number(None, label="Job", precision=0, interactive=False, elem_id="rr-synth-job")
+        job_number = gr.Textbox(label="Job", interactive=False, max_lines=1, elem_id="rr-synth-job")
         panel = job_panel(engine, "synth")
 
     gr.on([field.change for field in inputs], command, inputs, shown, api_name="synth_command")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import time
+import uuid
 from typing import Any
 
 import gradio as gr
@@ -33,26 +34,31 @@ from reasonrank.arena import RerankerSpec
 from reasonrank.backends import make_backend
 from reasonrank.backends.base import BackendError
 from reasonrank.cli import config_to_command
-from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig
+from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig, check_train_config
 from reasonrank.io import InputError
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
 from ui.auth import require_admin
-from ui.jobs import job_panel, launch
+from ui.form import form_int, number_box
+from ui.jobs import code_span, job_panel, launch
 
-#: the curves the panel draws (metrics event names, see reasonrank.train.callbacks)
-CURVES = (
-    "loss",
-    "lr",
-    "grad_norm",
-    "reward",
-    "reward_ranking_reward",
-    "reward_format_reward",
-    "reward_ndcg10",
-    "reward_recall10",
-    "reward_rbo",
-)
+#: the curves the panel draws, one panel per quantity (metrics event names, see reasonrank.train.callbacks)
+CURVES = {
+    "loss": ("loss",),
+    "learning rate": ("lr",),
+    "gradient norm": ("grad_norm",),
+    "reward": ("reward",),
+    "reward terms": (
+        "reward_ranking_reward",
+        "reward_format_reward",
+        "reward_ndcg10",
+        "reward_recall10",
+        "reward_rbo",
+    ),
+}
+#: what the command preview shows for the output directory a launch creates
+NEW_OUTPUT_DIR = "NEW"
 #: fields the form passes to the command as given (their own widgets)
 DIRECT_FIELDS = ("model", "data", "output_dir", "preset", "resume")
 #: fields with their own widget, left out of the hyperparameter YAML (finetune: a flag when it differs from the preset)
@@ -91,8 +97,9 @@ def _edited_values(text: str) -> dict[str, Any]:
     return values
 
 
-def default_output_dir() -> str:
-    return str(data_dir() / "runs" / time.strftime("run-%Y%m%d-%H%M%S"))
+def new_output_dir() -> str:
+    """A fresh folder under <data dir>/runs for one launch (never shared by two launches)."""
+    return str(data_dir() / "runs" / f"{time.strftime('run-%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
 
 
 def export_choices(engine: Engine, stage: str) -> list[tuple[str, str]]:
@@ -158,12 +165,12 @@ def render_model(engine: Engine, job_id: int | None) -> str:
         return "" if not view.finished else f"Job {view.id} registered no model ({view.status})."
     lineage = outputs.get("lineage") or {}
     export = f"export #{lineage['export_id']}" if lineage.get("export_id") is not None else "a JSONL file"
-    where = html.escape(str(outputs.get("model_dir", "")))
+    name = code_span(outputs["reranker_name"])
     return (
-        f"**Registered model:** `{html.escape(outputs['reranker_name'])}` (reranker id {outputs['reranker_id']},"
-        f" {'LoRA adapter' if outputs.get('adapter') else 'full model'} in `{where}`)\n\n"
+        f"**Registered model:** {name} (reranker id {outputs['reranker_id']},"
+        f" {'LoRA adapter' if outputs.get('adapter') else 'full model'} in {code_span(outputs.get('model_dir', ''))})\n\n"
         f"**Lineage:** {export} → job #{view.id} ({outputs.get('stage')}, {outputs.get('steps')} steps) → "
-        f"reranker `{html.escape(outputs['reranker_name'])}`"
+        f"reranker {name}"
     )
 
 
@@ -230,6 +237,14 @@ def rl_row(engine: Engine, export_id: str | None, data_path: str | None, index: 
     return position, load_row(path, "grpo", position)
 
 
+def show_job(text: str | None) -> int | None:
+    """The job number typed in "Show job #" (empty: none shown)."""
+    try:
+        return form_int(text, "Show job #", minimum=1)
+    except InputError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
 def build(engine: Engine) -> None:
     def form_command(
         stage: str,
@@ -243,14 +258,23 @@ def build(engine: Engine) -> None:
         resume: bool,
         register_as: str | None,
     ) -> str:
-        """The shell command the form stands for."""
+        """The shell command the form stands for (an empty output directory: a new one per launch)."""
         try:
             config = train_config(
-                stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as
+                stage,
+                preset,
+                finetune,
+                export_id,
+                data_path,
+                model,
+                (output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR),
+                hyperparameters,
+                resume,
+                register_as,
             )
-            return f"```\n{config_to_command(config)}\n```"
+            return config_to_command(config)
         except (InputError, ValueError) as exc:
-            return f"(not a valid form: {html.escape(str(exc))})"
+            return f"# not a valid form: {exc}"
 
     def start(
         stage: str,
@@ -264,23 +288,34 @@ def build(engine: Engine) -> None:
         resume: bool,
         register_as: str | None,
         request: gr.Request,
-    ) -> tuple[int, int]:
-        """Launch `reasonrank train …` as a Job (admins only, checked here); the job id goes to the
-        panel and to the "Show job #" box (which is what an API caller receives)."""
+    ) -> tuple[int, str]:
+        """Launch `reasonrank train …` as a Job (admins only, checked here) once the config is known
+        to be runnable; the job id goes to the panel and to the "Show job #" box (which is what an
+        API caller receives). An empty output directory is a new folder for this launch."""
         require_admin(engine, request)
-        try:
-            config = train_config(
-                stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as
-            )
-        except (InputError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
         if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
             raise gr.Error(f"no {stage} export with id {export_id}")
+        try:
+            config = train_config(
+                stage,
+                preset,
+                finetune,
+                export_id,
+                data_path,
+                model,
+                (output_dir or "").strip() or new_output_dir(),
+                hyperparameters,
+                resume,
+                register_as,
+            )
+            check_train_config(config)
+        except (InputError, ValueError) as exc:
+            raise gr.Error(str(exc)) from exc
         lineage = {"export_id": int(export_id)} if export_id else {}
         # the job must write to this app's store; the URL goes to the process only, never to the Job row
         env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
         job_id = launch(engine, "train", config, request, lineage=lineage, env=env)
-        return job_id, job_id
+        return job_id, str(job_id)
 
     def on_stage(stage: str, preset: str | None):
         return (
@@ -375,7 +410,11 @@ def build(engine: Engine) -> None:
             model = gr.Textbox(
                 label="Base model (local folder, or hub id where the hub is reachable)", elem_id="rr-train-model"
             )
-            output_dir = gr.Textbox(default_output_dir, label="Output directory", elem_id="rr-train-out")
+            output_dir = gr.Textbox(
+                label="Output directory (empty: a new folder under runs/ for each launch)",
+                placeholder="a new folder per launch",
+                elem_id="rr-train-out",
+            )
         hyper = gr.Code(
             hyperparameters_yaml("sft", "tiny-cpu"), language="yaml", label="Hyperparameters", elem_id="rr-train-hyper"
         )
@@ -383,13 +422,19 @@ def build(engine: Engine) -> None:
             resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
             register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
         form = [stage, preset, finetune, export, data_path, model, output_dir, hyper, resume, register_as]
-        command = gr.Markdown(elem_id="rr-train-cmd")
+        command = gr.Code(
+            form_command(*(field.value for field in form)),
+            label="Equivalent command",
+            language="shell",
+            interactive=False,
+            elem_id="rr-train-cmd",
+        )
         start_button = gr.Button("Start training", variant="primary", elem_id="rr-train-start")
         panel = job_panel(engine, "train", curves=CURVES)
         registered = gr.Markdown(elem_id="rr-train-model-info")
         with gr.Row():
-            past = gr.Number(None, label="Show job #", precision=0, minimum=1)
-            show = gr.Button("Show", size="sm")
+            past = number_box("Show job #", elem_id="rr-train-past", placeholder="job number")
+            show = gr.Button("Show", size="sm", elem_id="rr-train-show")
 
         with gr.Accordion("Reward debugger", open=False):
             gr.Markdown(
@@ -436,7 +481,7 @@ def build(engine: Engine) -> None:
     preset.change(on_preset, [stage, preset], [hyper, finetune], api_visibility="private")
     start_button.click(start, form, [panel.job_id, past], api_name="train_start")
     panel.status.change(lambda job: render_model(engine, job), panel.job_id, registered, api_visibility="private")
-    show.click(lambda job: int(job) if job else None, past, panel.job_id, api_visibility="private")
+    show.click(show_job, past, panel.job_id, api_visibility="private")
     debug_inputs = [debug_export, debug_path, debug_index, debug_text, debug_weight]
     debug_outputs = [debug_about, debug_table, debug_json]
     debug_button.click(reward_debug, debug_inputs, debug_outputs, api_name="reward_debug")

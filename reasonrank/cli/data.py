@@ -52,6 +52,7 @@ class ExportConfig:
     statuses: list[str] = field(default_factory=lambda: ["accepted", "fixed"])
     min_consistency: float | None = None
     agreed_only: bool = False
+    allow_empty_reasoning: bool = False  # sft/alpaca: keep items without reasoning (empty think block)
     tokenizer: str | None = None
     max_passage_tokens: int = 512
     window: int = 20
@@ -107,6 +108,12 @@ EXPORT_FLAGS = FlagTable(
         Flag("--status", "statuses", "comma-separated decisions to include", _words, render=",".join),
         Flag("--min-consistency", "min_consistency", "only labels with self-consistency ≥ X", float),
         Flag("--agreed-only", "agreed_only", "leave out items an admin had to adjudicate", kind="switch"),
+        Flag(
+            "--allow-empty-reasoning",
+            "allow_empty_reasoning",
+            "sft/alpaca: include items without reasoning text (their <think> block is empty)",
+            kind="switch",
+        ),
         Flag("--tokenizer", "tokenizer", "tokenizer for passage truncation (default: whitespace words)"),
         Flag("--max-passage-tokens", "max_passage_tokens", "truncate each passage to N tokens", int),
         Flag("--window", "window", "largest list a training row may hold", int),
@@ -222,25 +229,38 @@ def run_export(config: ExportConfig, engine=None, created_by: str | None = None)
     engine = engine or open_store(config.db)
     items = reviewed_items(engine, filters)
     build = {"sft": export.sft_rows, "alpaca": export.alpaca_rows, "rl": export.rl_rows}[config.format]
+    options = {"allow_empty_reasoning": config.allow_empty_reasoning} if config.format != "rl" else {}
     rows = build(
         items,
         tokenizer=_load_tokenizer(config.tokenizer),
         max_passage_tokens=config.max_passage_tokens,
         window=config.window,
+        **options,
     )
+    if not rows:
+        raise InputError(
+            f"export {config.name!r} has no rows; nothing was written: {_left_out(len(items), rows.skipped)}"
+        )
     written = export.write_export(rows, data_dir() / "exports", config.name, overwrite=config.overwrite)
     record_export(engine, config.name, config.format, filters, written, created_by=created_by)
     return ExportOutcome(written, dict(rows.skipped))
 
 
+def _left_out(matched: int, skipped: dict[str, int]) -> str:
+    """How many of the items that matched the filters were left out, and why."""
+    total = sum(skipped.values())
+    reasons = "".join(f"; {count}: {reason}" for reason, count in sorted(skipped.items()))
+    return f"{matched} reviewed item(s) matched the filters, {total} left out{reasons}"
+
+
 def describe_export(config: ExportConfig, outcome: ExportOutcome) -> list[str]:
-    """What an export wrote, and what it left out (the CLI prints these lines, the UI shows them)."""
+    """What an export wrote, and what it left out and why (the CLI prints these lines, the UI shows them)."""
     file = outcome.file
-    lines = [f"wrote {file.count} {config.format} rows to {file.path} (sha256 {file.sha256})"]
-    skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(outcome.skipped.items()))
-    if skipped:
-        lines.append(f"left out: {skipped}")
-    return lines
+    matched = file.count + sum(outcome.skipped.values())
+    return [
+        f"wrote {file.count} {config.format} rows to {file.path} (sha256 {file.sha256})",
+        _left_out(matched, outcome.skipped),
+    ]
 
 
 def _export_command(config: ExportConfig) -> int:

@@ -155,7 +155,7 @@ def _rerank_command(config: RerankConfig) -> int:
 def _eval_command(config: EvalConfig) -> int:
     """Under a job, the table, what reproduces the run and the written files become the job's
     outputs (the Eval tab and the leaderboard read them from there)."""
-    with Progress("rerank") as progress:
+    with Progress("rerank", unit="model call") as progress:
         report = evaluate(config, on_step=progress)
     print(format_table(report))
     outputs = EventLog.current().outputs

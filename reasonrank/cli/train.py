@@ -13,6 +13,8 @@ lineage export → job → model, so the Arena and Eval can pick it.
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 import typing
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from reasonrank.cli.common import Command, open_store, optional_int
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError
 from reasonrank.jobs import EventLog, current_job_id
-from reasonrank.train.config import RUN_CONFIG_TYPES, STAGES, RunConfig, load_run_config
+from reasonrank.train.config import RUN_CONFIG_TYPES, STAGES, RunConfig, check_run_config, load_run_config
 
 EXPORT_PREFIX = "export:"
 
@@ -115,6 +117,60 @@ def resolve_run_config(config: TrainConfig) -> RunConfig:
     return load_run_config(config.stage, config.config, preset=config.run.preset, overrides=config.overrides())
 
 
+def hub_offline_reason() -> str | None:
+    """Why the Hugging Face hub cannot be reached from here (None when it can): the offline
+    switches, or no TCP connection to the hub's host within 3 s."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return f"{name} is set"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+    name, _, port = host.partition(":")
+    try:
+        socket.create_connection((name, int(port or 443)), timeout=3).close()
+    except (OSError, ValueError) as exc:
+        return f"{host} is unreachable ({exc.__class__.__name__})"
+    return None
+
+
+def check_base_model(model: str) -> None:
+    """Refuse, before a run starts, a base model that cannot be loaded here.
+
+    A local folder must hold a config.json. Anything else is a hub id: fine when its files are in
+    the local Hugging Face cache or the hub is reachable; otherwise transformers would retry for
+    about a minute and then fail, so the refusal comes now, in one line.
+    """
+    path = Path(model).expanduser()
+    if path.exists() or model.startswith((".", "/", "~")):
+        if not (path / "config.json").is_file():
+            raise InputError(f"model {model}: no config.json there (give a model folder or a hub id)")
+        return
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        cached = try_to_load_from_cache(model, "config.json")
+    except HFValidationError:
+        raise InputError(f"model {model!r} is neither a local folder nor a valid hub id") from None
+    if isinstance(cached, str):
+        return
+    reason = hub_offline_reason()
+    if reason:
+        raise InputError(
+            f"model {model!r} is not a local folder and not in the Hugging Face cache, and the hub cannot be "
+            f"reached ({reason}): give a local model folder, or download it where the hub is reachable"
+        )
+
+
+def check_train_config(config: TrainConfig) -> RunConfig:
+    """The resolved run config, refused now if it could not train (bad values, no base model, a
+    hub id while offline); the Train tab calls this before it starts a job."""
+    run_config = resolve_run_config(config)
+    check_run_config(run_config)
+    check_base_model(run_config.model)
+    return run_config
+
+
 def _export_path(engine, data: str) -> tuple[str, int]:
     """`export:ID` → the export file's path and id."""
     from db.exports import get_export
@@ -159,7 +215,7 @@ def run_train(config: TrainConfig):
     from reasonrank.train import run_training
     from reasonrank.train.common import is_main_process
 
-    run_config = resolve_run_config(config)
+    run_config = check_train_config(config)
     engine = None
     export_id = None
     if run_config.data.startswith(EXPORT_PREFIX):
