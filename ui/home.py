@@ -19,9 +19,10 @@ and a BRIGHT mini set, plus a real recorded RankVicuna-7B run on DL19 — no mod
 1. **Arena** — keep *TREC DL19* and its first query, pick **BM25** and **RankVicuna-7B (recorded)**,
    press **Run**. The first row of figures is the first stage to beat; the recorded column names
    the model, date and source it replays. Add your own model under *Rerankers (registry)*.
-2. **Review** — press **Next**: the query, the model's output with each `[n]` linked to its
-   passage, and the orderable list sit side by side. **a** accepts; select a passage, **↑/↓**
-   moves it, **f** saves the fix; **r** rejects with the reason typed in the note.
+2. **Review** — pick the *trec-dl19* dataset and press **Next**: the query, RankVicuna's recorded
+   answer with each `[n]` linked to its passage, and the orderable list sit side by side.
+   **a** accepts; select a passage, **↑/↓** moves it, **f** saves the fix; **r** rejects with the
+   reason typed in the note.
 3. **Agreement** — once two people reviewed the same items: where they differ, and adjudication.
 4. **Data** (admins) — import your own labels or runs, export accepted ones for SFT, alpaca or RL.
 5. **Synthesize** / **Train** (admins) — label with a teacher endpoint; train the tiny preset first

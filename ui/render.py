@@ -30,7 +30,7 @@ ITEM_CSS = """
 .rr-bar-fill { position: absolute; left: 0; top: 0; bottom: 0; background: #6b8cd6; border-radius: 4px; }
 .rr-bar-alpha { position: absolute; top: -3px; bottom: -3px; width: 2px; background: #c0392b; }
 .rr-reasoning { white-space: pre-wrap; max-height: calc(100vh - 390px); overflow: auto; border: 1px solid #ddd; padding: 8px; border-radius: 6px; margin-top: 6px; }
-.rr-raw { font-family: monospace; font-size: 0.9em; }
+.rr-raw { margin-top: 4px; }
 .rr-mention { color: #1f5fbf; cursor: pointer; text-decoration: underline; }
 .rr-note { color: #8a5a00; font-style: italic; }
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reasonrank.arena import METRICS, Lane, judged_metrics, relevance_note
+from reasonrank.arena import METRICS, Lane, judged_metrics, rel_level_for, relevance_note
 from reasonrank.evaluate import metric_label
 from reasonrank.types import CandidateList, WindowCall
 from ui.render import esc
@@ -60,7 +60,8 @@ element.addEventListener('mouseout', e => { const d = e.target.closest('.ar-doc'
 
 def _doc_cell(candidates: CandidateList, docid: str, texts: dict[str, str]) -> str:
     grade = (candidates.qrels or {}).get(docid)
-    gold = " ar-gold" if grade is not None and grade > 0 else ""
+    # shaded as relevant under the same convention as the figures (DL19: grade >= 2)
+    gold = " ar-gold" if grade is not None and grade >= rel_level_for(candidates.dataset) else ""
     badge = "" if grade is None else f'<span class="ar-grade">g{grade}</span>'
     snippet = texts.get(docid, "")[:SNIPPET_CHARS]
     return (
