@@ -12,6 +12,7 @@ Adding and removing are for admins (a registered endpoint is called by everyone'
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -50,18 +51,30 @@ class OptionsForm:
         return {key: value.strip() for key, value in vars(self).items() if (value or "").strip()}
 
 
-def recorded_specs(root=RECORDINGS) -> dict[str, RerankerSpec]:
-    """The bundled recordings as Arena rerankers (replayed at their recorded pace by default)."""
-    specs = {}
+@functools.lru_cache(maxsize=8)
+def _recording_heads(root: str) -> tuple[tuple[str, str, str], ...]:
+    """(name, directory, dataset) of each bundled recording, read once per app (they ship with it)."""
+    heads = []
     for directory in find_recordings(root):
         recording = load_recording(directory)
-        specs[recording.name] = RerankerSpec(recording.name, RECORDED, str(directory), {"pace": "recorded"})
-    return specs
+        heads.append((recording.name, str(directory), recording.dataset))
+    return tuple(heads)
+
+
+def recorded_specs(root=RECORDINGS) -> dict[str, RerankerSpec]:
+    """The bundled recordings as Arena rerankers (replayed at their recorded pace by default)."""
+    return {
+        name: RerankerSpec(name, RECORDED, directory, {"pace": "recorded"})
+        for name, directory, _ in _recording_heads(str(root))
+    }
 
 
 def recording_dataset(spec: RerankerSpec) -> str | None:
     """The dataset a recorded reranker can replay on (None for every other kind)."""
-    return load_recording(spec.model).dataset if spec.backend == RECORDED else None
+    if spec.backend != RECORDED:
+        return None
+    known = {directory: dataset for _, directory, dataset in _recording_heads(str(RECORDINGS))}
+    return known[spec.model] if spec.model in known else load_recording(spec.model).dataset
 
 
 def available_specs(engine: Engine | None) -> dict[str, RerankerSpec]:
