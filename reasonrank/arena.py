@@ -380,7 +380,10 @@ def _recorded_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: C
         raise InputError(f"reranker {spec.name!r}: pace must be one of {', '.join(PACES)}, got {pace!r}")
     recording = load_recording(spec.model)
     calls = calls_for(recording, candidates)
-    run.update(lane, lambda ln: setattr(ln, "note", recording.provenance()))
+    note = recording.provenance()
+    if pace == "recorded" and not any(call.seconds for call in calls):
+        note += " · no timings were recorded, so it replays at once"
+    run.update(lane, lambda ln: setattr(ln, "note", note))
     order = list(candidates.docids)
     for done, call in enumerate(calls):
         order = apply_call(order, call)  # checked before any text is shown

@@ -49,12 +49,13 @@ def test_recording_replays_rank_llms_stored_run(dl19_sample):
 
 def test_recorded_lane_shows_the_recorded_answer_and_its_provenance(dl19_sample):
     cl = top(dl19_sample[0], 20)
-    *_, (lane,) = run_arena(cl, [recorded()], TOP20, tick_s=0.01)
+    *_, (lane,) = run_arena(cl, [recorded("recorded")], TOP20, tick_s=0.01)
     call = load_recording(RECORDING).calls[cl.query.qid][0]
     assert lane.status == "done", lane.error
     assert lane.ranking == call.docids_after and lane.calls == [call]
     assert lane.live_text == call.raw_output and lane.live_text.startswith("[")
     assert "recorded" in lane.note and "2023-09-13" in lane.note and "writes no reasoning" in lane.note
+    assert "no timings were recorded, so it replays at once" in lane.note
     assert lane.metrics == judged_metrics(call.docids_after, cl)
 
 

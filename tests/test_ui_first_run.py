@@ -190,6 +190,27 @@ def _drag_order(page) -> list[str]:
     return page.locator("#rr-drag li").evaluate_all("els => els.map(e => e.dataset.id)")
 
 
+def _drag(page, source: str, target: str, expected: list[str]) -> None:
+    """Drag passage `source` onto the top of `target` until the list shows `expected` (a synthetic
+    HTML5 drop is now and then lost before the page settles; repeating it is harmless)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.drag_and_drop(
+            f'#rr-drag li[data-id="{source}"]', f'#rr-drag li[data-id="{target}"]', target_position={"x": 10, "y": 2}
+        )
+        try:
+            page.wait_for_function(
+                "want => [...document.querySelectorAll('#rr-drag li')].map(e => e.dataset.id).join(',') === want",
+                arg=",".join(expected),
+                timeout=5_000,
+            )
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
 def test_review_fits_one_screen_and_prints_its_ergonomics(session, first_run_app):
     from playwright.sync_api import expect
 
@@ -239,6 +260,17 @@ def test_review_fits_one_screen_and_prints_its_ergonomics(session, first_run_app
     expect(page.locator("#rr-message")).to_contain_text(f"Saved fix on item {second}")
     assert get_item(engine, second).current_ranking == before[1:4] + [before[0]] + before[4:]
 
+    # fix by drag: the fourth passage dropped on top of the first
+    page.keyboard.press("n")
+    expect(page.locator("#rr-message")).to_contain_text("Claimed trec-dl19/")
+    dragged_item = int(page.locator("#rr-item-id input").input_value())
+    before = _drag_order(page)
+    expected = [before[3]] + before[:3] + before[4:]
+    _drag(page, before[3], before[0], expected)
+    page.locator("#rr-fix").click()
+    expect(page.locator("#rr-message")).to_contain_text(f"Saved fix on item {dragged_item}")
+    assert get_item(engine, dragged_item).current_ranking == expected
+
     # reject with a reason, then reload: progress is there at once; reopening shows the reason
     page.keyboard.press("n")
     expect(page.locator("#rr-message")).to_contain_text("Claimed trec-dl19/")
@@ -248,7 +280,7 @@ def test_review_fits_one_screen_and_prints_its_ergonomics(session, first_run_app
     expect(page.locator("#rr-message")).to_contain_text("Saved reject")
     page.reload()
     page.get_by_role("tab", name="Review").click()
-    expect(page.locator("#rr-progress tbody tr", has_text="trec-dl19")).to_contain_text("3")
+    expect(page.locator("#rr-progress tbody tr", has_text="trec-dl19")).to_contain_text("4")
     page.locator("#rr-item-id input").fill(third)
     page.locator("#rr-reload").click()
     expect(page.locator("#rr-message")).to_contain_text("BM25 list misses the answer")
