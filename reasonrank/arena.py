@@ -362,7 +362,7 @@ def _label_lane(run: _ArenaRun, lane: Lane, candidates: CandidateList, labels: L
     def show(ln: Lane) -> None:
         ln.reasoning = label.reasoning
         ln.live_reasoning = label.reasoning or ""
-        ln.live_text = f"(stored label by {label.model or label.source})"
+        ln.live_text = label.raw_output or f"(stored label by {label.model or label.source})"
         ln.note = f"stored {label.source} label by {label.model or label.source} from the label store"
         ln.tokens_in, ln.tokens_out = label.tokens_in, label.tokens_out
 

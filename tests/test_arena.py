@@ -106,7 +106,10 @@ def test_stored_label_lane_and_missing_label(query):
     )
     *_, (lane,) = found
     assert lane.status == "done" and lane.ranking == query.docids[:5][::-1] + query.docids[5:]
-    assert lane.reasoning == "[5] first." and "teacher-x" in lane.live_text
+    assert lane.reasoning == "[5] first." and "teacher-x" in lane.live_text and "teacher-x" in lane.note
+    answered = Label(candidates=query, ranking=query.docids, model="m", raw_output="[1] > [2]")
+    *_, (shown,) = run_arena(query, [RerankerSpec("stored labels", "labels")], CONFIG, labels=lambda cl: answered)
+    assert shown.live_text == "[1] > [2]"  # the label's recorded model answer, when it has one
     *_, (missing,) = run_arena(query, [RerankerSpec("stored labels", "labels")], CONFIG, labels=lambda cl: None)
     assert missing.status == "error" and missing.error == f"no stored label for this list/{query.query.qid}"
 

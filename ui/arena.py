@@ -205,6 +205,7 @@ def label_lookup(engine: Engine) -> LabelLookup:
             source=view.source or "model",
             reasoning=view.reasoning,
             model=view.model,
+            raw_output=view.raw_output,
         )
 
     return find
