@@ -62,20 +62,42 @@ def first_run_app(tmp_path_factory):
     demo.close()
 
 
-@pytest.fixture
-def session(browser, first_run_app):
-    """(page, requests seen) for the newcomer, logged in at 1440×900."""
-    url, _ = first_run_app
+def _login(browser, url: str, user: str):
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     seen: list[str] = []
     page.on("request", lambda request: seen.append(request.url))
     page.goto(url)
-    page.get_by_label("username").fill("newcomer")
+    page.get_by_label("username").fill(user)
     page.get_by_label("password").fill(PASSWORD)
     page.get_by_role("button", name="Login").click()
+    return context, page, seen
+
+
+@pytest.fixture
+def session(browser, first_run_app):
+    """(page, requests seen) for the newcomer, logged in at 1440×900."""
+    context, page, seen = _login(browser, first_run_app[0], "newcomer")
     yield page, seen
     context.close()
+
+
+def test_registry_options_are_fields_and_an_unset_key_is_flagged(browser, first_run_app):
+    """The admin's registry panel: one field per option; the keyless entry carries its warning."""
+    from playwright.sync_api import expect
+
+    context, page, seen = _login(browser, first_run_app[0], "boss")
+    try:
+        expect(page.locator("#arena-run")).to_be_visible()
+        page.get_by_text("Rerankers (registry)").click()
+        expect(page.locator("#reg-table")).to_contain_text("RR_FIRST_RUN_UNSET_KEY is not set")
+        for field in ("reg-base-url", "reg-key-env", "reg-device", "reg-adapter", "reg-dtype"):
+            expect(page.locator(f"#{field}")).to_be_visible()
+        page.locator("#reg-panel").scroll_into_view_if_needed()
+        _shot(page, "after-arena-registry.png")
+        _offline(seen)
+    finally:
+        context.close()
 
 
 def _shot(page, name: str, full_page: bool = False) -> None:
@@ -159,12 +181,7 @@ def test_arena_runs_bm25_against_the_recorded_reranker_on_the_default_query(sess
         expect(figures).to_contain_text(name)
     _shot(page, "after-arena.png", full_page=True)
 
-    # a registry entry whose key variable is unset is flagged in the registry and when picked
-    page.get_by_text("Rerankers (registry)").click()
-    expect(page.locator("#reg-table")).to_contain_text("RR_FIRST_RUN_UNSET_KEY is not set")
-    expect(page.locator("#reg-base-url")).to_be_visible()  # options are form fields, not JSON
-    page.locator("#reg-panel").scroll_into_view_if_needed()
-    _shot(page, "after-arena-registry.png")
+    # a registry entry whose key variable is unset is flagged when picked
     _pick(page, ["keyless"])
     expect(page.locator("#arena-warnings")).to_contain_text("RR_FIRST_RUN_UNSET_KEY is not set")
     # where the label store has no labels, "stored labels" is not offered; nor is a recording of DL19

@@ -97,7 +97,7 @@ def key_warning(spec: RerankerSpec) -> str:
     variable = spec.options.get("api_key_env") or DEFAULTS.api_key_env
     if os.environ.get(variable):
         return ""
-    return f"{variable} is not set in the app's environment: calls go out without a key"
+    return f"{variable} is not set where the app runs: calls carry no key"
 
 
 def table_rows(engine: Engine) -> list[list[str]]:
