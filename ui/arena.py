@@ -54,7 +54,8 @@ PACES = {"at the recorded pace": "recorded", "at once": "instant"}
 INTRO = (
     "Pick a query, pick 2–4 rerankers, press **Run**: each column streams its model's reasoning, "
     "then shows its ranking, nDCG@10 / Recall@10 / MRR@10 against the judgments (first stage "
-    "on the first row), tokens and seconds. Judged passages are shaded (g = grade); hover a "
+    "on the first row), tokens and seconds. Relevant passages are shaded (g = grade; the "
+    "convention is named under the figures); hover a "
     "passage to follow it across columns. **Recorded** rerankers replay a real model run "
     "stored with the app (no model needed); their column names the model, date and source."
 )
@@ -149,7 +150,7 @@ def source_dataset(source: str) -> str | None:
 def reranker_choices(engine: Engine | None, source: str) -> list[str]:
     """The rerankers that can run on `source`'s lists: stored labels only where the label store
     holds that dataset (the bundled DL19 and NovelEval), a recording only on its own dataset."""
-    dataset = source_dataset(source) if source in (*SAMPLES, BRIGHT_MINI) else None
+    dataset = source_dataset(source)
     choices = []
     for name, spec in registry.available_specs(engine).items():
         if spec.backend == LABELS and source not in SAMPLES:
@@ -163,8 +164,8 @@ def reranker_choices(engine: Engine | None, source: str) -> list[str]:
 def picked_warnings(engine: Engine | None, names) -> str:
     """A line per picked reranker that will likely fail or mislead (e.g. its key variable unset)."""
     specs = registry.available_specs(engine)
-    lines = [f"⚠️ {name}: {registry.key_warning(specs[name])}" for name in names or [] if name in specs]
-    return "\n\n".join(line for line in lines if not line.endswith(": "))
+    found = {name: registry.key_warning(specs[name]) for name in names or [] if name in specs}
+    return "\n\n".join(f"⚠️ {name}: {warning}" for name, warning in found.items() if warning)
 
 
 def figures_rows(candidates: CandidateList, lanes: list[Lane]) -> list[list]:
