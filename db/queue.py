@@ -71,6 +71,8 @@ class ItemView:
     my_decision: str | None  # this reviewer's latest decision on the current label
     claimed_by: str | None
     claimed_until: datetime | None
+    raw_output: str | None = None  # the label's model output as recorded (shown when it has no reasoning)
+    my_note: str | None = None  # the note of this reviewer's latest decision (a reject's reason)
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,8 @@ def _item_view(session: Session, item_id: int, user_id: int | None) -> ItemView:
         my_decision=mine.decision if mine else None,
         claimed_by=claimer,
         claimed_until=item.claimed_until,
+        raw_output=label.raw_output if label else None,
+        my_note=mine.note if mine else None,
     )
 
 

@@ -4,7 +4,9 @@ An empty database would greet a new user with an empty queue, so `ensure_ready` 
 database and, when it holds no dataset yet, imports two real sets through the normal validated
 import path:
 - "trec-dl19": the real RankVicuna-7B rerankings of the BM25 top-20 for the 43 DL19 queries, as
-  model labels (RankVicuna writes no reasoning, so these labels have none), with TREC grades;
+  model labels with TREC grades; each carries the model's recorded answer (`raw_output`, from
+  db/sample/recorded/rankvicuna7b-dl19) so Review shows what the model wrote, its [n] linked.
+  RankVicuna writes no reasoning, so these labels have none: none is made up;
 - "noveleval": the 21 NovelEval queries × 20 judged passages, labelled with their BM25 order
   (a first-stage "model" label for reviewers to fix against the visible gold grades).
 """
@@ -22,9 +24,11 @@ from db.importer import ImportSummary, import_batch
 from db.models import Dataset
 from reasonrank.imports import ImportBatch, validate_file
 from reasonrank.io import read_qrels, read_rank_llm_json
+from reasonrank.replay import load_recording, replay_ranking
 from reasonrank.types import Label
 
 SAMPLE = Path(__file__).resolve().parent / "sample"
+DL19_RECORDING = "recorded/rankvicuna7b-dl19"
 
 
 @dataclass
@@ -46,7 +50,7 @@ def dataset_count(engine: Engine) -> int:
 def dl19_batch(sample: Path = SAMPLE) -> ImportBatch:
     """RankVicuna-7B's top-20 rerankings as model labels over the BM25 candidates, with qrels."""
     root = sample / "trec-dl19"
-    return validate_file(
+    batch = validate_file(
         root / "rankvicuna7b_rerank_top20.run",
         kind="trec-run",
         dataset="trec-dl19",
@@ -55,6 +59,13 @@ def dl19_batch(sample: Path = SAMPLE) -> ImportBatch:
         run_depth=20,
         model="RankVicuna-7B",
     )
+    recording = load_recording(sample / DL19_RECORDING)
+    for label in batch.labels:
+        calls = recording.calls.get(label.candidates.query.qid, [])
+        # attach the recorded answer only where it is the answer that produced this very ranking
+        if len(calls) == 1 and replay_ranking(calls, label.candidates.docids) == label.ranking:
+            label.raw_output = calls[0].raw_output
+    return batch
 
 
 def noveleval_batch(sample: Path = SAMPLE) -> ImportBatch:

@@ -11,7 +11,11 @@ for the window inspector. `run_arena` yields snapshots of all lanes whenever som
 
 Besides model backends, two baselines are always offered: "BM25" (BM25 scores over the shown
 candidates) and "stored labels" (a teacher/model ranking already in the label store, looked up
-through a callable so this library never touches the database).
+through a callable so this library never touches the database); and "recorded" lanes replay a
+real model run stored on disk (reasonrank.replay), at its recorded pace or at once, with no model.
+
+Figures use one relevance convention per dataset (`rel_level_for`): TREC DL counts grade >= 2 as
+relevant for Recall and MRR (trec_eval -l 2, as Eval runs it), every other set grade >= 1.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from reasonrank.window import WindowConfig, rerank
 
 BM25 = "bm25"
 LABELS = "labels"
-#: the reranker kinds the Arena runs: model backends plus the two baselines.
-ARENA_KINDS = (*BACKEND_KINDS, BM25, LABELS)
+RECORDED = "recorded"
+#: the reranker kinds the Arena runs: model backends, the two baselines and recorded runs.
+ARENA_KINDS = (*BACKEND_KINDS, BM25, LABELS, RECORDED)
 MAX_RERANKERS = 4
 #: the figures each lane shows against the judgments
-METRICS = ("ndcg@10", "recall@10")
+METRICS = ("ndcg@10", "recall@10", "mrr@10")
+#: datasets whose binary metrics count only grade >= 2 as relevant (the TREC DL convention)
+TREC_GRADED = ("trec-dl19", "trec-dl20", "dl19", "dl20")
 
 #: Finds the stored label of a candidate list (by its dataset and qid), or None when there is none.
 LabelLookup = Callable[[CandidateList], Label | None]
@@ -87,6 +94,7 @@ class Lane:
     calls: list[WindowCall] = field(default_factory=list)
     ranking: list[str] | None = None
     reasoning: str | None = None  # a stored label's reasoning (model lanes keep theirs in calls)
+    note: str = ""  # where a baseline's or a recording's ranking comes from (provenance)
     metrics: dict[str, float] = field(default_factory=dict)
     tokens_in: int = 0
     tokens_out: int = 0
@@ -119,15 +127,28 @@ class Lane:
         }
 
 
+def rel_level_for(dataset: str | None) -> int:
+    """The lowest grade Recall and MRR count as relevant on `dataset` (nDCG uses every grade)."""
+    return 2 if dataset in TREC_GRADED else 1
+
+
+def relevance_note(dataset: str | None) -> str:
+    """The convention in words, for a caption under the figures."""
+    level = rel_level_for(dataset)
+    why = " (TREC DL convention, as Eval's --rel-level 2)" if level == 2 else ""
+    return f"Recall and MRR count grade ≥ {level} as relevant{why}; nDCG uses the graded judgments."
+
+
 def judged_metrics(ranking: Sequence[str], candidates: CandidateList) -> dict[str, float]:
-    """nDCG@10 and Recall@10 against the list's qrels; {} when it has none. Excluded ids leave
-    the ranking and the qrels first (BRIGHT's rule), as in benchmark runs."""
+    """METRICS against the list's qrels; {} when it has none. Excluded ids leave the ranking and
+    the qrels first (BRIGHT's rule), as in benchmark runs; relevance as `rel_level_for`."""
     if not candidates.qrels:
         return {}
     excluded = set(candidates.excluded_ids)
     kept = [docid for docid in ranking if docid not in excluded]
     qrels = judged_without(candidates.qrels, excluded)
-    return {name: metric_value(name, kept, qrels) for name in METRICS}
+    level = rel_level_for(candidates.dataset)
+    return {name: metric_value(name, kept, qrels, level) for name in METRICS}
 
 
 class _Streamed(Backend):
@@ -254,6 +275,8 @@ def _run_lane(
             ranking = bm25_ranking(candidates, config.top_k)
         elif spec.backend == LABELS:
             ranking = _label_lane(run, lane, candidates, labels)
+        elif spec.backend == RECORDED:
+            ranking = _recorded_lane(run, lane, spec, candidates)
         else:
             ranking = _model_lane(run, lane, spec, candidates, config, pool)
     except Exception as exc:  # failure stays local: this lane shows it, the others go on
@@ -339,11 +362,58 @@ def _label_lane(run: _ArenaRun, lane: Lane, candidates: CandidateList, labels: L
     def show(ln: Lane) -> None:
         ln.reasoning = label.reasoning
         ln.live_reasoning = label.reasoning or ""
-        ln.live_text = f"(stored label by {label.model or label.source})"
+        ln.live_text = label.raw_output or f"(stored label by {label.model or label.source})"
+        ln.note = f"stored {label.source} label by {label.model or label.source} from the label store"
         ln.tokens_in, ln.tokens_out = label.tokens_in, label.tokens_out
 
     run.update(lane, show)
     return ranking
+
+
+def _recorded_lane(run: _ArenaRun, lane: Lane, spec: RerankerSpec, candidates: CandidateList) -> list[str]:
+    """Replay a recording's calls for this query: each window's recorded text appears as the
+    model wrote it (spread over its recorded seconds when pace is "recorded"), then its order."""
+    from reasonrank.replay import PACES, apply_call, calls_for, load_recording
+
+    pace = spec.options.get("pace", "recorded")
+    if pace not in PACES:
+        raise InputError(f"reranker {spec.name!r}: pace must be one of {', '.join(PACES)}, got {pace!r}")
+    recording = load_recording(spec.model)
+    calls = calls_for(recording, candidates)
+    note = recording.provenance()
+    if pace == "recorded" and not any(call.seconds for call in calls):
+        note += " · no timings were recorded, so it replays at once"
+    run.update(lane, lambda ln: setattr(ln, "note", note))
+    order = list(candidates.docids)
+    for done, call in enumerate(calls):
+        order = apply_call(order, call)  # checked before any text is shown
+        _replay_text(run, lane, call, pace == "recorded")
+
+        def finish_window(ln: Lane, call: WindowCall = call, done: int = done) -> None:
+            ln.calls.append(call)
+            ln.windows_done, ln.windows_total = done + 1, len(calls)
+
+        run.update(lane, finish_window)
+    return order
+
+
+def _replay_text(run: _ArenaRun, lane: Lane, call: WindowCall, paced: bool, pieces: int = 20) -> None:
+    """Show a recorded call's reasoning and answer; paced, in `pieces` steps over call.seconds."""
+    reasoning, text = call.reasoning or "", call.raw_output
+    steps = pieces if paced and call.seconds > 0 else 1
+    for step in range(1, steps + 1):
+        if run.stop.is_set():
+            raise ArenaStopped("the Arena run was stopped")
+        if steps > 1:
+            time.sleep(call.seconds / steps)
+
+        def show(ln: Lane, step: int = step) -> None:
+            if ln.first_delta_s is None:
+                ln.first_delta_s = run.since_start()
+            ln.live_reasoning = reasoning[: len(reasoning) * step // steps]
+            ln.live_text = text[: len(text) * step // steps]
+
+        run.update(lane, show)
 
 
 def merged_ranking(ranked: Sequence[str], first_stage: Sequence[str]) -> list[str]:

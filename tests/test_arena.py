@@ -49,10 +49,12 @@ def openai_spec(url: str, name: str = "endpoint") -> RerankerSpec:
 
 
 def pytrec_figures(ranking: list[str], candidates: CandidateList) -> dict[str, float]:
-    evaluator = pytrec_eval.RelevanceEvaluator({"q": candidates.qrels}, {"ndcg_cut.10", "recall.10"})
+    """trec_eval's nDCG@10, Recall@10 and MRR@10 (the reciprocal rank within the top 10)."""
+    evaluator = pytrec_eval.RelevanceEvaluator({"q": candidates.qrels}, {"ndcg_cut.10", "recall.10", "recip_rank"})
     run = {"q": {docid: float(len(ranking) - i) for i, docid in enumerate(ranking)}}
-    scores = evaluator.evaluate(run)["q"]
-    return {"ndcg@10": scores["ndcg_cut_10"], "recall@10": scores["recall_10"]}
+    top10 = {"q": {docid: float(10 - i) for i, docid in enumerate(ranking[:10])}}
+    scores, cut = evaluator.evaluate(run)["q"], evaluator.evaluate(top10)["q"]
+    return {"ndcg@10": scores["ndcg_cut_10"], "recall@10": scores["recall_10"], "mrr@10": cut["recip_rank"]}
 
 
 def dead_url() -> str:
@@ -104,7 +106,10 @@ def test_stored_label_lane_and_missing_label(query):
     )
     *_, (lane,) = found
     assert lane.status == "done" and lane.ranking == query.docids[:5][::-1] + query.docids[5:]
-    assert lane.reasoning == "[5] first." and "teacher-x" in lane.live_text
+    assert lane.reasoning == "[5] first." and "teacher-x" in lane.live_text and "teacher-x" in lane.note
+    answered = Label(candidates=query, ranking=query.docids, model="m", raw_output="[1] > [2]")
+    *_, (shown,) = run_arena(query, [RerankerSpec("stored labels", "labels")], CONFIG, labels=lambda cl: answered)
+    assert shown.live_text == "[1] > [2]"  # the label's recorded model answer, when it has one
     *_, (missing,) = run_arena(query, [RerankerSpec("stored labels", "labels")], CONFIG, labels=lambda cl: None)
     assert missing.status == "error" and missing.error == f"no stored label for this list/{query.query.qid}"
 

@@ -67,8 +67,8 @@ def dl19_query():
     return next(cl for cl in sample_lists(DL19) if any(cl.qrels.get(d, 0) > 0 for d in cl.docids[:10]))
 
 
-def run(client, names, qid="", source=DL19, **paste):
-    board, results, message, _ = client.predict(
+def run(client, names, qid="", source=DL19, pace="at once", **paste):
+    board, results, _, message, _ = client.predict(
         source,
         qid,
         paste.get("query", ""),
@@ -79,15 +79,21 @@ def run(client, names, qid="", source=DL19, **paste):
         SETTINGS["window"],
         SETTINGS["step"],
         SETTINGS["max_new_tokens"],
+        pace,
         api_name="/arena_run",
     )
     return board, results, message
 
 
-def trec_figures(ranking, qrels):
-    evaluator = pytrec_eval.RelevanceEvaluator({"q": qrels}, {"ndcg_cut.10", "recall.10"})
+def trec_figures(ranking, qrels, rel_level=1):
+    """trec_eval's figures; `rel_level` as `trec_eval -l` (DL19 is scored with -l 2)."""
+    evaluator = pytrec_eval.RelevanceEvaluator(
+        {"q": qrels}, {"ndcg_cut.10", "recall.10", "recip_rank"}, relevance_level=rel_level
+    )
+    top10 = ranking[:10]  # MRR@10: the reciprocal rank within the top 10
     scores = evaluator.evaluate({"q": {d: float(len(ranking) - i) for i, d in enumerate(ranking)}})["q"]
-    return {"ndcg@10": scores["ndcg_cut_10"], "recall@10": scores["recall_10"]}
+    cut = evaluator.evaluate({"q": {d: float(len(top10) - i) for i, d in enumerate(top10)}})["q"]
+    return {"ndcg@10": scores["ndcg_cut_10"], "recall@10": scores["recall_10"], "mrr@10": cut["recip_rank"]}
 
 
 def test_two_rerankers_fill_their_columns_with_core_metrics(client, endpoint, dl19_query):
@@ -100,7 +106,7 @@ def test_two_rerankers_fill_their_columns_with_core_metrics(client, endpoint, dl
     assert results["docids"] == top10 and served["ranking"] == top10[::-1]
     assert sorted(tiny["ranking"]) == sorted(top10)
     for lane in (tiny, served):
-        assert lane["metrics"] == pytest.approx(trec_figures(lane["ranking"], dl19_query.qrels), abs=1e-9)
+        assert lane["metrics"] == pytest.approx(trec_figures(lane["ranking"], dl19_query.qrels, 2), abs=1e-9)
         assert lane["tokens_out"] > 0 and lane["seconds"] > 0 and lane["windows"] == 1
     assert endpoint.chat_requests[0].body["stream"] is True
     assert board.count('class="ar-lane"') == 2 and "Passage [1] mentions" in board
@@ -151,31 +157,28 @@ def test_bright_mini_query_keeps_excluded_ids_out(client, test_data, monkeypatch
     assert message.startswith("Done"), message
     for lane in results["lanes"]:
         assert not set(lane["ranking"]) & set(query.excluded_ids)
-        assert lane["metrics"] == pytest.approx(trec_figures(lane["ranking"], query.qrels), abs=1e-9)
+        assert lane["metrics"] == pytest.approx(trec_figures(lane["ranking"], query.qrels, 1), abs=1e-9)
 
 
 def test_registry_panel_is_for_admins_and_checks_options(arena):
     url, engine = arena
     admin = Client(url, auth=(ADMIN, PASSWORD), verbose=False)
-    _, message = admin.predict(
-        "served-7b",
-        "openai",
-        "reasonrank-7B",
-        '{"base_url": "http://h:8000/v1", "api_key_env": "MY_KEY"}',
-        api_name="/add_reranker",
-    )
+    form = ("http://h:8000/v1", "RR_TEST_UNSET_KEY", "", "", "")  # base URL, key variable, device, adapter, dtype
+    table, message = admin.predict("served-7b", "openai", "reasonrank-7B", *form, api_name="/add_reranker")
     assert message.startswith("✅") and "served-7b" in [row.name for row in list_rerankers(engine)]
-    for options, cause in (
-        ('{"api_key": "sk-123"}', "unknown option"),
-        ("[1]", "JSON object"),
-        ('{"base_url": ', "JSON object"),
-    ):
-        _, message = admin.predict("bad", "openai", "m", options, api_name="/add_reranker")
-        assert cause in message
-    _, message = admin.predict("BM25", "openai", "m", "", api_name="/add_reranker")
-    assert "builtin" in message
+    assert "RR_TEST_UNSET_KEY is not set" in message  # the key variable is unset where the app runs
+    row = next(row for row in table["data"] if row[0] == "served-7b")
+    assert '"api_key_env": "RR_TEST_UNSET_KEY"' in row[3] and "is not set" in row[5]
+    _, message = admin.predict("bad", "transformers", "m", "", "", "", "", "float77", api_name="/add_reranker")
+    assert message.startswith("✅")  # dtype is passed through to the backend, which checks it on load
+    admin.predict("bad", api_name="/remove_reranker")
+    for name in ("BM25", "RankVicuna-7B (recorded)"):
+        _, message = admin.predict(name, "openai", "m", "", "", "", "", "", api_name="/add_reranker")
+        assert "builtin" in message
     with pytest.raises(Exception, match="not an admin"):
-        Client(url, auth=("rev", PASSWORD), verbose=False).predict("x", "openai", "m", "", api_name="/add_reranker")
+        Client(url, auth=("rev", PASSWORD), verbose=False).predict(
+            "x", "openai", "m", "", "", "", "", "", api_name="/add_reranker"
+        )
     _, message = admin.predict("served-7b", api_name="/remove_reranker")
     assert message.startswith("✅") and "served-7b" not in [row.name for row in list_rerankers(engine)]
 

@@ -92,8 +92,9 @@ def test_untrusted_passage_text_renders_as_text(page):
 
     _next(page, "xss")
     expect(page.locator("#rr-item")).to_contain_text("no reasoning text")
-    expect(page.locator("#rr-item .rr-card").first).to_contain_text("<script>window.__pwned=1</script>")
-    expect(page.locator("#rr-drag li").first).to_contain_text('onerror="window.__pwned=2"')
+    passage = page.locator('#rr-drag li[data-id="xss-a"]')
+    expect(passage).to_contain_text("<script>window.__pwned=1</script>")
+    expect(passage).to_contain_text('onerror="window.__pwned=2"')
     assert page.locator("#rr-item img, #rr-drag img").count() == 0
     page.wait_for_timeout(300)
     assert page.evaluate("window.__pwned") is None
@@ -128,7 +129,7 @@ def test_typed_order_is_the_keyboard_path_to_a_fix(page, review_app):
     mention = page.locator("#rr-item .rr-mention").first
     mention.hover()
     cited = mention.get_attribute("data-docid")
-    expect(page.locator(f'#rr-item .rr-card[data-docid="{cited}"]')).to_have_class(re.compile("rr-hl"))
+    expect(page.locator(f'#rr-drag li[data-id="{cited}"]')).to_have_class(re.compile("rr-hl"))
     box = page.locator("#rr-order textarea, #rr-order input").first
     box.fill(" > ".join(typed))
     box.press("Enter")

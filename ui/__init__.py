@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 
+from ui.theme import OFFLINE_THEME
+
 #: Options for every `launch` of the app (app.py, benches, tests). Gradio's run history is off: it
 #: copies each run's inputs and outputs into the browser's localStorage (up to 100 runs) and
 #: re-serialises that list on every click, which delays every Arena click (docs/benchmarks.md,
 #: "Arena overhead") more as the list grows; and reviewers' passages, labels and model
 #: reasoning should not pile up in browser storage. The app keeps its own record (jobs, eval runs).
-LAUNCH_OPTIONS = {"run_history": False}
+LAUNCH_OPTIONS = {"run_history": False, "theme": OFFLINE_THEME}  # OFFLINE_THEME: system fonts, no web fonts
 
 #: Tabs only admins can use: hidden until the page learns the user is an admin (their handlers
 #: refuse anyone else on the server in any case, see ui.auth).

@@ -21,8 +21,19 @@ from gradio.context import Context
 from sqlalchemy import Engine
 
 from db.seed import SAMPLE
-from reasonrank.arena import MAX_RERANKERS, LabelLookup, Lane, run_arena
+from reasonrank.arena import (
+    LABELS,
+    MAX_RERANKERS,
+    METRICS,
+    RECORDED,
+    LabelLookup,
+    Lane,
+    RerankerSpec,
+    judged_metrics,
+    run_arena,
+)
 from reasonrank.backends.pool import BackendPool
+from reasonrank.evaluate import metric_label
 from reasonrank.io import InputError, read_qrels, read_rank_llm_json
 from reasonrank.types import CandidateList, GenerationParams, Label, Passage, Query
 from reasonrank.window import WindowConfig
@@ -39,11 +50,23 @@ SOURCES = (*SAMPLES, BRIGHT_MINI, PASTE)
 MIN_RERANKERS = 2
 #: seconds between board updates while only streamed text grows (each update re-renders the board)
 TICK_S = 0.2
+PACES = {"at the recorded pace": "recorded", "at once": "instant"}
 INTRO = (
     "Pick a query, pick 2–4 rerankers, press **Run**: each column streams its model's reasoning, "
-    "then shows its ranking, nDCG@10 / Recall@10 against the judgments, tokens and seconds. "
-    "Judged passages are shaded (g = grade); hover a passage to follow it across columns."
+    "then shows its ranking, nDCG@10 / Recall@10 / MRR@10 against the judgments (first stage "
+    "on the first row), tokens and seconds. Relevant passages are shaded (g = grade; the "
+    "convention is named under the figures); hover a "
+    "passage to follow it across columns. **Recorded** rerankers replay a real model run "
+    "stored with the app (no model needed); their column names the model, date and source."
 )
+FIGURE_COLUMNS = ["reranker", "kind", "status", *map(metric_label, METRICS)] + [
+    "tokens in",
+    "tokens out",
+    "first token s",
+    "total s",
+    "windows",
+    "error",
+]
 
 
 @functools.lru_cache(maxsize=len(SAMPLES) + 1)
@@ -113,6 +136,57 @@ def chosen_list(source: str, qid: str, query: str, passages: str, qrels: str, to
     )
 
 
+def source_dataset(source: str) -> str | None:
+    """The dataset name a query source's lists carry (None for pasted lists)."""
+    if source in SAMPLES:
+        return SAMPLES[source][0]
+    if source == BRIGHT_MINI:
+        from reasonrank.bright_mini import MINI_TASK
+
+        return MINI_TASK
+    return None
+
+
+def reranker_choices(engine: Engine | None, source: str) -> list[str]:
+    """The rerankers that can run on `source`'s lists: stored labels only where the label store
+    holds that dataset (the bundled DL19 and NovelEval), a recording only on its own dataset."""
+    dataset = source_dataset(source)
+    choices = []
+    for name, spec in registry.available_specs(engine).items():
+        if spec.backend == LABELS and source not in SAMPLES:
+            continue
+        if spec.backend == RECORDED and registry.recording_dataset(spec) != dataset:
+            continue
+        choices.append(name)
+    return choices
+
+
+def picked_warnings(engine: Engine | None, names) -> str:
+    """A line per picked reranker that will likely fail or mislead (e.g. its key variable unset)."""
+    specs = registry.available_specs(engine)
+    found = {name: registry.key_warning(specs[name]) for name in names or [] if name in specs}
+    return "\n\n".join(f"⚠️ {name}: {warning}" for name, warning in found.items() if warning)
+
+
+def figures_rows(candidates: CandidateList, lanes: list[Lane]) -> list[list]:
+    """The Figures table: the first stage, then one row per reranker."""
+
+    def rounded(value, digits=4):
+        return None if value is None else round(value, digits)
+
+    first = judged_metrics(candidates.docids, candidates)
+    rows = [
+        ["first stage", "input order", "–", *(rounded(first.get(m)) for m in METRICS), None, None, None, None, None, ""]
+    ]
+    for lane in lanes:
+        rows.append(
+            [lane.name, lane.backend, lane.status, *(rounded(lane.metrics.get(m)) for m in METRICS)]
+            + [lane.tokens_in, lane.tokens_out, rounded(lane.first_delta_s, 2), rounded(lane.seconds, 2)]
+            + [lane.windows_done, lane.error or ""]
+        )
+    return rows
+
+
 def label_lookup(engine: Engine) -> LabelLookup:
     """The label store's ranking of a sample query: the label under review of its item.
 
@@ -132,9 +206,17 @@ def label_lookup(engine: Engine) -> LabelLookup:
             source=view.source or "model",
             reasoning=view.reasoning,
             model=view.model,
+            raw_output=view.raw_output,
         )
 
     return find
+
+
+def with_pace(spec: RerankerSpec, pace: str) -> RerankerSpec:
+    """A recorded reranker set to the chosen replay pace; any other spec unchanged."""
+    if spec.backend != RECORDED:
+        return spec
+    return RerankerSpec(spec.name, spec.backend, spec.model, {**spec.options, "pace": PACES.get(pace, "recorded")})
 
 
 def _int(value, name: str, low: int) -> int:
@@ -160,7 +242,7 @@ def build(engine: Engine | None) -> None:
     pool = BackendPool()
     lookup = label_lookup(engine) if engine is not None else None
 
-    def run(source, qid, query, passages, qrels, names, top_k, window, step, max_new_tokens):
+    def run(source, qid, query, passages, qrels, names, top_k, window, step, max_new_tokens, pace):
         """Stream the board while the chosen rerankers run (2 to 4 of them)."""
         keep = (gr.update(), gr.update())
         try:
@@ -179,25 +261,26 @@ def build(engine: Engine | None) -> None:
             unknown = [name for name in names if name not in specs]
             if unknown:
                 raise InputError(f"no reranker named {', '.join(map(repr, unknown))}; refresh the list")
-            snapshots = run_arena(
-                candidates, [specs[name] for name in names], config, pool=pool, labels=lookup, tick_s=TICK_S
-            )
+            chosen = [with_pace(specs[name], pace) for name in names]
+            snapshots = run_arena(candidates, chosen, config, pool=pool, labels=lookup, tick_s=TICK_S)
             first = next(snapshots)  # bad specs fail here, before anything is shown
         except InputError as exc:
-            yield ("", None, f"⚠️ {exc}") + keep
+            yield ("", None, gr.update(), f"⚠️ {exc}") + keep
             return
         where = f"{candidates.dataset or 'pasted'}/{candidates.query.qid}"
         status = f"Running {len(names)} rerankers on {where} ({len(candidates.candidates)} passages)…"
         for lanes in itertools.chain([first], snapshots):
             board = render_arena.board_html(lanes, candidates)
+            figures = figures_rows(candidates, lanes)
             if any(lane.status in ("waiting", "running") for lane in lanes):
-                yield board, results_json(candidates, lanes), status, *keep
+                yield board, results_json(candidates, lanes), figures, status, *keep
                 continue
             failed = [lane.name for lane in lanes if lane.status == "error"]
             status = f"Done: {where}." + (f" Failed: {', '.join(failed)} (see its column)." if failed else "")
             yield (
                 board,
                 results_json(candidates, lanes),
+                figures,
                 status,
                 {"candidates": candidates, "lanes": lanes},
                 gr.update(choices=[lane.name for lane in lanes], value=lanes[0].name),
@@ -209,8 +292,9 @@ def build(engine: Engine | None) -> None:
         lane = next((lane for lane in state["lanes"] if lane.name == name), None)
         return render_arena.inspector_html(lane, state["candidates"])
 
-    def refresh_picker():
-        return gr.update(choices=list(registry.available_specs(engine)))
+    def refresh_picker(source, picked):
+        choices = reranker_choices(engine, source)
+        return gr.update(choices=choices, value=[name for name in picked or [] if name in choices])
 
     def pick_source(source):
         try:
@@ -222,6 +306,9 @@ def build(engine: Engine | None) -> None:
             gr.update(open=source == PASTE),
             "",
         )
+
+    def warn(picked):
+        return picked_warnings(engine, picked)
 
     with gr.Tab("Arena", id="arena"):
         gr.Markdown(INTRO)
@@ -247,7 +334,7 @@ def build(engine: Engine | None) -> None:
             )
         with gr.Row():
             names = gr.Dropdown(
-                list(registry.available_specs(engine)),
+                reranker_choices(engine, first_source),
                 value=[],
                 multiselect=True,
                 max_choices=MAX_RERANKERS,
@@ -262,7 +349,12 @@ def build(engine: Engine | None) -> None:
             max_new_tokens = gr.Number(
                 GenerationParams().max_new_tokens, precision=0, label="Max new tokens", elem_id="arena-max-tokens"
             )
-        run_btn = gr.Button("Run", variant="primary", elem_id="arena-run")
+        with gr.Row():
+            pace = gr.Radio(
+                list(PACES), value=next(iter(PACES)), label="Replay recorded rerankers", elem_id="arena-pace"
+            )
+            run_btn = gr.Button("Run", variant="primary", elem_id="arena-run")
+        warnings = gr.Markdown(elem_id="arena-warnings")
         message = gr.Markdown(elem_id="arena-message")
         board = gr.HTML(
             "", css_template=render_arena.ARENA_CSS, js_on_load=render_arena.ARENA_JS, elem_id="arena-board"
@@ -272,19 +364,22 @@ def build(engine: Engine | None) -> None:
             inspector = gr.HTML(
                 render_arena.inspector_html(None, None), css_template=render_arena.ARENA_CSS, elem_id="arena-inspector"
             )
-        with gr.Accordion("Figures (JSON)", open=False):
-            results = gr.JSON(elem_id="arena-results")
+        with gr.Accordion("Figures", open=False):
+            figures = gr.Dataframe(headers=FIGURE_COLUMNS, interactive=False, elem_id="arena-figures")
+        results = gr.JSON(visible=False, elem_id="arena-results")  # the same figures for API clients
         state = gr.State(None)
         if engine is not None:
             for event in registry.build(engine):
-                event.then(refresh_picker, None, [names], api_visibility="private")
+                event.then(refresh_picker, [source, names], [names], api_visibility="private")
 
-    Context.root_block.load(refresh_picker, None, [names], api_visibility="private")
+    Context.root_block.load(refresh_picker, [source, names], [names], api_visibility="private")
     source.change(pick_source, [source], [qid, paste_box, message], api_visibility="private")
+    source.change(refresh_picker, [source, names], [names], api_visibility="private")
+    names.change(warn, [names], [warnings], api_visibility="private")
     run_btn.click(
         run,
-        [source, qid, query, passages, qrels, names, top_k, window, step, max_new_tokens],
-        [board, results, message, state, inspect_name],
+        [source, qid, query, passages, qrels, names, top_k, window, step, max_new_tokens, pace],
+        [board, results, figures, message, state, inspect_name],
         api_name="arena_run",
         concurrency_limit=4,
     )

@@ -1,5 +1,5 @@
-"""Pure HTML for the review screen: item header, reasoning with linked [n] mentions, passage cards,
-side-by-side rankings and the fix diff.
+"""Pure HTML for the review screen: item header, reasoning with linked [n] mentions (each points at
+passage n in the orderable list beside it), side-by-side rankings and the fix diff.
 
 Every piece of user or dataset text passes through `esc` before it meets markup: imported
 passages and teacher traces are untrusted (a passage may hold `<script>` or an `onerror=`
@@ -17,9 +17,8 @@ from reasonrank.imports import ALPHA
 from reasonrank.metrics import kendall_tau
 
 MENTION = re.compile(r"\[(\d{1,3})\]")
-SNIPPET_CHARS = 240
 
-# Shared by the item view (gr.HTML css_template): cards, mentions, the consistency bar.
+# Shared by the item view (gr.HTML css_template): trace box, mentions, the consistency bar.
 ITEM_CSS = """
 .rr-head h3 { margin: 0 0 4px 0; }
 .rr-meta { color: #555; font-size: 0.9em; }
@@ -30,29 +29,23 @@ ITEM_CSS = """
 .rr-bar { position: relative; height: 8px; width: 220px; background: #eee; border-radius: 4px; display: inline-block; vertical-align: middle; }
 .rr-bar-fill { position: absolute; left: 0; top: 0; bottom: 0; background: #6b8cd6; border-radius: 4px; }
 .rr-bar-alpha { position: absolute; top: -3px; bottom: -3px; width: 2px; background: #c0392b; }
-.rr-cols { display: flex; gap: 16px; align-items: flex-start; }
-.rr-reasoning { flex: 1; white-space: pre-wrap; max-height: 640px; overflow: auto; border: 1px solid #ddd; padding: 8px; border-radius: 6px; }
-.rr-cards { flex: 1; max-height: 640px; overflow: auto; }
-.rr-card { border: 1px solid #ddd; border-radius: 6px; padding: 6px 8px; margin-bottom: 6px; white-space: pre-wrap; }
-.rr-card.rr-hl { outline: 3px solid #f39c12; background: #fff8e6; }
+.rr-reasoning { white-space: pre-wrap; max-height: calc(100vh - 390px); overflow: auto; border: 1px solid #ddd; padding: 8px; border-radius: 6px; margin-top: 6px; }
+.rr-raw { margin-top: 4px; }
 .rr-mention { color: #1f5fbf; cursor: pointer; text-decoration: underline; }
 .rr-note { color: #8a5a00; font-style: italic; }
 """
 
-# Hover or click on a [n] mention lights up its passage card (delegated, survives re-renders).
+# Hover or click on a [n] mention lights up passage n in the orderable list (#rr-drag, another
+# component, so the lookup is page-wide); a click also scrolls it into view and opens it.
 ITEM_JS = """
-const light = (docid, on) => element.querySelectorAll('.rr-card').forEach(c => {
-  if (c.dataset.docid === docid) c.classList.toggle('rr-hl', on);
-});
+const passages = docid => document.querySelectorAll(`#rr-drag li[data-id="${CSS.escape(docid)}"]`);
+const light = (docid, on) => passages(docid).forEach(li => li.classList.toggle('rr-hl', on));
 element.addEventListener('mouseover', e => { const m = e.target.closest('.rr-mention'); if (m) light(m.dataset.docid, true); });
 element.addEventListener('mouseout', e => { const m = e.target.closest('.rr-mention'); if (m) light(m.dataset.docid, false); });
 element.addEventListener('click', e => {
   const m = e.target.closest('.rr-mention'); if (!m) return;
   e.preventDefault();
-  element.querySelectorAll('.rr-card.rr-hl').forEach(c => c.classList.remove('rr-hl'));
-  element.querySelectorAll('.rr-card').forEach(c => {
-    if (c.dataset.docid === m.dataset.docid) { c.classList.add('rr-hl'); c.scrollIntoView({block: 'nearest'}); }
-  });
+  passages(m.dataset.docid).forEach(li => { li.classList.add('rr-hl', 'rr-open'); li.scrollIntoView({block: 'nearest'}); });
 });
 """
 
@@ -89,45 +82,36 @@ def header_html(view) -> str:
     )
 
 
-def reasoning_html(reasoning: str | None, prompt_to_docid: dict[int, str], model: str | None = None) -> str:
-    """The trace with each [n] turned into a link to passage n's card (n = first-stage position)."""
+def reasoning_html(
+    reasoning: str | None, prompt_to_docid: dict[int, str], model: str | None = None, raw_output: str | None = None
+) -> str:
+    """The trace with each [n] linked to passage n (n = first-stage position). Without reasoning,
+    the model's recorded answer (its [n] linked too) when there is one, said to be just that."""
     if not reasoning:
         who = f" ({esc(model)})" if model else ""
-        return f'<p class="rr-note">This label has no reasoning text{who}: only its ranking can be reviewed.</p>'
-
-    def link(match: re.Match) -> str:
-        docid = prompt_to_docid.get(int(match.group(1)))
-        if docid is None:
-            return match.group(0)
-        return (
-            f'<a class="rr-mention" href="#" data-docid="{esc(docid)}" '
-            f'title="passage {esc(docid)}">[{match.group(1)}]</a>'
-        )
-
-    return MENTION.sub(link, esc(reasoning))
+        note = f'<p class="rr-note">This label has no reasoning text{who}: only its ranking can be reviewed.'
+        if not raw_output:
+            return note + "</p>"
+        answer = MENTION.sub(lambda m: _mention(m, prompt_to_docid), esc(raw_output))
+        return f'{note} The model\'s recorded answer:</p><div class="rr-raw">{answer}</div>'
+    return MENTION.sub(lambda m: _mention(m, prompt_to_docid), esc(reasoning))
 
 
-def passage_cards_html(passages: Sequence) -> str:
-    """Cards in the teacher's order: rank, [n], docid, gold grade when judged, title and text."""
-    cards = []
-    for rank, p in enumerate(passages, 1):
-        grade = "" if p.grade is None else f' <span class="rr-badge rr-ok">grade {p.grade}</span>'
-        title = f"<b>{esc(p.title)}</b>\n" if p.title else ""
-        cards.append(
-            f'<div class="rr-card" data-docid="{esc(p.docid)}">'
-            f"<b>#{rank}</b> [{p.prompt_id}] <code>{esc(p.docid)}</code>{grade}\n{title}{esc(p.text)}</div>"
-        )
-    return "".join(cards)
+def _mention(match: re.Match, prompt_to_docid: dict[int, str]) -> str:
+    """One [n] as a link to passage n, or left as text when no passage has that number."""
+    docid = prompt_to_docid.get(int(match.group(1)))
+    if docid is None:
+        return match.group(0)
+    return (
+        f'<a class="rr-mention" href="#" data-docid="{esc(docid)}" title="passage {esc(docid)}">[{match.group(1)}]</a>'
+    )
 
 
 def item_html(view) -> str:
-    """The whole read-only item view: header, then reasoning beside the passage cards."""
+    """The read-only item view: header, then the trace (the passages are in the orderable list)."""
     prompt_to_docid = {p.prompt_id: p.docid for p in view.passages}
-    return (
-        header_html(view) + '<div class="rr-cols">'
-        f'<div class="rr-reasoning">{reasoning_html(view.reasoning, prompt_to_docid, view.model)}</div>'
-        f'<div class="rr-cards">{passage_cards_html(view.passages)}</div></div>'
-    )
+    trace = reasoning_html(view.reasoning, prompt_to_docid, view.model, getattr(view, "raw_output", None))
+    return header_html(view) + f'<div class="rr-reasoning">{trace}</div>'
 
 
 def rankings_html(teacher: Sequence[str], current: Sequence[str], grades: dict[str, int | None]) -> str:
@@ -143,6 +127,26 @@ def rankings_html(teacher: Sequence[str], current: Sequence[str], grades: dict[s
     return (
         '<table class="rr-rankings"><thead><tr><th>#</th><th>teacher</th><th>current</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+PROGRESS_CSS = """
+.rr-prog { border-collapse: collapse; font-size: 0.85em; width: 100%; }
+.rr-prog td, .rr-prog th { border: 1px solid #e4e4e4; padding: 1px 6px; text-align: right; }
+.rr-prog td:first-child, .rr-prog th:first-child { text-align: left; }
+"""
+
+
+def progress_html(rows: Sequence) -> str:
+    """The reviewer's progress per dataset as one compact table (db.queue.DatasetProgress rows)."""
+    body = "".join(
+        f"<tr><td>{esc(row.dataset)}</td><td>{row.mine}</td><td>{row.accepted + row.fixed + row.rejected}</td>"
+        f"<td>{row.pending}</td><td>{row.conflict}</td><td>{row.total}</td></tr>"
+        for row in rows
+    )
+    return (
+        '<table class="rr-prog"><thead><tr><th>dataset</th><th>mine</th><th>done</th><th>pending</th>'
+        f"<th>conflict</th><th>total</th></tr></thead><tbody>{body}</tbody></table>"
     )
 
 
@@ -168,8 +172,8 @@ def drag_items(passages: Sequence, order: Sequence[str]) -> list[dict]:
     items = []
     for docid in order:
         p = by_id[docid]
-        snippet = p.text if len(p.text) <= SNIPPET_CHARS else p.text[:SNIPPET_CHARS] + "…"
+        text = f"{p.title}\n{p.text}" if p.title else p.text
         items.append(
-            {"id": docid, "n": p.prompt_id, "grade": "" if p.grade is None else f"grade {p.grade}", "snippet": snippet}
+            {"id": docid, "n": p.prompt_id, "grade": "" if p.grade is None else f"grade {p.grade}", "text": text}
         )
     return items

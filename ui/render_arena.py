@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reasonrank.arena import METRICS, Lane
+from reasonrank.arena import METRICS, Lane, judged_metrics, rel_level_for, relevance_note
 from reasonrank.evaluate import metric_label
 from reasonrank.types import CandidateList, WindowCall
 from ui.render import esc
@@ -41,6 +41,10 @@ ARENA_CSS = """
 .ar-hl { outline: 2px solid #f39c12; background: #fff2d6 !important; }
 .ar-window { border: 1px solid #ddd; border-radius: 6px; padding: 6px 8px; margin-bottom: 6px; }
 .ar-window pre { white-space: pre-wrap; }
+.ar-first td { color: #555; font-style: italic; }
+.ar-note { font-size: 0.82em; color: #555; margin: 2px 0; }
+.ar-recorded { display: inline-block; padding: 0 6px; border-radius: 8px; background: #e6ecfa; color: #1f3f8a; font-size: 0.8em; margin-left: 4px; }
+.ar-caption { font-size: 0.85em; color: #555; margin: -6px 0 8px 0; }
 .ar-reason { display: inline-block; padding: 0 6px; border-radius: 8px; background: #fde2e1; color: #8a1c12; margin-right: 4px; }
 """
 
@@ -56,7 +60,8 @@ element.addEventListener('mouseout', e => { const d = e.target.closest('.ar-doc'
 
 def _doc_cell(candidates: CandidateList, docid: str, texts: dict[str, str]) -> str:
     grade = (candidates.qrels or {}).get(docid)
-    gold = " ar-gold" if grade is not None and grade > 0 else ""
+    # shaded as relevant under the same convention as the figures (DL19: grade >= 2)
+    gold = " ar-gold" if grade is not None and grade >= rel_level_for(candidates.dataset) else ""
     badge = "" if grade is None else f'<span class="ar-grade">g{grade}</span>'
     snippet = texts.get(docid, "")[:SNIPPET_CHARS]
     return (
@@ -69,10 +74,18 @@ def _figure(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def summary_html(lanes: Sequence[Lane]) -> str:
-    """One row per reranker: status, nDCG@10, Recall@10, tokens, seconds; the best figure bold."""
+def summary_html(lanes: Sequence[Lane], candidates: CandidateList | None = None) -> str:
+    """A first-stage row to compare against, then one row per reranker: status, METRICS, tokens,
+    seconds; the best reranker figure bold; the relevance convention named under the table."""
     best = {name: max((lane.metrics.get(name, -1.0) for lane in lanes), default=-1.0) for name in METRICS}
     rows = []
+    if candidates is not None and candidates.qrels:
+        first = judged_metrics(candidates.docids, candidates)
+        rows.append(
+            '<tr class="ar-first"><td>first stage <small>(input order)</small></td><td>–</td>'
+            + "".join(f"<td>{_figure(first.get(name))}</td>" for name in METRICS)
+            + "<td>–</td><td>–</td><td>–</td></tr>"
+        )
     for lane in lanes:
         cells = [
             f"<td>{esc(lane.name)} <small>({esc(lane.backend)})</small></td>",
@@ -89,11 +102,16 @@ def summary_html(lanes: Sequence[Lane]) -> str:
         ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     metric_heads = "".join(f"<th>{metric_label(name)}</th>" for name in METRICS)
+    caption = (
+        f'<p class="ar-caption">{esc(relevance_note(candidates.dataset))}</p>'
+        if candidates is not None and candidates.qrels
+        else ""
+    )
     return (
         '<table class="ar-summary"><thead><tr><th>reranker</th><th>status</th>'
         + metric_heads
         + "<th>tokens in / out</th><th>first token s</th><th>total s</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<tbody>{''.join(rows)}</tbody></table>{caption}"
     )
 
 
@@ -112,9 +130,11 @@ def lane_html(lane: Lane) -> str:
     )
     if live or lane.status in ("running", "done"):
         body += f'<div class="ar-live">{live or "…"}</div>'
+    recorded = '<span class="ar-recorded">recorded</span>' if lane.backend == "recorded" else ""
+    note = f'<div class="ar-note">{esc(lane.note)}</div>' if lane.note else ""
     return (
-        f'<div class="ar-lane" data-lane="{esc(lane.name)}"><h4>{esc(lane.name)}</h4>'
-        f'<span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span>{esc(progress)}{body}</div>'
+        f'<div class="ar-lane" data-lane="{esc(lane.name)}"><h4>{esc(lane.name)}{recorded}</h4>'
+        f'<span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span>{esc(progress)}{note}{body}</div>'
     )
 
 
@@ -136,7 +156,7 @@ def rankings_html(lanes: Sequence[Lane], candidates: CandidateList) -> str:
 def board_html(lanes: Sequence[Lane], candidates: CandidateList) -> str:
     """The whole Arena board: summary, live columns, aligned rankings."""
     return (
-        summary_html(lanes)
+        summary_html(lanes, candidates)
         + '<div class="ar-lanes">'
         + "".join(lane_html(lane) for lane in lanes)
         + "</div>"

@@ -11,6 +11,7 @@ this module is only imported inside ui.build_app.
 """
 
 import gradio as gr
+from gradio.context import Context
 from sqlalchemy import Engine
 
 from db.models import ITEM_STATUSES
@@ -23,18 +24,23 @@ from ui.auth import reviewer
 SOURCES = ["", "teacher", "model", "human"]
 
 DRAG_TEMPLATE = """
-<ol class="rr-drag" id="rr-drag-list" aria-label="Your order: select a passage, then arrow up or down moves it">
-{{#each value}}<li draggable="true" tabindex="0" data-id="{{this.id}}">
-<span class="rr-grip">⠿</span> <code>{{this.id}}</code> [{{this.n}}] <span class="rr-grade">{{this.grade}}</span>
-<span class="rr-snippet">{{this.snippet}}</span></li>{{/each}}</ol>
+<ol class="rr-drag" id="rr-drag-list" aria-label="Your order: select a passage, then arrow up or down moves it; Enter opens it">
+{{#each value}}<li draggable="true" tabindex="0" data-id="{{this.id}}" title="click the text or press Enter to read it all">
+<span class="rr-grip">⠿</span> <b>[{{this.n}}]</b> <code>{{this.id}}</code> <span class="rr-grade">{{this.grade}}</span>
+<span class="rr-snippet">{{this.text}}</span></li>{{/each}}</ol>
 """
+# The list holds every passage once: collapsed to two lines, opened in place (click its text or
+# Enter). It scrolls inside its own box so the page, and the actions beside it, never scroll.
 DRAG_CSS = """
-.rr-drag { list-style: decimal; padding-left: 2.2em; margin: 0; }
-.rr-drag li { border: 1px solid #ccc; border-radius: 6px; padding: 4px 8px; margin: 3px 0; cursor: grab; background: #fafafa; }
+.rr-drag { list-style: decimal; padding-left: 2.2em; margin: 0; max-height: calc(100vh - 330px); overflow: auto; }
+.rr-drag li { border: 1px solid #ccc; border-radius: 6px; padding: 3px 8px; margin: 2px 0; cursor: grab; background: #fafafa; }
 .rr-drag li.rr-over { border-color: #1f5fbf; }
 .rr-drag li:focus { outline: 2px solid #1f5fbf; background: #eef4ff; }
+.rr-drag li.rr-hl { outline: 3px solid #f39c12; background: #fff8e6; }
 .rr-grade { color: #1d5e2c; font-size: 0.85em; }
-.rr-snippet { color: #444; font-size: 0.9em; }
+.rr-snippet { display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
+              color: #444; font-size: 0.88em; cursor: pointer; white-space: pre-wrap; }
+.rr-drag li.rr-open .rr-snippet { display: block; -webkit-line-clamp: unset; }
 """
 # Native HTML5 drag and drop on the root element (delegation survives re-renders). The keyboard
 # path: the selected (focused) passage moves one place per ↑/↓ and keeps the focus, so repeated
@@ -56,8 +62,12 @@ element.addEventListener('drop', e => {
   items.splice((e.clientY - box.top) > box.height / 2 ? to + 1 : to, 0, moved);
   props.value = items; trigger('change'); dragId = null;
 });
+element.addEventListener('click', e => {
+  const text = e.target.closest('.rr-snippet'); if (text) text.closest('li').classList.toggle('rr-open');
+});
 let moving = null;  // the passage just moved, until the focus has followed it
 element.addEventListener('keydown', e => {
+  if (e.key === 'Enter' && e.target.matches('li[data-id]')) { e.preventDefault(); e.target.classList.toggle('rr-open'); return; }
   const step = {ArrowUp: -1, ArrowDown: 1}[e.key];
   const li = step && !(e.ctrlKey || e.metaKey || e.altKey || e.shiftKey) && e.target.closest('li[data-id]');
   if (!li) return;
@@ -83,9 +93,9 @@ if (!window.__rrReviewKeys) {
 }
 """
 HELP = (
-    "Keys: **a** accept · **f** save fix · **r** reject (needs a reason) · **s** skip · **n** next. "
-    "Fix the order by dragging passages; or click a passage (or Tab to it) and press **↑**/**↓** to "
-    "move it one place; or type the order (docids, best first) and press Enter."
+    "**a** accept · **f** save fix · **r** reject (reason first) · **s** skip · **n** next · "
+    "drag a passage, or select it and **↑**/**↓** · **Enter** or a click on its text opens it · "
+    "[n] in the trace points at passage n"
 )
 # Runs in the browser on every change of the drag list: the order box follows at once, so a save
 # pressed right after a move (keys "↓ f") stores that move; a server round trip could lag behind.
@@ -137,8 +147,8 @@ def build(engine: Engine) -> None:
             render.drag_items(view.passages, order),
             ", ".join(order),
             view.current_reasoning or view.reasoning or "",
-            "",
-            ui_message(message),
+            view.my_note or "",
+            ui_message(message + (f" Your {view.my_decision} note: {view.my_note}" if view.my_note else "")),
             diff,
             context,
         )
@@ -237,13 +247,7 @@ def build(engine: Engine) -> None:
             rows = progress(engine, reviewer(request))
         except InputError as exc:
             return ui_message(str(exc), "error"), gr.update()
-        lines = ["| dataset | mine | done | pending | conflict | total |", "|---|---|---|---|---|---|"]
-        for row in rows:
-            done = row.accepted + row.fixed + row.rejected
-            lines.append(
-                f"| {render.esc(row.dataset)} | {row.mine} | {done} | {row.pending} | {row.conflict} | {row.total} |"
-            )
-        return "\n".join(lines), gr.update(choices=[""] + [row.dataset for row in rows])
+        return render.progress_html(rows), gr.update(choices=[""] + [row.dataset for row in rows])
 
     def fix_ranking(
         item_id: int, version: int, ranking: list[str], reasoning: str = "", request: gr.Request = None
@@ -270,39 +274,58 @@ def build(engine: Engine) -> None:
         }
 
     with gr.Tab("Review", id="review"):
-        with gr.Row():
-            dataset = gr.Dropdown([""], value="", label="Dataset", allow_custom_value=True, elem_id="rr-dataset")
-            status = gr.Dropdown(list(ITEM_STATUSES), value="pending", label="Status", elem_id="rr-status")
-            source = gr.Dropdown(SOURCES, value="", label="Label source", elem_id="rr-source")
-            min_c = gr.Number(0.0, minimum=0, maximum=1, step=0.05, label="Min consistency", elem_id="rr-min")
-            max_c = gr.Number(1.0, minimum=0, maximum=1, step=0.05, label="Max consistency", elem_id="rr-max")
-        progress_md = gr.Markdown(elem_id="rr-progress")
-        with gr.Row():
-            next_btn = gr.Button("Next (n)", variant="primary", elem_id="rr-next")
-            item_id = gr.Number(None, label="Item id", precision=0, elem_id="rr-item-id")
-            version = gr.Number(None, label="Version", precision=0, interactive=False, elem_id="rr-version")
-            reload_btn = gr.Button("Reload / open item", elem_id="rr-reload")
+        # One screen at 1440×900: filters and item controls on one row; the trace, the orderable
+        # list and the actions side by side below it (the trace and the list scroll in their own
+        # boxes), so Accept / Fix / Reject never need a scroll.
+        with gr.Row(equal_height=True):
+            dataset = gr.Dropdown(
+                [""], value="", label="Dataset", allow_custom_value=True, elem_id="rr-dataset", min_width=120
+            )
+            status = gr.Dropdown(
+                list(ITEM_STATUSES), value="pending", label="Status", elem_id="rr-status", min_width=100
+            )
+            source = gr.Dropdown(SOURCES, value="", label="Label source", elem_id="rr-source", min_width=100)
+            min_c = gr.Number(
+                0.0, minimum=0, maximum=1, step=0.05, label="Min consistency", elem_id="rr-min", min_width=90
+            )
+            max_c = gr.Number(
+                1.0, minimum=0, maximum=1, step=0.05, label="Max consistency", elem_id="rr-max", min_width=90
+            )
+            next_btn = gr.Button("Next (n)", variant="primary", elem_id="rr-next", min_width=90)
+            item_id = gr.Number(None, label="Item id", precision=0, elem_id="rr-item-id", min_width=80)
+            version = gr.Number(
+                None, label="Version", precision=0, interactive=False, elem_id="rr-version", min_width=70
+            )
+            reload_btn = gr.Button("Reload / open item", elem_id="rr-reload", min_width=110)
         message = gr.Markdown(elem_id="rr-message")
-        item_view = gr.HTML("", css_template=render.ITEM_CSS, js_on_load=render.ITEM_JS, elem_id="rr-item")
         with gr.Row():
-            with gr.Column():
-                gr.Markdown("**Your order** (drag, or select and ↑/↓, to fix)")
+            with gr.Column(scale=5, min_width=360):
+                item_view = gr.HTML("", css_template=render.ITEM_CSS, js_on_load=render.ITEM_JS, elem_id="rr-item")
+            with gr.Column(scale=5, min_width=360):
                 drag = gr.HTML(
                     [], html_template=DRAG_TEMPLATE, css_template=DRAG_CSS, js_on_load=DRAG_JS, elem_id="rr-drag"
                 )
-                order = gr.Textbox(label="Order (docids, best first; Enter applies)", elem_id="rr-order")
-            with gr.Column():
-                gr.Markdown("**Teacher vs current**")
-                rankings = gr.HTML("", elem_id="rr-rankings")
+            with gr.Column(scale=4, min_width=300, elem_id="rr-side"):
+                with gr.Row():
+                    accept_btn = gr.Button("Accept (a)", variant="primary", elem_id="rr-accept", min_width=60)
+                    fix_btn = gr.Button("Save fix (f)", elem_id="rr-fix", min_width=60)
+                with gr.Row():
+                    reject_btn = gr.Button("Reject (r)", variant="stop", elem_id="rr-reject", min_width=60)
+                    skip_btn = gr.Button("Skip (s)", elem_id="rr-skip", min_width=60)
+                note = gr.Textbox(label="Reject reason / note", elem_id="rr-note", lines=1)
                 diff = gr.HTML("", elem_id="rr-diff")
-        reasoning = gr.Textbox(label="Reasoning (edit to correct the trace)", lines=4, elem_id="rr-reasoning")
-        note = gr.Textbox(label="Reject reason / note", elem_id="rr-note")
-        with gr.Row():
-            accept_btn = gr.Button("Accept (a)", elem_id="rr-accept")
-            fix_btn = gr.Button("Save fix (f)", elem_id="rr-fix")
-            reject_btn = gr.Button("Reject (r)", variant="stop", elem_id="rr-reject")
-            skip_btn = gr.Button("Skip (s)", elem_id="rr-skip")
-        gr.Markdown(HELP)
+                order = gr.Textbox(
+                    label="Order (docids, best first; Enter applies)", elem_id="rr-order", lines=1, max_lines=2
+                )
+                gr.Markdown(HELP, elem_id="rr-help")
+                progress_md = gr.HTML("", css_template=render.PROGRESS_CSS, elem_id="rr-progress")
+                with gr.Row():
+                    with gr.Accordion("Edit the reasoning", open=False):
+                        reasoning = gr.Textbox(
+                            label="Reasoning (edit to correct the trace)", lines=6, elem_id="rr-reasoning"
+                        )
+                    with gr.Accordion("Teacher vs current", open=False):
+                        rankings = gr.HTML("", elem_id="rr-rankings")
         context = gr.State(None)
 
         item_outputs = [item_id, version, item_view, rankings, drag, order, reasoning, note, message, diff, context]
@@ -318,6 +341,7 @@ def build(engine: Engine) -> None:
             button.click(saver(decision), save_inputs, [message, version, diff], api_name=decision).then(
                 show_progress, None, [progress_md, dataset], api_visibility="private"
             )
+        Context.root_block.load(show_progress, None, [progress_md, dataset], api_visibility="private")
         drag.change(None, [drag], [order], js=ORDER_FROM_LIST_JS, api_visibility="private")
         drag.change(compare_drag, [drag, context], [rankings, diff], api_visibility="private")
         order.submit(drag_from_order, [order, drag], [drag, message], api_visibility="private")
