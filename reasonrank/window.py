@@ -40,9 +40,13 @@ Span = tuple[int, int]
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """How to slide: the paper's setting is window 20, step 10, top 100, one pass.
+    """How to rerank: the paper's setting is window 20, step 10, top 100, one pass.
 
     Frozen, so one default instance can be shared safely (it is the default of `rerank`).
+    `method` names a reranking method of `reasonrank.methods` (default: ReasonRank's listwise
+    sliding window); `num_child`, `sort_k` and `max_query_tokens` are knobs of the methods that
+    use them (setwise sorts), and the listwise fields are ignored by methods without windows.
+    A method's own defaults are applied by `reasonrank.methods.with_defaults`.
     """
 
     window: int = 20
@@ -51,6 +55,10 @@ class WindowConfig:
     passes: int = 1
     max_passage_tokens: int = 512
     generation: GenerationParams = field(default_factory=GenerationParams)
+    method: str = "reasonrank"
+    num_child: int = 19  # setwise: children per heap node (a comparison shows num_child + 1)
+    sort_k: int = 10  # setwise: how many top passages the sort extracts
+    max_query_tokens: int | None = None  # truncate the query to N tokens (None: never)
 
     def __post_init__(self) -> None:
         if self.window < 2:
@@ -63,6 +71,10 @@ class WindowConfig:
             raise InputError(f"passes must be at least 1, got {self.passes}")
         if self.max_passage_tokens < 1:
             raise InputError(f"max_passage_tokens must be at least 1, got {self.max_passage_tokens}")
+        if self.num_child < 1 or self.sort_k < 1:
+            raise InputError(f"num_child and sort_k must be at least 1, got {self.num_child} and {self.sort_k}")
+        if self.max_query_tokens is not None and self.max_query_tokens < 1:
+            raise InputError(f"max_query_tokens must be at least 1, got {self.max_query_tokens}")
 
 
 def window_spans(n: int, window: int, step: int, top_k: int) -> list[Span]:
@@ -100,9 +112,9 @@ class _QueryState:
     cannot be confused, and reordering a window is one slice assignment of `window` ints.
     """
 
-    __slots__ = ("candidates", "qid", "query", "order", "spans", "prepared", "calls")
+    __slots__ = ("candidates", "qid", "query", "order", "spans", "prepared", "calls", "mode", "method")
 
-    def __init__(self, candidates: CandidateList, config: WindowConfig) -> None:
+    def __init__(self, candidates: CandidateList, config: WindowConfig, mode: str = "rank_GPT_reasoning") -> None:
         self.candidates = candidates.candidates
         self.qid = candidates.query.qid
         self.query = prompts.prepare_query(candidates.query.text)
@@ -110,6 +122,8 @@ class _QueryState:
         self.spans = window_spans(len(self.candidates), config.window, config.step, config.top_k)
         self.prepared: list[str | None] = [None] * len(self.candidates)
         self.calls: list[WindowCall] = []
+        self.mode = mode
+        self.method = config.method
 
     def newcomers(self, position: int) -> range:
         """The candidates that first enter a window at `position` of the first pass.
@@ -125,7 +139,7 @@ class _QueryState:
     def window_messages(self, position: int) -> list[Message]:
         start, end = self.spans[position]
         texts = [self.prepared[index] for index in self.order[start:end]]
-        return prompts.build_messages(self.query, texts)  # type: ignore[arg-type]
+        return prompts.build_messages(self.query, texts, self.mode)  # type: ignore[arg-type]
 
     def apply(self, pass_index: int, position: int, messages: list[Message], completion: Completion) -> None:
         """Parse one completion, reorder its window in place and record the call."""
@@ -156,6 +170,7 @@ class _QueryState:
                 tokens_out=completion.tokens_out,
                 seconds=completion.seconds,
                 finish_reason=completion.finish_reason,
+                method=self.method,
             )
         )
 
@@ -173,6 +188,22 @@ def rerank(
     config: WindowConfig = WindowConfig(),
     on_step: Callable[[int, int], None] | None = None,
 ) -> list[RankResult]:
+    """Rerank every list with `config.method` (default: ReasonRank's sliding window).
+
+    The methods live in `reasonrank.methods`; each drives `backend` batched across queries.
+    """
+    from reasonrank.methods import get_method
+
+    return get_method(config.method).run(lists, backend, config, on_step)
+
+
+def sliding_window(
+    lists: list[CandidateList],
+    backend: Backend,
+    config: WindowConfig = WindowConfig(),
+    on_step: Callable[[int, int], None] | None = None,
+    mode: str = "rank_GPT_reasoning",
+) -> list[RankResult]:
     """Rerank every list's top_k with back-to-front sliding windows, one model call per position.
 
     Each pass sweeps all window positions; at position t every query that has a t-th window
@@ -183,9 +214,10 @@ def rerank(
 
     Multiple passes repeat the whole back-to-front sweep over the previous pass's result (the
     RankLLM convention). The ReasonRank repository has an unused multi-pass mode that instead
-    starts pass k at rank step*k; it is not reproduced here.
+    starts pass k at rank step*k; it is not reproduced here. `mode` is the ReasonRank prompt
+    mode (`prompts.PROMPT_MODES`).
     """
-    states = [_QueryState(candidates, config) for candidates in lists]
+    states = [_QueryState(candidates, config, mode) for candidates in lists]
     positions = max((len(state.spans) for state in states), default=0)
     total = positions * config.passes
     done = 0
