@@ -153,17 +153,24 @@ class TransformersBackend(Backend):
         from reasonrank.prompts import render_prompt
 
         texts = [render_prompt(messages, self.tokenizer, params.fix_text) for messages in prompts]
-        return self.complete(texts, params)
+        return self._generate_all(texts, params, special_tokens=False)
 
     def complete(self, texts: list[str], params: GenerationParams) -> list[Completion]:
-        """Continue raw text prompts (no chat template), in chunks of `config.batch_size`."""
+        """Continue raw text prompts (no chat template), in chunks of `config.batch_size`.
+
+        The text is tokenized with the tokenizer's special tokens (a BOS where the model has
+        one), as vLLM tokenizes a text prompt; a rendered chat prompt already carries them.
+        """
+        return self._generate_all(texts, params, special_tokens=True)
+
+    def _generate_all(self, texts: list[str], params: GenerationParams, special_tokens: bool) -> list[Completion]:
         import torch
 
         size = self.config.batch_size
         completions: list[Completion] = []
         with self._seeded(params.seed), torch.inference_mode():
             for start in range(0, len(texts), size):
-                completions.extend(self._generate_chunk(texts[start : start + size], params))
+                completions.extend(self._generate_chunk(texts[start : start + size], params, special_tokens))
         return completions
 
     @contextlib.contextmanager
@@ -248,9 +255,11 @@ class TransformersBackend(Backend):
         row = outcome["output"][0, batch["input_ids"].shape[1] :].tolist()
         return self._completion(row, int(batch["attention_mask"].sum()), time.perf_counter() - began)
 
-    def _generate_chunk(self, texts: list[str], params: GenerationParams) -> list[Completion]:
+    def _generate_chunk(self, texts: list[str], params: GenerationParams, special_tokens: bool) -> list[Completion]:
         began = time.perf_counter()
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=special_tokens).to(
+            self.device
+        )
         output = self.model.generate(**batch, **self._generate_kwargs(params))
         sequences = output.sequences if params.logprobs else output
         generated = sequences[:, batch["input_ids"].shape[1] :].tolist()

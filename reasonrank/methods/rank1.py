@@ -214,7 +214,8 @@ def run(
             _Pair(candidates.query.qid, i, p.docid, build_prompt(candidates.query.text, p, wrapper))
             for i, p in enumerate(head)
         ]
-    params = config.generation
+    # the stop strings and log-probabilities are the method itself, whatever the config says
+    params = replace(config.generation, logprobs=TOP_LOGPROBS, stop=STOP)
     first = _complete(backend, [pair.prompt for pair in pairs], params, "rank1 judgements")
     calls: dict[str, list[WindowCall]] = {candidates.query.qid: [] for candidates in lists}
     undecided: list[tuple[_Pair, Completion]] = []
@@ -252,15 +253,9 @@ def run(
 
 
 def _defaults(config: WindowConfig) -> WindowConfig:
-    """rank1's defaults: greedy, 8192 new tokens, top-20 logprobs, the two stop strings; top 100."""
-    return with_generation(
-        replace(config, top_k=100),
-        max_new_tokens=8192,
-        temperature=0.0,
-        top_p=1.0,
-        logprobs=TOP_LOGPROBS,
-        stop=STOP,
-    )
+    """rank1's defaults: greedy, 8192 new tokens; top 100 (run_mteb.py). The stop strings and
+    top-20 log-probabilities are not settings: `run` always asks for them."""
+    return with_generation(replace(config, top_k=100), max_new_tokens=8192, temperature=0.0, top_p=1.0)
 
 
 RANK1 = Method(
