@@ -50,7 +50,8 @@ class Method:
                 changed.append(f"{name}={getattr(own, name)}")
         for name in ("max_new_tokens", "temperature", "top_p", "top_k", "min_p"):
             if getattr(own.generation, name) != getattr(base.generation, name):
-                changed.append(f"{name}={getattr(own.generation, name)}")
+                label = "sampling_top_k" if name == "top_k" else name
+                changed.append(f"{label}={getattr(own.generation, name)}")
         return ", ".join(changed)
 
 
