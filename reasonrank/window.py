@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reasonrank import parse, prompts
@@ -105,6 +106,28 @@ def window_spans(n: int, window: int, step: int, top_k: int) -> list[Span]:
     return spans
 
 
+@dataclass(frozen=True)
+class ListwiseFormat:
+    """How one listwise method shows a window and reads its answer; the sliding window is the same.
+
+    The default is ReasonRank's (prompts.prepare_query / prepare_passages / build_messages in
+    its rank_GPT_reasoning mode, parse.parse_ranking, `window_spans`). `fix_text` says whether
+    a local backend runs ftfy over the rendered chat prompt, as ReasonRank's code does.
+    """
+
+    build: Callable[[str, list[str]], list[Message]] = prompts.build_messages
+    prepare_query: Callable[[str], str] = prompts.prepare_query
+    prepare_passages: Callable[[Sequence[Passage], TokenizerLike | None, int], list[str]] = prompts.prepare_passages
+    parse: Callable[[str, int], parse.ParsedRanking] = parse.parse_ranking
+    spans: Callable[[int, int, int, int], list[Span]] = window_spans
+    fix_text: bool = True
+
+
+def reasonrank_format(mode: str) -> ListwiseFormat:
+    """ReasonRank's format in one of its prompt modes (`prompts.PROMPT_MODES`)."""
+    return ListwiseFormat(build=functools.partial(prompts.build_messages, mode=mode))
+
+
 class _QueryState:
     """One query's progress: its current order (as candidate indices) and its call records.
 
@@ -112,17 +135,17 @@ class _QueryState:
     cannot be confused, and reordering a window is one slice assignment of `window` ints.
     """
 
-    __slots__ = ("candidates", "qid", "query", "order", "spans", "prepared", "calls", "mode", "method")
+    __slots__ = ("candidates", "qid", "query", "order", "spans", "prepared", "calls", "format", "method")
 
-    def __init__(self, candidates: CandidateList, config: WindowConfig, mode: str = "rank_GPT_reasoning") -> None:
+    def __init__(self, candidates: CandidateList, config: WindowConfig, fmt: ListwiseFormat) -> None:
         self.candidates = candidates.candidates
         self.qid = candidates.query.qid
-        self.query = prompts.prepare_query(candidates.query.text)
+        self.query = fmt.prepare_query(candidates.query.text)
         self.order = list(range(len(self.candidates)))
-        self.spans = window_spans(len(self.candidates), config.window, config.step, config.top_k)
+        self.spans = fmt.spans(len(self.candidates), config.window, config.step, config.top_k)
         self.prepared: list[str | None] = [None] * len(self.candidates)
         self.calls: list[WindowCall] = []
-        self.mode = mode
+        self.format = fmt
         self.method = config.method
 
     def newcomers(self, position: int) -> range:
@@ -139,13 +162,13 @@ class _QueryState:
     def window_messages(self, position: int) -> list[Message]:
         start, end = self.spans[position]
         texts = [self.prepared[index] for index in self.order[start:end]]
-        return prompts.build_messages(self.query, texts, self.mode)  # type: ignore[arg-type]
+        return self.format.build(self.query, texts)  # type: ignore[arg-type]
 
     def apply(self, pass_index: int, position: int, messages: list[Message], completion: Completion) -> None:
         """Parse one completion, reorder its window in place and record the call."""
         start, end = self.spans[position]
         before = self.order[start:end]
-        parsed = parse.parse_ranking(completion.text, len(before))
+        parsed = self.format.parse(completion.text, len(before))
         # A server with a reasoning parser returns the reasoning separately and `text` is the
         # answer; otherwise parsed.reasoning is the <think> text, as parse.split_reasoning finds it.
         reasoning = completion.reasoning if completion.reasoning is not None else parsed.reasoning
@@ -202,7 +225,7 @@ def sliding_window(
     backend: Backend,
     config: WindowConfig = WindowConfig(),
     on_step: Callable[[int, int], None] | None = None,
-    mode: str = "rank_GPT_reasoning",
+    fmt: ListwiseFormat = ListwiseFormat(),
 ) -> list[RankResult]:
     """Rerank every list's top_k with back-to-front sliding windows, one model call per position.
 
@@ -214,10 +237,10 @@ def sliding_window(
 
     Multiple passes repeat the whole back-to-front sweep over the previous pass's result (the
     RankLLM convention). The ReasonRank repository has an unused multi-pass mode that instead
-    starts pass k at rank step*k; it is not reproduced here. `mode` is the ReasonRank prompt
-    mode (`prompts.PROMPT_MODES`).
+    starts pass k at rank step*k; it is not reproduced here. `fmt` is the method's prompt,
+    passage preparation, parser and window spans (default: ReasonRank 7B/32B).
     """
-    states = [_QueryState(candidates, config, mode) for candidates in lists]
+    states = [_QueryState(candidates, config, fmt) for candidates in lists]
     positions = max((len(state.spans) for state in states), default=0)
     total = positions * config.passes
     done = 0
@@ -226,7 +249,8 @@ def sliding_window(
         for p in range(positions)
     ]
     chunks = [[state.candidates[index] for state, index in chunk] for chunk in newcomers]
-    texts = _prepared_ahead(chunks, backend.tokenizer, config.max_passage_tokens)
+    texts = _prepared_ahead(chunks, backend.tokenizer, config.max_passage_tokens, fmt.prepare_passages)
+    generation = config.generation if fmt.fix_text else replace(config.generation, fix_text=False)
     with contextlib.closing(texts):
         for pass_index in range(config.passes):
             for position in range(positions):
@@ -235,7 +259,7 @@ def sliding_window(
                     for (state, index), text in zip(newcomers[position], next(texts)):
                         state.prepared[index] = text
                 batch = [state.window_messages(position) for state in active]
-                completions = backend.generate(batch, config.generation)
+                completions = backend.generate(batch, generation)
                 if len(completions) != len(batch):
                     raise BackendError(
                         f"backend {backend.name!r} returned {len(completions)} completions "
@@ -250,9 +274,12 @@ def sliding_window(
 
 
 def _prepared_ahead(
-    chunks: list[list[Passage]], tokenizer: TokenizerLike | None, max_tokens: int
+    chunks: list[list[Passage]],
+    tokenizer: TokenizerLike | None,
+    max_tokens: int,
+    prepare: Callable[[Sequence[Passage], TokenizerLike | None, int], list[str]] = prompts.prepare_passages,
 ) -> Iterator[list[str]]:
-    """`prompts.prepare_passages` of each chunk, in order, computed ahead in a background thread.
+    """`prepare` (default `prompts.prepare_passages`) of each chunk, in order, computed ahead in a background thread.
 
     Which passages enter each window position of the first pass is known before any model call,
     so their preparation (tokenizer + ftfy, ~0.1 ms a passage) runs while the model generates
@@ -264,11 +291,11 @@ def _prepared_ahead(
     """
     private = _borrow_copy(tokenizer)
     if private is _NO_COPY:
-        yield from (prompts.prepare_passages(chunk, tokenizer, max_tokens) for chunk in chunks)
+        yield from (prepare(chunk, tokenizer, max_tokens) for chunk in chunks)
         return
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasonrank-prepare") as pool:
-            yield from pool.map(lambda chunk: prompts.prepare_passages(chunk, private, max_tokens), chunks)
+            yield from pool.map(lambda chunk: prepare(chunk, private, max_tokens), chunks)
     finally:  # the pool has stopped, so the copy is free again
         _spare_copies(tokenizer).append(private)
 

@@ -132,3 +132,22 @@ def test_stop_strings_end_the_text_before_them(tiny, dl19):
     [stopped] = tiny.complete([text], GenerationParams(max_new_tokens=12, temperature=0.0, stop=(stop,)))
     assert stopped.text == free.text[: free.text.index(stop)]
     assert stopped.finish_reason == "stop" and stopped.tokens_out < free.tokens_out
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "calls"),
+    [
+        ("rearank", {"top_k": 5, "window": 3, "step": 2}, [2, 2]),  # windows (2, 5), (0, 3)
+        ("rank-k", {"top_k": 5, "window": 3, "step": 2, "max_passage_tokens": 16}, [2, 2]),
+        ("grouprank", {"top_k": 5, "window": 3, "step": 3, "passes": 2, "max_passage_tokens": 200}, [8]),
+    ],
+)
+def test_more_methods_end_to_end(tiny, dl19, name, changes, calls):
+    lists = _small(dl19)
+    config = with_defaults(name, WindowConfig())
+    config = replace(config, **changes, generation=replace(config.generation, max_new_tokens=5, seed=11))
+    backend = Counting(tiny)
+    results = rerank(lists, backend, config)
+    _assert_full(lists, results)
+    assert backend.generates == calls
+    assert all(c.method == name and c.tokens_out > 0 for r in results for c in r.calls)

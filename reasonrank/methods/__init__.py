@@ -12,14 +12,19 @@ from typing import TYPE_CHECKING
 
 from reasonrank.io import InputError
 from reasonrank.methods.base import Method
+from reasonrank.methods.grouprank import GROUPRANK
 from reasonrank.methods.rank1 import RANK1
+from reasonrank.methods.rank_k import RANK_K
 from reasonrank.methods.rank_r1 import RANK_R1, RANK_R1_V02
+from reasonrank.methods.rearank import REARANK
 from reasonrank.methods.reasonrank import REASONRANK, REASONRANK_QWEN3
 
 if TYPE_CHECKING:
     from reasonrank.window import WindowConfig
 
-METHODS: dict[str, Method] = {m.name: m for m in (REASONRANK, REASONRANK_QWEN3, RANK1, RANK_R1, RANK_R1_V02)}
+METHODS: dict[str, Method] = {
+    m.name: m for m in (REASONRANK, REASONRANK_QWEN3, REARANK, RANK_K, RANK1, RANK_R1, RANK_R1_V02, GROUPRANK)
+}
 METHOD_NAMES = tuple(METHODS)
 
 

@@ -40,9 +40,9 @@ def _runner(mode: str):
         config: WindowConfig,
         on_step: Callable[[int, int], None] | None = None,
     ) -> list[RankResult]:
-        from reasonrank.window import sliding_window
+        from reasonrank.window import reasonrank_format, sliding_window
 
-        return sliding_window(lists, backend, config, on_step, mode=mode)
+        return sliding_window(lists, backend, config, on_step, reasonrank_format(mode))
 
     return run
 
