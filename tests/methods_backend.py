@@ -8,8 +8,10 @@ recorded with its parameters.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reasonrank.backends.base import Backend
@@ -112,3 +114,61 @@ class PointwiseJudge(Backend):
         if any(u in passage for u in self.undecided):
             return Completion("Thinking about it. Still unsure", None, 20, 64, "length", top_logprobs=[{7: -0.1}])
         return Completion("The passage answers it.\n", None, 20, 8, "stop", top_logprobs=[{5: -0.2}, *top])
+
+
+class ListwiseOracle(Backend):
+    """Answers any listwise window best first, as `<think>…</think><answer>[a] > [b] …</answer>`
+    followed by the ranking on a last line (Rank-K reads the last line); `shown` reads the
+    passage texts of one prompt in window order."""
+
+    name = "listwise-oracle"
+
+    def __init__(self, shown: Callable[[list[Message]], list[str]]) -> None:
+        self.shown = shown
+        self.batches: list[list[list[Message]]] = []
+        self.params: list[GenerationParams] = []
+
+    def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
+        self.batches.append(prompts)
+        self.params.append(params)
+        out = []
+        for messages in prompts:
+            texts = self.shown(messages)
+            ids = sorted(range(len(texts)), key=lambda i: (-relevance(texts[i]), i))
+            answer = " > ".join(f"[{i + 1}]" for i in ids)
+            out.append(Completion(f"<think>sorted</think>\n<answer>{answer}</answer>\n{answer}", None, 10, 5, "stop"))
+        return out
+
+
+def rearank_shown(messages: list[Message]) -> list[str]:
+    return [m["content"].split("] ", 1)[1] for m in messages[3:-1:2]]
+
+
+def rank_k_shown(messages: list[Message]) -> list[str]:
+    content = messages[0]["content"]
+    body = content[content.index("\n\n[1] ") + 2 :].rstrip("\n")
+    return [part.split("] ", 1)[1] for part in body.split("\n\n")]
+
+
+class GroupScorer(Backend):
+    """Scores each document of a GroupRank prompt by its stated relevance, as the JSON answer;
+    `broken` answers without tags or JSON."""
+
+    name = "group-scorer"
+
+    def __init__(self, broken: bool = False) -> None:
+        self.batches: list[list[list[Message]]] = []
+        self.params: list[GenerationParams] = []
+        self.broken = broken
+
+    def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
+        self.batches.append(prompts)
+        self.params.append(params)
+        out = []
+        for messages in prompts:
+            body = messages[1]["content"].split("Documents:\n", 1)[1].split("\n\n## Final", 1)[0]
+            docs = [part.split("]. ", 1)[1] for part in body.strip("\n").split("\n\n")]
+            scores = {f"[{i}]": max(0, min(10, int(relevance(d)))) for i, d in enumerate(docs, 1)}
+            answer = f"<reason>ok</reason>\n<answer>\n```json\n{json.dumps(scores)}\n```\n</answer>"
+            out.append(Completion("<reason>cut" if self.broken else answer, None, 10, 10, "stop"))
+        return out

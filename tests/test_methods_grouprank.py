@@ -12,7 +12,6 @@ Reranker/reranker_script.sh section 3.2 (group 20, interval 20, 6 repeats, top 1
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from methods_backend import GroupScorer
 
 from reasonrank.backends.base import Backend
 from reasonrank.bright import load_bright_task
@@ -94,33 +94,6 @@ def test_parse_scores(output, scores, reasons):
     assert parse_scores(output, 3) == (scores, reasons)
 
 
-class _Scorer(Backend):
-    """Scores each shown document by the number after "relevance" (0-10), in the JSON answer."""
-
-    name = "group-scorer"
-
-    def __init__(self, broken: bool = False) -> None:
-        self.batches = []
-        self.params = []
-        self.broken = broken
-
-    def generate(self, prompts, params):
-        self.batches.append(prompts)
-        self.params.append(params)
-        out = []
-        for messages in prompts:
-            body = messages[1]["content"].split("Documents:\n", 1)[1].split("\n\n## Final", 1)[0]
-            docs = [part.split("]. ", 1)[1] for part in body.strip("\n").split("\n\n")]
-            scores = {f"[{i}]": int(d.rsplit("relevance ", 1)[1]) for i, d in enumerate(docs, 1)}
-            text = (
-                "<reason>cut"
-                if self.broken
-                else f"<reason>ok</reason>\n<answer>\n```json\n{json.dumps(scores)}\n```\n</answer>"
-            )
-            out.append(Completion(text, None, 10, 10, "stop"))
-        return out
-
-
 def _lists(relevances: list[list[int]]) -> list[CandidateList]:
     return [
         CandidateList(
@@ -133,7 +106,7 @@ def _lists(relevances: list[list[int]]) -> list[CandidateList]:
 
 def test_every_group_of_every_repeat_and_query_in_one_call():
     lists = _lists([[3, 9, 1, 7, 5, 0], [2, 2, 8, 4, 6, 1]])
-    backend = _Scorer()
+    backend = GroupScorer()
     config = with_defaults("grouprank", WindowConfig())
     config = replace(config, window=3, step=2, passes=2)
     results = rerank(lists, backend, config)
@@ -154,11 +127,11 @@ def test_every_group_of_every_repeat_and_query_in_one_call():
 def test_ties_keep_the_order_first_scored_and_failed_groups_score_zero():
     lists = _lists([[5, 5, 5, 5]])
     config = WindowConfig(method="grouprank", window=4, step=4, passes=1)
-    [result] = rerank(lists, _Scorer(), config)
+    [result] = rerank(lists, GroupScorer(), config)
     random_order = list(range(4))
     random.Random(666).shuffle(random_order)
     assert result.ranking == [f"q0-d{i}" for i in random_order]  # all 0.5: first scored first
-    [broken] = rerank(lists, _Scorer(broken=True), config)
+    [broken] = rerank(lists, GroupScorer(broken=True), config)
     assert broken.calls[0].reasons == ["no_answer_tag", "unparsable"]
     assert broken.ranking == [f"q0-d{i}" for i in random_order]  # all 0
 

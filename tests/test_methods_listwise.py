@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from methods_backend import ListwiseOracle, rank_k_shown, rearank_shown
 from scripted_backend import relevance_in_text
 
-from reasonrank.backends.base import Backend
 from reasonrank.bright import load_bright_task
 from reasonrank.methods import rank_k, rearank, with_defaults
-from reasonrank.types import CandidateList, Completion, GenerationParams, Message, Passage, Query
+from reasonrank.types import CandidateList, GenerationParams, Passage, Query
 from reasonrank.window import WindowConfig, rerank, window_spans
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,38 +182,6 @@ def test_every_answer_is_a_full_permutation(response, n):
         assert sorted(parser(response, n).order) == list(range(n))
 
 
-class _Oracle(Backend):
-    """Answers each method's window in its own format, best first by the stated relevance."""
-
-    name = "oracle"
-
-    def __init__(self, shown) -> None:
-        self.shown = shown  # messages -> passage texts in window order
-        self.batches: list[list[list[Message]]] = []
-        self.params: list[GenerationParams] = []
-
-    def generate(self, prompts, params):
-        self.batches.append(prompts)
-        self.params.append(params)
-        out = []
-        for messages in prompts:
-            texts = self.shown(messages)
-            ids = sorted(range(len(texts)), key=lambda i: (-relevance_in_text(texts[i]), i))
-            answer = " > ".join(f"[{i + 1}]" for i in ids)
-            out.append(Completion(f"<think>sorted</think>\n<answer>{answer}</answer>\n{answer}"))
-        return out
-
-
-def _rearank_shown(messages):
-    return [m["content"].split("] ", 1)[1] for m in messages[3:-1:2]]
-
-
-def _rank_k_shown(messages):
-    content = messages[0]["content"]
-    body = content[content.index("\n\n[1] ") + 2 :].rstrip("\n")
-    return [part.split("] ", 1)[1] for part in body.split("\n\n")]
-
-
 def _lists(n_queries: int, n: int) -> list[CandidateList]:
     return [
         CandidateList(
@@ -224,10 +192,10 @@ def _lists(n_queries: int, n: int) -> list[CandidateList]:
     ]
 
 
-@pytest.mark.parametrize(("name", "shown"), [("rearank", _rearank_shown), ("rank-k", _rank_k_shown)])
+@pytest.mark.parametrize(("name", "shown"), [("rearank", rearank_shown), ("rank-k", rank_k_shown)])
 def test_windows_are_batched_across_queries_and_rank_the_head(name, shown):
     lists = _lists(3, 100)
-    backend = _Oracle(shown)
+    backend = ListwiseOracle(shown)
     results = rerank(lists, backend, with_defaults(name, WindowConfig()))
     assert [len(batch) for batch in backend.batches] == [3] * 9
     for cl, result in zip(lists, results):
