@@ -183,3 +183,48 @@ def test_any_scores_yield_a_full_ranking(scores):
     ranking = rank_by_score(docids, filled)
     assert sorted(ranking) == sorted(docids)
     assert [filled[docids.index(d)] for d in ranking] == sorted(filled, reverse=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=20),
+            st.one_of(
+                st.none(),
+                st.lists(st.dictionaries(st.integers(0, 4), st.floats(-30, 0), max_size=4), max_size=3),
+            ),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.integers(1, 12),
+)
+def test_any_output_yields_a_full_ranking_end_to_end(outputs, n):
+    """Whatever text and log-probabilities come back (ids 1 and 2 are " true" / " false"), every
+    candidate is ranked once."""
+    from methods_backend import TrueFalseTokenizer
+
+    from reasonrank.backends.base import Backend
+    from reasonrank.types import Completion
+
+    class Random(Backend):
+        name = "random"
+        tokenizer = TrueFalseTokenizer()
+        count = 0
+
+        def generate(self, prompts, params):
+            raise AssertionError
+
+        def complete(self, texts, params):
+            out = []
+            for _ in texts:
+                text, top = outputs[self.count % len(outputs)]
+                self.count += 1
+                out.append(Completion(text, top_logprobs=top))
+            return out
+
+    lists = _lists([list(range(n))])
+    [result] = rerank(lists, Random(), with_defaults("rank1", WindowConfig()))
+    assert sorted(result.ranking) == sorted(lists[0].docids)
+    assert all(c.score is not None for c in result.calls if c.position == 1 or "no_decision" not in c.reasons)

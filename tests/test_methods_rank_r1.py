@@ -135,6 +135,7 @@ def test_first_comparison_of_a_run_shows_the_seeded_shuffle(dl19):
         ("<think>x</think><answer>[6]</answer>", 5, (None, ["out_of_range"])),
         ("<think>x</think><answer>[2] > [1]</answer>", 5, (None, ["out_of_range"])),
         ("<think>x</think><answer>2</answer>", 5, (None, ["out_of_range"])),
+        ("<think>x</think><answer>[02]</answer>", 5, (None, ["out_of_range"])),  # compared as a string
         ("<answer>[2]</answer>", 5, (None, ["no_answer_tag"])),  # the regex needs the think block
         ("<think>still thinking", 5, (None, ["reasoning_truncated", "no_answer_tag"])),
     ],

@@ -139,9 +139,6 @@ def build_messages(prompt: SetwisePrompt, query: str, documents: Sequence[str]) 
     ]
 
 
-_LABEL = re.compile(r"\[(\d+)\]")
-
-
 def parse_choice(completion: str, shown: int) -> tuple[int | None, list[str]]:
     """(0-based position of the chosen label in the shown order, repair reasons).
 
@@ -151,10 +148,11 @@ def parse_choice(completion: str, shown: int) -> tuple[int | None, list[str]]:
     if answer is None:
         opened = "<think>" in completion.lower() and "</think>" not in completion.lower()
         return None, (["reasoning_truncated"] if opened else []) + ["no_answer_tag"]
-    match = _LABEL.fullmatch(answer.strip())
-    if match is None or not 1 <= int(match.group(1)) <= shown:
+    labels = [f"[{i}]" for i in range(1, shown + 1)]  # the answer must be one of them, as a string
+    choice = answer.strip()
+    if choice not in labels:
         return None, ["out_of_range"]
-    return int(match.group(1)) - 1, []
+    return labels.index(choice), []
 
 
 Comparison = Generator[list[int], "int | None", list[int]]
