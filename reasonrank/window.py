@@ -10,6 +10,9 @@ vLLM / batched generation pay off, and it is why the orchestration here stays li
 it runs between model calls, while the accelerator waits. The one costly step, preparing passages
 (tokenizer + ftfy), does not depend on model output, so it runs ahead in a background thread
 while the model generates.
+
+`rerank` dispatches on `WindowConfig.method` (reasonrank.methods); the listwise methods all run
+`sliding_window` with their own `ListwiseFormat` (prompt, passage preparation, parser, spans).
 """
 
 from __future__ import annotations
