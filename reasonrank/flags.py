@@ -29,6 +29,9 @@ class Flag:
     required: bool = False
     anchor: bool = False  # rendered whenever its optional config part exists, even at its default
     render: Callable[[Any], str] = str
+    #: `(config, value) -> config`, applied before every other flag (e.g. a method's defaults,
+    #: which the user's other flags then override); the value is also set at `path`.
+    preset: Callable[[Any, Any], Any] | None = None
 
     @property
     def dest(self) -> str:
@@ -76,7 +79,11 @@ class FlagTable:
                 parser.add_argument(flag.name, type=flag.type, choices=flag.choices, required=flag.required, **common)
 
     def config_from(self, args: argparse.Namespace, config: Any) -> Any:
-        """`config` with every flag the user gave set (flags not given keep the config's value)."""
+        """`config` with every flag the user gave set (flags not given keep the config's value);
+        presets first, so the other flags override what a preset chose."""
+        for flag in self.flags:
+            if flag.preset is not None and hasattr(args, flag.dest):
+                config = flag.preset(config, getattr(args, flag.dest))
         for flag in self.flags:
             if hasattr(args, flag.dest):
                 config = self._set(config, flag.path, getattr(args, flag.dest))
@@ -88,6 +95,7 @@ class FlagTable:
         Positional arguments come first, in table order, followed by the options.
         """
         argv: list[str] = []
+        baseline = self._preset_baseline(config)
         for flag in self.flags:
             if flag.kind == "positional":
                 value = _get(config, flag.path)
@@ -100,7 +108,8 @@ class FlagTable:
             if head in self.parts and getattr(config, head) is None:
                 continue
             value = _get(config, flag.path)
-            if value == self._default(config, flag.path) and not (flag.required or flag.anchor):
+            default = self._default(config, flag.path, None if flag.preset else baseline)
+            if value == default and not (flag.required or flag.anchor):
                 continue
             if flag.kind == "switch":
                 if value:
@@ -123,9 +132,24 @@ class FlagTable:
             child = self.parts[head]()
         return replace(obj, **{head: self._set(child, rest, value)})
 
-    def _default(self, config: Any, path: str) -> Any:
-        """The value the field at `path` has in a freshly made parent object (what a flag omits)."""
+    def _preset_baseline(self, config: Any) -> Any:
+        """A fresh config with the presets `config` carries applied (None when it carries none):
+        what parsing sets before the other flags, so a flag equal to it can be left out."""
+        baseline = None
+        for flag in self.flags:
+            if flag.preset is None:
+                continue
+            value = _get(config, flag.path)
+            if value != self._default(config, flag.path):
+                baseline = flag.preset(baseline if baseline is not None else type(config)(), value)
+        return baseline
+
+    def _default(self, config: Any, path: str, baseline: Any = None) -> Any:
+        """The value the field at `path` has in a freshly made parent object (what a flag omits),
+        or in `baseline` when presets made one."""
         head, _, _ = path.partition(".")
+        if baseline is not None and head not in self.parts:
+            return _get(baseline, path)
         if head in self.parts and getattr(config, head) is None:
             config = replace(config, **{head: self.parts[head]()})
         parent_path, _, name = path.rpartition(".")

@@ -82,6 +82,12 @@ def _tagged_answer(lowered: str) -> str | None:
     return lowered[bridge.end() : end]
 
 
+def tagged_answer(lowered: str) -> str | None:
+    """Group 1 of `<think>.*?</think>\\s*<answer>(.*?)</answer>` (DOTALL) in `lowered`, or None;
+    the regex every R1-style reranker reads its answer with, in linear time."""
+    return _tagged_answer(lowered)
+
+
 def _extract(response: str, think: re.Match[str] | None) -> tuple[str, str | None, list[str]]:
     """(text to read ids from, answer text or None, extraction reasons); `think` is the
     response's first <think> span, used to tell a truncated reasoning apart."""

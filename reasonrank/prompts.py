@@ -37,6 +37,26 @@ _USER_SUFFIX = (
     "of relevance. The format of the answer should be [] > [], e.g., [2] > [1]."
 )
 
+# ReasonRank-8B (Qwen3-8B base, prompt_mode rank_GPT_qwen3): the model thinks on its own (Qwen3
+# chat template), so the system turn is the short `system_prompt` of listwise_prompt_r1.toml and
+# the answer tags move into the user turn's last paragraph (utils.add_post_prompt). The prefix is
+# the same as the 7B/32B prompt's.
+SYSTEM_PROMPT_QWEN3 = (
+    "You are RankLLM, an intelligent assistant that can rank passages based on their relevance to the query."
+)
+_USER_SUFFIX_QWEN3 = (
+    "Search Query: {query}.\nRank the {num} passages above based on their relevance to the search "
+    "query. All the passages should be included and listed using identifiers, in descending order "
+    "of relevance. The final ranked list should be enclosed within <answer> </answer> tags, i.e., "
+    "<answer> ranked list here </answer>. The format of ranked list should be [] > [], e.g., "
+    "[2] > [1]. Only respond with the ranking results, do not say any word or explain."
+)
+#: ReasonRank prompt modes: (system turn, user-turn suffix) per `prompt_mode` of the reference.
+PROMPT_MODES = {
+    "rank_GPT_reasoning": (SYSTEM_PROMPT, _USER_SUFFIX),
+    "rank_GPT_qwen3": (SYSTEM_PROMPT_QWEN3, _USER_SUFFIX_QWEN3),
+}
+
 # Teacher (DeepSeek-R1) listwise labelling prompt, RankGPT multi-turn layout (docs/method.md §7).
 # The paper's Fig. 8 elides words; they are filled in from ReasonRank's own R1 code path
 # (rerank/rank_gpt.py, the branch used for deepseek models): R1 gets no system turn, so the
@@ -162,24 +182,32 @@ def _tokenize_all(tokenizer: TokenizerLike, texts: list[str]) -> list[list[str]]
     return [tokenizer.tokenize(text) for text in texts]
 
 
-def build_messages(query: str, passages: list[str]) -> list[Message]:
-    """[system, user] for one window; `query` and `passages` must already be prepared."""
+def build_messages(query: str, passages: list[str], mode: str = "rank_GPT_reasoning") -> list[Message]:
+    """[system, user] for one window; `query` and `passages` must already be prepared.
+
+    `mode` is the reference's `prompt_mode`: "rank_GPT_reasoning" (ReasonRank 7B/32B) or
+    "rank_GPT_qwen3" (ReasonRank-8B).
+    """
     if not passages:
         raise InputError("cannot build a ranking prompt for a window with no passages")
+    if mode not in PROMPT_MODES:
+        raise InputError(f"unknown prompt mode {mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
+    system, suffix = PROMPT_MODES[mode]
     num = len(passages)
     body = "".join(f"[{i}] {content}\n" for i, content in enumerate(passages, 1))
-    user = _USER_PREFIX.format(num=num, query=query) + "\n" + body + _USER_SUFFIX.format(num=num, query=query)
-    return [Message(role="system", content=SYSTEM_PROMPT), Message(role="user", content=user)]
+    user = _USER_PREFIX.format(num=num, query=query) + "\n" + body + suffix.format(num=num, query=query)
+    return [Message(role="system", content=system), Message(role="user", content=user)]
 
 
-def render_prompt(messages: list[Message], tokenizer: Any) -> str:
+def render_prompt(messages: list[Message], tokenizer: Any, fix: bool = True) -> str:
     """The exact text a local model is fed: chat template with generation prompt, then ftfy.
 
     The reference runs ftfy over the whole rendered string, so we do too (it can touch the
-    template's own characters, not just the passages).
+    template's own characters, not just the passages). `fix=False` skips ftfy, for methods whose
+    reference renders with the chat template alone (vLLM's `LLM.chat`).
     """
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return fix_text(rendered)
+    return fix_text(rendered) if fix else rendered
 
 
 def build_teacher_messages(query: str, passages: list[str]) -> list[Message]:

@@ -56,6 +56,12 @@ class GenerationParams:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    top_k: int = 0  # 0 = off (vLLM's -1)
+    min_p: float = 0.0
+    stop: tuple[str, ...] = ()  # stop strings, excluded from the returned text (vLLM's default)
+    logprobs: int = 0  # top-N log-probabilities per generated token (0 = none)
+    allowed_token_ids: tuple[int, ...] = ()  # restrict every generated token to these ids
+    fix_text: bool = True  # local backends: ftfy over the rendered chat prompt (ReasonRank does)
 
 
 @dataclass
@@ -72,11 +78,20 @@ class Completion:
     tokens_out: int = 0
     finish_reason: str | None = None
     seconds: float = 0.0
+    #: with `GenerationParams.logprobs`: per generated token, token id -> log-probability of the
+    #: top-N tokens (the generated token included), as vLLM's `SampleLogprobs` hold them.
+    top_logprobs: list[dict[int, float]] | None = None
 
 
 @dataclass
 class WindowCall:
-    """One listwise model call on one window of one query: the audit record of a rerank."""
+    """One model call for one query: the audit record of a rerank.
+
+    Listwise methods fill it per window. Other methods (reasonrank.methods) reuse it: a setwise
+    comparison records the shown set in `docids_before` (prompt order), the chosen label's
+    position in `parsed` and the winner in `docids_after`; a pointwise judgement records its one
+    passage and its `score`. `position` is then the sequential round the call belonged to.
+    """
 
     qid: str
     pass_index: int
@@ -94,6 +109,8 @@ class WindowCall:
     tokens_out: int = 0
     seconds: float = 0.0
     finish_reason: str | None = None
+    method: str = "reasonrank"
+    score: float | None = None  # pointwise methods: the passage's relevance score
 
 
 @dataclass

@@ -10,16 +10,20 @@ vLLM / batched generation pay off, and it is why the orchestration here stays li
 it runs between model calls, while the accelerator waits. The one costly step, preparing passages
 (tokenizer + ftfy), does not depend on model output, so it runs ahead in a background thread
 while the model generates.
+
+`rerank` dispatches on `WindowConfig.method` (reasonrank.methods); the listwise methods all run
+`sliding_window` with their own `ListwiseFormat` (prompt, passage preparation, parser, spans).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reasonrank import parse, prompts
@@ -40,9 +44,13 @@ Span = tuple[int, int]
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """How to slide: the paper's setting is window 20, step 10, top 100, one pass.
+    """How to rerank: the paper's setting is window 20, step 10, top 100, one pass.
 
     Frozen, so one default instance can be shared safely (it is the default of `rerank`).
+    `method` names a reranking method of `reasonrank.methods` (default: ReasonRank's listwise
+    sliding window); `num_child`, `sort_k` and `max_query_tokens` are knobs of the methods that
+    use them (setwise sorts), and the listwise fields are ignored by methods without windows.
+    A method's own defaults are applied by `reasonrank.methods.with_defaults`.
     """
 
     window: int = 20
@@ -51,6 +59,10 @@ class WindowConfig:
     passes: int = 1
     max_passage_tokens: int = 512
     generation: GenerationParams = field(default_factory=GenerationParams)
+    method: str = "reasonrank"
+    num_child: int = 19  # setwise: children per heap node (a comparison shows num_child + 1)
+    sort_k: int = 10  # setwise: how many top passages the sort extracts
+    max_query_tokens: int | None = None  # truncate the query to N tokens (None: never)
 
     def __post_init__(self) -> None:
         if self.window < 2:
@@ -63,6 +75,10 @@ class WindowConfig:
             raise InputError(f"passes must be at least 1, got {self.passes}")
         if self.max_passage_tokens < 1:
             raise InputError(f"max_passage_tokens must be at least 1, got {self.max_passage_tokens}")
+        if self.num_child < 1 or self.sort_k < 1:
+            raise InputError(f"num_child and sort_k must be at least 1, got {self.num_child} and {self.sort_k}")
+        if self.max_query_tokens is not None and self.max_query_tokens < 1:
+            raise InputError(f"max_query_tokens must be at least 1, got {self.max_query_tokens}")
 
 
 def window_spans(n: int, window: int, step: int, top_k: int) -> list[Span]:
@@ -93,6 +109,28 @@ def window_spans(n: int, window: int, step: int, top_k: int) -> list[Span]:
     return spans
 
 
+@dataclass(frozen=True)
+class ListwiseFormat:
+    """How one listwise method shows a window and reads its answer; the sliding window is the same.
+
+    The default is ReasonRank's (prompts.prepare_query / prepare_passages / build_messages in
+    its rank_GPT_reasoning mode, parse.parse_ranking, `window_spans`). `fix_text` says whether
+    a local backend runs ftfy over the rendered chat prompt, as ReasonRank's code does.
+    """
+
+    build: Callable[[str, list[str]], list[Message]] = prompts.build_messages
+    prepare_query: Callable[[str], str] = prompts.prepare_query
+    prepare_passages: Callable[[Sequence[Passage], TokenizerLike | None, int], list[str]] = prompts.prepare_passages
+    parse: Callable[[str, int], parse.ParsedRanking] = parse.parse_ranking
+    spans: Callable[[int, int, int, int], list[Span]] = window_spans
+    fix_text: bool = True
+
+
+def reasonrank_format(mode: str) -> ListwiseFormat:
+    """ReasonRank's format in one of its prompt modes (`prompts.PROMPT_MODES`)."""
+    return ListwiseFormat(build=functools.partial(prompts.build_messages, mode=mode))
+
+
 class _QueryState:
     """One query's progress: its current order (as candidate indices) and its call records.
 
@@ -100,16 +138,18 @@ class _QueryState:
     cannot be confused, and reordering a window is one slice assignment of `window` ints.
     """
 
-    __slots__ = ("candidates", "qid", "query", "order", "spans", "prepared", "calls")
+    __slots__ = ("candidates", "qid", "query", "order", "spans", "prepared", "calls", "format", "method")
 
-    def __init__(self, candidates: CandidateList, config: WindowConfig) -> None:
+    def __init__(self, candidates: CandidateList, config: WindowConfig, fmt: ListwiseFormat) -> None:
         self.candidates = candidates.candidates
         self.qid = candidates.query.qid
-        self.query = prompts.prepare_query(candidates.query.text)
+        self.query = fmt.prepare_query(candidates.query.text)
         self.order = list(range(len(self.candidates)))
-        self.spans = window_spans(len(self.candidates), config.window, config.step, config.top_k)
+        self.spans = fmt.spans(len(self.candidates), config.window, config.step, config.top_k)
         self.prepared: list[str | None] = [None] * len(self.candidates)
         self.calls: list[WindowCall] = []
+        self.format = fmt
+        self.method = config.method
 
     def newcomers(self, position: int) -> range:
         """The candidates that first enter a window at `position` of the first pass.
@@ -125,13 +165,13 @@ class _QueryState:
     def window_messages(self, position: int) -> list[Message]:
         start, end = self.spans[position]
         texts = [self.prepared[index] for index in self.order[start:end]]
-        return prompts.build_messages(self.query, texts)  # type: ignore[arg-type]
+        return self.format.build(self.query, texts)  # type: ignore[arg-type]
 
     def apply(self, pass_index: int, position: int, messages: list[Message], completion: Completion) -> None:
         """Parse one completion, reorder its window in place and record the call."""
         start, end = self.spans[position]
         before = self.order[start:end]
-        parsed = parse.parse_ranking(completion.text, len(before))
+        parsed = self.format.parse(completion.text, len(before))
         # A server with a reasoning parser returns the reasoning separately and `text` is the
         # answer; otherwise parsed.reasoning is the <think> text, as parse.split_reasoning finds it.
         reasoning = completion.reasoning if completion.reasoning is not None else parsed.reasoning
@@ -156,6 +196,7 @@ class _QueryState:
                 tokens_out=completion.tokens_out,
                 seconds=completion.seconds,
                 finish_reason=completion.finish_reason,
+                method=self.method,
             )
         )
 
@@ -173,6 +214,22 @@ def rerank(
     config: WindowConfig = WindowConfig(),
     on_step: Callable[[int, int], None] | None = None,
 ) -> list[RankResult]:
+    """Rerank every list with `config.method` (default: ReasonRank's sliding window).
+
+    The methods live in `reasonrank.methods`; each drives `backend` batched across queries.
+    """
+    from reasonrank.methods import get_method
+
+    return get_method(config.method).run(lists, backend, config, on_step)
+
+
+def sliding_window(
+    lists: list[CandidateList],
+    backend: Backend,
+    config: WindowConfig = WindowConfig(),
+    on_step: Callable[[int, int], None] | None = None,
+    fmt: ListwiseFormat = ListwiseFormat(),
+) -> list[RankResult]:
     """Rerank every list's top_k with back-to-front sliding windows, one model call per position.
 
     Each pass sweeps all window positions; at position t every query that has a t-th window
@@ -183,9 +240,10 @@ def rerank(
 
     Multiple passes repeat the whole back-to-front sweep over the previous pass's result (the
     RankLLM convention). The ReasonRank repository has an unused multi-pass mode that instead
-    starts pass k at rank step*k; it is not reproduced here.
+    starts pass k at rank step*k; it is not reproduced here. `fmt` is the method's prompt,
+    passage preparation, parser and window spans (default: ReasonRank 7B/32B).
     """
-    states = [_QueryState(candidates, config) for candidates in lists]
+    states = [_QueryState(candidates, config, fmt) for candidates in lists]
     positions = max((len(state.spans) for state in states), default=0)
     total = positions * config.passes
     done = 0
@@ -194,7 +252,8 @@ def rerank(
         for p in range(positions)
     ]
     chunks = [[state.candidates[index] for state, index in chunk] for chunk in newcomers]
-    texts = _prepared_ahead(chunks, backend.tokenizer, config.max_passage_tokens)
+    texts = _prepared_ahead(chunks, backend.tokenizer, config.max_passage_tokens, fmt.prepare_passages)
+    generation = config.generation if fmt.fix_text else replace(config.generation, fix_text=False)
     with contextlib.closing(texts):
         for pass_index in range(config.passes):
             for position in range(positions):
@@ -203,7 +262,7 @@ def rerank(
                     for (state, index), text in zip(newcomers[position], next(texts)):
                         state.prepared[index] = text
                 batch = [state.window_messages(position) for state in active]
-                completions = backend.generate(batch, config.generation)
+                completions = backend.generate(batch, generation)
                 if len(completions) != len(batch):
                     raise BackendError(
                         f"backend {backend.name!r} returned {len(completions)} completions "
@@ -218,9 +277,12 @@ def rerank(
 
 
 def _prepared_ahead(
-    chunks: list[list[Passage]], tokenizer: TokenizerLike | None, max_tokens: int
+    chunks: list[list[Passage]],
+    tokenizer: TokenizerLike | None,
+    max_tokens: int,
+    prepare: Callable[[Sequence[Passage], TokenizerLike | None, int], list[str]] = prompts.prepare_passages,
 ) -> Iterator[list[str]]:
-    """`prompts.prepare_passages` of each chunk, in order, computed ahead in a background thread.
+    """`prepare` (default `prompts.prepare_passages`) of each chunk, in order, computed ahead in a background thread.
 
     Which passages enter each window position of the first pass is known before any model call,
     so their preparation (tokenizer + ftfy, the costly part) runs while the model generates
@@ -232,11 +294,11 @@ def _prepared_ahead(
     """
     private = _borrow_copy(tokenizer)
     if private is _NO_COPY:
-        yield from (prompts.prepare_passages(chunk, tokenizer, max_tokens) for chunk in chunks)
+        yield from (prepare(chunk, tokenizer, max_tokens) for chunk in chunks)
         return
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasonrank-prepare") as pool:
-            yield from pool.map(lambda chunk: prompts.prepare_passages(chunk, private, max_tokens), chunks)
+            yield from pool.map(lambda chunk: prepare(chunk, private, max_tokens), chunks)
     finally:  # the pool has stopped, so the copy is free again
         _spare_copies(tokenizer).append(private)
 

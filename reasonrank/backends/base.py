@@ -49,6 +49,14 @@ class Backend(ABC):
     def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
         """Return exactly one Completion per prompt, in the same order."""
 
+    def complete(self, texts: list[str], params: GenerationParams) -> list[Completion]:
+        """Continue raw text prompts (no chat template), one Completion per text, in order.
+
+        For methods whose reference feeds the model plain text (Rank1); backends that cannot
+        send raw text say so.
+        """
+        raise BackendError(f"the {self.name} backend cannot continue raw text prompts")
+
     def stream(self, messages: list[Message], params: GenerationParams, on_delta: DeltaSink) -> Completion:
         """Generate one completion, handing its text to `on_delta` as it is produced.
 

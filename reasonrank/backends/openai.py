@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from reasonrank.aio import all_or_first_failure, within
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink, TokenizerLike
-from reasonrank.backends.openai_wire import post_chat, read_stream, to_completion
+from reasonrank.backends.openai_wire import post_chat, post_text, read_stream, to_completion, to_text_completion
 from reasonrank.types import Completion, GenerationParams, Message
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,33 @@ class OpenAIBackend(Backend):
             return []
         return _run_sync(self._generate_all(prompts, params))
 
+    def complete(self, texts: list[str], params: GenerationParams) -> list[Completion]:
+        """Raw text prompts through POST /completions (vLLM, SGLang; not OpenAI's chat models).
+
+        Log-probabilities are asked for with vLLM's `return_tokens_as_token_ids`, so each token
+        comes back as "token_id:N" and is keyed by its id; a server that sends token text instead
+        has it mapped through `config.tokenizer` (texts that are not one token are dropped).
+        """
+        if not texts:
+            return []
+        request = self._request(params)
+        if params.logprobs:
+            request.update(logprobs=params.logprobs, return_tokens_as_token_ids=True)
+        if params.allowed_token_ids:
+            request["allowed_token_ids"] = list(params.allowed_token_ids)
+
+        async def run_all() -> list[Completion]:
+            client = self._client()
+            limit = asyncio.Semaphore(self.config.max_in_flight)
+            try:
+                return await all_or_first_failure(
+                    self._generate_one(client, limit, text, request, None, raw=True) for text in texts
+                )
+            finally:
+                await client.close()
+
+        return _run_sync(run_all())
+
     def stream(self, messages: list[Message], params: GenerationParams, on_delta: DeltaSink) -> Completion:
         """One chat completion with `stream=True`: content and `reasoning_content` / `reasoning`
         deltas reach `on_delta` as the server sends them, with the same retries as `generate`
@@ -157,6 +184,13 @@ class OpenAIBackend(Backend):
         }
         if params.seed is not None:
             request["seed"] = params.seed
+        # vLLM / SGLang sampling extensions, sent only when set (OpenAI itself rejects them)
+        if params.top_k > 0:
+            request["top_k"] = params.top_k
+        if params.min_p > 0:
+            request["min_p"] = params.min_p
+        if params.stop:
+            request["stop"] = list(params.stop)
         return request
 
     @contextlib.asynccontextmanager
@@ -189,17 +223,23 @@ class OpenAIBackend(Backend):
         self,
         client: Any,
         limit: asyncio.Semaphore,
-        messages: list[Message],
+        messages: list[Message] | str,
         request: dict[str, Any],
         on_delta: DeltaSink | None = None,
+        raw: bool = False,
     ) -> Completion:
+        """One request with retries: a chat request, or with `raw` a text completion of the
+        prompt string `messages`."""
         attempt = 0
         while True:
             async with limit:
                 self.stats.requests += 1
                 started = time.monotonic()
                 try:
-                    if on_delta is None:
+                    if raw:
+                        response = await within(self.config.timeout_s, post_text(client, messages, request))
+                        completion = to_text_completion(response, time.monotonic() - started, self._token_id)
+                    elif on_delta is None:
                         response = await within(self.config.timeout_s, post_chat(client, messages, request))
                         completion = to_completion(response, time.monotonic() - started)
                     else:
@@ -231,6 +271,15 @@ class OpenAIBackend(Backend):
                 "%s at %s; retry %d/%d in %.1fs", failure.detail, self.url, attempt, self.config.max_retries, delay
             )
             await asyncio.sleep(delay)
+
+    def _token_id(self, token: str) -> int | None:
+        """The id of a log-probability key: "token_id:N", else token text through the tokenizer."""
+        if token.startswith("token_id:"):
+            return int(token[len("token_id:") :])
+        if self.tokenizer is None or not callable(self.tokenizer):
+            return None
+        ids = self.tokenizer(token, add_special_tokens=False).input_ids
+        return ids[0] if len(ids) == 1 else None
 
     # -- error messages --------------------------------------------------------------------
     def _fail(self, message: str, exhausted_kind: str | None = None) -> BackendError:

@@ -8,6 +8,7 @@ speaks a slightly different dialect (DeepSeek's `reasoning_content`, vLLM's `rea
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from reasonrank.backends.base import DeltaSink
@@ -22,6 +23,34 @@ async def post_chat(client: Any, messages: list[Message], request: dict[str, Any
     from openai.types.chat import ChatCompletion
 
     return await client.post("/chat/completions", body={"messages": messages, **request}, cast_to=ChatCompletion)
+
+
+async def post_text(client: Any, prompt: str, request: dict[str, Any]) -> Any:
+    """POST /completions (a raw text prompt, no chat template), through the same low-level `post`."""
+    from openai.types import Completion as TextCompletion
+
+    return await client.post("/completions", body={"prompt": prompt, **request}, cast_to=TextCompletion)
+
+
+def to_text_completion(response: Any, seconds: float, token_id: Callable[[str], int | None]) -> Completion:
+    """A /completions reply; `top_logprobs` keyed by token id (`token_id` maps each key)."""
+    choice = response.choices[0]
+    usage = response.usage
+    top = None
+    logprobs = choice.logprobs
+    if logprobs is not None and logprobs.top_logprobs is not None:
+        top = []
+        for position in logprobs.top_logprobs:
+            ids = ((token_id(token), value) for token, value in (position or {}).items())
+            top.append({i: value for i, value in ids if i is not None})
+    return Completion(
+        text=choice.text or "",
+        tokens_in=usage.prompt_tokens if usage else 0,
+        tokens_out=usage.completion_tokens if usage else 0,
+        finish_reason=choice.finish_reason,
+        seconds=seconds,
+        top_logprobs=top,
+    )
 
 
 def to_completion(response: Any, seconds: float) -> Completion:

@@ -41,10 +41,31 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _decoding_kwargs(params: GenerationParams) -> dict[str, Any]:
-    """Greedy at temperature 0; otherwise plain temperature/top-p sampling with top-k off."""
+    """Greedy at temperature 0; otherwise temperature/top-p sampling, top-k and min-p when set."""
     if params.temperature <= 0:
         return {"do_sample": False}
-    return {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+    sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
+    if params.min_p > 0:
+        sampling["min_p"] = params.min_p
+    return sampling
+
+
+def _first_stop(decode: Any, row: list[int], stops: tuple[str, ...]) -> int | None:
+    """The length of the shortest prefix of `row` whose text holds a stop string, or None.
+
+    A longer prefix decodes to a longer text, so containment is monotone and a binary search
+    needs only log(len(row)) decodes.
+    """
+    if not stops or not any(stop in decode(row) for stop in stops):
+        return None
+    low, high = 1, len(row)
+    while low < high:
+        middle = (low + high) // 2
+        if any(stop in decode(row[:middle]) for stop in stops):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 class TransformersBackend(Backend):
@@ -129,16 +150,27 @@ class TransformersBackend(Backend):
         rows of a batch cannot be timed separately). A seed makes sampling reproducible for the
         whole call without touching the caller's global torch RNG state.
         """
-        import torch
-
         from reasonrank.prompts import render_prompt
 
-        texts = [render_prompt(messages, self.tokenizer) for messages in prompts]
+        texts = [render_prompt(messages, self.tokenizer, params.fix_text) for messages in prompts]
+        return self._generate_all(texts, params, special_tokens=False)
+
+    def complete(self, texts: list[str], params: GenerationParams) -> list[Completion]:
+        """Continue raw text prompts (no chat template), in chunks of `config.batch_size`.
+
+        The text is tokenized with the tokenizer's special tokens (a BOS where the model has
+        one), as vLLM tokenizes a text prompt; a rendered chat prompt already carries them.
+        """
+        return self._generate_all(texts, params, special_tokens=True)
+
+    def _generate_all(self, texts: list[str], params: GenerationParams, special_tokens: bool) -> list[Completion]:
+        import torch
+
         size = self.config.batch_size
         completions: list[Completion] = []
         with self._seeded(params.seed), torch.inference_mode():
             for start in range(0, len(texts), size):
-                completions.extend(self._generate_chunk(texts[start : start + size], params))
+                completions.extend(self._generate_chunk(texts[start : start + size], params, special_tokens))
         return completions
 
     @contextlib.contextmanager
@@ -155,13 +187,20 @@ class TransformersBackend(Backend):
 
     def _generate_kwargs(self, params: GenerationParams) -> dict[str, Any]:
         """Only our decoding settings: the model's own sampling defaults are overridden."""
-        return {
+        kwargs = {
             **_decoding_kwargs(params),
             "max_new_tokens": params.max_new_tokens,
             "repetition_penalty": 1.0,
             "eos_token_id": self.eos_ids,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        if params.allowed_token_ids:
+            kwargs["logits_processor"] = [_AllowOnly(params.allowed_token_ids)]
+        if params.logprobs:
+            kwargs.update(output_scores=True, return_dict_in_generate=True)
+        return kwargs
 
     def stream(self, messages: list[Message], params: GenerationParams, on_delta: DeltaSink) -> Completion:
         """Generate one completion while a `TextIteratorStreamer` hands decoded text to `on_delta`.
@@ -177,7 +216,7 @@ class TransformersBackend(Backend):
 
         began = time.perf_counter()
         batch = self.tokenizer(
-            [render_prompt(messages, self.tokenizer)], return_tensors="pt", add_special_tokens=False
+            [render_prompt(messages, self.tokenizer, params.fix_text)], return_tensors="pt", add_special_tokens=False
         ).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         outcome: dict[str, Any] = {}
@@ -199,6 +238,8 @@ class TransformersBackend(Backend):
                 outcome["error"] = exc
                 streamer.end()
 
+        if params.logprobs or params.stop or params.allowed_token_ids:
+            raise BackendError("streaming supports plain decoding only (no logprobs, stop strings or allowed tokens)")
         with self._seeded(params.seed):
             worker = threading.Thread(target=work, name="transformers-stream", daemon=True)
             worker.start()
@@ -214,25 +255,85 @@ class TransformersBackend(Backend):
         row = outcome["output"][0, batch["input_ids"].shape[1] :].tolist()
         return self._completion(row, int(batch["attention_mask"].sum()), time.perf_counter() - began)
 
-    def _generate_chunk(self, texts: list[str], params: GenerationParams) -> list[Completion]:
+    def _generate_chunk(self, texts: list[str], params: GenerationParams, special_tokens: bool) -> list[Completion]:
         began = time.perf_counter()
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=special_tokens).to(
+            self.device
+        )
         output = self.model.generate(**batch, **self._generate_kwargs(params))
-        generated = output[:, batch["input_ids"].shape[1] :].tolist()
+        sequences = output.sequences if params.logprobs else output
+        generated = sequences[:, batch["input_ids"].shape[1] :].tolist()
         tokens_in = batch["attention_mask"].sum(dim=1).tolist()
+        top = _top_logprobs(output.scores, params.logprobs) if params.logprobs else None
         share = (time.perf_counter() - began) / len(texts)
-        return [self._completion(row, n_in, share) for row, n_in in zip(generated, tokens_in)]
+        return [
+            self._completion(row, n_in, share, params.stop, top[r] if top else None)
+            for r, (row, n_in) in enumerate(zip(generated, tokens_in))
+        ]
 
-    def _completion(self, row: list[int], tokens_in: int, seconds: float) -> Completion:
+    def _completion(
+        self,
+        row: list[int],
+        tokens_in: int,
+        seconds: float,
+        stops: tuple[str, ...] = (),
+        top: list[dict[int, float]] | None = None,
+    ) -> Completion:
+        """One row as vLLM reports it: cut after its end-of-turn or the token that completed a
+        stop string; a stop string and what follows it are left out of the text."""
         stop_at = next((i for i, token in enumerate(row) if token in self.eos_ids), None)
         kept = row if stop_at is None else row[: stop_at + 1]
+        finish = "length" if stop_at is None else "stop"
+
+        def decode(ids: list[int]) -> str:
+            return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+        cut = _first_stop(decode, kept, stops)
+        if cut is not None:
+            kept, finish = kept[:cut], "stop"
+        text = decode(kept)
+        if cut is not None:
+            text = text[: min(text.find(stop) for stop in stops if stop in text)]
         return Completion(
-            text=self.tokenizer.decode(kept, skip_special_tokens=True),
+            text=text,
             tokens_in=int(tokens_in),
             tokens_out=len(kept),
-            finish_reason="length" if stop_at is None else "stop",
+            finish_reason=finish,
             seconds=seconds,
+            top_logprobs=top[: len(kept)] if top is not None else None,
         )
+
+
+class _AllowOnly:
+    """A logits processor that leaves only `allowed` token ids possible (vLLM's allowed_token_ids)."""
+
+    def __init__(self, allowed: tuple[int, ...]) -> None:
+        self.allowed = list(allowed)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        masked = torch.full_like(scores, float("-inf"))
+        masked[:, self.allowed] = scores[:, self.allowed]
+        return masked
+
+
+def _top_logprobs(scores: Any, n: int) -> list[list[dict[int, float]]]:
+    """Per row, per generated position: the `n` most likely token ids and their log-probabilities.
+
+    They are computed from the scores `generate` chose from (after `_AllowOnly`; for greedy
+    decoding otherwise the model's own logits), so with allowed tokens only those are finite;
+    tokens at -inf are left out.
+    """
+    import torch
+
+    rows: list[list[dict[int, float]]] = [[] for _ in range(scores[0].shape[0])] if scores else []
+    for step in scores:
+        logprobs = torch.log_softmax(step.float(), dim=-1)
+        values, ids = torch.topk(logprobs, min(n, logprobs.shape[-1]), dim=-1)
+        for r, (row_values, row_ids) in enumerate(zip(values.tolist(), ids.tolist())):
+            rows[r].append({i: v for i, v in zip(row_ids, row_values) if v != float("-inf")})
+    return rows
 
     def close(self) -> None:
         """Drop the model so its memory (GPU memory included) can be reclaimed."""

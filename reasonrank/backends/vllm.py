@@ -95,19 +95,31 @@ class VLLMBackend(Backend):
         """The `vllm.SamplingParams` one `generate` call uses: ours, then the overrides."""
         from vllm import SamplingParams
 
+        method_fields: dict[str, Any] = {}
+        if params.top_k > 0:
+            method_fields["top_k"] = params.top_k
+        if params.min_p > 0:
+            method_fields["min_p"] = params.min_p
+        if params.stop:
+            method_fields["stop"] = list(params.stop)
+        if params.logprobs:
+            method_fields["logprobs"] = params.logprobs
+        if params.allowed_token_ids:
+            method_fields["allowed_token_ids"] = list(params.allowed_token_ids)
         return SamplingParams(
             temperature=params.temperature,
             top_p=params.top_p,
             max_tokens=params.max_new_tokens,
             seed=params.seed,
-            **self.sampling_overrides,
+            **{**method_fields, **self.sampling_overrides},
         )
 
-    def render(self, prompts: list[list[Message]]) -> list[str]:
-        """The exact strings the engine is given for `prompts` (chat template + ftfy)."""
+    def render(self, prompts: list[list[Message]], fix: bool = True) -> list[str]:
+        """The exact strings the engine is given for `prompts` (chat template, then ftfy unless
+        `fix` is off)."""
         from reasonrank.prompts import render_prompt
 
-        return [render_prompt(messages, self.tokenizer) for messages in prompts]
+        return [render_prompt(messages, self.tokenizer, fix) for messages in prompts]
 
     def generate(self, prompts: list[list[Message]], params: GenerationParams) -> list[Completion]:
         """One `LLM.generate` call for the whole batch.
@@ -117,7 +129,12 @@ class VLLMBackend(Backend):
         """
         if not prompts:
             return []
-        texts = self.render(prompts)
+        return self.complete(self.render(prompts, params.fix_text), params)
+
+    def complete(self, texts: list[str], params: GenerationParams) -> list[Completion]:
+        """Raw text prompts (no chat template) in one `LLM.generate` call."""
+        if not texts:
+            return []
         began = time.perf_counter()
         outputs = self.llm.generate(
             texts,
@@ -152,10 +169,14 @@ def _lora_engine_args(adapter: str) -> dict[str, Any]:
 def _to_completion(output: Any, seconds: float) -> Completion:
     """A vLLM `RequestOutput` (one sample) as our Completion."""
     sample = output.outputs[0]
+    top = None
+    if sample.logprobs is not None:  # per position: token id -> Logprob(logprob=…)
+        top = [{token: entry.logprob for token, entry in position.items()} for position in sample.logprobs]
     return Completion(
         text=sample.text,
         tokens_in=len(output.prompt_token_ids or ()),
         tokens_out=len(sample.token_ids),
         finish_reason=sample.finish_reason,
         seconds=seconds,
+        top_logprobs=top,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from reasonrank.backends import BACKEND_KINDS
@@ -15,6 +15,7 @@ from reasonrank.evaluate import EvalConfig, evaluate, format_table, write_report
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
 from reasonrank.jobs import EventLog
+from reasonrank.methods import METHOD_NAMES, METHODS, with_defaults
 from reasonrank.reproduce import eval_reproduce
 from reasonrank.retrieve import CandidateSource, load_source
 from reasonrank.types import RankResult
@@ -68,7 +69,21 @@ def _backend_flags(prefix: str, required: bool) -> list[Flag]:
     ]
 
 
+def _method_help() -> str:
+    own = [
+        f"{m.name} ({m.paradigm}{': ' + m.describe_defaults() if m.describe_defaults() else ''})"
+        for m in METHODS.values()
+    ]
+    return "reranking method, with its own defaults (any flag overrides them): " + "; ".join(own)
+
+
+def _use_method(config, name: str):
+    """--method NAME: the method's defaults first; the other flags are applied after them."""
+    return replace(config, window=with_defaults(name, config.window))
+
+
 _WINDOW_FLAGS = [
+    Flag("--method", "window.method", _method_help(), choices=METHOD_NAMES, preset=_use_method),
     Flag("--window", "window.window", "passages per model call", int),
     Flag("--step", "window.step", "window stride", int),
     Flag("--top-k", "window.top_k", "first-stage depth and reranked head", int),
@@ -78,6 +93,11 @@ _WINDOW_FLAGS = [
     Flag("--temperature", "window.generation.temperature", "sampling temperature (0 = greedy)", float),
     Flag("--top-p", "window.generation.top_p", "nucleus sampling", float),
     Flag("--seed", "window.generation.seed", "sampling seed", optional_int),
+    Flag("--sampling-top-k", "window.generation.top_k", "top-k sampling (0 = off)", int),
+    Flag("--min-p", "window.generation.min_p", "min-p sampling (0 = off)", float),
+    Flag("--num-child", "window.num_child", "setwise: children per heap node (a comparison shows N + 1)", int),
+    Flag("--sort-k", "window.sort_k", "setwise: how many top passages the heapsort extracts", int),
+    Flag("--max-query-tokens", "window.max_query_tokens", "truncate the query to N tokens (setwise)", optional_int),
 ]
 
 RERANK_FLAGS = FlagTable(
