@@ -19,7 +19,7 @@ from db.models import ITEM_STATUSES
 from db.queue import QueueFilter, get_item, next_item, progress
 from db.reviews import VersionConflict, save_review
 from reasonrank.io import InputError
-from ui import render
+from ui import render, space_roles
 
 SOURCES = ["", "teacher", "model", "human"]
 
@@ -97,7 +97,7 @@ def reviewer(request) -> str:
     """The logged-in reviewer: Gradio auth's user, or the HF OAuth user on a Space."""
     name = getattr(request, "username", None) if request is not None else None
     if not name and os.environ.get("SPACE_ID") and request is not None:
-        name = _oauth_user(request)
+        name = space_roles.admit(_oauth_user(request))  # the Space's role rule, written to User
     if not name:
         raise InputError("not logged in: reviews need a user")
     return name
