@@ -41,6 +41,9 @@ def login(name: str, password: str) -> bool:
 if __name__ == "__main__":
     exports = [str(data_dir())]  # the Data tab offers written exports for download
     if os.environ.get("SPACE_ID"):
+        from ui import space  # roles from the Space's rule, scheduled snapshots, ZeroGPU functions
+
+        space.start(engine, demo)
         demo.launch(allowed_paths=exports, **LAUNCH_OPTIONS)
     else:
         first_run_admin()

@@ -41,18 +41,20 @@ def gpu(duration: Callable[..., float]) -> Callable[[F], F]:
     installed but cannot load (ZeroGPU's variables set beside a CPU-only torch) is reported on
     stderr and leaves the function undecorated, so the app still starts and runs on CPU.
     """
-    try:
-        import spaces
-    except ImportError:
-        return _identity
-    except Exception as exc:  # spaces' torch patching raises whatever torch raises
-        print(f"spaces: ZeroGPU is unavailable here ({type(exc).__name__}: {exc}); running without it", file=sys.stderr)
-        return _identity
-    return spaces.GPU(duration=duration)
 
+    def decorate(fn: F) -> F:
+        try:
+            import spaces
 
-def _identity(fn: F) -> F:
-    return fn
+            return spaces.GPU(duration=duration)(fn)
+        except ImportError:
+            return fn
+        except Exception as exc:  # spaces' torch patching raises whatever torch raises
+            reason = f"{type(exc).__name__}: {exc}"
+            print(f"spaces: ZeroGPU is unavailable here ({reason}); {fn.__name__} runs without it", file=sys.stderr)
+            return fn
+
+    return decorate
 
 
 def call_seconds(calls: int, max_new_tokens: int) -> int:

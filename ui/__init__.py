@@ -37,4 +37,8 @@ def build_app(engine=None):
             data.build(engine)
             train.build(engine)
             evaluate.build(engine)
+            if os.environ.get("SPACE_ID"):
+                from ui import space_backup
+
+                space_backup.build(engine)  # admins: snapshots and pushes to a private Hub dataset
     return demo

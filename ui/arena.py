@@ -26,7 +26,7 @@ from reasonrank.backends.pool import BackendPool
 from reasonrank.io import InputError, read_qrels, read_rank_llm_json
 from reasonrank.types import CandidateList, GenerationParams, Label, Passage, Query
 from reasonrank.window import WindowConfig
-from ui import registry, render_arena
+from ui import registry, render_arena, space_gpu
 
 #: label -> (dataset name as seeded into the label store, candidate file in db/sample/<dataset>/)
 SAMPLES = {
@@ -262,6 +262,7 @@ def build(engine: Engine | None) -> None:
             max_new_tokens = gr.Number(
                 GenerationParams().max_new_tokens, precision=0, label="Max new tokens", elem_id="arena-max-tokens"
             )
+        space_gpu.attach(top_k, window, step, max_new_tokens)  # ZeroGPU estimate + full-sweep button
         run_btn = gr.Button("Run", variant="primary", elem_id="arena-run")
         message = gr.Markdown(elem_id="arena-message")
         board = gr.HTML(

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from db.registry import add_reranker, list_rerankers, remove_reranker, reranker_spec
 from reasonrank.arena import BM25, LABELS, RerankerSpec
 from reasonrank.backends import BACKEND_KINDS
+from reasonrank.declared import declared_specs
 from reasonrank.io import InputError
 from ui.data import require_admin
 
@@ -32,9 +33,10 @@ def available_specs(engine: Engine | None) -> dict[str, RerankerSpec]:
 
     Without a label store there is neither a registry nor stored labels: only BM25 is left.
     """
+    declared = {spec.name: spec for spec in declared_specs() if spec.name not in BUILTINS}  # reasonrank.declared
     if engine is None:
-        return {"BM25": BUILTINS["BM25"]}
-    specs = dict(BUILTINS)
+        return {"BM25": BUILTINS["BM25"], **declared}
+    specs = {**BUILTINS, **declared}
     for row in list_rerankers(engine):
         specs.setdefault(row.name, reranker_spec(row))
     return specs
