@@ -1,6 +1,7 @@
 """Rerankers declared in configuration instead of the admin registry (a Space, any deployment).
 
-$REASONRANK_RERANKERS holds either a JSON list or the path of a JSON or YAML file with one:
+$REASONRANK_RERANKERS holds either a JSON list or the path of a JSON or YAML file with one
+(without it, ./rerankers.json is read when present):
 
     [{"name": "ReasonRank-7B (endpoint)", "backend": "openai", "model": "liuwenhan/reasonrank-7B",
       "base_url": "https://xyz.endpoints.huggingface.cloud/v1", "api_key_env": "RR_ENDPOINT_KEY"},
@@ -25,6 +26,7 @@ from reasonrank.backends import BACKEND_KINDS
 from reasonrank.io import InputError
 
 ENV = "REASONRANK_RERANKERS"
+DEFAULT_FILE = "rerankers.json"
 TOP_LEVEL = ("name", "backend", "model", "base_url", "api_key_env", "options")
 
 
@@ -101,8 +103,12 @@ def _spec(entry, where: str) -> DeclaredSpec:
 
 
 def declared_specs() -> tuple[DeclaredSpec, ...]:
-    """The rerankers $REASONRANK_RERANKERS declares: inline JSON or the path of a file."""
-    return _declared(os.environ.get(ENV, "").strip())
+    """The rerankers $REASONRANK_RERANKERS declares (inline JSON or the path of a file), else
+    those of ./rerankers.json when there is one (the Space folder ships it)."""
+    value = os.environ.get(ENV, "").strip()
+    if not value and Path(DEFAULT_FILE).is_file():
+        value = DEFAULT_FILE
+    return _declared(value)
 
 
 @lru_cache(maxsize=4)
