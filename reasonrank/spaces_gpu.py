@@ -84,4 +84,4 @@ def quota_message(exc: BaseException) -> str | None:
         )
     if "duration" in title:
         return f"This request asks for more GPU time than one run may use ({detail}). Lower top k or max new tokens."
-    return f"The GPU is not available right now ({title}: {detail}). Try again in a minute."
+    return f"ZeroGPU could not run this ({title}: {detail}). Try again in a minute."

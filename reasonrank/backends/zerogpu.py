@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from reasonrank.backends.base import BackendConfig, BackendError, DeltaSink
 from reasonrank.backends.transformers import TransformersBackend
-from reasonrank.spaces_gpu import call_seconds, gpu, quota_message
+from reasonrank.spaces_gpu import call_seconds, gpu, on_zero_gpu, quota_message
 from reasonrank.types import Completion, GenerationParams, Message
 
 _LOADED: dict[int, ZeroGPUBackend] = {}
@@ -135,6 +135,9 @@ class ZeroGPUBackend(TransformersBackend):
     def close(self) -> None:
         with _LOCK:
             _LOADED.pop(self.key, None)
+        if on_zero_gpu():  # emptying the CUDA cache here would initialise CUDA in the main process
+            self.model = None
+            return
         super().close()
 
 
