@@ -290,5 +290,9 @@ def test_browser_anonymous_visitor_sees_estimate_and_runs_arena(space, browser):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "space-anonymous-arena.png"), full_page=True)
         assert SECRET not in page.content()
+        page.get_by_role("tab", name="Review").click()  # the tab opens, but nothing is served
+        page.locator("#rr-next").click()
+        expect(page.locator("#rr-message")).to_contain_text("not logged in")
+        page.screenshot(path=str(ARTIFACTS / "space-anonymous-review.png"), full_page=True)
     finally:
         context.close()
