@@ -81,3 +81,15 @@ def test_arena_lane_runs_through_zerogpu(zero, tiny_model_dir):
     lane = last[0]
     assert lane.status == "done", lane.error
     assert sorted(lane.ranking) == sorted(p.docid for p in passages) and lane.tokens_out > 0
+
+
+def test_on_zerogpu_preloaded_weights_are_shared_by_later_backends(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.setattr(zerogpu_module, "_MODELS", {})
+    config = BackendConfig(kind="zerogpu", model=str(tiny_model_dir), device="cpu")
+    assert zerogpu_module.preload([config, BackendConfig(kind="openai", model="x")]) == [str(tiny_model_dir)]
+    first, second = make_backend(config), make_backend(config)
+    assert first.model is second.model and len(zerogpu_module._MODELS) == 1
+    first.close()  # closing one backend keeps the shared weights for the others
+    assert second.model is not None and second.stream(MESSAGES, SHORT, lambda kind, text: None).tokens_out > 0
+    second.close()

@@ -45,5 +45,9 @@ def start(engine: Engine, demo) -> None:
         # On ZeroGPU Gradio lets one event wait in its queue unless told otherwise; one page load
         # sends several (pickers, tables), and the rest failed with "application is busy".
         demo.queue(max_size=QUEUE_MAX_SIZE)
-        # ZeroGPU wants its @spaces.GPU functions defined when the app starts
-        import reasonrank.backends.zerogpu  # noqa: F401
+        # ZeroGPU wants its @spaces.GPU functions defined, and models loaded, when the app starts
+        from reasonrank.backends.zerogpu import preload
+        from reasonrank.declared import declared_specs
+
+        for model in preload([spec.backend_config() for spec in declared_specs() if spec.backend == "zerogpu"]):
+            print(f"ZeroGPU: loaded {model}")

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from reasonrank.backends.base import BackendConfig, BackendError, DeltaSink
 from reasonrank.backends.transformers import TransformersBackend
@@ -28,6 +29,7 @@ from reasonrank.spaces_gpu import call_seconds, gpu, on_zero_gpu, quota_message
 from reasonrank.types import Completion, GenerationParams, Message
 
 _LOADED: dict[int, ZeroGPUBackend] = {}
+_MODELS: dict[tuple[str, str, str], Any] = {}  # ZeroGPU only: weights shared across backends
 _KEYS = itertools.count(1)
 _LOCK = threading.Lock()
 
@@ -97,9 +99,26 @@ def _loaded(key: int) -> ZeroGPUBackend:
 
 
 class ZeroGPUBackend(TransformersBackend):
-    """A local Hugging Face model whose generation is scheduled on ZeroGPU when there is one."""
+    """A local Hugging Face model whose generation is scheduled on ZeroGPU when there is one.
+
+    On ZeroGPU the loaded weights are shared by every backend of the same model (`preload` at
+    start, then the Arena's pool), so the GPU worker, forked at the first call, already holds them
+    and a 7B model is not loaded twice.
+    """
 
     name = "zerogpu"
+
+    def _load_model(self, name: str, dtype: str):
+        if not on_zero_gpu() or self.config.adapter:  # an adapter is merged into its own copy
+            return super()._load_model(name, dtype)
+        key = (name, dtype, str(self.device))
+        with _LOCK:
+            model = _MODELS.get(key)
+        if model is None:
+            model = super()._load_model(name, dtype)
+            with _LOCK:
+                model = _MODELS.setdefault(key, model)
+        return model
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
@@ -146,3 +165,14 @@ def _raise_plain(exc: Exception) -> None:
     message = quota_message(exc)
     if message:
         raise BackendError(message) from exc
+
+
+def preload(configs: Sequence[BackendConfig]) -> list[str]:
+    """Load the zerogpu models of `configs` now (on ZeroGPU: before launch, so their weights are
+    packed with the app and shared by the backends made later); returns the models loaded."""
+    loaded = []
+    for config in configs:
+        if config.kind == "zerogpu":
+            ZeroGPUBackend(config)
+            loaded.append(config.model)
+    return loaded
