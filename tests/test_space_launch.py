@@ -181,7 +181,7 @@ def client(space, user: str | None = None):
     from gradio_client import Client
 
     headers = {"Cookie": f"session={session_cookie(user)}"} if user else None
-    return Client(space["url"], headers=headers, verbose=False)
+    return Client(space["url"], headers=headers, verbose=False, httpx_kwargs={"timeout": 60})  # a loaded CI box
 
 
 def arena(c, names, top_k=10, window=10, step=5, tokens=12):
