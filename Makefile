@@ -49,5 +49,10 @@ test-vllm: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/rerank_overhead.py
 
+# The folder a Hugging Face Space (ZeroGPU) is pushed from; see scripts/build_space.py.
+.PHONY: space
+space: $(VENV)/.runtime-installed
+	$(BIN)/python scripts/build_space.py build/space
+
 clean:
 	rm -rf $(VENV) .venv-vllm .pytest_cache .hypothesis

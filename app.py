@@ -40,6 +40,9 @@ def login(name: str, password: str) -> bool:
 
 if __name__ == "__main__":
     if os.environ.get("SPACE_ID"):
+        from ui import space  # roles from the Space's rule, scheduled snapshots, ZeroGPU functions
+
+        space.start(engine, demo)
         demo.launch(**launch_options())
     else:
         first_run_admin()

@@ -20,6 +20,7 @@ relevant for Recall and MRR (trec_eval -l 2, as Eval runs it), every other set g
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import threading
 import time
@@ -219,9 +220,9 @@ def run_arena(
     pool = pool or BackendPool()
     run = _ArenaRun(specs)
     for lane, spec in zip(run.lanes, specs):
-        threading.Thread(
-            target=_run_lane,
-            args=(run, lane, spec, candidates, config, pool, labels),
+        threading.Thread(  # in the caller's context: ZeroGPU reads the visitor's request from it
+            target=contextvars.copy_context().run,
+            args=(_run_lane, run, lane, spec, candidates, config, pool, labels),
             name=f"arena-{spec.name}",
             daemon=True,
         ).start()

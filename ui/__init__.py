@@ -15,7 +15,7 @@ LAUNCH_OPTIONS = {"run_history": False, "theme": OFFLINE_THEME}  # OFFLINE_THEME
 
 #: Tabs only admins can use: hidden until the page learns the user is an admin (their handlers
 #: refuse anyone else on the server in any case, see ui.auth).
-ADMIN_TABS = ("agreement", "synth", "data", "train", "eval")
+ADMIN_TABS = ("agreement", "synth", "data", "train", "eval", "backups")
 ADMIN_PANELS = ("reg-panel",)  # the Arena's registry panel (adding and removing rerankers)
 
 
@@ -63,6 +63,10 @@ def build_app(engine=None):
                 data.build(engine)
                 train.build(engine)
                 evaluate.build(engine)
+                if os.environ.get("SPACE_ID"):
+                    from ui import space_backup
+
+                    space_backup.build(engine)  # snapshots and pushes to a private Hub dataset
             _admin_tabs_for_admins(demo, engine)
     auth.enforce(demo, engine)
     return demo

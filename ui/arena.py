@@ -37,7 +37,7 @@ from reasonrank.evaluate import metric_label
 from reasonrank.io import InputError, read_qrels, read_rank_llm_json
 from reasonrank.types import CandidateList, GenerationParams, Label, Passage, Query
 from reasonrank.window import WindowConfig
-from ui import registry, render_arena
+from ui import registry, render_arena, space_gpu
 
 #: label -> (dataset name as seeded into the label store, candidate file in db/sample/<dataset>/)
 SAMPLES = {
@@ -349,6 +349,7 @@ def build(engine: Engine | None) -> None:
             max_new_tokens = gr.Number(
                 GenerationParams().max_new_tokens, precision=0, label="Max new tokens", elem_id="arena-max-tokens"
             )
+        space_gpu.attach(top_k, window, step, max_new_tokens)  # ZeroGPU estimate + full-sweep button
         with gr.Row():
             pace = gr.Radio(
                 list(PACES), value=next(iter(PACES)), label="Replay recorded rerankers", elem_id="arena-pace"

@@ -42,7 +42,9 @@ def reviewer(request) -> str:
     """The logged-in user's name: Gradio auth's user, or the HF OAuth user on a Space."""
     name = getattr(request, "username", None) if request is not None else None
     if not name and os.environ.get("SPACE_ID") and request is not None:
-        name = _oauth_user(request)
+        from ui import space_roles
+
+        name = space_roles.admit(_oauth_user(request))  # the Space's role rule, written to User
     if not name:
         raise InputError("not logged in: this needs a signed-in user")
     return name

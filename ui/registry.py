@@ -26,6 +26,7 @@ from db.seed import SAMPLE
 from reasonrank.arena import BM25, LABELS, RECORDED, RerankerSpec
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.backends.base import BackendConfig
+from reasonrank.declared import declared_specs
 from reasonrank.io import InputError
 from reasonrank.replay import find_recordings, load_recording
 from ui.auth import admin_only, require_admin
@@ -82,9 +83,10 @@ def available_specs(engine: Engine | None) -> dict[str, RerankerSpec]:
 
     Without a label store there is neither a registry nor stored labels: BM25 and the recordings.
     """
+    declared = {spec.name: spec for spec in declared_specs() if spec.name not in BUILTINS}  # reasonrank.declared
     if engine is None:
-        return {"BM25": BUILTINS["BM25"], **recorded_specs()}
-    specs = {**BUILTINS, **recorded_specs()}
+        return {"BM25": BUILTINS["BM25"], **recorded_specs(), **declared}
+    specs = {**BUILTINS, **recorded_specs(), **declared}
     for row in list_rerankers(engine):
         specs.setdefault(row.name, reranker_spec(row))
     return specs

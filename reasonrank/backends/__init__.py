@@ -10,6 +10,7 @@ _REGISTRY = {
     "transformers": "reasonrank.backends.transformers:TransformersBackend",
     "openai": "reasonrank.backends.openai:OpenAIBackend",
     "vllm": "reasonrank.backends.vllm:VLLMBackend",
+    "zerogpu": "reasonrank.backends.zerogpu:ZeroGPUBackend",
 }
 
 BACKEND_KINDS = tuple(_REGISTRY)
