@@ -17,6 +17,9 @@ LAUNCH_OPTIONS = {"run_history": False, "theme": OFFLINE_THEME}  # OFFLINE_THEME
 #: refuse anyone else on the server in any case, see ui.auth).
 ADMIN_TABS = ("agreement", "synth", "data", "train", "eval", "backups")
 ADMIN_PANELS = ("reg-panel",)  # the Arena's registry panel (adding and removing rerankers)
+#: Tabs for signed-in users: hidden from anonymous visitors (only possible on a Space, where the
+#: app runs without password auth).
+SIGNED_IN_TABS = ("review",)
 
 
 def launch_options() -> dict:
@@ -73,22 +76,29 @@ def build_app(engine=None):
 
 
 def _admin_tabs_for_admins(demo, engine) -> None:
-    """Admin tabs and panels start hidden; the page load shows them to admins only."""
+    """Admin tabs and panels start hidden, and so do signed-in tabs; the page load shows each
+    to the users who may use it."""
     import gradio as gr
 
+    from reasonrank.io import InputError
     from ui import auth
 
-    hidden = [
-        block
-        for block in demo.blocks.values()
-        if (isinstance(block, gr.Tab) and block.id in ADMIN_TABS) or getattr(block, "elem_id", None) in ADMIN_PANELS
-    ]
-    for block in hidden:
+    def tab_or_panel(block, tabs, panels=()) -> bool:
+        return (isinstance(block, gr.Tab) and block.id in tabs) or getattr(block, "elem_id", None) in panels
+
+    admin = [block for block in demo.blocks.values() if tab_or_panel(block, ADMIN_TABS, ADMIN_PANELS)]
+    signed_in = [block for block in demo.blocks.values() if tab_or_panel(block, SIGNED_IN_TABS)]
+    for block in admin + signed_in:
         block.visible = False
 
     @auth.public
     def show():
-        visible = auth.is_admin(engine, auth.current_request())
-        return [gr.update(visible=visible) for _ in hidden]
+        request = auth.current_request()
+        is_admin = auth.is_admin(engine, request)
+        try:
+            has_user = bool(auth.reviewer(request))
+        except InputError:
+            has_user = False
+        return [gr.update(visible=is_admin) for _ in admin] + [gr.update(visible=has_user) for _ in signed_in]
 
-    demo.load(show, None, hidden, api_visibility="private", show_progress="hidden")
+    demo.load(show, None, admin + signed_in, api_visibility="private", show_progress="hidden")
