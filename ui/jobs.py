@@ -25,6 +25,7 @@ from db.users import get_user
 from reasonrank.cli import config_to_argv
 from reasonrank.io import InputError
 from reasonrank.jobs import FINISHED
+from reasonrank.redact import check_config
 from ui.auth import require_admin, reviewer
 
 HISTORY_COLUMNS = ["id", "status", "command", "message"]
@@ -59,6 +60,7 @@ def launch(
     try:
         name = require_admin(engine, request) if admin_only else reviewer(request)
         user = get_user(engine, name)
+        check_config(dataclasses.asdict(config))  # no key reaches the stored config or the command line
         argv = config_to_argv(config)
         return launch_job(engine, kind, argv, dataclasses.asdict(config), created_by=user.id, lineage=lineage, env=env)
     except (InputError, ValueError) as exc:
