@@ -120,4 +120,4 @@ def test_render_helpers_show_figures_eta_and_curves():
         {"step": 1, "value": -1.0, "series": "reward"},
         {"step": 2, "value": 1.5, "series": "loss"},
     ]
-    assert "`reasonrank train sft`" in status
+    assert "<code>reasonrank train sft</code>" in status  # inert text, see ui.render.md_code

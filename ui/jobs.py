@@ -27,6 +27,7 @@ from reasonrank.io import InputError
 from reasonrank.jobs import FINISHED
 from reasonrank.redact import check_config
 from ui.auth import require_admin, reviewer
+from ui.render import md_code
 
 HISTORY_COLUMNS = ["id", "status", "command", "message"]
 _FIGURE_LABELS = {"rate": "per s", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost_usd": "$"}
@@ -98,7 +99,7 @@ def render_status(view: JobView | None) -> str:
         line += f" · {view.progress['done']}/{view.progress['total']} {view.progress.get('unit', '')}s"
     extra = " · ".join(part for part in (_figures(view.progress), _eta(view.eta_seconds)) if part)
     message = f"\n\n{html.escape(view.message)}" if view.message and view.message != "done" else ""
-    return line + (f"\n\n{extra}" if extra else "") + message + f"\n\n`reasonrank {' '.join(view.argv)}`"
+    return line + (f"\n\n{extra}" if extra else "") + message + "\n\n" + md_code("reasonrank " + " ".join(view.argv))
 
 
 def render_bar(view: JobView | None) -> str:

@@ -40,6 +40,7 @@ from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
 from ui.auth import require_admin
 from ui.jobs import job_panel, launch
+from ui.render import md_code
 
 #: the curves the panel draws (metrics event names, see reasonrank.train.callbacks)
 CURVES = (
@@ -158,12 +159,12 @@ def render_model(engine: Engine, job_id: int | None) -> str:
         return "" if not view.finished else f"Job {view.id} registered no model ({view.status})."
     lineage = outputs.get("lineage") or {}
     export = f"export #{lineage['export_id']}" if lineage.get("export_id") is not None else "a JSONL file"
-    where = html.escape(str(outputs.get("model_dir", "")))
+    where = outputs.get("model_dir", "")
     return (
-        f"**Registered model:** `{html.escape(outputs['reranker_name'])}` (reranker id {outputs['reranker_id']},"
-        f" {'LoRA adapter' if outputs.get('adapter') else 'full model'} in `{where}`)\n\n"
+        f"**Registered model:** {md_code(outputs['reranker_name'])} (reranker id {outputs['reranker_id']},"
+        f" {'LoRA adapter' if outputs.get('adapter') else 'full model'} in {md_code(where)})\n\n"
         f"**Lineage:** {export} → job #{view.id} ({outputs.get('stage')}, {outputs.get('steps')} steps) → "
-        f"reranker `{html.escape(outputs['reranker_name'])}`"
+        f"reranker {md_code(outputs['reranker_name'])}"
     )
 
 
