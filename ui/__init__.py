@@ -26,9 +26,17 @@ def launch_options() -> dict:
     itself: SQLite's POSIX locks are dropped when *any* descriptor of the file closes in a
     process, after which another process may checkpoint and delete a live WAL.
     """
-    from db.engine import data_dir
+    from starlette.middleware import Middleware
 
-    return {**LAUNCH_OPTIONS, "allowed_paths": [], "blocked_paths": [str(data_dir().resolve())]}
+    from db.engine import data_dir
+    from ui.auth import ClientAddress
+
+    return {
+        **LAUNCH_OPTIONS,
+        "allowed_paths": [],
+        "blocked_paths": [str(data_dir().resolve())],
+        "app_kwargs": {"middleware": [Middleware(ClientAddress)]},  # the login throttle's client address
+    }
 
 
 def build_app(engine=None):
