@@ -16,6 +16,12 @@ LAUNCH_OPTIONS = {"run_history": False}
 ADMIN_TABS = ("agreement", "synth", "data", "train", "eval")
 ADMIN_PANELS = ("reg-panel",)  # the Arena's registry panel (adding and removing rerankers)
 
+#: Review handlers run this many at once (Gradio's default is 1 per event, which queued every
+#: annotator behind one another). They only touch the database: SQLite WAL readers never wait,
+#: writers take BEGIN IMMEDIATE in turn, and each call holds the lock for milliseconds.
+#: Model-bound handlers keep their own small limits (the Arena's run: 4).
+REVIEW_CONCURRENCY = 16
+
 
 def launch_options() -> dict:
     """LAUNCH_OPTIONS for the real app: Gradio serves nothing of the data directory.
@@ -70,6 +76,9 @@ def build_app(engine=None):
                 train.build(engine)
                 evaluate.build(engine)
             _admin_tabs_for_admins(demo, engine)
+    for block_fn in demo.fns.values():
+        if getattr(block_fn, "rr_scope", None) == auth.SIGNED_IN and block_fn.concurrency_limit == "default":
+            block_fn.concurrency_limit = REVIEW_CONCURRENCY
     auth.enforce(demo, engine)
     return demo
 
@@ -87,10 +96,12 @@ def _admin_tabs_for_admins(demo, engine) -> None:
     ]
     for block in hidden:
         block.visible = False
+    # the job panels' pollers: stopped on a non-admin's page (they would only be refused)
+    timers = [block for block in demo.blocks.values() if isinstance(block, gr.Timer)]
 
     @auth.public
     def show():
         visible = auth.is_admin(engine, auth.current_request())
-        return [gr.update(visible=visible) for _ in hidden]
+        return [gr.update(visible=visible) for _ in hidden] + [gr.Timer(active=visible) for _ in timers]
 
-    demo.load(show, None, hidden, api_visibility="private", show_progress="hidden")
+    demo.load(show, None, hidden + timers, api_visibility="private", show_progress="hidden")
