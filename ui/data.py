@@ -99,7 +99,7 @@ def build(engine: Engine) -> None:
         except InputError as exc:
             raise gr.Error(str(exc)) from exc
         if outcome.issues:
-            message = f"⚠️ {len(outcome.issues)} problem(s); nothing was written."
+            message = f"⚠️ {outcome.problems} in all; nothing was written."
             return command, message, "\n".join(outcome.issues), None
         summary = outcome.summary
         counts = {"datasets": summary.datasets, **{key: getattr(summary, key) for key in SUMMARY_FIELDS}}

@@ -78,3 +78,12 @@ def test_decode_errors_name_the_file_and_line(tmp_path):
     qrels.write_text("q1 0 d1 1\nq1 0 d2 1" + "0" * 400 + "\n")
     with pytest.raises(InputError, match=rf"^{qrels}:2: grade"):
         read_qrels(qrels)
+
+
+def test_the_problem_count_is_the_count_in_all(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n" * 10_000)
+    done = _reasonrank(
+        "import", str(bad), "--kind", "candidates", "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path
+    )
+    assert done.returncode == 2 and "error: 10,000 problem(s) in" in done.stderr, done.stderr[-300:]
