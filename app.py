@@ -10,12 +10,14 @@ run an "admin" user is created with a random password, printed once and written 
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from db.engine import data_dir, get_engine
 from db.seed import ensure_ready
 from db.users import create_first_admin, verify
 from ui import build_app, launch_options
+from ui.auth import LoginThrottle, client_address
 
 engine = get_engine()
 ensure_ready(engine)
@@ -34,8 +36,18 @@ def first_run_admin() -> None:
     print(f"First run: created user 'admin' with password {password} (also in {path}; delete it after use)")
 
 
-def login(name: str, password: str) -> bool:
-    return verify(engine, name, password) is not None
+throttle = LoginThrottle()
+
+
+async def login(name: str, password: str) -> bool:
+    """Gradio's auth check: throttled per name and client (ui.auth.LoginThrottle); the slow
+    argon2 check runs off the event loop so a login never stalls other users' requests."""
+    client = client_address()
+    if not throttle.allowed(name, client):
+        return False
+    ok = await asyncio.to_thread(verify, engine, name, password) is not None
+    throttle.record(name, client, ok)
+    return ok
 
 
 if __name__ == "__main__":

@@ -70,8 +70,9 @@ def get_engine(url: str | None = None) -> Engine:
 
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not Path(parsed.database).parent.is_dir():
+        # a typo in --db must not create directories and a new, empty database
+        raise InputError(f"database {parsed.database}: directory {Path(parsed.database).parent} does not exist")
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

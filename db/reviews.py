@@ -12,6 +12,7 @@ for an admin to adjudicate. Two decisions agree when they lead to the same resul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timezone
 from itertools import combinations
 from statistics import fmean
 
@@ -182,6 +183,21 @@ def _result(item: Item, label: Label, review: Review, done: int) -> ReviewResult
     )
 
 
+def _check_claim(session: Session, item: Item, annotator: User) -> None:
+    """Only the holder of a live claim (or an admin) may decide a claimed item; a lapsed claim
+    (CLAIM_TTL) holds no one back. Raising here rolls back the version bump: nothing is written."""
+    if item.claimed_by in (None, annotator.id) or annotator.role == "admin" or item.claimed_until is None:
+        return
+    until = item.claimed_until if item.claimed_until.tzinfo else item.claimed_until.replace(tzinfo=timezone.utc)
+    if until <= utcnow():
+        return
+    holder = session.get(User, item.claimed_by)
+    raise InputError(
+        f"item {item.id} is claimed by {holder.name if holder else 'another reviewer'} until "
+        f"{until:%H:%M} UTC; take the next item instead"
+    )
+
+
 def _locked_item(session: Session, item_id: int) -> tuple[Item, Label]:
     item = session.get(Item, item_id, populate_existing=True)
     label = session.get(Label, item.label_id) if item.label_id is not None else None
@@ -210,6 +226,7 @@ def save_review(
         annotator = user_row(session, user)
         _claim_version(session, item_id, expected_version)
         item, label = _locked_item(session, item_id)
+        _check_claim(session, item, annotator)
         _check_request(item, label, decision, ranking, note, DECISIONS)
         if item.status != "pending":
             raise InputError(f"item {item_id} is {item.status}, not pending; an admin can adjudicate it")

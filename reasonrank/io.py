@@ -31,6 +31,12 @@ MAX_YAML_CHARS = 2**20
 MAX_DEPTH = 64
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# \uD800-\uDBFF not followed by \uDC00-\uDFFF, or the latter not preceded by the former
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+MAX_GRADE = 1000  # relevance grades are small integers (TREC: 0-3); a bound keeps 10**400 out of the store
 
 
 def nesting_depth(text: str) -> int:
@@ -62,6 +68,9 @@ def json_value(text: str, max_chars: int = MAX_LINE_CHARS, max_depth: int = MAX_
         raise ValueError(f"{len(text):,} characters, more than the {max_chars:,} allowed")
     if nesting_depth(text) > max_depth:
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    lone = _LONE_SURROGATE.search(text)
+    if lone:
+        raise ValueError(f"{lone.group()} is a lone surrogate, not a Unicode character (column {lone.start() + 1})")
     try:
         return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
@@ -129,7 +138,10 @@ def bounded_lines(handle, where: str, limit: int = MAX_LINE_CHARS) -> Iterator[t
     """(line number, line) of a text handle; a line longer than `limit` is an InputError."""
     lineno = 0
     while True:
-        line = handle.readline(limit + 1)
+        try:
+            line = handle.readline(limit + 1)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{where}:{lineno + 1}: not UTF-8 text (byte {exc.start + 1} of a read block)") from None
         if not line:
             return
         lineno += 1
@@ -154,7 +166,7 @@ def open_text(path: str | Path):
 def _whitespace_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, whitespace-split cols) for every non-blank line of a TREC-style file."""
     with open_text(path) as handle:
-        for lineno, line in enumerate(handle, 1):
+        for lineno, line in bounded_lines(handle, str(path)):
             cols = line.split()
             if cols:
                 yield lineno, cols
@@ -185,10 +197,9 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
         if len(cols) != 4:
             raise InputError(f"{path}:{lineno}: expected 'qid iter docid grade', got {len(cols)} cols")
         qid, _, docid, grade = cols
-        try:
-            qrels.setdefault(qid, {})[docid] = int(grade)
-        except ValueError:
-            raise InputError(f"{path}:{lineno}: grade {grade!r} is not an integer") from None
+        if not (grade.lstrip("-").isdigit() and len(grade) <= 5 and abs(int(grade)) <= MAX_GRADE):
+            raise InputError(f"{path}:{lineno}: grade {grade[:40]!r} is not an integer in -{MAX_GRADE}..{MAX_GRADE}")
+        qrels.setdefault(qid, {})[docid] = int(grade)
     return qrels
 
 
@@ -209,7 +220,7 @@ def read_queries_tsv(path: str | Path) -> dict[str, str]:
 def _read_key_tab_text(path: str | Path, expected: str) -> Iterator[tuple[str, str]]:
     """(key, text) per non-empty `key<TAB>text` line; the text may itself contain tabs."""
     with open_text(path) as handle:
-        for lineno, line in enumerate(handle, 1):
+        for lineno, line in bounded_lines(handle, str(path)):
             line = line.rstrip("\n")
             if not line:
                 continue
@@ -228,19 +239,46 @@ def candidate_from_dict(obj: dict, where: str = "") -> CandidateList:
             raise InputError(f"{prefix}missing field {key!r}")
     if not isinstance(obj["candidates"], list):
         raise InputError(f"{prefix}field 'candidates' must be a list")
+    qid = _run_id(obj["qid"], f"{prefix}field 'qid'")
     passages = []
+    seen: set[str] = set()
     for i, cand in enumerate(obj["candidates"]):
         if not isinstance(cand, dict) or "docid" not in cand or "text" not in cand:
             raise InputError(f"{prefix}candidates[{i}] needs 'docid' and 'text'")
-        passages.append(Passage(str(cand["docid"]), str(cand["text"]), cand.get("title") or None))
+        docid = _run_id(cand["docid"], f"{prefix}candidates[{i}].docid")
+        if docid in seen:
+            raise InputError(f"{prefix}candidates[{i}].docid: {docid!r} appears twice in this list")
+        seen.add(docid)
+        passages.append(Passage(docid, str(cand["text"]), cand.get("title") or None))
     qrels = obj.get("qrels")
     return CandidateList(
-        query=Query(str(obj["qid"]), str(obj["query"])),
+        query=Query(qid, str(obj["query"])),
         candidates=passages,
-        qrels={str(k): int(v) for k, v in qrels.items()} if qrels else None,
+        qrels=_grades(qrels, prefix) if qrels else None,
         excluded_ids=[str(x) for x in obj.get("excluded_ids") or []],
         dataset=obj.get("dataset"),
     )
+
+
+def _run_id(value: object, where: str) -> str:
+    """A qid or docid as a TREC run file can hold it: non-empty, no whitespace."""
+    text = str(value)
+    if not text or any(c.isspace() for c in text):
+        raise InputError(f"{where}: {text[:40]!r} must be non-empty and without spaces, tabs or newlines")
+    return text
+
+
+def _grades(qrels: object, prefix: str) -> dict[str, int]:
+    if not isinstance(qrels, dict):
+        raise InputError(f"{prefix}field 'qrels' must be an object of docid: grade")
+    grades = {}
+    for docid, grade in qrels.items():
+        if type(grade) is not int or abs(grade) > MAX_GRADE:
+            raise InputError(
+                f"{prefix}qrels[{docid!r}]: grade {str(grade)[:40]} is not an integer in -{MAX_GRADE}..{MAX_GRADE}"
+            )
+        grades[str(docid)] = grade
+    return grades
 
 
 def candidate_to_dict(cl: CandidateList) -> dict:
@@ -273,7 +311,15 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
 
 
 def read_candidates_jsonl(path: str | Path) -> list[CandidateList]:
-    return [candidate_from_dict(obj, f"{path}:{lineno}") for lineno, obj in iter_jsonl(path)]
+    lists: list[CandidateList] = []
+    first: dict[str, int] = {}
+    for lineno, obj in iter_jsonl(path):
+        cl = candidate_from_dict(obj, f"{path}:{lineno}")
+        if cl.query.qid in first:
+            raise InputError(f"{path}:{lineno}: field 'qid': {cl.query.qid!r} is already on line {first[cl.query.qid]}")
+        first[cl.query.qid] = lineno
+        lists.append(cl)
+    return lists
 
 
 def write_candidates_jsonl(lists: Iterable[CandidateList], path: str | Path) -> None:

@@ -122,4 +122,4 @@ def test_render_helpers_show_figures_eta_and_curves():
     }
     drawn = render_curves(view, curves)
     assert drawn.count('class="rr-line"') == 2 and drawn.count('class="rr-chart"') == 2  # no panel for lr
-    assert "`reasonrank train sft`" in status
+    assert "<code>reasonrank train sft</code>" in status  # inert text, see ui.render.md_code

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from gradio_client import Client
-from ui_fixtures import PASSWORD, review_app  # noqa: F401 (fixture)
+from ui_fixtures import ADMIN, PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.queue import get_item
 from db.reviews import save_review
@@ -107,7 +107,7 @@ def test_version_conflict_is_reported_and_nothing_is_overwritten(client, review_
     _, engine = review_app
     out = _next(client)
     item_id, stale = int(out[ID]), int(out[VERSION])
-    save_review(engine, item_id, "other", "accept", stale)
+    save_review(engine, item_id, ADMIN, "accept", stale)  # only an admin may decide an item someone holds
     before = get_item(engine, item_id)
     new_order = list(reversed(out[ORDER].split(", ")))
     saved = _save(client, "fix", out, order=", ".join(new_order))

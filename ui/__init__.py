@@ -21,6 +21,12 @@ ADMIN_PANELS = ("reg-panel",)  # the Arena's registry panel (adding and removing
 #: app runs without password auth).
 SIGNED_IN_TABS = ("review",)
 
+#: Review handlers run this many at once (Gradio's default is 1 per event, which queued every
+#: annotator behind one another). They only touch the database: SQLite WAL readers never wait,
+#: writers take BEGIN IMMEDIATE in turn, and each call holds the lock for milliseconds.
+#: Model-bound handlers keep their own small limits (the Arena's run: 4).
+REVIEW_CONCURRENCY = 16
+
 
 def launch_options() -> dict:
     """LAUNCH_OPTIONS for the real app: Gradio serves nothing of the data directory.
@@ -31,9 +37,17 @@ def launch_options() -> dict:
     itself: SQLite's POSIX locks are dropped when *any* descriptor of the file closes in a
     process, after which another process may checkpoint and delete a live WAL.
     """
-    from db.engine import data_dir
+    from starlette.middleware import Middleware
 
-    return {**LAUNCH_OPTIONS, "allowed_paths": [], "blocked_paths": [str(data_dir().resolve())]}
+    from db.engine import data_dir
+    from ui.auth import ClientAddress
+
+    return {
+        **LAUNCH_OPTIONS,
+        "allowed_paths": [],
+        "blocked_paths": [str(data_dir().resolve())],
+        "app_kwargs": {"middleware": [Middleware(ClientAddress)]},  # the login throttle's client address
+    }
 
 
 def build_app(engine=None):
@@ -71,6 +85,9 @@ def build_app(engine=None):
 
                     space_backup.build(engine)  # snapshots and pushes to a private Hub dataset
             _admin_tabs_for_admins(demo, engine)
+    for block_fn in demo.fns.values():
+        if getattr(block_fn, "rr_scope", None) == auth.SIGNED_IN and block_fn.concurrency_limit == "default":
+            block_fn.concurrency_limit = REVIEW_CONCURRENCY
     auth.enforce(demo, engine)
     return demo
 
@@ -90,6 +107,8 @@ def _admin_tabs_for_admins(demo, engine) -> None:
     signed_in = [block for block in demo.blocks.values() if tab_or_panel(block, SIGNED_IN_TABS)]
     for block in admin + signed_in:
         block.visible = False
+    # the job panels' pollers: stopped on a non-admin's page (they would only be refused)
+    timers = [block for block in demo.blocks.values() if isinstance(block, gr.Timer)]
 
     @auth.public
     def show():
@@ -99,6 +118,10 @@ def _admin_tabs_for_admins(demo, engine) -> None:
             has_user = bool(auth.reviewer(request))
         except InputError:
             has_user = False
-        return [gr.update(visible=is_admin) for _ in admin] + [gr.update(visible=has_user) for _ in signed_in]
+        return (
+            [gr.update(visible=is_admin) for _ in admin]
+            + [gr.update(visible=has_user) for _ in signed_in]
+            + [gr.Timer(active=is_admin) for _ in timers]
+        )
 
-    demo.load(show, None, admin + signed_in, api_visibility="private", show_progress="hidden")
+    demo.load(show, None, admin + signed_in + timers, api_visibility="private", show_progress="hidden")

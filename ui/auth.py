@@ -20,8 +20,11 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -206,3 +209,73 @@ def enforce(demo: gr.Blocks, engine: Engine | None) -> dict[int, str]:
             block_fn.fn = _guarded(block_fn, access, engine)
         table[fn_id] = access
     return table
+
+
+# ----------------------------------------------------------------------------- login throttling
+_CLIENT: ContextVar[str | None] = ContextVar("rr_client_address", default=None)
+
+
+class ClientAddress:
+    """ASGI middleware: remembers the connecting address for the login check of this request
+    (Gradio calls the auth function with a name and a password only). The socket's peer is
+    used, never a forwarded-for header a client could write itself."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        client = scope.get("client") if scope.get("type") == "http" else None
+        token = _CLIENT.set(client[0] if client else None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _CLIENT.reset(token)
+
+
+def client_address() -> str | None:
+    """The address of the client whose request is being handled (None outside one)."""
+    return _CLIENT.get()
+
+
+class LoginThrottle:
+    """Failed logins slow down per user name and per client address.
+
+    After `free` failures within `window_s` (per name; `free_client` per address) each further
+    attempt is refused unchecked until 2**(failures - free) seconds (at most `max_wait_s`) have
+    passed since the last failure, so guessing costs exponential time while the real user, after
+    a few typos, waits seconds. A success clears the name's failures.
+    """
+
+    def __init__(self, free: int = 5, free_client: int = 20, window_s: float = 900.0, max_wait_s: float = 300.0):
+        self.free, self.free_client, self.window_s, self.max_wait_s = free, free_client, window_s, max_wait_s
+        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def _blocked(self, key: tuple[str, str], free: int, now: float) -> bool:
+        times = self._recent(key, now)
+        if len(times) < free:
+            return False
+        return now - times[-1] < min(2.0 ** (len(times) - free), self.max_wait_s)
+
+    def allowed(self, name: str, client: str | None, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            user_blocked = self._blocked(("user", name), self.free, now)
+            return not user_blocked and not (client and self._blocked(("client", client), self.free_client, now))
+
+    def record(self, name: str, client: str | None, ok: bool, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if ok:
+                self._failures.pop(("user", name), None)
+                return
+            for key in (("user", name), ("client", client)) if client else (("user", name),):
+                self._failures.setdefault(key, []).append(now)

@@ -36,6 +36,7 @@ from ui.charts import bar_chart
 from ui.downloads import download_copy
 from ui.form import form_int, number_box
 from ui.jobs import job_panel, launch
+from ui.render import md_code, md_text
 
 KIND = "eval"
 DATASETS = {  # choice → label
@@ -219,10 +220,10 @@ def _reproduce_markdown(reproduce: dict) -> str:
     reranker = reproduce.get("reranker") or {}
     versions = ", ".join(f"{k} {v}" for k, v in (reproduce.get("versions") or {}).items() if v)
     return (
-        f"**Reproduce** — reranker: {reranker.get('kind', 'none')} {reranker.get('model', '')} · window "
-        f"{reproduce.get('window')} / step {reproduce.get('step')} / top-k {reproduce.get('top_k')} · seed "
-        f"{reproduce.get('seed')} · prompt sha256 `{str(reproduce.get('prompt_sha256', ''))[:16]}…`\n\n"
-        f"Exclusions: {reproduce.get('excluded_id_rule', '')}\n\nVersions: {versions}"
+        f"**Reproduce** — reranker: {md_text(reranker.get('kind', 'none'))} {md_text(reranker.get('model', ''))} · window "
+        f"{md_text(reproduce.get('window'))} / step {md_text(reproduce.get('step'))} / top-k {md_text(reproduce.get('top_k'))} · seed "
+        f"{md_text(reproduce.get('seed'))} · prompt sha256 {md_code(str(reproduce.get('prompt_sha256', ''))[:16] + '…')}\n\n"
+        f"Exclusions: {md_text(reproduce.get('excluded_id_rule', ''))}\n\nVersions: {md_text(versions)}"
     )
 
 

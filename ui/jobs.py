@@ -27,8 +27,10 @@ from db.users import get_user
 from reasonrank.cli import config_to_argv
 from reasonrank.io import InputError
 from reasonrank.jobs import FINISHED
+from reasonrank.redact import check_config
 from ui.auth import require_admin, reviewer
 from ui.charts import line_panels
+from ui.render import md_code
 
 HISTORY_COLUMNS = ["id", "status", "command", "message"]
 _FIGURE_LABELS = {"rate": "per s", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost_usd": "$"}
@@ -62,6 +64,7 @@ def launch(
     try:
         name = require_admin(engine, request) if admin_only else reviewer(request)
         user = get_user(engine, name)
+        check_config(dataclasses.asdict(config))  # no key reaches the stored config or the command line
         argv = config_to_argv(config)
         return launch_job(engine, kind, argv, dataclasses.asdict(config), created_by=user.id, lineage=lineage, env=env)
     except (InputError, ValueError) as exc:
@@ -110,7 +113,7 @@ def render_status(view: JobView | None) -> str:
         line += f" · {view.progress['done']}/{view.progress['total']} {view.progress.get('unit', '')}s"
     extra = " · ".join(part for part in (_figures(view.progress), _eta(view.eta_seconds)) if part)
     message = f"\n\n{html.escape(view.message)}" if view.message and view.message != "done" else ""
-    return line + (f"\n\n{extra}" if extra else "") + message + "\n\n" + code_span(f"reasonrank {' '.join(view.argv)}")
+    return line + (f"\n\n{extra}" if extra else "") + message + "\n\n" + md_code("reasonrank " + " ".join(view.argv))
 
 
 def render_bar(view: JobView | None) -> str:

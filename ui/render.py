@@ -55,6 +55,22 @@ def esc(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
+_PUNCTUATION = re.compile(r"[^\w ]")
+
+
+def md_text(text: object) -> str:
+    """Untrusted text for a Markdown component, inert: every character but letters, digits and
+    spaces becomes a numeric reference, so no backtick, bracket, angle bracket or URL in it can
+    open a code span, a link, an image or raw HTML; runs of whitespace become one space."""
+    flat = " ".join(("" if text is None else str(text)).split())
+    return _PUNCTUATION.sub(lambda m: f"&#{ord(m.group())};", flat)
+
+
+def md_code(text: object) -> str:
+    """Untrusted text shown as inline code in Markdown (see md_text)."""
+    return f"<code>{md_text(text)}</code>"
+
+
 def consistency_html(consistency: float | None, alpha: float = ALPHA) -> str:
     """A badge and a bar with the α line, so a reviewer sees at once whether the label is suspect."""
     if consistency is None:

@@ -102,6 +102,12 @@ class BackendConfig:
     gpu_memory_utilization: float = 0.9  # vllm
     enforce_eager: bool = False  # vllm
 
+    def __post_init__(self) -> None:
+        from reasonrank.redact import check_env_name, check_url
+
+        check_url(self.base_url)
+        check_env_name(self.api_key_env)
+
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 

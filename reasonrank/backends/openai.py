@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from reasonrank.aio import all_or_first_failure, within
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink, TokenizerLike
 from reasonrank.backends.openai_wire import post_chat, post_text, read_stream, to_completion, to_text_completion
+from reasonrank.redact import redact
 from reasonrank.types import Completion, GenerationParams, Message
 
 logger = logging.getLogger(__name__)
@@ -268,7 +269,12 @@ class OpenAIBackend(Backend):
             attempt += 1
             self.stats.retries[failure.kind] += 1
             logger.warning(
-                "%s at %s; retry %d/%d in %.1fs", failure.detail, self.url, attempt, self.config.max_retries, delay
+                "%s at %s; retry %d/%d in %.1fs",
+                self._redact(failure.detail),
+                self.url,
+                attempt,
+                self.config.max_retries,
+                delay,
             )
             await asyncio.sleep(delay)
 
@@ -282,7 +288,12 @@ class OpenAIBackend(Backend):
         return ids[0] if len(ids) == 1 else None
 
     # -- error messages --------------------------------------------------------------------
+    def _redact(self, text: str) -> str:
+        """`text` without the API key's value (a server may echo the Authorization header)."""
+        return redact(text, [os.environ.get(self.config.api_key_env)])
+
     def _fail(self, message: str, exhausted_kind: str | None = None) -> BackendError:
+        message = self._redact(message)
         self.stats.failures += 1
         self.stats.last_error = message
         return BackendError(message) if exhausted_kind is None else RetriesExhausted(message, exhausted_kind)

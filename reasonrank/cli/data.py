@@ -141,6 +141,12 @@ class ImportOutcome:
 
     issues: list[str]
     summary: ImportSummary | None = None
+    issue_count: int = 0  # all problems found (`issues` lists at most the first 200 and a count of the rest)
+
+    @property
+    def problems(self) -> str:
+        """ "N problem(s)", counting every problem, not only the ones listed."""
+        return f"{max(self.issue_count, len(self.issues)):,} problem(s)"
 
 
 @dataclass
@@ -170,7 +176,7 @@ def run_import(config: ImportConfig, engine=None) -> ImportOutcome:
         source=config.source,
     )
     if batch.issues:
-        return ImportOutcome([str(issue) for issue in batch.issues])
+        return ImportOutcome([str(issue) for issue in batch.issues], issue_count=batch.issue_count)
     try:
         summary = import_batch(
             engine or open_store(config.db), batch, config.alpha, required_reviews=config.required_reviews
@@ -196,7 +202,7 @@ def _import_command(config: ImportConfig) -> int:
     if outcome.issues:
         for issue in outcome.issues:
             print(issue, file=sys.stderr)
-        print(f"error: {len(outcome.issues)} problem(s) in {config.path}; nothing was written", file=sys.stderr)
+        print(f"error: {outcome.problems} in {config.path}; nothing was written", file=sys.stderr)
         return EXIT_USAGE
     print(describe_import(config, outcome.summary))
     return 0

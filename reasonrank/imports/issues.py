@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasonrank.io import MAX_GRADE
 from reasonrank.types import Passage
 
 MAX_ISSUES = 200
@@ -174,8 +175,9 @@ class Record:
             return None
         grades: dict[str, int] = {}
         for docid, grade in value.items():
-            if type(grade) is not int:
-                self.fail(f"{field}.{docid}", f"grade must be an integer, got {json_type(grade)} {grade!r}")
+            if type(grade) is not int or abs(grade) > MAX_GRADE:
+                shown = f"{json_type(grade)} {str(grade)[:40]}"
+                self.fail(f"{field}.{docid}", f"grade must be an integer in -{MAX_GRADE}..{MAX_GRADE}, got {shown}")
             elif self.ident(docid, f"{field}.{docid}") is not None:
                 grades[docid] = grade
         return grades

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reasonrank.imports.issues import IssueLog, Record
 from reasonrank.imports.readers import read_lines
+from reasonrank.io import MAX_GRADE
 from reasonrank.types import CandidateList, Label
 
 
@@ -29,11 +30,10 @@ def read_qrels(path: Path, issues: IssueLog) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     first_line: dict[tuple[str, str], int] = {}
     for record, (qid, _, docid, grade_text) in _rows(path, issues, "qid iter docid grade"):
-        try:
-            grade = int(grade_text)
-        except ValueError:
-            record.fail("grade", f"grade {grade_text!r} is not an integer")
+        if not (grade_text.lstrip("-").isdigit() and len(grade_text) <= 5 and abs(int(grade_text)) <= MAX_GRADE):
+            record.fail("grade", f"grade {grade_text[:40]!r} is not an integer in -{MAX_GRADE}..{MAX_GRADE}")
             continue
+        grade = int(grade_text)
         previous = qrels.get(qid, {}).get(docid)
         if previous is not None and previous != grade:
             record.fail(

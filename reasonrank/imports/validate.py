@@ -32,6 +32,7 @@ class ImportBatch:
     dataset: str
     kind: str
     issues: list[ImportIssue]
+    issue_count: int = 0  # all issues found; `issues` lists the first MAX_ISSUES and a count of the rest
 
     @property
     def ok(self) -> bool:
@@ -107,6 +108,7 @@ def validate_file(
     batch = ImportBatch([], [], {}, name, kind, [])
     if not path.exists():
         batch.issues = [ImportIssue(str(path), None, None, "file not found")]
+        batch.issue_count = 1
         return batch
     # A bulk parse: millions of live objects and no cyclic garbage. The pause covers everything
     # up to the return, so the collector does not wake to walk the new batch as soon as it ends.
@@ -117,6 +119,7 @@ def validate_file(
         except (OSError, EOFError) as exc:  # unreadable file, truncated gzip
             issues.add(path, None, None, f"cannot read: {exc}")
         batch.issues = issues.final(path)
+        batch.issue_count = len(issues)
         if batch.issues:
             batch.labels, batch.candidates, batch.qrels = [], [], {}
     return batch

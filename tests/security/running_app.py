@@ -85,13 +85,13 @@ class RunningApp:
             self.proc.wait(5)
 
 
-def start_app(data: Path, port: int | None = None, timeout: float = 60) -> RunningApp:
+def start_app(data: Path, port: int | None = None, timeout: float = 60, env: dict | None = None) -> RunningApp:
     """Start app.py on `data` and wait until it answers; the first run creates the admin."""
     port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "app.py"],
         cwd=REPO,
-        env=app_env(data, port),
+        env={**app_env(data, port), **(env or {})},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

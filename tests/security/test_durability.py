@@ -50,7 +50,10 @@ def _review_loop(app, stop: threading.Event, acknowledged: list[tuple[int, int]]
 
 
 def _downloads(app, stop: threading.Event, served: list[str]) -> None:
-    clients = [app.annotator(), app.admin()]
+    try:
+        clients = [app.annotator(), app.admin()]
+    except Exception:  # the app was killed before this thread logged in
+        return
     while not stop.is_set():
         for client in clients:
             for name in ("reasonrank.db", "reasonrank.db-wal", "reasonrank.db-shm"):

@@ -49,7 +49,7 @@ def _admin_only(dependency: dict, config: dict, places: dict[int, set[str]]) -> 
         return dependency["api_name"] not in ANNOTATOR_APIS
     types = {c["id"]: c["type"] for c in config["components"]}
     ids = [*dependency["inputs"], *dependency["outputs"], *(t for t, _ in dependency["targets"] if t is not None)]
-    if dependency["outputs"] and all(types.get(i) in ("tabitem", "accordion") for i in dependency["outputs"]):
+    if dependency["outputs"] and all(types.get(i) in ("tabitem", "accordion", "timer") for i in dependency["outputs"]):
         return False  # the page load that shows or hides admin tabs and panels
     return any(places.get(i, set()) & (ADMIN_TABS | {"registry"}) for i in ids)
 
@@ -108,15 +108,19 @@ def test_admin_tabs_are_hidden_from_annotators_and_shown_to_admins(app):
             d
             for d in config["dependencies"]
             if d["outputs"]
-            and all(components[i]["type"] in ("tabitem", "accordion") for i in d["outputs"])
+            and all(components[i]["type"] in ("tabitem", "accordion", "timer") for i in d["outputs"])
             and any(e == "load" for _, e in d["targets"])
         )
-        hidden = [components[i] for i in load["outputs"]]
+        hidden = [components[i] for i in load["outputs"] if components[i]["type"] != "timer"]
+        timers = [components[i] for i in load["outputs"] if components[i]["type"] == "timer"]
+        assert len(timers) == 3  # the job panels of Synthesize, Train and Eval
         assert {c["props"]["id"] for c in hidden if c["type"] == "tabitem"} == ADMIN_TABS
         assert {c["props"]["elem_id"] for c in hidden if c["type"] == "accordion"} == {"reg-panel"}
         assert all(c["props"]["visible"] is False for c in hidden)  # hidden until the page knows the role
         done = call(client, load["id"], [])
-        assert done["success"] and [v.get("visible") for v in done["output"]["data"]] == [expected] * len(hidden)
+        shown = done["output"]["data"]
+        assert done["success"] and [v.get("visible") for v in shown[: len(hidden)]] == [expected] * len(hidden)
+        assert [v.get("active") for v in shown[len(hidden) :]] == [expected] * len(timers)
 
 
 def test_the_registry_is_not_in_the_page_config(app):
