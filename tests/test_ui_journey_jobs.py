@@ -87,6 +87,11 @@ def test_train_launch_of_the_tiny_preset_draws_its_curves(page, review_app, dl19
         assert xs[0] <= 1 and xs[-1] >= 16
     page.screenshot(path=str(ARTIFACTS / "train-curves.png"), full_page=True)
 
+    # switching the stage brings the GRPO preset's hyperparameters into the form and its command
+    page.get_by_label("grpo").check()
+    expect(page.locator("#rr-train-hyper")).to_contain_text("num_generations")
+    expect(command).to_contain_text("reasonrank train grpo")
+
 
 def test_eval_default_run_charts_the_leaderboard(page):
     from playwright.sync_api import expect
