@@ -42,6 +42,11 @@ def _succeeded(page, kind: str):
     return page.get_by_text(re.compile(rf"Job \d+ \({kind}\) — succeeded"))
 
 
+def _no_error_toast(page) -> None:
+    """No handler failed along the way (Gradio shows a failure as a toast)."""
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+
+
 def _pick(page, elem_id: str, option: str) -> None:
     page.locator(f"#{elem_id} input").click()
     page.get_by_role("option", name=option).click()
@@ -85,6 +90,7 @@ def test_train_launch_of_the_tiny_preset_draws_its_curves(page, review_app, dl19
         xs = _numbers(panel.locator("text.rr-tick-x"))
         assert len(ys) >= 2 and ys == sorted(ys) and len(set(ys)) == len(ys)  # a numeric, increasing axis
         assert xs[0] <= 1 and xs[-1] >= 16
+    _no_error_toast(page)
     page.screenshot(path=str(ARTIFACTS / "train-curves.png"), full_page=True)
 
     # switching the stage brings the GRPO preset's hyperparameters into the form and its command
@@ -111,6 +117,7 @@ def test_eval_default_run_charts_the_leaderboard(page):
     assert all(0 < v <= 100 for v in values)
     ticks = _numbers(chart.locator("text.rr-tick-y"))
     assert ticks[0] == 0 and ticks[-1] >= max(values)
+    _no_error_toast(page)
     page.screenshot(path=str(ARTIFACTS / "eval-chart.png"), full_page=True)
 
 
@@ -142,4 +149,5 @@ def test_synthesize_with_its_defaults_against_a_local_teacher(page, review_app, 
         assert len(t.chat_requests) == 2
     job = page.locator("#rr-synth-job input")
     assert job.input_value().isdigit()
+    _no_error_toast(page)
     page.screenshot(path=str(ARTIFACTS / "synth-job.png"), full_page=True)
