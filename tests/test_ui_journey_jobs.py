@@ -151,3 +151,27 @@ def test_synthesize_with_its_defaults_against_a_local_teacher(page, review_app, 
     assert job.input_value().isdigit()
     _no_error_toast(page)
     page.screenshot(path=str(ARTIFACTS / "synth-job.png"), full_page=True)
+
+
+def test_eval_with_a_cpu_reranker_shows_progress_inside_its_window_position(page, review_app, tiny_model_dir):
+    """NovelEval's 21 lists are one window position (top-20): one batched call, which the tiny model
+    answers 8 prompts at a time. The panel moves at each batch, not only when the position ends.
+    A person running on a CPU sets small budgets for new tokens and passage length."""
+    from playwright.sync_api import expect
+
+    from db.registry import add_reranker
+
+    _, engine = review_app
+    add_reranker(engine, "tiny-journey", "transformers", str(tiny_model_dir), {"batch_size": 8, "device": "cpu"})
+    page.get_by_role("tab", name="Eval").click()
+    page.get_by_label("NovelEval (bundled BM25 top-20)").check()
+    _pick(page, "rr-eval-reranker", "tiny-journey")
+    page.locator("#rr-eval-max-new input").fill("16")
+    page.locator("#rr-eval-passage input").fill("48")
+    command = page.locator("#rr-eval-cmd")
+    expect(command).to_contain_text("--max-passage-tokens 48 --max-new-tokens 16")
+    page.locator("#rr-eval-start").click()
+    expect(page.get_by_text(re.compile(r"\b(8|16)/21 model calls"))).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "eval-reranker-progress.png"), full_page=True)
+    expect(page.locator("#rr-eval-msg")).to_contain_text("succeeded", timeout=JOB_TIMEOUT_MS)
+    _no_error_toast(page)
