@@ -324,12 +324,17 @@ def preset_changed(form: TrainForm, stage: str, preset: str | None) -> dict:
     return {form.hyperparameters: hyperparameters_yaml(stage, preset), form.finetune: preset_finetune(stage, preset)}
 
 
-def show_job(text: str | None) -> int | None:
-    """The job number typed in "Show job #" (empty: none shown)."""
+def show_job(engine: Engine, text: str | None) -> int | None:
+    """The training job numbered in "Show job #" (empty: none shown); another kind of job is refused."""
     try:
-        return form_int(text, "Show job #", minimum=1)
+        job_id = form_int(text, "Show job #", minimum=1)
+        if job_id is not None and refresh_job(engine, job_id).kind != "train":
+            raise InputError(f"job {job_id} is not a training job")
+    except LookupError as exc:
+        raise gr.Error(str(exc)) from exc
     except InputError as exc:
         raise gr.Error(str(exc)) from exc
+    return job_id
 
 
 def reward_debug(engine: Engine, export_id, data_path, index, completions: str, format_weight, request) -> tuple:
@@ -536,7 +541,7 @@ def build(engine: Engine) -> None:
     )
     start_button.click(on_start, inputs, [panel.job_id, past], api_name="train_start")
     panel.status.change(lambda job: render_model(engine, job), panel.job_id, registered, api_visibility="private")
-    show.click(show_job, past, panel.job_id, api_visibility="private")
+    show.click(lambda text: show_job(engine, text), past, panel.job_id, api_visibility="private")
     debug_inputs = [debugger.export, debugger.path, debugger.index, debugger.completions, debugger.weight]
     debug_outputs = [debugger.about, debugger.table, debugger.figures]
     debugger.score.click(on_debug, debug_inputs, debug_outputs, api_name="reward_debug")
