@@ -153,6 +153,8 @@ class JobState:
         if not done or not total or done >= total:
             return None
         elapsed = (now or self.progress["time"]) - self.started
+        if elapsed <= 0:  # the first report is the first event: no rate to extrapolate yet
+            return None
         return elapsed / done * (total - done)
 
 

@@ -234,3 +234,14 @@ def test_cancel_signals_the_job_it_started(engine, tmp_path):
         assert jobs.is_job_process(pid, events) and not jobs.is_job_process(pid, tmp_path / "other.jsonl")
         assert jobs.cancel(pid, events, grace_seconds=5)
     assert not jobs.is_alive(pid)
+
+
+def test_eta_waits_for_a_rate_to_extrapolate(tmp_path):
+    """A first progress report that is also the first event has no elapsed time behind it: no
+    "ETA 0:00" then; from the next report on, the average rate so far."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"time": 100.0, "event": "progress", "done": 8, "total": 21}) + "\n")
+    assert jobs.reported_state(events).eta_seconds() is None
+    with events.open("a") as handle:
+        handle.write(json.dumps({"time": 110.0, "event": "progress", "done": 16, "total": 21}) + "\n")
+    assert jobs.reported_state(events).eta_seconds() == pytest.approx(10 / 16 * 5)

@@ -224,3 +224,25 @@ def test_cli_help_offers_qlora(capsys):
 
     assert main(["train", "--help"]) == 0
     assert "full, lora or qlora" in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_uncached_hub_id_offline_is_one_line_at_once(tmp_path, capsys, monkeypatch):
+    """No minute of hub retries: the base model is refused before anything loads."""
+    import time
+
+    from reasonrank.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "run"
+    argv = ["train", "sft", "--preset", "tiny-cpu", "--model", "example-org/never-downloaded-7b"]
+    argv += ["--data", str(tmp_path / "rows.jsonl"), "--output-dir", str(out), "--no-register"]
+    started = time.monotonic()
+    assert main(argv) == 2
+    assert time.monotonic() - started < 10
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(
+        "error: model 'example-org/never-downloaded-7b' is not a local folder"
+    )
+    assert "HF_HUB_OFFLINE is set" in error[0] and not out.exists()
+    assert main([*argv[:5], str(tmp_path), *argv[6:]]) == 2  # a folder that is not a model
+    assert "no config.json there" in capsys.readouterr().err

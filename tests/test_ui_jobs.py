@@ -86,7 +86,7 @@ def test_panel_shows_a_job_and_only_an_admin_cancels_it(panel_app, tmp_path, mon
 
 def test_render_helpers_show_figures_eta_and_curves():
     from db.jobs import JobView
-    from ui.jobs import curve_points, render_bar, render_curves, render_status
+    from ui.jobs import code_span, curve_points, render_bar, render_curves, render_status
 
     view = JobView(
         id=3,
@@ -122,4 +122,9 @@ def test_render_helpers_show_figures_eta_and_curves():
     }
     drawn = render_curves(view, curves)
     assert drawn.count('class="rr-line"') == 2 and drawn.count('class="rr-chart"') == 2  # no panel for lr
-    assert "<code>reasonrank train sft</code>" in status  # inert text, see ui.render.md_code
+    assert "`reasonrank train sft`" in status
+    failed = JobView(**{**view.__dict__, "status": "failed", "message": "model 'x' at https://h/x. ```<b>y</b>"})
+    shown = render_status(failed)
+    # the message is shown as written: no entity (&#x27;), no link, no markup interpreted
+    assert "````text\nmodel 'x' at https://h/x. ```<b>y</b>\n````" in shown and "&#x27;" not in shown
+    assert code_span("a `b` c") == "``a `b` c``"

@@ -42,6 +42,11 @@ def _succeeded(page, kind: str):
     return page.get_by_text(re.compile(rf"Job \d+ \({kind}\) — succeeded"))
 
 
+def _no_error_toast(page) -> None:
+    """No handler failed along the way (Gradio shows a failure as a toast)."""
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+
+
 def _pick(page, elem_id: str, option: str) -> None:
     page.locator(f"#{elem_id} input").click()
     page.get_by_role("option", name=option).click()
@@ -85,7 +90,13 @@ def test_train_launch_of_the_tiny_preset_draws_its_curves(page, review_app, dl19
         xs = _numbers(panel.locator("text.rr-tick-x"))
         assert len(ys) >= 2 and ys == sorted(ys) and len(set(ys)) == len(ys)  # a numeric, increasing axis
         assert xs[0] <= 1 and xs[-1] >= 16
+    _no_error_toast(page)
     page.screenshot(path=str(ARTIFACTS / "train-curves.png"), full_page=True)
+
+    # switching the stage brings the GRPO preset's hyperparameters into the form and its command
+    page.get_by_label("grpo").check()
+    expect(page.locator("#rr-train-hyper")).to_contain_text("num_generations")
+    expect(command).to_contain_text("reasonrank train grpo")
 
 
 def test_eval_default_run_charts_the_leaderboard(page):
@@ -106,6 +117,7 @@ def test_eval_default_run_charts_the_leaderboard(page):
     assert all(0 < v <= 100 for v in values)
     ticks = _numbers(chart.locator("text.rr-tick-y"))
     assert ticks[0] == 0 and ticks[-1] >= max(values)
+    _no_error_toast(page)
     page.screenshot(path=str(ARTIFACTS / "eval-chart.png"), full_page=True)
 
 
@@ -137,4 +149,29 @@ def test_synthesize_with_its_defaults_against_a_local_teacher(page, review_app, 
         assert len(t.chat_requests) == 2
     job = page.locator("#rr-synth-job input")
     assert job.input_value().isdigit()
+    _no_error_toast(page)
     page.screenshot(path=str(ARTIFACTS / "synth-job.png"), full_page=True)
+
+
+def test_eval_with_a_cpu_reranker_shows_progress_inside_its_window_position(page, review_app, tiny_model_dir):
+    """NovelEval's 21 lists are one window position (top-20): one batched call, which the tiny model
+    answers 8 prompts at a time. The panel moves at each batch, not only when the position ends.
+    A person running on a CPU sets small budgets for new tokens and passage length."""
+    from playwright.sync_api import expect
+
+    from db.registry import add_reranker
+
+    _, engine = review_app
+    add_reranker(engine, "tiny-journey", "transformers", str(tiny_model_dir), {"batch_size": 8, "device": "cpu"})
+    page.get_by_role("tab", name="Eval").click()
+    page.get_by_label("NovelEval (bundled BM25 top-20)").check()
+    _pick(page, "rr-eval-reranker", "tiny-journey")
+    page.locator("#rr-eval-max-new input").fill("16")
+    page.locator("#rr-eval-passage input").fill("48")
+    command = page.locator("#rr-eval-cmd")
+    expect(command).to_contain_text("--max-passage-tokens 48 --max-new-tokens 16")
+    page.locator("#rr-eval-start").click()
+    expect(page.get_by_text(re.compile(r"\b(8|16)/21 model calls"))).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "eval-reranker-progress.png"), full_page=True)
+    expect(page.locator("#rr-eval-msg")).to_contain_text("succeeded", timeout=JOB_TIMEOUT_MS)
+    _no_error_toast(page)

@@ -234,3 +234,27 @@ def test_each_launch_gets_a_fresh_output_dir_and_no_job_stays_a_zombie(admin, re
         if fields[0] == "Z" and int(fields[1]) == os.getpid():
             zombies.append(stat.parent.name)
     assert zombies == []
+
+
+def test_show_job_takes_only_training_jobs(review_app, tmp_path):
+    """ "Show job #": empty shows none, a training job is shown, any other kind is refused."""
+    import gradio as gr
+
+    from db.engine import write_session
+    from db.models import Job
+    from ui.train import show_job
+
+    _, engine = review_app
+    ids = {}
+    for kind in ("train", "eval"):
+        with write_session(engine) as session:
+            job = Job(kind=kind, config={"argv": [kind]}, status="failed", metrics_path=str(tmp_path / "none.jsonl"))
+            session.add(job)
+            session.flush()
+            ids[kind] = job.id
+    assert show_job(engine, "") is None
+    assert show_job(engine, str(ids["train"])) == ids["train"]
+    with pytest.raises(gr.Error, match=f"job {ids['eval']} is not a training job"):
+        show_job(engine, str(ids["eval"]))
+    with pytest.raises(gr.Error, match="Show job #: 'x' is not a number"):
+        show_job(engine, "x")

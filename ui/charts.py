@@ -43,12 +43,10 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def tick_label(value: float) -> str:
-    """A short numeric label: 0.0003 → 3e-04, 1200 → 1200, 0.25 → 0.25."""
+    """A short numeric label: 0.00015 → 0.00015, 2.5e-05 → 2.5e-05, 1200 → 1200, 0.25 → 0.25."""
     if value == 0:
         return "0"
-    if abs(value) < 1e-3 or abs(value) >= 1e5:
-        return f"{value:.0e}"
-    return f"{value:.4g}"
+    return f"{value:.3g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4g}"
 
 
 def _scale(value: float, low: float, high: float, start: float, end: float) -> float:

@@ -14,7 +14,7 @@ imported inside ui.build_app.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -222,9 +222,10 @@ def _user_names(text: str, *paths: str | None) -> str:
 
 
 def export_command(*values) -> str:
-    """The shell command equivalent to the export form, as it stands."""
+    """The shell command equivalent to the export form, as it stands (NAME until one is given)."""
     try:
-        return config_to_command(export_config(*values))
+        config = export_config(*values)
+        return config_to_command(config if config.name else replace(config, name="NAME"))
     except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 

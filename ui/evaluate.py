@@ -11,7 +11,9 @@ imported inside ui.build_app.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -269,34 +271,142 @@ def reranker_choices(engine: Engine) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- the tab
-def build(engine: Engine) -> None:
-    def command(
-        dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed, max_new, passage
-    ) -> str:
-        """The shell command equivalent to the form as it stands (the output folder is made at Start)."""
-        try:
-            return config_to_command(
-                eval_config(
-                    engine,
-                    dataset,
-                    bright_root,
-                    tasks,
-                    first_stage,
-                    run_file,
-                    reranker,
-                    window,
-                    step,
-                    top_k,
-                    seed,
-                    max_new,
-                    passage,
-                    str(data_dir() / "evals" / "NEW"),
-                )
-            )
-        except (InputError, ValueError) as exc:
-            return f"(not a valid form: {exc})"
+@dataclass
+class EvalForm:
+    """The form's fields, in the order of the /eval_command inputs (/eval_start adds the run name)."""
 
-    def start(
+    dataset: gr.Radio
+    bright_root: gr.Textbox
+    tasks: gr.Dropdown
+    first_stage: gr.Radio
+    run_file: gr.Textbox
+    reranker: gr.Dropdown
+    window: gr.Number
+    step: gr.Number
+    top_k: gr.Number
+    seed: gr.Textbox
+    max_new_tokens: gr.Textbox
+    max_passage_tokens: gr.Textbox
+
+    def inputs(self) -> list:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+@dataclass
+class EvalResults:
+    """Where a finished job's results go, by the names of RESULT_OUTPUTS, plus the leaderboard."""
+
+    message: gr.Markdown
+    table: gr.Dataframe
+    chart: gr.HTML
+    run_file: gr.File
+    calls_file: gr.File
+    reproduce: gr.Markdown
+    board: gr.Dataframe
+
+    def outputs(self) -> list:
+        return [getattr(self, name) for name in RESULT_OUTPUTS]
+
+
+def form_command(engine: Engine, values: list) -> str:
+    """The shell command equivalent to the form as it stands (the output folder is made at Start)."""
+    try:
+        return config_to_command(eval_config(engine, *values, str(data_dir() / "evals" / "NEW")))
+    except (InputError, ValueError) as exc:
+        return f"# not a valid form: {exc}"
+
+
+def start_eval(engine: Engine, values: list, name: str | None, request) -> int:
+    """Launch `reasonrank eval` for the form as a job (admins only, checked in ui.jobs.launch)."""
+    dataset, reranker = values[0], values[5]
+    out = data_dir() / "evals" / uuid.uuid4().hex[:12]
+    try:
+        config = eval_config(engine, *values, str(out))
+        _, reranker_id = reranker_backend(engine, reranker)
+    except (InputError, ValueError) as exc:
+        raise gr.Error(str(exc)) from exc
+    lineage = {
+        "name": ((name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}")[:200],
+        "reranker_id": reranker_id,
+        "dataset": dataset,
+    }
+    return launch(engine, KIND, config, request, lineage=lineage)
+
+
+def job_ended(engine: Engine, results: EvalResults, job_id) -> dict:
+    """Results and the leaderboard once the panel shows the job ended (its status changed)."""
+    if job_id is None or not refresh_job(engine, int(job_id)).finished:
+        return {component: gr.skip() for component in (*results.outputs(), results.board)}
+    return {**dict(zip(results.outputs(), job_results(engine, job_id))), results.board: leaderboard_frame(engine)}
+
+
+def eval_form(engine: Engine) -> EvalForm:
+    with gr.Row():
+        dataset = gr.Radio(
+            [(label, key) for key, label in DATASETS.items()],
+            value="bright-mini",
+            label="Dataset",
+            elem_id="rr-eval-dataset",
+        )
+        with gr.Column():
+            bright_root = gr.Textbox(label="BRIGHT directory (official layout)", elem_id="rr-eval-bright-root")
+            tasks = gr.Dropdown(list(BRIGHT_TASKS), multiselect=True, label="BRIGHT tasks", elem_id="rr-eval-tasks")
+    with gr.Row():
+        first_stage = gr.Radio([BM25, RUN_FILE], value=BM25, label="First stage", elem_id="rr-eval-first")
+        run_file = gr.Textbox(
+            label="Run file (BRIGHT: a path with {task})",
+            placeholder="e.g. runs/{task}.reasonir_top100.run",
+            elem_id="rr-eval-run",
+        )
+    with gr.Row():
+        reranker = gr.Dropdown(
+            reranker_choices(engine), value=NO_RERANKER, label="Reranker (registry)", elem_id="rr-eval-reranker"
+        )
+        window = gr.Number(20, precision=0, minimum=2, label="Window", elem_id="rr-eval-window")
+        step = gr.Number(10, precision=0, minimum=1, label="Step", elem_id="rr-eval-step")
+        top_k = gr.Number(100, precision=0, minimum=1, label="Top-k", elem_id="rr-eval-topk")
+        seed = number_box("Seed (empty: none)", elem_id="rr-eval-seed", placeholder="none")
+    with gr.Row():
+        max_new = number_box(
+            f"Max new tokens per call (empty: {_DEFAULT_WINDOW.generation.max_new_tokens}, the paper's)",
+            elem_id="rr-eval-max-new",
+            placeholder=str(_DEFAULT_WINDOW.generation.max_new_tokens),
+        )
+        passage = number_box(
+            f"Passage length in tokens (empty: {_DEFAULT_WINDOW.max_passage_tokens})",
+            elem_id="rr-eval-passage",
+            placeholder=str(_DEFAULT_WINDOW.max_passage_tokens),
+        )
+    return EvalForm(
+        dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed, max_new, passage
+    )
+
+
+def results_panel(engine: Engine) -> EvalResults:
+    message = gr.Markdown(elem_id="rr-eval-msg")
+    table = gr.Dataframe(
+        headers=TABLE_COLUMNS, label="Per-task metrics (×100)", interactive=False, elem_id="rr-eval-table"
+    )
+    chart = gr.HTML(comparison_chart(engine), elem_id="rr-eval-chart")
+    with gr.Row():
+        run_download = gr.File(label="TREC run", interactive=False, elem_id="rr-eval-run-file")
+        calls_download = gr.File(label="Model calls (JSONL)", interactive=False, elem_id="rr-eval-calls-file")
+    reproduce = gr.Markdown(elem_id="rr-eval-reproduce")
+    board = gr.Dataframe(
+        leaderboard_frame(engine),
+        headers=LEADERBOARD_COLUMNS,
+        label="Leaderboard",
+        interactive=False,
+        elem_id="rr-eval-leaderboard",
+    )
+    return EvalResults(message, table, chart, run_download, calls_download, reproduce, board)
+
+
+def build(engine: Engine) -> None:
+    def command(*values) -> str:
+        return form_command(engine, list(values))
+
+    def on_start(
         dataset,
         bright_root,
         tasks,
@@ -311,91 +421,8 @@ def build(engine: Engine) -> None:
         passage,
         name,
         request: gr.Request,
-    ) -> tuple[int, int]:
-        """Launch `reasonrank eval` as a job (admins only, checked in ui.jobs.launch); its id goes to the
-        job panel and to the "results of job #" field (which is also what the API returns)."""
-        out = data_dir() / "evals" / uuid.uuid4().hex[:12]
-        try:
-            config = eval_config(
-                engine,
-                dataset,
-                bright_root,
-                tasks,
-                first_stage,
-                run_file,
-                reranker,
-                window,
-                step,
-                top_k,
-                seed,
-                max_new,
-                passage,
-                str(out),
-            )
-            _, reranker_id = reranker_backend(engine, reranker)
-        except (InputError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
-        lineage = {
-            "name": ((name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}")[:200],
-            "reranker_id": reranker_id,
-            "dataset": dataset,
-        }
-        job_id = launch(engine, KIND, config, request, lineage=lineage)
-        return job_id, job_id
-
-    def ended(job_id):
-        """Results and the leaderboard once the panel shows the job ended (its status changed)."""
-        if job_id is None or not refresh_job(engine, int(job_id)).finished:
-            return [gr.skip()] * (len(RESULT_OUTPUTS) + 1)
-        return [*job_results(engine, job_id), leaderboard_frame(engine)]
-
-    def refresh_lists():
-        return gr.update(choices=reranker_choices(engine)), leaderboard_frame(engine), comparison_chart(engine)
-
-    with gr.Tab("Eval", id="eval") as tab:
-        gr.Markdown(
-            "Run a benchmark as a job: first stage, optional reranker, nDCG@1/5/10, Recall@10 and MRR@10 "
-            "per task. Admins start runs; the command below is what the job runs."
-        )
-        with gr.Row():
-            dataset = gr.Radio(
-                [(label, key) for key, label in DATASETS.items()],
-                value="bright-mini",
-                label="Dataset",
-                elem_id="rr-eval-dataset",
-            )
-            with gr.Column():
-                bright_root = gr.Textbox(label="BRIGHT directory (official layout)", elem_id="rr-eval-bright-root")
-                tasks = gr.Dropdown(list(BRIGHT_TASKS), multiselect=True, label="BRIGHT tasks", elem_id="rr-eval-tasks")
-        with gr.Row():
-            first_stage = gr.Radio([BM25, RUN_FILE], value=BM25, label="First stage", elem_id="rr-eval-first")
-            run_file = gr.Textbox(
-                label="Run file (BRIGHT: a path with {task})",
-                placeholder="e.g. runs/{task}.reasonir_top100.run",
-                elem_id="rr-eval-run",
-            )
-        with gr.Row():
-            reranker = gr.Dropdown(
-                reranker_choices(engine), value=NO_RERANKER, label="Reranker (registry)", elem_id="rr-eval-reranker"
-            )
-            window = gr.Number(20, precision=0, minimum=2, label="Window", elem_id="rr-eval-window")
-            step = gr.Number(10, precision=0, minimum=1, label="Step", elem_id="rr-eval-step")
-            top_k = gr.Number(100, precision=0, minimum=1, label="Top-k", elem_id="rr-eval-topk")
-            seed = number_box("Seed (empty: none)", elem_id="rr-eval-seed", placeholder="none")
-        with gr.Row():
-            max_new = number_box(
-                f"Max new tokens per call (empty: {_DEFAULT_WINDOW.generation.max_new_tokens}, the paper's)",
-                elem_id="rr-eval-max-new",
-                placeholder=str(_DEFAULT_WINDOW.generation.max_new_tokens),
-            )
-            passage = number_box(
-                f"Passage length in tokens (empty: {_DEFAULT_WINDOW.max_passage_tokens})",
-                elem_id="rr-eval-passage",
-                placeholder=str(_DEFAULT_WINDOW.max_passage_tokens),
-            )
-        name = gr.Textbox(label="Run name (leaderboard; default: dataset · reranker)", elem_id="rr-eval-name")
-        shown_command = gr.Code(label="Equivalent command", language="shell", interactive=False, elem_id="rr-eval-cmd")
-        form = [
+    ):
+        values = [
             dataset,
             bright_root,
             tasks,
@@ -409,37 +436,52 @@ def build(engine: Engine) -> None:
             max_new,
             passage,
         ]
-        shown_command.value = command(*(field.value for field in form))
+        job_id = start_eval(engine, values, name, request)
+        return job_id, str(job_id)  # the panel's job, and the "results of job #" box (what the API returns)
+
+    def refresh_lists() -> dict:
+        return {
+            form.reranker: gr.update(choices=reranker_choices(engine)),
+            results.board: leaderboard_frame(engine),
+            results.chart: comparison_chart(engine),
+        }
+
+    with gr.Tab("Eval", id="eval") as tab:
+        gr.Markdown(
+            "Run a benchmark as a job: first stage, optional reranker, nDCG@1/5/10, Recall@10 and MRR@10 "
+            "per task. Admins start runs; the command below is what the job runs."
+        )
+        form = eval_form(engine)
+        name = gr.Textbox(label="Run name (leaderboard; default: dataset · reranker)", elem_id="rr-eval-name")
+        shown_command = gr.Code(
+            command(*(field.value for field in form.inputs())),
+            label="Equivalent command",
+            language="shell",
+            interactive=False,
+            elem_id="rr-eval-cmd",
+        )
         start_btn = gr.Button("Start eval", variant="primary", elem_id="rr-eval-start")
         panel = job_panel(engine, KIND)
-        message = gr.Markdown(elem_id="rr-eval-msg")
-        table = gr.Dataframe(
-            headers=TABLE_COLUMNS, label="Per-task metrics (×100)", interactive=False, elem_id="rr-eval-table"
-        )
-        chart = gr.HTML(comparison_chart(engine), elem_id="rr-eval-chart")
-        with gr.Row():
-            run_download = gr.File(label="TREC run", interactive=False, elem_id="rr-eval-run-file")
-            calls_download = gr.File(label="Model calls (JSONL)", interactive=False, elem_id="rr-eval-calls-file")
-        reproduce = gr.Markdown(elem_id="rr-eval-reproduce")
+        results = results_panel(engine)
         with gr.Row():
             past_job = number_box("Results of eval job #", elem_id="rr-eval-past-job", placeholder="job number")
             show_btn = gr.Button("Show", size="sm", elem_id="rr-eval-show")
-        board = gr.Dataframe(
-            leaderboard_frame(engine),
-            headers=LEADERBOARD_COLUMNS,
-            label="Leaderboard",
-            interactive=False,
-            elem_id="rr-eval-leaderboard",
-        )
         refresh = gr.Button("Refresh rerankers and leaderboard", size="sm", elem_id="rr-eval-refresh")
 
-        results = [message, table, chart, run_download, calls_download, reproduce]
-        gr.on([field.change for field in form], command, form, shown_command, api_name="eval_command")
-        start_btn.click(start, [*form, name], [panel.job_id, past_job], api_name="eval_start")
-        panel.status.change(ended, panel.job_id, [*results, board], api_visibility="private")
-        show_btn.click(lambda job_id: job_results(engine, job_id), past_job, results, api_name="eval_results")
-        panel.job_id.change(lambda job_id: job_results(engine, job_id), panel.job_id, results, api_visibility="private")
-        refresh.click(refresh_lists, None, [reranker, board, chart], api_name="eval_refresh")
-        tab.select(refresh_lists, None, [reranker, board, chart], api_visibility="private").then(
-            command, form, shown_command, api_visibility="private"
+        inputs = form.inputs()
+        shown = results.outputs()
+        listed = [form.reranker, results.board, results.chart]
+        gr.on([field.change for field in inputs], command, inputs, shown_command, api_name="eval_command")
+        start_btn.click(on_start, [*inputs, name], [panel.job_id, past_job], api_name="eval_start")
+        panel.status.change(
+            lambda job_id: job_ended(engine, results, job_id),
+            panel.job_id,
+            {*shown, results.board},
+            api_visibility="private",
+        )
+        show_btn.click(lambda job_id: job_results(engine, job_id), past_job, shown, api_name="eval_results")
+        panel.job_id.change(lambda job_id: job_results(engine, job_id), panel.job_id, shown, api_visibility="private")
+        refresh.click(refresh_lists, None, listed, api_name="eval_refresh")
+        tab.select(refresh_lists, None, listed, api_visibility="private").then(
+            command, inputs, shown_command, api_visibility="private"
         )

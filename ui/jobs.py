@@ -12,7 +12,6 @@ imported inside ui.build_app.
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from reasonrank.jobs import FINISHED
 from reasonrank.redact import check_config
 from ui.auth import require_admin, reviewer
 from ui.charts import line_panels
-from ui.render import md_code
 
 HISTORY_COLUMNS = ["id", "status", "command", "message"]
 _FIGURE_LABELS = {"rate": "per s", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost_usd": "$"}
@@ -82,6 +80,14 @@ def code_span(text: Any) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def code_block(text: str) -> str:
+    """`text` as a fenced Markdown block, shown exactly as it is (no entity, link or markup is
+    interpreted): the fence is longer than any backtick run inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
 def _figures(progress: dict[str, Any] | None) -> str:
     if not progress:
         return ""
@@ -112,8 +118,8 @@ def render_status(view: JobView | None) -> str:
     if view.progress:
         line += f" · {view.progress['done']}/{view.progress['total']} {view.progress.get('unit', '')}s"
     extra = " · ".join(part for part in (_figures(view.progress), _eta(view.eta_seconds)) if part)
-    message = f"\n\n{html.escape(view.message)}" if view.message and view.message != "done" else ""
-    return line + (f"\n\n{extra}" if extra else "") + message + "\n\n" + md_code("reasonrank " + " ".join(view.argv))
+    message = f"\n\n{code_block(view.message)}" if view.message and view.message != "done" else ""
+    return line + (f"\n\n{extra}" if extra else "") + message + "\n\n" + code_span(f"reasonrank {' '.join(view.argv)}")
 
 
 def render_bar(view: JobView | None) -> str:

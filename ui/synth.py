@@ -11,6 +11,9 @@ imported inside ui.build_app.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import gradio as gr
 from sqlalchemy import Engine
 
@@ -70,101 +73,137 @@ def synth_config(
     )
 
 
-def build(engine: Engine) -> None:
+@dataclass
+class SynthForm:
+    """The form's fields, in the order of the /synth_start and /synth_command inputs (synth_config's)."""
+
+    dataset: gr.Dropdown
+    status: gr.Dropdown
+    limit: gr.Textbox
+    candidates: gr.File
+    base_url: gr.Textbox
+    model: gr.Textbox
+    api_key_env: gr.Textbox
+    prompt: gr.Radio
+    max_tokens: gr.Number
+    temperature: gr.Number
+    answers: gr.File
+    alpha: gr.Number
+    max_in_flight: gr.Number
+    timeout_s: gr.Number
+    max_retries: gr.Number
+    max_requests: gr.Textbox
+    price_in: gr.Textbox
+    price_out: gr.Textbox
+
+    def inputs(self) -> list:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+def form_command(*values) -> str:
+    """The shell command equivalent to the form as it stands."""
+    try:
+        return config_to_command(synth_config(*values))
+    except (InputError, ValueError) as exc:
+        return f"# not a valid form: {exc}"
+
+
+def start_synthesis(engine: Engine, values: list, request) -> int:
+    """Launch `reasonrank synth` for the form as a job of the logged-in admin (checked in launch)."""
+    try:
+        config = synth_config(*values)
+    except (InputError, ValueError) as exc:
+        raise gr.Error(str(exc)) from exc
+    if config.dataset is None and config.candidates is None:
+        raise gr.Error("choose a dataset of the store, or upload a candidate file")
+    # the job writes to this app's store; the URL travels in the environment, not the config
+    return launch(
+        engine, "synth", config, request, env={"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
+    )
+
+
+def synth_form(engine: Engine) -> SynthForm:
     defaults = SynthConfig()
-    url = engine.url.render_as_string(hide_password=False)
+    with gr.Row():
+        names = dataset_names(engine)
+        dataset = gr.Dropdown(
+            names,
+            value=names[0] if names else None,
+            label="Dataset",
+            allow_custom_value=True,
+            elem_id="rr-synth-dataset",
+        )
+        status = gr.Dropdown(
+            list(STATUSES), value=defaults.status, label="Items with status", elem_id="rr-synth-status"
+        )
+        # a small first run by default: teacher calls cost money
+        limit = number_box("Limit (empty: all)", 10, elem_id="rr-synth-limit", placeholder="all")
+        candidates = gr.File(
+            label="…or a candidate file (imported, then labelled)", type="filepath", elem_id="rr-synth-candidates"
+        )
+    with gr.Row():
+        base_url = gr.Textbox(defaults.base_url, label="Teacher base URL", elem_id="rr-synth-url")
+        model = gr.Textbox(defaults.model, label="Model", elem_id="rr-synth-model")
+        api_key_env = gr.Textbox(
+            defaults.api_key_env, label="API key: name of the environment variable", elem_id="rr-synth-key-env"
+        )
+    with gr.Row():
+        prompt = gr.Radio(list(PROMPTS), value=defaults.prompt, label="Labelling prompt", elem_id="rr-synth-prompt")
+        max_tokens = gr.Number(defaults.max_tokens, label="Max tokens", precision=0, minimum=1)
+        temperature = gr.Number(defaults.temperature, label="Temperature", minimum=0)
+        answers = gr.File(label="Gold answers for positive selection (optional)", type="filepath")
+    with gr.Accordion("Throughput, budget, cost", open=False):
+        with gr.Row():
+            alpha = gr.Number(defaults.alpha, label="α (keep when nDCG@10 ≥ α)", minimum=0, maximum=1)
+            max_in_flight = gr.Number(defaults.max_in_flight, label="Requests in flight", precision=0, minimum=1)
+            timeout_s = gr.Number(defaults.timeout_s, label="Timeout per request (s)", minimum=0.1)
+            max_retries = gr.Number(defaults.max_retries, label="Retries per request", precision=0, minimum=0)
+        with gr.Row():
+            max_requests = number_box("Request budget (empty: none)", elem_id="rr-synth-budget", placeholder="none")
+            price_in = number_box(
+                "USD per M prompt tokens (empty: built-in table)", elem_id="rr-synth-price-in", placeholder="built-in"
+            )
+            price_out = number_box(
+                "USD per M completion tokens (empty: built-in table)",
+                elem_id="rr-synth-price-out",
+                placeholder="built-in",
+            )
+    return SynthForm(
+        dataset,
+        status,
+        limit,
+        candidates,
+        base_url,
+        model,
+        api_key_env,
+        prompt,
+        max_tokens,
+        temperature,
+        answers,
+        alpha,
+        max_in_flight,
+        timeout_s,
+        max_retries,
+        max_requests,
+        price_in,
+        price_out,
+    )
 
-    def command(*values) -> str:
-        try:
-            return config_to_command(synth_config(*values))
-        except (InputError, ValueError) as exc:
-            return f"# {exc}"
 
+def build(engine: Engine) -> None:
     def start(request: gr.Request, *values):
-        """Launch `reasonrank synth` for the form as a job of the logged-in admin."""
-        try:
-            config = synth_config(*values)
-        except (InputError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
-        if config.dataset is None and config.candidates is None:
-            raise gr.Error("choose a dataset of the store, or upload a candidate file")
-        # the job writes to this app's store; the URL travels in the environment, not the config
-        job_id = launch(engine, "synth", config, request, env={"REASONRANK_DB": url})
-        return job_id, job_id, f"Started job {job_id}."
+        job_id = start_synthesis(engine, list(values), request)
+        return job_id, str(job_id), f"Started job {job_id}."
 
     with gr.Tab("Synthesize", id="synth") as tab:
         gr.Markdown(
             "Admins only. A reasoning teacher (DeepSeek-R1 or any OpenAI-compatible server) labels "
             "stored items; each label is stored as it arrives, so a stopped job resumes where it ended."
         )
-        with gr.Row():
-            names = dataset_names(engine)
-            dataset = gr.Dropdown(
-                names,
-                value=names[0] if names else None,
-                label="Dataset",
-                allow_custom_value=True,
-                elem_id="rr-synth-dataset",
-            )
-            status = gr.Dropdown(
-                list(STATUSES), value=defaults.status, label="Items with status", elem_id="rr-synth-status"
-            )
-            # a small first run by default: teacher calls cost money
-            limit = number_box("Limit (empty: all)", 10, elem_id="rr-synth-limit", placeholder="all")
-            candidates = gr.File(
-                label="…or a candidate file (imported, then labelled)", type="filepath", elem_id="rr-synth-candidates"
-            )
-        with gr.Row():
-            base_url = gr.Textbox(defaults.base_url, label="Teacher base URL", elem_id="rr-synth-url")
-            model = gr.Textbox(defaults.model, label="Model", elem_id="rr-synth-model")
-            api_key_env = gr.Textbox(
-                defaults.api_key_env, label="API key: name of the environment variable", elem_id="rr-synth-key-env"
-            )
-        with gr.Row():
-            prompt = gr.Radio(list(PROMPTS), value=defaults.prompt, label="Labelling prompt", elem_id="rr-synth-prompt")
-            max_tokens = gr.Number(defaults.max_tokens, label="Max tokens", precision=0, minimum=1)
-            temperature = gr.Number(defaults.temperature, label="Temperature", minimum=0)
-            answers = gr.File(label="Gold answers for positive selection (optional)", type="filepath")
-        with gr.Accordion("Throughput, budget, cost", open=False):
-            with gr.Row():
-                alpha = gr.Number(defaults.alpha, label="α (keep when nDCG@10 ≥ α)", minimum=0, maximum=1)
-                max_in_flight = gr.Number(defaults.max_in_flight, label="Requests in flight", precision=0, minimum=1)
-                timeout_s = gr.Number(defaults.timeout_s, label="Timeout per request (s)", minimum=0.1)
-                max_retries = gr.Number(defaults.max_retries, label="Retries per request", precision=0, minimum=0)
-            with gr.Row():
-                max_requests = number_box("Request budget (empty: none)", elem_id="rr-synth-budget", placeholder="none")
-                price_in = number_box(
-                    "USD per M prompt tokens (empty: built-in table)",
-                    elem_id="rr-synth-price-in",
-                    placeholder="built-in",
-                )
-                price_out = number_box(
-                    "USD per M completion tokens (empty: built-in table)",
-                    elem_id="rr-synth-price-out",
-                    placeholder="built-in",
-                )
-        inputs = [
-            dataset,
-            status,
-            limit,
-            candidates,
-            base_url,
-            model,
-            api_key_env,
-            prompt,
-            max_tokens,
-            temperature,
-            answers,
-            alpha,
-            max_in_flight,
-            timeout_s,
-            max_retries,
-            max_requests,
-            price_in,
-            price_out,
-        ]
+        form = synth_form(engine)
+        inputs = form.inputs()
         shown = gr.Code(
-            command(*(field.value for field in inputs)),
+            form_command(*(field.value for field in inputs)),
             label="Equivalent command",
             language="shell",
             interactive=False,
@@ -175,6 +214,6 @@ def build(engine: Engine) -> None:
         job_number = gr.Textbox(label="Job", interactive=False, max_lines=1, elem_id="rr-synth-job")
         panel = job_panel(engine, "synth")
 
-    gr.on([field.change for field in inputs], command, inputs, shown, api_name="synth_command")
+    gr.on([field.change for field in inputs], form_command, inputs, shown, api_name="synth_command")
     start_btn.click(start, inputs, [panel.job_id, job_number, started], api_name="synth_start")
-    tab.select(lambda: gr.Dropdown(choices=dataset_names(engine)), None, dataset, api_visibility="private")
+    tab.select(lambda: gr.Dropdown(choices=dataset_names(engine)), None, form.dataset, api_visibility="private")

@@ -20,6 +20,7 @@ import dataclasses
 import html
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -237,193 +238,272 @@ def rl_row(engine: Engine, export_id: str | None, data_path: str | None, index: 
     return position, load_row(path, "grpo", position)
 
 
-def show_job(text: str | None) -> int | None:
-    """The job number typed in "Show job #" (empty: none shown)."""
+@dataclass
+class TrainForm:
+    """The form's fields, in the order of the /train_start and /train_command inputs."""
+
+    stage: gr.Radio
+    preset: gr.Dropdown
+    finetune: gr.Dropdown
+    export: gr.Dropdown
+    data_path: gr.Textbox
+    model: gr.Textbox
+    output_dir: gr.Textbox
+    hyperparameters: gr.Code
+    resume: gr.Checkbox
+    register_as: gr.Textbox
+    refresh_exports: gr.Button  # not an input: refreshes the export choices
+
+    def inputs(self) -> list:
+        return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "refresh_exports"]
+
+
+@dataclass
+class Debugger:
+    """The reward debugger's components."""
+
+    export: gr.Dropdown
+    path: gr.Textbox
+    index: gr.Number
+    weight: gr.Number
+    generator: gr.Dropdown
+    refresh_generators: gr.Button
+    samples: gr.Number
+    temperature: gr.Number
+    max_tokens: gr.Number
+    generate: gr.Button
+    completions: gr.Textbox
+    score: gr.Button
+    about: gr.Markdown
+    table: gr.Dataframe
+    figures: gr.JSON
+
+
+def form_command(*values) -> str:
+    """The shell command the form stands for (an empty output directory: a new one per launch)."""
+    *before, output_dir, hyperparameters, resume, register_as = values
     try:
-        return form_int(text, "Show job #", minimum=1)
+        output = (output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
+        return config_to_command(train_config(*before, output, hyperparameters, resume, register_as))
+    except (InputError, ValueError) as exc:
+        return f"# not a valid form: {exc}"
+
+
+def start_training(engine: Engine, values: list, request) -> int:
+    """Launch `reasonrank train …` as a Job (admins only, checked here) once the config is known
+    to be runnable (ui.jobs.launch checks the role again); an empty output directory is a new
+    folder for this launch."""
+    require_admin(engine, request)
+    stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as = values
+    if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
+        raise gr.Error(f"no {stage} export with id {export_id}")
+    try:
+        output = (output_dir or "").strip() or new_output_dir()
+        config = train_config(
+            stage, preset, finetune, export_id, data_path, model, output, hyperparameters, resume, register_as
+        )
+        check_train_config(config)
+    except (InputError, ValueError) as exc:
+        raise gr.Error(str(exc)) from exc
+    lineage = {"export_id": int(export_id)} if export_id else {}
+    # the job must write to this app's store; the URL goes to the process only, never to the Job row
+    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
+    return launch(engine, "train", config, request, lineage=lineage, env=env)
+
+
+def stage_changed(engine: Engine, form: TrainForm, stage: str, preset: str | None) -> dict:
+    """A new stage: its exports, and the preset's hyperparameters and fine-tune mode for it."""
+    return {
+        form.export: gr.update(choices=export_choices(engine, stage), value=None),
+        form.hyperparameters: hyperparameters_yaml(stage, preset),
+        form.finetune: preset_finetune(stage, preset),
+    }
+
+
+def preset_changed(form: TrainForm, stage: str, preset: str | None) -> dict:
+    return {form.hyperparameters: hyperparameters_yaml(stage, preset), form.finetune: preset_finetune(stage, preset)}
+
+
+def show_job(engine: Engine, text: str | None) -> int | None:
+    """The training job numbered in "Show job #" (empty: none shown); another kind of job is refused."""
+    try:
+        job_id = form_int(text, "Show job #", minimum=1)
+        if job_id is not None and refresh_job(engine, job_id).kind != "train":
+            raise InputError(f"job {job_id} is not a training job")
+    except LookupError as exc:
+        raise gr.Error(str(exc)) from exc
     except InputError as exc:
         raise gr.Error(str(exc)) from exc
+    return job_id
+
+
+def reward_debug(engine: Engine, export_id, data_path, index, completions: str, format_weight, request) -> tuple:
+    """Score pasted completions (separated by a line `---`) against one RL row of an export:
+    (about, table, figures)."""
+    require_admin(engine, request)
+    try:
+        position, row = rl_row(engine, export_id, data_path, index)
+        texts = [t for t in (completions or "").split(COMPLETION_SEPARATOR) if t.strip()]
+        if not texts:
+            raise InputError("paste at least one completion")
+        frame, figures = debug_frame(texts, row, float(format_weight or 0.0))
+    except InputError as exc:
+        raise gr.Error(str(exc)) from exc
+    about = (
+        f"Row {position}: {len(row['initial_list'])} passages; teacher order "
+        f"{html.escape(' > '.join(row['teacher_list']))}; relevant {html.escape(', '.join(row['relevant_docids']) or 'none')}"
+    )
+    return about, frame, figures
+
+
+def reward_generate(
+    engine: Engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request
+) -> str:
+    """Sample a group of completions of the row's prompt from a registered reranker; they fill
+    the completions box (one per `---` block) for scoring."""
+    require_admin(engine, request)
+    try:
+        _, row = rl_row(engine, export_id, data_path, index)
+        spec = generator_spec(engine, reranker)
+        backend = make_backend(spec.backend_config())
+        try:
+            texts = sample_completions(
+                row,
+                backend,
+                int(samples or 0),
+                float(temperature or 0.0),
+                int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS),
+            )
+        finally:
+            backend.close()
+    except (InputError, BackendError) as exc:
+        raise gr.Error(str(exc)) from exc
+    return COMPLETION_SEPARATOR.join(texts)
+
+
+def train_form(engine: Engine) -> TrainForm:
+    with gr.Row():
+        stage = gr.Radio(list(STAGES), value="sft", label="Stage", elem_id="rr-train-stage")
+        preset = gr.Dropdown(list(PRESETS), value="tiny-cpu", label="Preset", elem_id="rr-train-preset")
+        finetune = gr.Dropdown(
+            list(FINETUNE_MODES),
+            value=preset_finetune("sft", "tiny-cpu"),
+            label="Fine-tune (qlora: 4-bit base, needs CUDA + bitsandbytes)",
+            elem_id="rr-train-finetune",
+        )
+    with gr.Row():
+        export = gr.Dropdown(
+            export_choices(engine, "sft"),
+            value=None,
+            label="Export",
+            allow_custom_value=True,
+            elem_id="rr-train-export",
+        )
+        refresh_exports = gr.Button("↻ exports", size="sm")
+        data_path = gr.Textbox(label="…or a JSONL file in the export contract", elem_id="rr-train-data")
+    with gr.Row():
+        model = gr.Textbox(
+            label="Base model (local folder, or hub id where the hub is reachable)", elem_id="rr-train-model"
+        )
+        output_dir = gr.Textbox(
+            label="Output directory (empty: a new folder under runs/ for each launch)",
+            placeholder="a new folder per launch",
+            elem_id="rr-train-out",
+        )
+    hyper = gr.Code(
+        hyperparameters_yaml("sft", "tiny-cpu"), language="yaml", label="Hyperparameters", elem_id="rr-train-hyper"
+    )
+    with gr.Row():
+        resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
+        register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
+    return TrainForm(
+        stage, preset, finetune, export, data_path, model, output_dir, hyper, resume, register_as, refresh_exports
+    )
+
+
+def debugger_panel(engine: Engine) -> Debugger:
+    with gr.Accordion("Reward debugger", open=False):
+        gr.Markdown(
+            "Paste completions for one RL row (separate several with a line `---`), or generate a "
+            "group with a registered reranker: each reward term, the total, and for a group the "
+            "advantages GRPO would train on."
+        )
+        with gr.Row():
+            export = gr.Dropdown(export_choices(engine, "grpo"), value=None, label="RL export", allow_custom_value=True)
+            path = gr.Textbox(label="…or an RL JSONL file")
+            index = gr.Number(0, label="Row", precision=0, minimum=0)
+            weight = gr.Number(0.0, label="Format reward weight")
+        with gr.Row():
+            generator = gr.Dropdown(
+                generator_choices(engine),
+                value=None,
+                label="Generate with",
+                allow_custom_value=True,
+                elem_id="rr-debug-generator",
+            )
+            refresh_generators = gr.Button("↻ rerankers", size="sm")
+            samples = gr.Number(4, label="Samples", precision=0, minimum=1, maximum=64)
+            temperature = gr.Number(1.0, label="Temperature", minimum=0.0)
+            max_tokens = gr.Number(DEFAULT_MAX_NEW_TOKENS, label="Max new tokens", precision=0, minimum=1)
+            generate = gr.Button("Generate")
+        completions = gr.Textbox(lines=6, label="Completions")
+        score = gr.Button("Score")
+        about = gr.Markdown()
+        table = gr.Dataframe(headers=DEBUG_COLUMNS, interactive=False, label="Reward terms")
+        figures = gr.JSON(label="Figures")
+    return Debugger(
+        export,
+        path,
+        index,
+        weight,
+        generator,
+        refresh_generators,
+        samples,
+        temperature,
+        max_tokens,
+        generate,
+        completions,
+        score,
+        about,
+        table,
+        figures,
+    )
 
 
 def build(engine: Engine) -> None:
-    def form_command(
-        stage: str,
-        preset: str | None,
-        finetune: str | None,
-        export_id: str | None,
-        data_path: str | None,
-        model: str | None,
-        output_dir: str | None,
-        hyperparameters: str,
-        resume: bool,
-        register_as: str | None,
-    ) -> str:
-        """The shell command the form stands for (an empty output directory: a new one per launch)."""
-        try:
-            config = train_config(
-                stage,
-                preset,
-                finetune,
-                export_id,
-                data_path,
-                model,
-                (output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR),
-                hyperparameters,
-                resume,
-                register_as,
-            )
-            return config_to_command(config)
-        except (InputError, ValueError) as exc:
-            return f"# not a valid form: {exc}"
-
-    def start(
-        stage: str,
-        preset: str | None,
-        finetune: str | None,
-        export_id: str | None,
-        data_path: str | None,
-        model: str | None,
-        output_dir: str | None,
-        hyperparameters: str,
-        resume: bool,
-        register_as: str | None,
-        request: gr.Request,
-    ) -> tuple[int, str]:
-        """Launch `reasonrank train …` as a Job (admins only, checked here) once the config is known
-        to be runnable; the job id goes to the panel and to the "Show job #" box (which is what an
-        API caller receives). An empty output directory is a new folder for this launch."""
-        require_admin(engine, request)
-        if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
-            raise gr.Error(f"no {stage} export with id {export_id}")
-        try:
-            config = train_config(
-                stage,
-                preset,
-                finetune,
-                export_id,
-                data_path,
-                model,
-                (output_dir or "").strip() or new_output_dir(),
-                hyperparameters,
-                resume,
-                register_as,
-            )
-            check_train_config(config)
-        except (InputError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
-        lineage = {"export_id": int(export_id)} if export_id else {}
-        # the job must write to this app's store; the URL goes to the process only, never to the Job row
-        env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
-        job_id = launch(engine, "train", config, request, lineage=lineage, env=env)
-        return job_id, str(job_id)
-
-    def on_stage(stage: str, preset: str | None):
-        return (
-            gr.update(choices=export_choices(engine, stage), value=None),
-            hyperparameters_yaml(stage, preset),
-            preset_finetune(stage, preset),
-        )
-
-    def on_preset(stage: str, preset: str | None):
-        return hyperparameters_yaml(stage, preset), preset_finetune(stage, preset)
-
-    def reward_debug(
-        export_id: str | None,
-        data_path: str | None,
-        index: float | None,
-        completions: str,
-        format_weight: float | None,
+    def on_start(
+        stage,
+        preset,
+        finetune,
+        export_id,
+        data_path,
+        model,
+        output_dir,
+        hyper,
+        resume,
+        register_as,
         request: gr.Request,
     ):
-        """Score pasted completions (separated by a line `---`) against one RL row of an export."""
-        require_admin(engine, request)
-        try:
-            position, row = rl_row(engine, export_id, data_path, index)
-            texts = [t for t in (completions or "").split(COMPLETION_SEPARATOR) if t.strip()]
-            if not texts:
-                raise InputError("paste at least one completion")
-            frame, figures = debug_frame(texts, row, float(format_weight or 0.0))
-        except InputError as exc:
-            raise gr.Error(str(exc)) from exc
-        about = (
-            f"Row {position}: {len(row['initial_list'])} passages; teacher order "
-            f"{html.escape(' > '.join(row['teacher_list']))}; relevant {html.escape(', '.join(row['relevant_docids']) or 'none')}"
-        )
-        return about, frame, figures
+        values = [stage, preset, finetune, export_id, data_path, model, output_dir, hyper, resume, register_as]
+        job_id = start_training(engine, values, request)
+        return job_id, str(job_id)  # the panel's job, and the "Show job #" box (what an API caller receives)
 
-    def reward_generate(
-        export_id: str | None,
-        data_path: str | None,
-        index: float | None,
-        reranker: str | None,
-        samples: float | None,
-        temperature: float | None,
-        max_new_tokens: float | None,
-        request: gr.Request,
-    ) -> str:
-        """Sample a group of completions of the row's prompt from a registered reranker; they fill
-        the completions box (one per `---` block) for scoring."""
-        require_admin(engine, request)
-        try:
-            _, row = rl_row(engine, export_id, data_path, index)
-            spec = generator_spec(engine, reranker)
-            backend = make_backend(spec.backend_config())
-            try:
-                texts = sample_completions(
-                    row,
-                    backend,
-                    int(samples or 0),
-                    float(temperature or 0.0),
-                    int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS),
-                )
-            finally:
-                backend.close()
-        except (InputError, BackendError) as exc:
-            raise gr.Error(str(exc)) from exc
-        return COMPLETION_SEPARATOR.join(texts)
+    def on_debug(export_id, data_path, index, completions, format_weight, request: gr.Request):
+        return reward_debug(engine, export_id, data_path, index, completions, format_weight, request)
+
+    def on_generate(export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request: gr.Request):
+        return reward_generate(
+            engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request
+        )
 
     with gr.Tab("Train", id="train"):
         gr.Markdown(
             "Admins only. SFT (cold start) then GRPO with the multi-view reward; the form shows the "
             "`reasonrank train` command it runs as a job."
         )
-        with gr.Row():
-            stage = gr.Radio(list(STAGES), value="sft", label="Stage", elem_id="rr-train-stage")
-            preset = gr.Dropdown(list(PRESETS), value="tiny-cpu", label="Preset", elem_id="rr-train-preset")
-            finetune = gr.Dropdown(
-                list(FINETUNE_MODES),
-                value=preset_finetune("sft", "tiny-cpu"),
-                label="Fine-tune (qlora: 4-bit base, needs CUDA + bitsandbytes)",
-                elem_id="rr-train-finetune",
-            )
-        with gr.Row():
-            export = gr.Dropdown(
-                export_choices(engine, "sft"),
-                value=None,
-                label="Export",
-                allow_custom_value=True,
-                elem_id="rr-train-export",
-            )
-            refresh_exports = gr.Button("↻ exports", size="sm")
-            data_path = gr.Textbox(label="…or a JSONL file in the export contract", elem_id="rr-train-data")
-        with gr.Row():
-            model = gr.Textbox(
-                label="Base model (local folder, or hub id where the hub is reachable)", elem_id="rr-train-model"
-            )
-            output_dir = gr.Textbox(
-                label="Output directory (empty: a new folder under runs/ for each launch)",
-                placeholder="a new folder per launch",
-                elem_id="rr-train-out",
-            )
-        hyper = gr.Code(
-            hyperparameters_yaml("sft", "tiny-cpu"), language="yaml", label="Hyperparameters", elem_id="rr-train-hyper"
-        )
-        with gr.Row():
-            resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
-            register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
-        form = [stage, preset, finetune, export, data_path, model, output_dir, hyper, resume, register_as]
+        form = train_form(engine)
         command = gr.Code(
-            form_command(*(field.value for field in form)),
+            form_command(*(field.value for field in form.inputs())),
             label="Equivalent command",
             language="shell",
             interactive=False,
@@ -435,62 +515,66 @@ def build(engine: Engine) -> None:
         with gr.Row():
             past = number_box("Show job #", elem_id="rr-train-past", placeholder="job number")
             show = gr.Button("Show", size="sm", elem_id="rr-train-show")
+        debugger = debugger_panel(engine)
+        gr.api(form_command_api, api_name="train_command")  # inside the tab: at top level it would split the tab bar
 
-        with gr.Accordion("Reward debugger", open=False):
-            gr.Markdown(
-                "Paste completions for one RL row (separate several with a line `---`), or generate a "
-                "group with a registered reranker: each reward term, the total, and for a group the "
-                "advantages GRPO would train on."
-            )
-            with gr.Row():
-                debug_export = gr.Dropdown(
-                    export_choices(engine, "grpo"), value=None, label="RL export", allow_custom_value=True
-                )
-                debug_path = gr.Textbox(label="…or an RL JSONL file")
-                debug_index = gr.Number(0, label="Row", precision=0, minimum=0)
-                debug_weight = gr.Number(0.0, label="Format reward weight")
-            with gr.Row():
-                debug_generator = gr.Dropdown(
-                    generator_choices(engine),
-                    value=None,
-                    label="Generate with",
-                    allow_custom_value=True,
-                    elem_id="rr-debug-generator",
-                )
-                refresh_generators = gr.Button("↻ rerankers", size="sm")
-                debug_samples = gr.Number(4, label="Samples", precision=0, minimum=1, maximum=64)
-                debug_temperature = gr.Number(1.0, label="Temperature", minimum=0.0)
-                debug_max_tokens = gr.Number(DEFAULT_MAX_NEW_TOKENS, label="Max new tokens", precision=0, minimum=1)
-                generate_button = gr.Button("Generate")
-            debug_text = gr.Textbox(lines=6, label="Completions")
-            debug_button = gr.Button("Score")
-            debug_about = gr.Markdown()
-            debug_table = gr.Dataframe(headers=DEBUG_COLUMNS, interactive=False, label="Reward terms")
-            debug_json = gr.JSON(label="Figures")
-        gr.api(form_command, api_name="train_command")  # inside the tab: at top level it would split the tab bar
-
-    for component in form:
-        component.change(form_command, form, command, api_visibility="private")
-    refresh_exports.click(
+    inputs = form.inputs()
+    for component in inputs:
+        component.change(form_command, inputs, command, api_visibility="private")
+    form.refresh_exports.click(
         lambda s: (gr.update(choices=export_choices(engine, s)), gr.update(choices=export_choices(engine, "grpo"))),
-        stage,
-        [export, debug_export],
+        form.stage,
+        [form.export, debugger.export],
         api_visibility="private",
     )
-    stage.change(on_stage, [stage, preset], [export, hyper, finetune], api_visibility="private")
-    preset.change(on_preset, [stage, preset], [hyper, finetune], api_visibility="private")
-    start_button.click(start, form, [panel.job_id, past], api_name="train_start")
-    panel.status.change(lambda job: render_model(engine, job), panel.job_id, registered, api_visibility="private")
-    show.click(show_job, past, panel.job_id, api_visibility="private")
-    debug_inputs = [debug_export, debug_path, debug_index, debug_text, debug_weight]
-    debug_outputs = [debug_about, debug_table, debug_json]
-    debug_button.click(reward_debug, debug_inputs, debug_outputs, api_name="reward_debug")
-    refresh_generators.click(
-        lambda: gr.update(choices=generator_choices(engine)), None, debug_generator, api_visibility="private"
+    form.stage.change(
+        lambda stage, preset: stage_changed(engine, form, stage, preset),
+        [form.stage, form.preset],
+        {form.export, form.hyperparameters, form.finetune},
+        api_visibility="private",
     )
-    generate_button.click(
-        reward_generate,
-        [debug_export, debug_path, debug_index, debug_generator, debug_samples, debug_temperature, debug_max_tokens],
-        debug_text,
-        api_name="reward_generate",
-    ).success(reward_debug, debug_inputs, debug_outputs, api_visibility="private")
+    form.preset.change(
+        lambda stage, preset: preset_changed(form, stage, preset),
+        [form.stage, form.preset],
+        {form.hyperparameters, form.finetune},
+        api_visibility="private",
+    )
+    start_button.click(on_start, inputs, [panel.job_id, past], api_name="train_start")
+    panel.status.change(lambda job: render_model(engine, job), panel.job_id, registered, api_visibility="private")
+    show.click(lambda text: show_job(engine, text), past, panel.job_id, api_visibility="private")
+    debug_inputs = [debugger.export, debugger.path, debugger.index, debugger.completions, debugger.weight]
+    debug_outputs = [debugger.about, debugger.table, debugger.figures]
+    debugger.score.click(on_debug, debug_inputs, debug_outputs, api_name="reward_debug")
+    debugger.refresh_generators.click(
+        lambda: gr.update(choices=generator_choices(engine)), None, debugger.generator, api_visibility="private"
+    )
+    generate_inputs = [
+        debugger.export,
+        debugger.path,
+        debugger.index,
+        debugger.generator,
+        debugger.samples,
+        debugger.temperature,
+        debugger.max_tokens,
+    ]
+    debugger.generate.click(on_generate, generate_inputs, debugger.completions, api_name="reward_generate").success(
+        on_debug, debug_inputs, debug_outputs, api_visibility="private"
+    )
+
+
+def form_command_api(
+    stage: str,
+    preset: str | None,
+    finetune: str | None,
+    export_id: str | None,
+    data_path: str | None,
+    model: str | None,
+    output_dir: str | None,
+    hyperparameters: str,
+    resume: bool,
+    register_as: str | None,
+) -> str:
+    """The shell command the Train form stands for (gr.api needs named parameters)."""
+    return form_command(
+        stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as
+    )

@@ -165,8 +165,11 @@ def check_base_model(model: str) -> None:
 def check_train_config(config: TrainConfig) -> RunConfig:
     """The resolved run config, refused now if it could not train (bad values, no base model, a
     hub id while offline); the Train tab calls this before it starts a job."""
+    from reasonrank.train.common import check_qlora_support
+
     run_config = resolve_run_config(config)
     check_run_config(run_config)
+    check_qlora_support(run_config)  # the one fix to make comes first (torch is imported only for qlora)
     check_base_model(run_config.model)
     return run_config
 
