@@ -19,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+from gradio.context import Context
 from sqlalchemy import Engine
 
 from db.jobs import JobView, cancel_job, launch_job, list_jobs, refresh_job
@@ -186,9 +187,9 @@ def job_panel(engine: Engine, kind: str, *, curves: Curves | None = None) -> Job
     with gr.Row():
         cancel = gr.Button("Cancel job", variant="stop", size="sm")
         refresh = gr.Button("Refresh history", size="sm")
-    history = gr.Dataframe(
-        history_frame(engine, kind), headers=HISTORY_COLUMNS, label=f"past {kind} jobs", interactive=False
-    )
+    # Starts empty: the page config is the same for every visitor, so admin data (commands,
+    # messages, paths) is only sent by the admin-only page load below.
+    history = gr.Dataframe(None, headers=HISTORY_COLUMNS, label=f"past {kind} jobs", interactive=False)
     panel = JobPanel(job_id, status, bar, log, plot, cancel, history)
     shown = [status, bar, log] + ([plot] if plot is not None else [])
 
@@ -234,6 +235,7 @@ def job_panel(engine: Engine, kind: str, *, curves: Curves | None = None) -> Job
         show, polled, updated, api_visibility="private"
     )
     refresh.click(lambda: history_frame(engine, kind), None, history, api_visibility="private")
+    Context.root_block.load(lambda: history_frame(engine, kind), None, history, api_visibility="private")
     gr.api(view_api, api_name=f"{kind}_job_view")
     gr.api(cancel_api, api_name=f"{kind}_job_cancel")
     return panel

@@ -25,6 +25,7 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+from gradio.context import Context
 from sqlalchemy import Engine
 
 from db.engine import data_dir
@@ -393,7 +394,7 @@ def train_form(engine: Engine) -> TrainForm:
         )
     with gr.Row():
         export = gr.Dropdown(
-            export_choices(engine, "sft"),
+            [],  # filled by the admin-only page load: the page config is the same for every visitor
             value=None,
             label="Export",
             allow_custom_value=True,
@@ -429,13 +430,13 @@ def debugger_panel(engine: Engine) -> Debugger:
             "advantages GRPO would train on."
         )
         with gr.Row():
-            export = gr.Dropdown(export_choices(engine, "grpo"), value=None, label="RL export", allow_custom_value=True)
+            export = gr.Dropdown([], value=None, label="RL export", allow_custom_value=True)
             path = gr.Textbox(label="…or an RL JSONL file")
             index = gr.Number(0, label="Row", precision=0, minimum=0)
             weight = gr.Number(0.0, label="Format reward weight")
         with gr.Row():
             generator = gr.Dropdown(
-                generator_choices(engine),
+                [],
                 value=None,
                 label="Generate with",
                 allow_custom_value=True,
@@ -547,6 +548,16 @@ def build(engine: Engine) -> None:
     debugger.score.click(on_debug, debug_inputs, debug_outputs, api_name="reward_debug")
     debugger.refresh_generators.click(
         lambda: gr.update(choices=generator_choices(engine)), None, debugger.generator, api_visibility="private"
+    )
+    Context.root_block.load(
+        lambda: (
+            gr.update(choices=export_choices(engine, "sft")),
+            gr.update(choices=export_choices(engine, "grpo")),
+            gr.update(choices=generator_choices(engine)),
+        ),
+        None,
+        [form.export, debugger.export, debugger.generator],
+        api_visibility="private",
     )
     generate_inputs = [
         debugger.export,
