@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not events.active:
         return _run(argv)
     install_term_handler()
+    events.emit("start", host=socket.gethostname(), cwd=os.getcwd(), pid=os.getpid())  # where it runs
     status, message, errors = "failed", "the command exited without a result", []
     try:
         code = _run(argv, on_error=errors.append)
@@ -108,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = "done" if code == 0 else ""
         return code
     finally:  # an error line from _run (also before an unexpected exception) is the message
-        events.end(status, errors[0] if errors else message)
+        if not (status == "succeeded" and events.delegated_end):
+            events.end(status, errors[0] if errors else message)
         events.close()
 
 

@@ -22,6 +22,7 @@ from reasonrank.cli.common import Command, open_store, optional_int
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError
 from reasonrank.jobs import EventLog, current_job_id
+from reasonrank.runners import registered_by_app
 from reasonrank.train.config import RUN_CONFIG_TYPES, STAGES, RunConfig, load_run_config
 
 EXPORT_PREFIX = "export:"
@@ -137,8 +138,11 @@ def _free_name(engine, wanted: str) -> str:
     return name
 
 
-def register_model(engine, result, config: TrainConfig, export_id: int | None, job_id: int | None):
-    """Record the trained model as a transformers reranker (base + adapter, or the full folder)."""
+def register_model(
+    engine, result, config: TrainConfig, export_id: int | None, job_id: int | None, where: dict | None = None
+):
+    """Record the trained model as a transformers reranker (base + adapter, or the full folder);
+    `where` (runner, cluster) goes into the lineage of a model that lives on a remote runner."""
     from db.registry import add_reranker
 
     name = _free_name(engine, config.register_as or f"{result.stage}-{Path(result.output_dir).name}")
@@ -150,6 +154,7 @@ def register_model(engine, result, config: TrainConfig, export_id: int | None, j
         "stage": result.stage,
         "base_model": result.base_model,
         "output_dir": result.output_dir,
+        **(where or {}),
     }
     return add_reranker(engine, name, "transformers", model, options, source="trained", job_id=job_id, lineage=lineage)
 
@@ -168,7 +173,7 @@ def run_train(config: TrainConfig):
         run_config = dataclasses.replace(run_config, data=path)
     result = run_training(run_config)
     reranker = None
-    if not config.no_register and is_main_process():
+    if not config.no_register and is_main_process() and not registered_by_app():
         engine = engine or open_store(config.db)
         reranker = register_model(engine, result, config, export_id, current_job_id())
     return result, reranker
