@@ -53,7 +53,7 @@ class EventLog:
         self.path = Path(path) if path and not self.to_stdout else None
         self._file = sys.stdout if self.to_stdout else (open(self.path, "a", encoding="utf-8") if self.path else None)
         self.outputs: dict[str, Any] = {}  # reported with the `end` event the CLI writes
-        self.delegated_end = False  # a launcher whose rank 0 wrote the `end` (see reasonrank.launch)
+        self.delegated_end = False  # the `end` is written already (by a launch, see reasonrank.launch)
 
     @classmethod
     def current(cls) -> EventLog:

@@ -14,11 +14,18 @@ from reasonrank.runners import mirror_log, split_log
 def test_split_log_takes_events_out_and_keeps_what_precedes_a_tag():
     tag = jobs.EVENT_TAG
     text = "\n".join(
-        ["plain", f'{tag}{{"event": "progress", "done": 1}}', f' 40%|####\r{tag}{{"event": "end"}}', f"{tag}{{cut"]
+        [
+            "plain",
+            f'{tag}{{"event": "progress", "done": 1}}',
+            f'\r 40%|####{tag}{{"event": "metrics"}}',
+            f' 50%|#####\r{tag}{{"event": "end"}}',
+            f"{tag}{{cut",
+        ]
     )
     lines, events = split_log(text)
-    assert events == [{"event": "progress", "done": 1}, {"event": "end"}]
-    assert lines == ["plain", " 40%|####\r", f"{tag}{{cut"]  # a cut event stays readable in the log
+    assert events == [{"event": "progress", "done": 1}, {"event": "metrics"}, {"event": "end"}]
+    # a bar the tag line continues stays; one a carriage return cleared does not; a cut event stays readable
+    assert lines == ["plain", "\r 40%|####", f"{tag}{{cut"]
 
 
 def test_mirror_log_appends_only_complete_new_lines_once(tmp_path):

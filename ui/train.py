@@ -35,6 +35,8 @@ from reasonrank.backends.base import BackendError
 from reasonrank.cli import config_to_command
 from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig
 from reasonrank.io import InputError
+from reasonrank.launch import STRATEGIES
+from reasonrank.runners import RUNNERS
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
@@ -145,6 +147,13 @@ def train_config(
     return TrainConfig(stage=stage, run=run, register_as=(register_as or "").strip() or None)
 
 
+def with_launch(config: TrainConfig, processes: float | None, nodes: float | None, strategy: str | None) -> TrainConfig:
+    """The launch part of the form: more than one process runs under `accelerate launch`."""
+    return dataclasses.replace(
+        config, processes_per_node=int(processes or 1), nodes=int(nodes or 1), strategy=strategy or "ddp"
+    )
+
+
 def render_model(engine: Engine, job_id: int | None) -> str:
     """The model a finished job registered, with its lineage export → job → model."""
     if job_id is None:
@@ -242,12 +251,17 @@ def build(engine: Engine) -> None:
         hyperparameters: str,
         resume: bool,
         register_as: str | None,
+        runner: str = "local",
+        processes: float | None = 1,
+        nodes: float | None = 1,
+        strategy: str | None = "ddp",
     ) -> str:
-        """The shell command the form stands for."""
+        """The shell command the form stands for (the same on every runner)."""
         try:
             config = train_config(
                 stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as
             )
+            config = with_launch(config, processes, nodes, strategy)
             return f"```\n{config_to_command(config)}\n```"
         except (InputError, ValueError) as exc:
             return f"(not a valid form: {html.escape(str(exc))})"
@@ -263,6 +277,10 @@ def build(engine: Engine) -> None:
         hyperparameters: str,
         resume: bool,
         register_as: str | None,
+        runner: str,
+        processes: float | None,
+        nodes: float | None,
+        strategy: str | None,
         request: gr.Request,
     ) -> tuple[int, int]:
         """Launch `reasonrank train …` as a Job (admins only, checked here); the job id goes to the
@@ -272,14 +290,16 @@ def build(engine: Engine) -> None:
             config = train_config(
                 stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as
             )
+            config = with_launch(config, processes, nodes, strategy)
         except (InputError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
         if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
             raise gr.Error(f"no {stage} export with id {export_id}")
         lineage = {"export_id": int(export_id)} if export_id else {}
         # the job must write to this app's store; the URL goes to the process only, never to the Job row
-        env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
-        job_id = launch(engine, "train", config, request, lineage=lineage, env=env)
+        # (a remote runner gets no database URL: the app registers what it trained, see db.remote_jobs)
+        env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == "local" else {}
+        job_id = launch(engine, "train", config, request, lineage=lineage, env=env, runner=runner or "local")
         return job_id, job_id
 
     def on_stage(stage: str, preset: str | None):
@@ -382,7 +402,21 @@ def build(engine: Engine) -> None:
         with gr.Row():
             resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
             register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
+        with gr.Row():
+            runner = gr.Dropdown(
+                list(RUNNERS), value="local", label="Runner (ray: $REASONRANK_RAY_ADDRESS)", elem_id="rr-train-runner"
+            )
+            processes = gr.Number(1, label="Processes per node", precision=0, minimum=1, elem_id="rr-train-procs")
+            nodes = gr.Number(1, label="Nodes", precision=0, minimum=1, elem_id="rr-train-nodes")
+            strategy = gr.Dropdown(
+                list(STRATEGIES),
+                value="ddp",
+                label="Strategy (or an accelerate YAML)",
+                allow_custom_value=True,
+                elem_id="rr-train-strategy",
+            )
         form = [stage, preset, finetune, export, data_path, model, output_dir, hyper, resume, register_as]
+        form += [runner, processes, nodes, strategy]
         command = gr.Markdown(elem_id="rr-train-cmd")
         start_button = gr.Button("Start training", variant="primary", elem_id="rr-train-start")
         panel = job_panel(engine, "train", curves=CURVES)

@@ -28,6 +28,7 @@ from reasonrank.cli.train import TRAIN_COMMANDS
 from reasonrank.flags import StrictParser
 from reasonrank.io import InputError
 from reasonrank.jobs import EventLog, install_term_handler
+from reasonrank.launch import is_launched_child
 
 COMMANDS: dict[str, Command] = {
     command.name: command for command in (*RANK_COMMANDS, *DATA_COMMANDS, *SYNTH_COMMANDS, *TRAIN_COMMANDS)
@@ -110,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = "done" if code == 0 else ""
         return code
     finally:  # an error line from _run (also before an unexpected exception) is the message
-        if not (status == "succeeded" and events.delegated_end):
+        # a launch's parent may have written the end already; a failing rank leaves it to the parent
+        if not (events.delegated_end or (status != "succeeded" and is_launched_child())):
             events.end(status, errors[0] if errors else message)
         events.close()
 

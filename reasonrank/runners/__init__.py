@@ -50,7 +50,7 @@ def registered_by_app() -> bool:
 
 def split_log(text: str) -> tuple[list[str], list[dict[str, Any]]]:
     """Complete lines of a job's log → (plain log lines, events). Text before a tag on the same
-    line (a progress bar without its newline) stays in the log; a tagged line that is not JSON
+    line (a progress bar without its newline) stays in the log unless a carriage return ends it; a tagged line that is not JSON
     (cut by a crash mid-write) is kept as a log line rather than lost."""
     lines, events = [], []
     for line in text.split("\n"):
@@ -58,7 +58,7 @@ def split_log(text: str) -> tuple[list[str], list[dict[str, Any]]]:
         if at < 0:
             lines.append(line)
             continue
-        if line[:at].strip():
+        if line[:at].rsplit("\r", 1)[-1].strip():  # what a terminal would still show of it
             lines.append(line[:at])
         try:
             events.append(json.loads(line[at + len(EVENT_TAG) :]))
@@ -103,10 +103,8 @@ def mirror_log(text: str, log_path: str | Path, events_path: str | Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as log:
         log.writelines(line + "\n" for line in lines)
-    arrived = time.time()
     with open(events_path, "a", encoding="utf-8") as out:
-        for event in events:  # `received` measures delivery lag (bench/jobs_overhead.py)
-            out.write(json.dumps({**event, "received": arrived}, ensure_ascii=False) + "\n")
+        out.writelines(json.dumps(event, ensure_ascii=False) + "\n" for event in events)
     state.offset = end
     state.save(folder)
     return len(events)
