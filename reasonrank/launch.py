@@ -95,22 +95,26 @@ def child_argv(argv: Sequence[str]) -> list[str]:
 
 
 def run_launch(launcher: Sequence[str], argv: Sequence[str]) -> tuple[int, str]:
-    """Run `launcher -m reasonrank <argv>`, passing its output through; returns (exit code, last
-    lines). The children inherit this environment (so the job's events destination)."""
+    """Run `launcher -m reasonrank <argv>`, passing its output through; returns (exit code, the
+    ranks' `error:` lines then the last lines). The children inherit this environment (so the
+    job's events destination)."""
     command = [*launcher, "-m", "reasonrank", *argv]
     env = {**os.environ, LAUNCHED_ENV: "1", "PYTHONUNBUFFERED": "1"}
     last: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    errors: list[str] = []  # the ranks' own one-line errors, which the launcher's traceback buries
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         for raw in process.stdout:  # whole lines, so a tagged event line is passed on unsplit
             sys.stdout.buffer.write(raw)
             sys.stdout.buffer.flush()
-            text = raw.decode(errors="replace").rstrip()
+            text = raw.decode(errors="replace").rstrip().rsplit("\r", 1)[-1]
+            if text.startswith("error: ") and text not in errors:
+                errors.append(text)
             if text.strip():
-                last.append(text.rsplit("\r", 1)[-1])
+                last.append(text)
         code = process.wait()
     except KeyboardInterrupt:  # cancelled: the ranks got the same signal (one process group)
         process.terminate()
         process.wait()
         raise
-    return code, "\n".join(last)
+    return code, "\n".join([*errors, *(line for line in last if line not in errors)])

@@ -17,12 +17,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-__all__ = ["RayCluster", "ray_cluster", "free_port"]
+__all__ = ["RayCluster", "ray_cluster", "ray_head", "free_port"]
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,9 @@ def _ray_bin() -> str:
     return str(Path(sys.executable).parent / "ray")
 
 
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory) -> RayCluster:
-    pytest.importorskip("ray.job_submission", reason="ray[default] is in requirements-dev.txt")
-    temp_dir = Path(tmp_path_factory.mktemp("ray"))
+@contextmanager
+def ray_head(temp_dir: Path) -> Iterator[RayCluster]:
+    """A single-node Ray head on 127.0.0.1 for the duration of the block (also used by bench/)."""
     ports = [free_port() for _ in range(4)]
     venv_bin = str(Path(sys.executable).parent)
     env = {
@@ -91,6 +92,16 @@ def ray_cluster(tmp_path_factory) -> RayCluster:
         yield RayCluster(address, temp_dir, env)
     finally:
         _stop_group(group)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory) -> Iterator[RayCluster]:
+    pytest.importorskip("ray.job_submission", reason="ray[default] is in requirements-dev.txt")
+    temp_dir = Path(tmp_path_factory.mktemp("ray"))
+    try:
+        with ray_head(temp_dir) as cluster:
+            yield cluster
+    finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

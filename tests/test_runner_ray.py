@@ -181,3 +181,46 @@ def test_a_job_the_cluster_lost_or_a_silent_cluster_ends_failed(app, monkeypatch
     time.sleep(1.5)
     view = db_jobs.refresh_job(app, silent)
     assert view.status == "failed" and view.message.startswith("lost contact with the Ray cluster")
+
+
+def test_submit_from_the_shell_runs_a_command_on_ray_and_follows_it(ray_cluster, test_data, tmp_path):  # noqa: F811
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "REASONRANK_DATA": str(tmp_path / "data"),
+        "REASONRANK_DB": f"sqlite:///{tmp_path / 'shell.db'}",
+        ray_runner.ADDRESS_ENV: ray_cluster.address,
+    }
+    dl19 = test_data / "trec-dl19"
+    command = f"eval --candidates {dl19 / 'bm25_top100_with_text.json'} --qrels {dl19 / 'qrels.txt'} --name dl19"
+    done = subprocess.run(
+        [sys.executable, "-m", "reasonrank", "submit", "--runner", "ray", "--cmd", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("job 1 on ray") and "job 1 succeeded" in done.stdout
+    assert "dl19" in done.stdout and "first-stage" in done.stdout  # the metrics table, followed from the cluster
+    assert "@@reasonrank-event" not in done.stdout
+    failed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reasonrank",
+            "submit",
+            "--runner",
+            "ray",
+            "--cmd",
+            "eval --candidates nowhere.jsonl",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode == 1 and "job 2 failed: nowhere.jsonl: file not found" in failed.stdout

@@ -99,6 +99,14 @@ def test_two_cpu_processes_train_like_one_with_the_same_global_batch(
     assert len(registered) == 1 and registered[0].model == str(tmp_path / "two" / "final")
 
 
+def test_a_failure_on_the_ranks_fails_the_job_with_their_last_lines(admin, export_id, tiny_model_dir, tmp_path):
+    form = _form(export_id, tiny_model_dir, tmp_path / "bad", "max_steps: 1\nmax_length: 16\n", processes=2)
+    view = _wait(admin, admin.predict(*form, api_name="/train_start"), lambda v: v["finished"], timeout=300)
+    assert view["status"] == "failed"  # not "cancelled": the launcher's SIGTERM to rank 0 is not the outcome
+    assert view["message"].startswith("a training process failed (launcher exit status 1); last lines:")
+    assert "longer than max_length 16 tokens" in view["message"]  # the ranks' own error line
+
+
 def test_a_missing_strategy_config_is_refused_with_its_path(admin, export_id, tiny_model_dir, tmp_path):
     form = _form(export_id, tiny_model_dir, tmp_path / "x", "max_steps: 1\n", processes=2, strategy="nowhere.yaml")
     view = _wait(admin, admin.predict(*form, api_name="/train_start"), lambda v: v["finished"], timeout=120)

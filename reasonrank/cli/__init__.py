@@ -23,6 +23,7 @@ from reasonrank.backends.base import BackendError
 from reasonrank.cli.common import EXIT_USAGE, PROG, Command
 from reasonrank.cli.data import DATA_COMMANDS
 from reasonrank.cli.rank import RANK_COMMANDS, RerankConfig, run_rerank
+from reasonrank.cli.submit import SUBMIT_COMMANDS
 from reasonrank.cli.synth import SYNTH_COMMANDS
 from reasonrank.cli.train import TRAIN_COMMANDS
 from reasonrank.flags import StrictParser
@@ -31,7 +32,8 @@ from reasonrank.jobs import EventLog, install_term_handler
 from reasonrank.launch import is_launched_child
 
 COMMANDS: dict[str, Command] = {
-    command.name: command for command in (*RANK_COMMANDS, *DATA_COMMANDS, *SYNTH_COMMANDS, *TRAIN_COMMANDS)
+    command.name: command
+    for command in (*RANK_COMMANDS, *DATA_COMMANDS, *SYNTH_COMMANDS, *TRAIN_COMMANDS, *SUBMIT_COMMANDS)
 }
 
 __all__ = ["COMMANDS", "RerankConfig", "config_to_argv", "config_to_command", "main", "parse_command", "run_rerank"]
