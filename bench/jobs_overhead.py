@@ -11,7 +11,8 @@ are the runner's, not the timer's. Printed per runner:
 - delivery lag p50/p95: for every progress/metrics event, seen-in-view minus written-by-the-job.
 
 Ray's own floor is printed too: no-op `python -c pass` jobs submitted with the Jobs SDK (no
-runtime env), from submit to RUNNING and to SUCCEEDED, on the fresh head and then warm. Goal: the runner adds ≤ 2 s at start and
+runtime env), from submit to RUNNING and to SUCCEEDED, on the fresh head and then warm, and with
+the runtime env this runner sends (a working dir and this package as py_modules). Goal: the runner adds ≤ 2 s at start and
 ≤ 1 s of lag.
 
     .venv/bin/python bench/jobs_overhead.py [--steps 8] [--poll 0.1]
@@ -76,13 +77,13 @@ def measure(runner: str, model: Path, export: Path, out: Path, steps: int, poll:
     }
 
 
-def ray_floor(address: str) -> tuple[float, float]:
+def ray_floor(address: str, runtime_env: dict | None = None) -> tuple[float, float]:
     """Seconds from submitting a no-op job to RUNNING and to SUCCEEDED."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
     submitted = time.time()
-    sid = client.submit_job(entrypoint="python -c pass")
+    sid = client.submit_job(entrypoint="python -c pass", runtime_env=runtime_env)
     running = None
     while True:
         status = client.get_job_status(sid)
@@ -111,11 +112,14 @@ def main() -> None:
         root = Path(folder)
         model = build_tiny_qwen2(root / "model")
         export = write_sft_export(dl19_windows(dl19, 8), root, "sft")
-        results = {"local": measure("local", model, export, root / "local", args.steps, args.poll)}
-        with ray_head(root / "ray") as cluster:
+        with ray_head(root / "ray") as cluster:  # both runners measured while the head runs (same CPU load)
             os.environ[ray_runner.ADDRESS_ENV] = cluster.address
             os.environ[ray_runner.OUTPUT_ROOT_ENV] = str(root / "cluster")
             floors = [ray_floor(cluster.address) for _ in range(3)]  # the first on a fresh head is cold
+            (root / "wd").mkdir()
+            ours = {"working_dir": str(root / "wd"), "py_modules": [str(REPO / "reasonrank")]}
+            env_floor = [ray_floor(cluster.address, ours) for _ in range(2)]  # uploads, then cached
+            results = {"local": measure("local", model, export, root / "local", args.steps, args.poll)}
             results["ray"] = measure("ray", model, export, root / "ray-app", args.steps, args.poll)
     print(f"tiny SFT, {args.steps} steps, polled every {args.poll} s")
     print(f"{'runner':8} {'start→1st progress':>19} {'end→succeeded':>14} {'lag p50':>8} {'lag p95':>8} {'events':>7}")
@@ -129,6 +133,10 @@ def main() -> None:
     cold, warm = floors[0], sorted(floors[1:])[0]
     print(f"Ray's own floor, a no-op job from submit: RUNNING {cold[0]:.2f} s / SUCCEEDED {cold[1]:.2f} s on the fresh")
     print(f"head, then RUNNING {warm[0]:.2f} s / SUCCEEDED {warm[1]:.2f} s (best of the next two)")
+    print(
+        f"with this runner's runtime env (working dir + py_modules): SUCCEEDED {env_floor[0][1]:.2f} s "
+        f"(uploading), {env_floor[1][1]:.2f} s (cached)"
+    )
 
 
 if __name__ == "__main__":

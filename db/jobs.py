@@ -154,7 +154,7 @@ def cancel_job(engine: Engine, job_id: int) -> JobView:
         session.expunge(job)
     if status not in jobs.FINISHED:
         if remote_jobs.is_remote(job):
-            remote_jobs.cancel(job)
+            remote_jobs.cancel(engine, job)
         elif pid is not None:
             jobs.cancel(pid)
         if not (events_path and jobs.reported_state(events_path).finished):  # killed before it could say so

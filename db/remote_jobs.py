@@ -41,7 +41,8 @@ _REGISTER_LOCK = threading.Lock()
 
 
 def is_remote(job: Job) -> bool:
-    return bool((job.config or {}).get("runner", {}).get("name", "local") != "local")
+    info = (job.config or {}).get("runner")
+    return isinstance(info, dict) and info.get("name", "local") != "local"
 
 
 def check_runner(runner: str) -> None:
@@ -166,10 +167,19 @@ def remote_state(engine: Engine, job: Job) -> jobs.JobState:
     return state
 
 
-def cancel(job: Job) -> None:
-    """Stop the job on the cluster and wait (bounded) for it to end, mirroring its last lines."""
+def cancel(engine: Engine, job: Job) -> None:
+    """Stop the job on the cluster and wait (bounded) for it to end, mirroring its last lines. A
+    cluster that cannot be reached ends the job here, cancelled, saying it may still run there."""
     settings = _settings(job)
-    ray_runner.stop(settings, job.config["runner"]["submission_id"])
+    try:
+        ray_runner.stop(settings, job.config["runner"]["submission_id"])
+    except RunnerError as exc:
+        with write_session(engine) as session:
+            row = session.get(Job, job.id)
+            if row.status not in jobs.FINISHED:
+                row.status, row.finished_at = "cancelled", _now()
+                row.message = f"cancelled here, but {exc}; it may still run there"
+        return
     deadline = time.monotonic() + CANCEL_WAIT_S
     while time.monotonic() < deadline:
         remote = _sync(job, settings)

@@ -172,7 +172,7 @@ _FOLD_LOCK = threading.Lock()
 
 
 def _apply(state: JobState, event: dict[str, Any]) -> None:
-    if state.started is None:
+    if state.started is None and event.get("event") != "start":  # ETA counts from the work, not start-up
         state.started = event.get("time")
     kind = event.get("event")
     if kind == "progress":

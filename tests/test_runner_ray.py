@@ -183,6 +183,17 @@ def test_a_job_the_cluster_lost_or_a_silent_cluster_ends_failed(app, monkeypatch
     assert view.status == "failed" and view.message.startswith("lost contact with the Ray cluster")
 
 
+def test_cancel_with_the_cluster_gone_says_the_job_may_still_run(app, tmp_path):
+    job_id = db_jobs.launch_job(app, "eval", ["eval", "--candidates", str(tmp_path / "x.jsonl")], {}, runner="ray")
+    with write_session(app) as session:
+        row = session.get(Job, job_id)
+        row.status = "running"  # as if still running when the cluster went away
+        row.config = {**row.config, "runner": {**row.config["runner"], "address": f"http://127.0.0.1:{free_port()}"}}
+    view = db_jobs.cancel_job(app, job_id)
+    assert view.status == "cancelled" and "cannot reach the Ray cluster" in view.message
+    assert view.message.endswith("it may still run there")
+
+
 def test_submit_from_the_shell_runs_a_command_on_ray_and_follows_it(ray_cluster, test_data, tmp_path):  # noqa: F811
     import os
     import subprocess

@@ -93,8 +93,12 @@ _CLIENTS_LOCK = threading.Lock()
 
 def _client(settings: RaySettings):
     """A Jobs API client for the cluster (cached; its constructor makes a version request)."""
+    import logging
+
     import requests
     from ray.job_submission import JobSubmissionClient
+
+    logging.getLogger("ray").setLevel(logging.WARNING)  # not a line per upload in the app's terminal
 
     class _TimedClient(JobSubmissionClient):
         def _do_request(self, method, endpoint, **kwargs):  # the SDK sends without a timeout
