@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from db import remote_jobs
 from db.engine import data_dir, read_session, utcnow, write_session
 from db.models import Job
 from reasonrank import jobs
@@ -58,8 +59,10 @@ def launch_job(
     created_by: int | None = None,
     lineage: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    runner: str = "local",
 ) -> int:
-    """Record a job and start `reasonrank <argv…>` for it; returns the job id.
+    """Record a job and start `reasonrank <argv…>` for it on `runner` (see reasonrank.runners);
+    returns the job id. A remote runner that cannot take the job leaves it failed with the reason.
 
     `config` is what the form held (stored for the history and to re-run); it must not hold
     secrets — commands take API keys from an environment variable named in the config, and
@@ -67,6 +70,7 @@ def launch_job(
     """
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
+    remote_jobs.check_runner(runner)
     with write_session(engine) as session:
         job = Job(
             kind=kind,
@@ -81,6 +85,8 @@ def launch_job(
         folder = job_dir(job_id)
         job.log_path = str(folder / "log.txt")
         job.metrics_path = str(folder / "events.jsonl")
+    if runner != "local":
+        return remote_jobs.submit(engine, job_id, runner, list(argv), env)
     try:
         pid = jobs.start(argv, job.log_path, job.metrics_path, env={**(env or {}), jobs.JOB_ID_ENV: str(job_id)})
     except OSError as exc:  # the row must not stay "queued" with no process behind it
@@ -101,7 +107,10 @@ def refresh_job(engine: Engine, job_id: int) -> JobView:
         if job is None:
             raise LookupError(f"no job {job_id}")
         session.expunge(job)
-    state = jobs.job_state(job.metrics_path, job.pid, job.log_path) if job.metrics_path else None
+    if remote_jobs.is_remote(job) and job.status not in jobs.FINISHED:
+        state = remote_jobs.remote_state(engine, job)
+    else:
+        state = jobs.job_state(job.metrics_path, job.pid, job.log_path) if job.metrics_path else None
     if state is not None and state.finished and job.status not in jobs.FINISHED:
         with write_session(engine) as session:
             row = session.get(Job, job_id)
@@ -142,8 +151,11 @@ def cancel_job(engine: Engine, job_id: int) -> JobView:
         if job is None:
             raise LookupError(f"no job {job_id}")
         pid, status, events_path = job.pid, job.status, job.metrics_path
+        session.expunge(job)
     if status not in jobs.FINISHED:
-        if pid is not None and events_path:
+        if remote_jobs.is_remote(job):
+            remote_jobs.cancel(engine, job)
+        elif pid is not None and events_path:
             jobs.cancel(pid, events_path)
         if not (events_path and jobs.reported_state(events_path).finished):  # killed before it could say so
             with write_session(engine) as session:

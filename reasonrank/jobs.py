@@ -33,6 +33,9 @@ from typing import Any
 
 EVENTS_ENV = "REASONRANK_JOB_EVENTS"
 JOB_ID_ENV = "REASONRANK_JOB_ID"  # set by db.jobs.launch_job: the Job row a command runs as
+#: REASONRANK_JOB_EVENTS=- : events go to stdout as tagged lines (a remote runner parses its log)
+EVENTS_TO_STDOUT = "-"
+EVENT_TAG = "@@reasonrank-event "
 FINISHED = ("succeeded", "failed", "cancelled")
 _CURRENT: EventLog | None = None
 
@@ -46,16 +49,18 @@ class EventLog:
     """
 
     def __init__(self, path: str | Path | None) -> None:
-        self.path = Path(path) if path else None
-        self._file = open(self.path, "a", encoding="utf-8") if self.path else None
+        self.to_stdout = str(path) == EVENTS_TO_STDOUT
+        self.path = Path(path) if path and not self.to_stdout else None
+        self._file = sys.stdout if self.to_stdout else (open(self.path, "a", encoding="utf-8") if self.path else None)
         self.outputs: dict[str, Any] = {}  # reported with the `end` event the CLI writes
+        self.delegated_end = False  # the `end` is written already (by a launch, see reasonrank.launch)
 
     @classmethod
     def current(cls) -> EventLog:
         """This process's event log (one per process, shared by the CLI and the command)."""
         global _CURRENT
-        if _CURRENT is None:
-            _CURRENT = cls(os.environ.get(EVENTS_ENV) or None)
+        if _CURRENT is None:  # under `accelerate launch` only rank 0 reports
+            _CURRENT = cls(os.environ.get(EVENTS_ENV) if os.environ.get("RANK", "0") == "0" else None)
         return _CURRENT
 
     @property
@@ -66,6 +71,12 @@ class EventLog:
         if self._file is None:
             return
         line = json.dumps({"time": time.time(), "event": event, **fields}, ensure_ascii=False, default=str)
+        if self.to_stdout:  # one os.write of a whole line, so output of other writers cannot split it
+            self._file.flush()
+            data = (EVENT_TAG + line + "\n").encode()
+            while data:
+                data = data[os.write(self._file.fileno(), data) :]
+            return
         self._file.write(line + "\n")
         self._file.flush()
 
@@ -82,9 +93,9 @@ class EventLog:
         self.emit("end", status=status, message=message, outputs=self.outputs)
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._file is not None and not self.to_stdout:
             self._file.close()
-            self._file = None
+        self._file = None
 
 
 # ----------------------------------------------------------------------------- reading (in the app)
@@ -163,7 +174,7 @@ _FOLD_LOCK = threading.Lock()
 
 
 def _apply(state: JobState, event: dict[str, Any]) -> None:
-    if state.started is None:
+    if state.started is None and event.get("event") != "start":  # ETA counts from the work, not start-up
         state.started = event.get("time")
     kind = event.get("event")
     if kind == "progress":

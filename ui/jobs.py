@@ -57,6 +57,7 @@ def launch(
     admin_only: bool = True,
     lineage: dict | None = None,
     env: dict | None = None,
+    runner: str = "local",
 ) -> int:
     """Start the CLI command for `config` as a job of the logged-in user; the role is checked
     here, on the server, so an annotator calling the API directly is refused too."""
@@ -65,7 +66,8 @@ def launch(
         user = get_user(engine, name)
         check_config(dataclasses.asdict(config))  # no key reaches the stored config or the command line
         argv = config_to_argv(config)
-        return launch_job(engine, kind, argv, dataclasses.asdict(config), created_by=user.id, lineage=lineage, env=env)
+        config_dict = dataclasses.asdict(config)
+        return launch_job(engine, kind, argv, config_dict, created_by=user.id, lineage=lineage, env=env, runner=runner)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
 
@@ -120,7 +122,20 @@ def render_status(view: JobView | None) -> str:
         line += f" · {view.progress['done']}/{view.progress['total']} {view.progress.get('unit', '')}s"
     extra = " · ".join(part for part in (_figures(view.progress), _eta(view.eta_seconds)) if part)
     message = f"\n\n{code_block(view.message)}" if view.message and view.message != "done" else ""
-    return line + (f"\n\n{extra}" if extra else "") + message + "\n\n" + code_span(f"reasonrank {' '.join(view.argv)}")
+    remote = view.config.get("runner") or {}
+    where = (
+        f" on {md_text(remote['name'])} at {code_span(remote['address'])} as {code_span(remote['submission_id'])}"
+        if remote
+        else ""
+    )
+    return (
+        line
+        + (f"\n\n{extra}" if extra else "")
+        + message
+        + "\n\n"
+        + code_span(f"reasonrank {' '.join(view.argv)}")
+        + where
+    )
 
 
 def render_bar(view: JobView | None) -> str:

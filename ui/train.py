@@ -38,6 +38,8 @@ from reasonrank.backends.base import BackendError
 from reasonrank.cli import config_to_command
 from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig, check_train_config
 from reasonrank.io import InputError
+from reasonrank.launch import STRATEGIES
+from reasonrank.runners import RUNNERS
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
@@ -154,6 +156,13 @@ def train_config(
     return TrainConfig(stage=stage, run=run, register_as=(register_as or "").strip() or None)
 
 
+def with_launch(config: TrainConfig, processes: float | None, nodes: float | None, strategy: str | None) -> TrainConfig:
+    """The launch part of the form: more than one process runs under `accelerate launch`."""
+    return dataclasses.replace(
+        config, processes_per_node=int(processes or 1), nodes=int(nodes or 1), strategy=strategy or "ddp"
+    )
+
+
 def render_model(engine: Engine, job_id: int | None) -> str:
     """The model a finished job registered, with its lineage export → job → model."""
     if job_id is None:
@@ -253,6 +262,10 @@ class TrainForm:
     hyperparameters: gr.Code
     resume: gr.Checkbox
     register_as: gr.Textbox
+    runner: gr.Dropdown
+    processes: gr.Number
+    nodes: gr.Number
+    strategy: gr.Dropdown
     refresh_exports: gr.Button  # not an input: refreshes the export choices
 
     def inputs(self) -> list:
@@ -282,10 +295,11 @@ class Debugger:
 
 def form_command(*values) -> str:
     """The shell command the form stands for (an empty output directory: a new one per launch)."""
-    *before, output_dir, hyperparameters, resume, register_as = values
+    *before, output_dir, hyperparameters, resume, register_as, _runner, processes, nodes, strategy = values
     try:
         output = (output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
-        return config_to_command(train_config(*before, output, hyperparameters, resume, register_as))
+        config = train_config(*before, output, hyperparameters, resume, register_as)
+        return config_to_command(with_launch(config, processes, nodes, strategy))  # the same on every runner
     except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 
@@ -295,7 +309,20 @@ def start_training(engine: Engine, values: list, request) -> int:
     to be runnable (ui.jobs.launch checks the role again); an empty output directory is a new
     folder for this launch."""
     require_admin(engine, request)
-    stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as = values
+    (
+        stage,
+        preset,
+        finetune,
+        export_id,
+        data_path,
+        model,
+        output_dir,
+        hyperparameters,
+        resume,
+        register_as,
+        *launch_values,
+    ) = values
+    runner, processes, nodes, strategy = launch_values
     if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
         raise gr.Error(f"no {stage} export with id {export_id}")
     try:
@@ -303,13 +330,15 @@ def start_training(engine: Engine, values: list, request) -> int:
         config = train_config(
             stage, preset, finetune, export_id, data_path, model, output, hyperparameters, resume, register_as
         )
+        config = with_launch(config, processes, nodes, strategy)
         check_train_config(config)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     lineage = {"export_id": int(export_id)} if export_id else {}
     # the job must write to this app's store; the URL goes to the process only, never to the Job row
-    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
-    return launch(engine, "train", config, request, lineage=lineage, env=env)
+    # (a remote runner gets no database URL: the app registers what it trained, see db.remote_jobs)
+    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == "local" else {}
+    return launch(engine, "train", config, request, lineage=lineage, env=env, runner=runner or "local")
 
 
 def stage_changed(engine: Engine, form: TrainForm, stage: str, preset: str | None) -> dict:
@@ -417,8 +446,35 @@ def train_form(engine: Engine) -> TrainForm:
     with gr.Row():
         resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
         register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
+    with gr.Row():
+        runner = gr.Dropdown(
+            list(RUNNERS), value="local", label="Runner (ray: $REASONRANK_RAY_ADDRESS)", elem_id="rr-train-runner"
+        )
+        processes = gr.Number(1, label="Processes per node", precision=0, minimum=1, elem_id="rr-train-procs")
+        nodes = gr.Number(1, label="Nodes", precision=0, minimum=1, elem_id="rr-train-nodes")
+        strategy = gr.Dropdown(
+            list(STRATEGIES),
+            value="ddp",
+            label="Strategy (or an accelerate YAML)",
+            allow_custom_value=True,
+            elem_id="rr-train-strategy",
+        )
     return TrainForm(
-        stage, preset, finetune, export, data_path, model, output_dir, hyper, resume, register_as, refresh_exports
+        stage,
+        preset,
+        finetune,
+        export,
+        data_path,
+        model,
+        output_dir,
+        hyper,
+        resume,
+        register_as,
+        runner,
+        processes,
+        nodes,
+        strategy,
+        refresh_exports,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,14 +23,17 @@ from reasonrank.backends.base import BackendError
 from reasonrank.cli.common import EXIT_USAGE, PROG, Command
 from reasonrank.cli.data import DATA_COMMANDS
 from reasonrank.cli.rank import RANK_COMMANDS, RerankConfig, run_rerank
+from reasonrank.cli.submit import SUBMIT_COMMANDS
 from reasonrank.cli.synth import SYNTH_COMMANDS
 from reasonrank.cli.train import TRAIN_COMMANDS
 from reasonrank.flags import StrictParser
 from reasonrank.io import InputError
 from reasonrank.jobs import EventLog, install_term_handler
+from reasonrank.launch import is_launched_child
 
 COMMANDS: dict[str, Command] = {
-    command.name: command for command in (*RANK_COMMANDS, *DATA_COMMANDS, *SYNTH_COMMANDS, *TRAIN_COMMANDS)
+    command.name: command
+    for command in (*RANK_COMMANDS, *DATA_COMMANDS, *SYNTH_COMMANDS, *TRAIN_COMMANDS, *SUBMIT_COMMANDS)
 }
 
 __all__ = ["COMMANDS", "RerankConfig", "config_to_argv", "config_to_command", "main", "parse_command", "run_rerank"]
@@ -101,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not events.active:
         return _run(argv)
     install_term_handler()
+    events.emit("start", host=socket.gethostname(), cwd=os.getcwd(), pid=os.getpid())  # where it runs
     status, message, errors = "failed", "the command exited without a result", []
     try:
         code = _run(argv, on_error=errors.append)
@@ -108,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = "done" if code == 0 else ""
         return code
     finally:  # an error line from _run (also before an unexpected exception) is the message
-        events.end(status, errors[0] if errors else message)
+        # a launch's parent may have written the end already; a failing rank leaves it to the parent
+        if not (events.delegated_end or (status != "succeeded" and is_launched_child())):
+            events.end(status, errors[0] if errors else message)
         events.close()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import sys
 import typing
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from reasonrank.cli.common import Command, open_store, optional_int
 from reasonrank.flags import Flag, FlagTable
 from reasonrank.io import InputError
 from reasonrank.jobs import EventLog, current_job_id
+from reasonrank.runners import registered_by_app
 from reasonrank.train.config import RUN_CONFIG_TYPES, STAGES, RunConfig, check_run_config, load_run_config
 
 EXPORT_PREFIX = "export:"
@@ -75,6 +77,11 @@ class TrainConfig:
     register_as: str | None = None
     no_register: bool = False
     db: str | None = None
+    processes_per_node: int = 1
+    nodes: int = 1
+    strategy: str = "ddp"
+    node_rank: int = 0
+    main_address: str | None = None
 
     def overrides(self) -> dict[str, Any]:
         return {name: value for name, value in vars(self.run).items() if value is not None and name != "preset"}
@@ -108,6 +115,16 @@ TRAIN_FLAGS = FlagTable(
         Flag("--register-as", "register_as", "reranker name for the trained model (default: from output-dir)"),
         Flag("--no-register", "no_register", "do not register the trained model as a reranker", kind="switch"),
         Flag("--db", "db", "database URL (default: $REASONRANK_DB or SQLite in $REASONRANK_DATA)"),
+        Flag(
+            "--processes-per-node",
+            "processes_per_node",
+            "training processes per node (GPUs; > 1 runs under accelerate launch)",
+            int,
+        ),
+        Flag("--nodes", "nodes", "nodes of a multi-node launch (this command runs once on each)", int),
+        Flag("--strategy", "strategy", "ddp, zero3 or fsdp (configs/accelerate/), or an accelerate YAML"),
+        Flag("--node-rank", "node_rank", "this node's rank in a multi-node launch", int),
+        Flag("--main-address", "main_address", "host[:port] of node 0 in a multi-node launch"),
     ]
 )
 
@@ -196,8 +213,11 @@ def _free_name(engine, wanted: str) -> str:
     return name
 
 
-def register_model(engine, result, config: TrainConfig, export_id: int | None, job_id: int | None):
-    """Record the trained model as a transformers reranker (base + adapter, or the full folder)."""
+def register_model(
+    engine, result, config: TrainConfig, export_id: int | None, job_id: int | None, where: dict | None = None
+):
+    """Record the trained model as a transformers reranker (base + adapter, or the full folder);
+    `where` (runner, cluster) goes into the lineage of a model that lives on a remote runner."""
     from db.registry import add_reranker
 
     name = _free_name(engine, config.register_as or f"{result.stage}-{Path(result.output_dir).name}")
@@ -209,6 +229,7 @@ def register_model(engine, result, config: TrainConfig, export_id: int | None, j
         "stage": result.stage,
         "base_model": result.base_model,
         "output_dir": result.output_dir,
+        **(where or {}),
     }
     return add_reranker(engine, name, "transformers", model, options, source="trained", job_id=job_id, lineage=lineage)
 
@@ -227,13 +248,36 @@ def run_train(config: TrainConfig):
         run_config = dataclasses.replace(run_config, data=path)
     result = run_training(run_config)
     reranker = None
-    if not config.no_register and is_main_process():
+    if not config.no_register and is_main_process() and not registered_by_app():
         engine = engine or open_store(config.db)
         reranker = register_model(engine, result, config, export_id, current_job_id())
     return result, reranker
 
 
+def _launch_command(config: TrainConfig) -> int:
+    """Run this command again under `accelerate launch` (see reasonrank.launch)."""
+    from reasonrank.cli import config_to_argv
+    from reasonrank.launch import child_argv, launcher_argv, run_launch
+    from reasonrank.train.common import resolve_device
+
+    device = resolve_device(resolve_run_config(config))
+    launcher = launcher_argv(
+        config.processes_per_node, config.nodes, config.strategy, device, config.node_rank, config.main_address
+    )
+    code, last = run_launch(launcher, child_argv(config_to_argv(config)))
+    events = EventLog.current()
+    events.delegated_end = True  # rank 0 wrote the end of a run that succeeded
+    if code != 0:
+        print(f"error: a training process failed (launcher exit status {code})", file=sys.stderr)
+        events.end("failed", f"a training process failed (launcher exit status {code}); last lines:\n{last}")
+    return 0 if code == 0 else 1
+
+
 def _train_command(config: TrainConfig) -> int:
+    from reasonrank.launch import is_launched_child
+
+    if config.processes_per_node * config.nodes > 1 and not is_launched_child():
+        return _launch_command(config)
     result, reranker = run_train(config)
     outputs = EventLog.current().outputs
     outputs.update(
