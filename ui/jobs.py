@@ -30,6 +30,7 @@ from reasonrank.jobs import FINISHED
 from reasonrank.redact import check_config
 from ui.auth import require_admin, reviewer
 from ui.charts import line_panels
+from ui.render import md_text
 
 HISTORY_COLUMNS = ["id", "status", "command", "message"]
 _FIGURE_LABELS = {"rate": "per s", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost_usd": "$"}

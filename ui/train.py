@@ -539,10 +539,14 @@ def build(engine: Engine) -> None:
         hyper,
         resume,
         register_as,
+        runner,
+        processes,
+        nodes,
+        strategy,
         request: gr.Request,
     ):
         values = [stage, preset, finetune, export_id, data_path, model, output_dir, hyper, resume, register_as]
-        job_id = start_training(engine, values, request)
+        job_id = start_training(engine, [*values, runner, processes, nodes, strategy], request)
         return job_id, str(job_id)  # the panel's job, and the "Show job #" box (what an API caller receives)
 
     def on_debug(export_id, data_path, index, completions, format_weight, request: gr.Request):
