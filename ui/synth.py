@@ -11,6 +11,8 @@ imported inside ui.build_app.
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 from sqlalchemy import Engine
 
@@ -90,7 +92,12 @@ def build(engine: Engine) -> None:
             raise gr.Error("choose a dataset of the store, or upload a candidate file")
         # the job writes to this app's store; the URL travels in the environment, not the config
         job_id = launch(engine, "synth", config, request, env={"REASONRANK_DB": url})
-        return job_id, job_id, f"Started job {job_id}."
+        unset = (
+            ""
+            if os.environ.get(config.api_key_env)
+            else f" ⚠️ {config.api_key_env} is not set where the app runs: the teacher's calls carry no key (fine for a server that needs none)."
+        )
+        return job_id, job_id, f"Started job {job_id}.{unset}"
 
     with gr.Tab("Synthesize", id="synth") as tab:
         gr.Markdown(
