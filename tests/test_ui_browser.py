@@ -161,3 +161,18 @@ def test_version_conflict_keeps_the_edit_on_screen(page, review_app):
     assert box.input_value() == ", ".join(edited) and _order(page) == edited
     view = get_item(engine, item_id)
     assert view.status == "accepted" and view.current_ranking == teacher
+
+
+def test_nothing_loaded_means_empty_fields_and_a_plain_hint(page):
+    """Before Next, the item id and version boxes are empty (not 0) and Accept says what to do."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#rr-item")).to_contain_text("Press Next (n) to claim the next item")
+    assert page.locator("#rr-item-id input").input_value() == ""
+    assert page.locator("#rr-version input").input_value() == ""
+    page.locator("#rr-accept").click()
+    expect(page.locator("#rr-message")).to_contain_text("load an item first")
+    assert "id 0" not in page.locator("#rr-message").inner_text()
+    page.locator("#rr-reload").click()
+    expect(page.locator("#rr-message")).to_contain_text("type an item id first")
+    page.screenshot(path=str(ARTIFACTS / "review-nothing-loaded.png"))

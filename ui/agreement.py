@@ -159,7 +159,7 @@ def adjudicate_item(engine: Engine, screen: AgreementScreen, values: list, reque
         return {screen.message: f"⚠️ Not saved: {exc}"}
     return {
         screen.message: (
-            f"✅ Adjudicated item {result.item_id}: {result.decision} → status {result.status}, "
+            f"✓ Adjudicated item {result.item_id}: {result.decision} → status {result.status}, "
             f"version {result.version}."
         ),
         screen.version: str(result.version),

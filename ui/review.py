@@ -105,6 +105,12 @@ HELP = (
     "drag a passage, or select it and **↑**/**↓** · **Enter** or a click on its text opens it · "
     "[n] in the trace points at passage n"
 )
+# What the item pane says before anything is loaded: where to start.
+START_HINT = (
+    "<p>Press <b>Next (n)</b> to claim the next item of your queue (the least consistent label first); "
+    "pick a <b>Dataset</b> first to stay in one, e.g. <i>trec-dl19</i>, whose labels carry a recorded "
+    "model answer.</p>"
+)
 # Runs in the browser on every change of the drag list: the order box follows at once, so a save
 # pressed right after a move (keys "↓ f") stores that move; a server round trip could lag behind.
 ORDER_FROM_LIST_JS = "(items) => (items || []).map(item => item.id).join(', ')"
@@ -176,7 +182,7 @@ DECISIONS = ("accept", "fix", "reject", "skip")
 
 
 def ui_message(text: str, kind: str = "info") -> str:
-    icon = {"info": "", "ok": "✅ ", "error": "⚠️ "}[kind]
+    icon = {"info": "", "ok": "✓ ", "error": "⚠️ "}[kind]  # ✓ and ⚠ exist in common system fonts; ✅ needs an emoji font
     return f"{icon}{text}"
 
 
@@ -361,7 +367,7 @@ def layout() -> ReviewScreen:
     message = gr.Markdown(elem_id="rr-message")
     with gr.Row():
         with gr.Column(scale=5, min_width=360):
-            item_view = gr.HTML("", css_template=render.ITEM_CSS, js_on_load=render.ITEM_JS, elem_id="rr-item")
+            item_view = gr.HTML(START_HINT, css_template=render.ITEM_CSS, js_on_load=render.ITEM_JS, elem_id="rr-item")
         with gr.Column(scale=5, min_width=360):
             drag = gr.HTML(
                 [], html_template=DRAG_TEMPLATE, css_template=DRAG_CSS, js_on_load=DRAG_JS, elem_id="rr-drag"
