@@ -195,27 +195,28 @@ def layout() -> AgreementScreen:
 
 def build(engine: Engine) -> None:
     """The tab, wired: each handler binds the engine and the screen and calls the function above."""
+    # created and wired inside the tab, so the tabs around it stay in one tab bar
     with gr.Tab("Agreement (admin)", id="agreement") as tab:
         screen = layout()
 
-    # The handlers' signatures are what Gradio reads (the inputs, and gr.Request to inject).
-    def on_load(dataset, request: gr.Request):
-        return load_agreement(engine, screen, dataset, request)
+        # The handlers' signatures are what Gradio reads (the inputs, and gr.Request to inject).
+        def on_load(dataset, request: gr.Request):
+            return load_agreement(engine, screen, dataset, request)
 
-    def on_refresh(dataset, request: gr.Request):
-        return refresh_lists(engine, screen, dataset, request)
+        def on_refresh(dataset, request: gr.Request):
+            return refresh_lists(engine, screen, dataset, request)
 
-    def on_open(item_id, request: gr.Request):
-        return open_conflict(engine, screen, item_id, request)
+        def on_open(item_id, request: gr.Request):
+            return open_conflict(engine, screen, item_id, request)
 
-    def on_settle(item_id, version, choice, order_text, note, request: gr.Request):
-        return adjudicate_item(engine, screen, [item_id, version, choice, order_text, note], request)
+        def on_settle(item_id, version, choice, order_text, note, request: gr.Request):
+            return adjudicate_item(engine, screen, [item_id, version, choice, order_text, note], request)
 
-    table_outputs = screen.outputs(TABLE_OUTPUTS)
-    screen.refresh.click(on_load, [screen.dataset], table_outputs, api_name="agreement")
-    tab.select(on_load, [screen.dataset], table_outputs, api_visibility="private")
-    screen.item.input(on_open, [screen.item], screen.outputs(ITEM_OUTPUTS), api_name="conflict_item")
-    settle_inputs = [screen.item, screen.version, screen.choice, screen.order, screen.note]
-    screen.settle.click(on_settle, settle_inputs, screen.outputs(SETTLE_OUTPUTS), api_name="adjudicate").then(
-        on_refresh, [screen.dataset], [screen.pairs, screen.conflicts], api_visibility="private"
-    )
+        table_outputs = screen.outputs(TABLE_OUTPUTS)
+        screen.refresh.click(on_load, [screen.dataset], table_outputs, api_name="agreement")
+        tab.select(on_load, [screen.dataset], table_outputs, api_visibility="private")
+        screen.item.input(on_open, [screen.item], screen.outputs(ITEM_OUTPUTS), api_name="conflict_item")
+        settle_inputs = [screen.item, screen.version, screen.choice, screen.order, screen.note]
+        screen.settle.click(on_settle, settle_inputs, screen.outputs(SETTLE_OUTPUTS), api_name="adjudicate").then(
+            on_refresh, [screen.dataset], [screen.pairs, screen.conflicts], api_visibility="private"
+        )

@@ -418,58 +418,60 @@ def layout() -> ReviewScreen:
 
 def build(engine: Engine) -> None:
     """The tab, wired: each handler binds the engine and the screen and calls the function above."""
+    # Everything is created and wired inside the tab: a block made between two tabs (gr.api makes
+    # one) would end their tab bar, and the next tabs would start a second bar below this one.
     with gr.Tab("Review", id="review"):
         screen = layout()
 
-    # The handlers' signatures are what Gradio reads (the inputs, and gr.Request to inject).
-    def on_next(dataset, status, source, min_c, max_c, request: gr.Request):
-        return load_next(engine, screen, [dataset, status, source, min_c, max_c], request)
+        # The handlers' signatures are what Gradio reads (the inputs, and gr.Request to inject).
+        def on_next(dataset, status, source, min_c, max_c, request: gr.Request):
+            return load_next(engine, screen, [dataset, status, source, min_c, max_c], request)
 
-    def on_open(item_id, request: gr.Request):
-        return open_item(engine, screen, item_id, request)
+        def on_open(item_id, request: gr.Request):
+            return open_item(engine, screen, item_id, request)
 
-    def saver(decision: str):
-        def on_save(item_id, version, order_text, reasoning, note, context, request: gr.Request):
-            return save(engine, screen, decision, [item_id, version, order_text, reasoning, note, context], request)
+        def saver(decision: str):
+            def on_save(item_id, version, order_text, reasoning, note, context, request: gr.Request):
+                return save(engine, screen, decision, [item_id, version, order_text, reasoning, note, context], request)
 
-        on_save.__name__ = f"save_{decision}"
-        return on_save
+            on_save.__name__ = f"save_{decision}"
+            return on_save
 
-    def on_progress(request: gr.Request):
-        return show_progress(engine, screen, request)
+        def on_progress(request: gr.Request):
+            return show_progress(engine, screen, request)
 
-    def fix_ranking(
-        item_id: int, version: int, ranking: list[str], reasoning: str = "", request: gr.Request = None
-    ) -> dict:
-        """Save a fix whose new order is `ranking` (docids, best first); returns the saved result."""
-        return fix_ranking_result(engine, item_id, version, ranking, reasoning, request)
+        def fix_ranking(
+            item_id: int, version: int, ranking: list[str], reasoning: str = "", request: gr.Request = None
+        ) -> dict:
+            """Save a fix whose new order is `ranking` (docids, best first); returns the saved result."""
+            return fix_ranking_result(engine, item_id, version, ranking, reasoning, request)
 
-    item_outputs = screen.outputs(ITEM_OUTPUTS) + [screen.context]
-    progress_outputs = screen.outputs(PROGRESS_OUTPUTS[:1]) + [screen.filters.dataset]
-    screen.next_btn.click(on_next, screen.filters.inputs(), item_outputs, api_name="next_item").then(
-        on_progress, None, progress_outputs, api_visibility="private"
-    )
-    screen.reload_btn.click(on_open, [screen.item_id], item_outputs, api_name="open_item").then(
-        on_progress, None, progress_outputs, api_visibility="private"
-    )
-    for decision in DECISIONS:
-        button = getattr(screen, f"{decision}_btn")
-        button.click(saver(decision), screen.save_inputs(), screen.outputs(SAVE_OUTPUTS), api_name=decision).then(
+        item_outputs = screen.outputs(ITEM_OUTPUTS) + [screen.context]
+        progress_outputs = screen.outputs(PROGRESS_OUTPUTS[:1]) + [screen.filters.dataset]
+        screen.next_btn.click(on_next, screen.filters.inputs(), item_outputs, api_name="next_item").then(
             on_progress, None, progress_outputs, api_visibility="private"
         )
-    Context.root_block.load(on_progress, None, progress_outputs, api_visibility="private")
-    drag, order = screen.drag, screen.order
-    drag.change(None, [drag], [order], js=ORDER_FROM_LIST_JS, api_visibility="private")
-    drag.change(
-        lambda items, context: compare_drag(screen, items, context),
-        [drag, screen.context],
-        [screen.rankings, screen.diff],
-        api_visibility="private",
-    )
-    order.submit(
-        lambda text, items: drag_from_order(screen, text, items),
-        [order, drag],
-        [drag, screen.message],
-        api_visibility="private",
-    )
-    gr.api(fix_ranking, api_name="fix_ranking")
+        screen.reload_btn.click(on_open, [screen.item_id], item_outputs, api_name="open_item").then(
+            on_progress, None, progress_outputs, api_visibility="private"
+        )
+        for decision in DECISIONS:
+            button = getattr(screen, f"{decision}_btn")
+            button.click(saver(decision), screen.save_inputs(), screen.outputs(SAVE_OUTPUTS), api_name=decision).then(
+                on_progress, None, progress_outputs, api_visibility="private"
+            )
+        Context.root_block.load(on_progress, None, progress_outputs, api_visibility="private")
+        drag, order = screen.drag, screen.order
+        drag.change(None, [drag], [order], js=ORDER_FROM_LIST_JS, api_visibility="private")
+        drag.change(
+            lambda items, context: compare_drag(screen, items, context),
+            [drag, screen.context],
+            [screen.rankings, screen.diff],
+            api_visibility="private",
+        )
+        order.submit(
+            lambda text, items: drag_from_order(screen, text, items),
+            [order, drag],
+            [drag, screen.message],
+            api_visibility="private",
+        )
+        gr.api(fix_ranking, api_name="fix_ranking")
