@@ -155,3 +155,18 @@ def test_an_admin_cancels_a_running_synth_job(store, monkeypatch):
     assert view["message"] == "cancelled"  # the job's own end event: SIGTERM stopped the request loop
     with Session(engine) as session:
         assert len(session.exec(select(Label.id)).all()) == before
+
+
+def test_an_unset_key_variable_is_named_when_the_job_starts(store, monkeypatch):
+    """The newcomer's case: the key variable is not set where the app runs. The job still starts
+    (a local teacher may need no key) and the start message names the variable."""
+    url, _ = store
+    monkeypatch.delenv("SYNTH_UI_UNSET_KEY", raising=False)
+    admin = Client(url, auth=(ADMIN, PASSWORD), verbose=False)
+    with OpenAIServer(lambda messages, request: Answer(content="[2] > [1]", reasoning_content="Keyless.")) as server:
+        values = form(server.base_url, api_key_env="SYNTH_UI_UNSET_KEY", status="any", limit=1)
+        job_id, message = admin.predict(*values, api_name="/synth_start")
+        view = _poll(admin, int(job_id))
+    assert message.startswith(f"Started job {int(job_id)}.")
+    assert "SYNTH_UI_UNSET_KEY is not set where the app runs" in message
+    assert view["status"] == "succeeded", view["log_tail"]

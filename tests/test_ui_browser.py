@@ -7,8 +7,10 @@ import re
 
 import pytest
 from browser_fixtures import ARTIFACTS, browser, login, needs_chromium  # noqa: F401 (fixture)
+from db_fixtures import make_batch, make_label
 from ui_fixtures import PASSWORD, XSS_TEXT, review_app  # noqa: F401 (fixture)
 
+from db.importer import import_batch
 from db.queue import get_item
 
 pytestmark = needs_chromium
@@ -161,3 +163,48 @@ def test_version_conflict_keeps_the_edit_on_screen(page, review_app):
     assert box.input_value() == ", ".join(edited) and _order(page) == edited
     view = get_item(engine, item_id)
     assert view.status == "accepted" and view.current_ranking == teacher
+
+
+def test_nothing_loaded_means_empty_fields_and_a_plain_hint(page):
+    """Before Next, the item id and version boxes are empty (not 0) and Accept says what to do."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#rr-item")).to_contain_text("Press Next (n) to claim the next item")
+    assert page.locator("#rr-item-id input").input_value() == ""
+    assert page.locator("#rr-version input").input_value() == ""
+    page.locator("#rr-accept").click()
+    expect(page.locator("#rr-message")).to_contain_text("load an item first")
+    assert "id 0" not in page.locator("#rr-message").inner_text()
+    page.locator("#rr-reload").click()
+    expect(page.locator("#rr-message")).to_contain_text("type an item id first")
+    page.screenshot(path=str(ARTIFACTS / "review-nothing-loaded.png"))
+
+
+def test_progress_table_stays_in_the_actions_column(browser, review_app):
+    """A dataset named after its file (as an import without a name makes it) is long: the progress
+    table keeps to the actions column at 1440x900, the name cut and whole on hover. Passages read
+    as the model read them: MS MARCO's mojibake repaired as the prompt repairs it."""
+    from playwright.sync_api import expect
+
+    url, engine = review_app
+    long_name = "bm25_top100_with_text_imported_without_a_name"
+    texts = {"p0-d0": "Truck Driver Who Didn\u00e2\u0080\u0099t Vote"}
+    label = make_label("p0", ["p0-d0", "p0-d1"], dataset=long_name, texts=texts)
+    import_batch(engine, make_batch([label], dataset=long_name))
+    context, page = login(browser, url, "web", PASSWORD)
+    try:
+        page.set_viewport_size({"width": 1440, "height": 900})
+        page.get_by_role("tab", name="Review").click()
+        cell = page.locator("#rr-progress td", has_text=long_name)
+        expect(cell).to_be_visible()
+        table = page.locator("#rr-progress table").bounding_box()
+        fix = page.locator("#rr-fix").bounding_box()  # the right edge of the actions
+        assert table["x"] + table["width"] <= fix["x"] + fix["width"] + 2, (table, fix)
+        assert cell.get_attribute("title") == long_name
+        headers = page.locator("#rr-progress th").evaluate_all("els => els.map(e => e.scrollWidth <= e.clientWidth)")
+        assert all(headers), headers  # every column's name whole
+        _next(page, long_name)
+        expect(page.locator('#rr-drag li[data-id="p0-d0"]')).to_contain_text("Truck Driver Who Didn't Vote")
+        page.screenshot(path=str(ARTIFACTS / "review-progress-long-name.png"))
+    finally:
+        context.close()

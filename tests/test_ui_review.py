@@ -8,10 +8,9 @@ from ui_fixtures import ADMIN, PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.queue import get_item
 from db.reviews import save_review
+from ui.review import ITEM_OUTPUTS, SAVE_OUTPUTS
 
 FILTERS = ("uitest", "pending", "", 0.0, 1.0)
-# outputs of /next_item and /open_item, in the order ui/review.py declares them (the State is not sent)
-ID, VERSION, ITEM_HTML, RANKINGS, DRAG, ORDER, REASONING, NOTE, MESSAGE, DIFF = range(10)
 
 
 @pytest.fixture(scope="module")
@@ -20,21 +19,27 @@ def client(review_app):
     return Client(url, auth=("rev", PASSWORD), verbose=False)
 
 
-def _next(client):
-    out = client.predict(*FILTERS, api_name="/next_item")
-    assert out[ID] is not None, out[MESSAGE]
+def _item(out) -> dict:
+    """/next_item's and /open_item's outputs by name."""
+    return dict(zip(ITEM_OUTPUTS, out, strict=True))
+
+
+def _next(client, filters=FILTERS) -> dict:
+    out = _item(client.predict(*filters, api_name="/next_item"))
+    assert out["item_id"], out["message"]
     return out
 
 
-def _save(client, decision, out, order=None, reasoning=None, note=""):
-    return client.predict(
-        int(out[ID]),
-        int(out[VERSION]),
-        order if order is not None else out[ORDER],
-        reasoning if reasoning is not None else out[REASONING],
+def _save(client, decision, out, order=None, reasoning=None, note="") -> dict:
+    saved = client.predict(
+        out["item_id"],
+        out["version"],
+        order if order is not None else out["order"],
+        reasoning if reasoning is not None else out["reasoning"],
         note,
         api_name=f"/{decision}",
     )
+    return dict(zip(SAVE_OUTPUTS, saved, strict=True))
 
 
 def test_wrong_password_is_refused(review_app):
@@ -46,29 +51,29 @@ def test_wrong_password_is_refused(review_app):
 def test_queue_serves_lowest_consistency_first_and_accept_resolves(client, review_app):
     _, engine = review_app
     out = _next(client)
-    view = get_item(engine, int(out[ID]))
+    view = get_item(engine, int(out["item_id"]))
     # the fixture's last item has its only relevant passage lowest: the least consistent label
     assert view.qid == "q7" and view.consistency is not None
-    assert "uitest question 7" in out[ITEM_HTML] and "rr-mention" in out[ITEM_HTML]
-    assert out[ORDER].split(", ") == view.teacher_ranking
+    assert "uitest question 7" in out["item_view"] and "rr-mention" in out["item_view"]
+    assert out["order"].split(", ") == view.teacher_ranking
     saved = _save(client, "accept", out)
-    assert "Saved accept" in saved[0]
-    after = get_item(engine, int(out[ID]))
-    assert after.status == "accepted" and after.version == int(out[VERSION]) + 1 == int(saved[1])
+    assert "Saved accept" in saved["message"]
+    after = get_item(engine, int(out["item_id"]))
+    assert after.status == "accepted" and after.version == int(out["version"]) + 1 == int(saved["version"])
     nxt = _next(client)
-    assert int(nxt[ID]) != int(out[ID])
-    assert get_item(engine, int(nxt[ID])).consistency >= view.consistency
+    assert int(nxt["item_id"]) != int(out["item_id"])
+    assert get_item(engine, int(nxt["item_id"])).consistency >= view.consistency
 
 
 def test_fix_stores_the_new_order_and_shows_the_diff(client, review_app):
     _, engine = review_app
     out = _next(client)
-    teacher = out[ORDER].split(", ")
+    teacher = out["order"].split(", ")
     new_order = [teacher[2], teacher[0], teacher[1]] + teacher[3:]
     saved = _save(client, "fix", out, order=" > ".join(new_order), reasoning="edited: [3] is best")
-    assert "Saved fix" in saved[0], saved[0]
-    assert "Kendall τ" in saved[2] and teacher[2] in saved[2]
-    view = get_item(engine, int(out[ID]), "rev")
+    assert "Saved fix" in saved["message"], saved["message"]
+    assert "Kendall τ" in saved["diff"] and teacher[2] in saved["diff"]
+    view = get_item(engine, int(out["item_id"]), "rev")
     assert view.status == "fixed"
     assert view.current_ranking == new_order
     assert view.current_reasoning == "edited: [3] is best"
@@ -77,41 +82,41 @@ def test_fix_stores_the_new_order_and_shows_the_diff(client, review_app):
 def test_fix_ranking_endpoint_takes_a_plain_list(client, review_app):
     _, engine = review_app
     out = _next(client)
-    new_order = list(reversed(out[ORDER].split(", ")))
-    result = client.predict(int(out[ID]), int(out[VERSION]), new_order, "", api_name="/fix_ranking")
+    new_order = list(reversed(out["order"].split(", ")))
+    result = client.predict(int(out["item_id"]), int(out["version"]), new_order, "", api_name="/fix_ranking")
     assert result["status"] == "fixed" and result["kendall_tau"] == pytest.approx(-1.0)
-    assert get_item(engine, int(out[ID])).current_ranking == new_order
+    assert get_item(engine, int(out["item_id"])).current_ranking == new_order
 
 
 def test_reject_needs_a_reason_then_stores_it(client, review_app):
     _, engine = review_app
     out = _next(client)
     refused = _save(client, "reject", out, note="")
-    assert "needs a reason" in refused[0]
-    assert get_item(engine, int(out[ID])).status == "pending"
+    assert "needs a reason" in refused["message"]
+    assert get_item(engine, int(out["item_id"])).status == "pending"
     saved = _save(client, "reject", out, note="passages are off topic")
-    assert "Saved reject" in saved[0]
-    assert get_item(engine, int(out[ID])).status == "rejected"
+    assert "Saved reject" in saved["message"]
+    assert get_item(engine, int(out["item_id"])).status == "rejected"
 
 
 def test_skip_moves_on_without_deciding(client, review_app):
     _, engine = review_app
     out = _next(client)
     saved = _save(client, "skip", out)
-    assert "Saved skip" in saved[0]
-    assert get_item(engine, int(out[ID])).status == "pending"
-    assert int(_next(client)[ID]) != int(out[ID])
+    assert "Saved skip" in saved["message"]
+    assert get_item(engine, int(out["item_id"])).status == "pending"
+    assert int(_next(client)["item_id"]) != int(out["item_id"])
 
 
 def test_version_conflict_is_reported_and_nothing_is_overwritten(client, review_app):
     _, engine = review_app
     out = _next(client)
-    item_id, stale = int(out[ID]), int(out[VERSION])
+    item_id, stale = int(out["item_id"]), int(out["version"])
     save_review(engine, item_id, ADMIN, "accept", stale)  # only an admin may decide an item someone holds
     before = get_item(engine, item_id)
-    new_order = list(reversed(out[ORDER].split(", ")))
+    new_order = list(reversed(out["order"].split(", ")))
     saved = _save(client, "fix", out, order=", ".join(new_order))
-    assert "saved by someone else" in saved[0] and "still on screen" in saved[0]
+    assert "saved by someone else" in saved["message"] and "still on screen" in saved["message"]
     with pytest.raises(Exception, match="saved by someone else"):
         client.predict(item_id, stale, new_order, "", api_name="/fix_ranking")
     after = get_item(engine, item_id)
@@ -120,13 +125,13 @@ def test_version_conflict_is_reported_and_nothing_is_overwritten(client, review_
 
 def test_open_item_shows_a_model_label_without_reasoning_as_text(client, review_app):
     _, engine = review_app
-    out = client.predict("xss", "pending", "", 0.0, 1.0, api_name="/next_item")
-    assert "no reasoning text" in out[ITEM_HTML] and "<script>" not in out[ITEM_HTML]
+    out = _next(client, ("xss", "pending", "", 0.0, 1.0))
+    assert "no reasoning text" in out["item_view"] and "<script>" not in out["item_view"]
     # the passage text travels as data to the list, whose template escapes it (the browser test)
-    assert any(item["text"].startswith("<script>") for item in out[DRAG])
-    reopened = client.predict(int(out[ID]), api_name="/open_item")
-    assert int(reopened[ID]) == int(out[ID])
-    assert "Saved skip" in _save(client, "skip", reopened)[0]  # releases the claim for the browser test
+    assert any(item["text"].startswith("<script>") for item in out["drag"])
+    reopened = _item(client.predict(out["item_id"], api_name="/open_item"))
+    assert int(reopened["item_id"]) == int(out["item_id"])
+    assert "Saved skip" in _save(client, "skip", reopened)["message"]  # releases the claim for the browser test
 
 
 def test_render_escapes_text_and_links_mentions():
@@ -142,3 +147,17 @@ def test_render_escapes_text_and_links_mentions():
     assert answer.count("rr-mention") == 2 and "&lt;i&gt;" in answer
     assert moved_ids(["a", "b", "c", "d"], ["b", "a", "c", "d"]) == ["b", "a"]
     assert "-1.000" in diff_html(["a", "b", "c"], ["c", "b", "a"])
+
+
+def test_empty_item_fields_mean_not_set(client):
+    """Nothing loaded: the id and version boxes are empty, and an action says what to do first."""
+    opened = _item(client.predict("", api_name="/open_item"))
+    assert "type an item id first" in opened["message"]
+    typed = _item(client.predict("seven", api_name="/open_item"))
+    assert "item id" in typed["message"] and "not a number" in typed["message"]
+    saved = dict(zip(SAVE_OUTPUTS, client.predict("", "", "", "", "", api_name="/accept"), strict=True))
+    assert "load an item first" in saved["message"]
+    unknown = _item(client.predict("no-such-dataset", "pending", "", 0.0, 1.0, api_name="/next_item"))
+    assert "no dataset named 'no-such-dataset'" in unknown["message"]
+    empty = _item(client.predict("uitest", "conflict", "", 0.0, 1.0, api_name="/next_item"))
+    assert (empty["item_id"], empty["version"]) == ("", "") and "queue is empty" in empty["message"]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from reasonrank.imports import ALPHA
 from reasonrank.metrics import kendall_tau
+from reasonrank.prompts import fix_text
 
 MENTION = re.compile(r"\[(\d{1,3})\]")
 
@@ -147,16 +148,23 @@ def rankings_html(teacher: Sequence[str], current: Sequence[str], grades: dict[s
 
 
 PROGRESS_CSS = """
-.rr-prog { border-collapse: collapse; font-size: 0.85em; width: 100%; }
-.rr-prog td, .rr-prog th { border: 1px solid #e4e4e4; padding: 1px 6px; text-align: right; }
+.rr-prog { border-collapse: collapse; font-size: 0.85em; width: 100%; table-layout: fixed; }
+.rr-prog td, .rr-prog th { border: 1px solid #e4e4e4; padding: 1px 3px; text-align: right;
+                           overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .rr-prog td:first-child, .rr-prog th:first-child { text-align: left; }
+.rr-prog th { font-size: 0.92em; }
+.rr-prog th:nth-child(1) { width: 22%; } .rr-prog th:nth-child(2), .rr-prog th:nth-child(3) { width: 13%; }
+.rr-prog th:nth-child(4) { width: 21%; } .rr-prog th:nth-child(5) { width: 18%; } .rr-prog th:nth-child(6) { width: 13%; }
 """
+# Fixed layout: the table keeps to the width of the actions column whatever the dataset names
+# (a dataset named after its file is long); a cut name is shown whole on hover.
 
 
 def progress_html(rows: Sequence) -> str:
     """The reviewer's progress per dataset as one compact table (db.queue.DatasetProgress rows)."""
     body = "".join(
-        f"<tr><td>{esc(row.dataset)}</td><td>{row.mine}</td><td>{row.accepted + row.fixed + row.rejected}</td>"
+        f'<tr><td title="{esc(row.dataset)}">{esc(row.dataset)}</td>'
+        f"<td>{row.mine}</td><td>{row.accepted + row.fixed + row.rejected}</td>"
         f"<td>{row.pending}</td><td>{row.conflict}</td><td>{row.total}</td></tr>"
         for row in rows
     )
@@ -183,12 +191,15 @@ def diff_html(teacher: Sequence[str], current: Sequence[str]) -> str:
 
 
 def drag_items(passages: Sequence, order: Sequence[str]) -> list[dict]:
-    """The drag list's value: one plain dict per passage in `order` (text escaped by the template)."""
+    """The drag list's value: one plain dict per passage in `order` (text escaped by the template).
+
+    The text is repaired as the prompt repairs it (reasonrank.prompts.fix_text: mojibake such as
+    MS MARCO's "Didnâ€™t"), so the reviewer reads each passage as the model read it."""
     by_id = {p.docid: p for p in passages}
     items = []
     for docid in order:
         p = by_id[docid]
-        text = f"{p.title}\n{p.text}" if p.title else p.text
+        text = fix_text(f"{p.title}\n{p.text}" if p.title else p.text)
         items.append(
             {"id": docid, "n": p.prompt_id, "grade": "" if p.grade is None else f"grade {p.grade}", "text": text}
         )

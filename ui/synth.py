@@ -12,6 +12,7 @@ imported inside ui.build_app.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import gradio as gr
@@ -108,8 +109,9 @@ def form_command(*values) -> str:
         return f"# not a valid form: {exc}"
 
 
-def start_synthesis(engine: Engine, values: list, request) -> int:
-    """Launch `reasonrank synth` for the form as a job of the logged-in admin (checked in launch)."""
+def start_synthesis(engine: Engine, values: list, request) -> tuple[int, str]:
+    """Launch `reasonrank synth` for the form as a job of the logged-in admin (checked in launch):
+    the job id and the message to show (naming a key variable that is not set here)."""
     try:
         config = synth_config(*values)
     except (InputError, ValueError) as exc:
@@ -117,9 +119,16 @@ def start_synthesis(engine: Engine, values: list, request) -> int:
     if config.dataset is None and config.candidates is None:
         raise gr.Error("choose a dataset of the store, or upload a candidate file")
     # the job writes to this app's store; the URL travels in the environment, not the config
-    return launch(
+    job_id = launch(
         engine, "synth", config, request, env={"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
     )
+    unset = (
+        ""
+        if os.environ.get(config.api_key_env)
+        else f" ⚠️ {config.api_key_env} is not set where the app runs: the teacher's calls carry no key"
+        " (fine for a server that needs none)."
+    )
+    return job_id, f"Started job {job_id}.{unset}"
 
 
 def synth_form(engine: Engine) -> SynthForm:
@@ -192,8 +201,8 @@ def synth_form(engine: Engine) -> SynthForm:
 
 def build(engine: Engine) -> None:
     def start(request: gr.Request, *values):
-        job_id = start_synthesis(engine, list(values), request)
-        return job_id, str(job_id), f"Started job {job_id}."
+        job_id, message = start_synthesis(engine, list(values), request)
+        return job_id, str(job_id), message
 
     with gr.Tab("Synthesize", id="synth") as tab:
         gr.Markdown(
