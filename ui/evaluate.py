@@ -12,6 +12,7 @@ imported inside ui.build_app.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -29,10 +30,10 @@ from reasonrank.bright_mini import MINI_TASK
 from reasonrank.cli import config_to_command
 from reasonrank.evaluate import DEFAULT_METRICS, EvalConfig, metric_label
 from reasonrank.io import InputError
+from reasonrank.methods import METHOD_NAMES, METHODS, with_defaults
 from reasonrank.retrieve import CandidateSource
-from reasonrank.types import GenerationParams
 from reasonrank.window import WindowConfig
-from ui.charts import bar_chart
+from ui.charts import bar_chart, scatter_chart
 from ui.downloads import download_copy
 from ui.form import form_int, number_box
 from ui.jobs import job_panel, launch
@@ -52,14 +53,23 @@ LEADERBOARD_COLUMNS = [
     "run",
     "dataset",
     "reranker",
+    "method",
     "nDCG@10",
+    "Recall@10",
     "first stage",
     "gain",
     "queries",
+    "tokens in / query",
+    "tokens out / query",
+    "reasoning tokens / query",
+    "calls / query",
+    "rounds / query",
+    "s / query",
     "window/step/top-k",
     "job",
     "created",
 ]
+DEFAULT_METHOD = "reasonrank"
 # Bundled TREC-style sets: candidate file (text included), qrels, and the lowest grade that binary
 # metrics count as relevant (DL19 judges 0-3 and TREC counts 2 and up; NovelEval judges 0-2).
 TREC_SETS = {
@@ -75,7 +85,7 @@ BUNDLED_MINI = SAMPLE / "bright-mini"
 #: runs the comparison chart shows (the leaderboard's best first)
 CHART_RUNS = 12
 #: outputs of /eval_results, by name, in order
-RESULT_OUTPUTS = ("message", "table", "chart", "run_file", "calls_file", "reproduce")
+RESULT_OUTPUTS = ("message", "table", "chart", "run_file", "calls_file", "reproduce", "frontier")
 _DEFAULT_WINDOW = WindowConfig()
 
 
@@ -129,26 +139,32 @@ def eval_config(
     max_new_tokens,
     max_passage_tokens,
     out: str,
+    method: str = DEFAULT_METHOD,
 ) -> EvalConfig:
     """The EvalConfig the form describes; a missing or contradictory field is an InputError.
-    Empty generation/passage budgets take the paper's defaults (3072 + 100 new tokens, 512-token
-    passages); a CPU run wants far smaller ones."""
+    `method` brings its own defaults (reasonrank.methods); the form's window, step and top-k
+    replace them, and so do the generation/passage budgets when given (empty: the method's,
+    for ReasonRank the paper's 3072 + 100 new tokens and 512-token passages); a CPU run wants
+    far smaller ones."""
     run = (run_file or "").strip() or None
     if first_stage == RUN_FILE and run is None:
         raise InputError("give the first-stage run file (for BRIGHT a path with {task})")
     run = run if first_stage == RUN_FILE else None
     backend, _ = reranker_backend(engine, reranker)
-    generation = GenerationParams(
+    if (method or DEFAULT_METHOD) not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
+    own = with_defaults(method or DEFAULT_METHOD, WindowConfig())
+    generation = replace(
+        own.generation,
         seed=_optional_int(seed, "seed"),
-        max_new_tokens=form_int(max_new_tokens, "max new tokens", minimum=1)
-        or _DEFAULT_WINDOW.generation.max_new_tokens,
+        max_new_tokens=form_int(max_new_tokens, "max new tokens", minimum=1) or own.generation.max_new_tokens,
     )
-    window_config = WindowConfig(
+    window_config = replace(
+        own,
         window=_positive_int(window, "window"),
         step=_positive_int(step, "step"),
         top_k=_positive_int(top_k, "top-k"),
-        max_passage_tokens=form_int(max_passage_tokens, "passage length", minimum=1)
-        or _DEFAULT_WINDOW.max_passage_tokens,
+        max_passage_tokens=form_int(max_passage_tokens, "passage length", minimum=1) or own.max_passage_tokens,
         generation=generation,
     )
     common = {"window": window_config, "reranker": backend, "out": out}
@@ -191,6 +207,28 @@ def comparison_chart(engine: Engine) -> str:
     )
 
 
+def frontier_chart(engine: Engine) -> str:
+    """The quality–cost frontier: nDCG@10 ×100 against output tokens per query, one dot per
+    reranked run × dataset (coloured by method), the Pareto front across them dashed."""
+    series: dict[str, list[tuple[float, float, str]]] = {}
+    for row in leaderboard(engine):
+        if row.method is None or "tokens_out" not in row.costs:
+            continue
+        label = f"#{row.run_id} {row.name} ({row.dataset})"
+        series.setdefault(row.method, []).append((round(row.costs["tokens_out"], 1), _percent(row.final), label))
+    return scatter_chart(
+        "Quality–cost frontier: nDCG@10 (×100) against output tokens per query",
+        series,
+        "output tokens per query",
+        "nDCG@10",
+    )
+
+
+def _cost(row, name: str, digits: int = 1) -> float | None:
+    value = row.costs.get(name)
+    return None if value is None else round(value, digits)
+
+
 def leaderboard_frame(engine: Engine) -> pd.DataFrame:
     """Every recorded run × dataset, best nDCG@10 first (finished jobs not yet recorded are added)."""
     sync_eval_runs(engine)
@@ -200,10 +238,18 @@ def leaderboard_frame(engine: Engine) -> pd.DataFrame:
             row.name,
             row.dataset,
             row.reranker,
+            row.method or "–",
             _percent(row.final),
+            _percent(row.recall),
             _percent(row.first_stage),
             _percent(row.gain),
             row.queries,
+            _cost(row, "tokens_in"),
+            _cost(row, "tokens_out"),
+            _cost(row, "tokens_reasoning"),
+            _cost(row, "calls", 2),
+            _cost(row, "rounds", 2),
+            _cost(row, "seconds", 3),
             f"{row.window}/{row.step}/{row.top_k}",
             row.job_id,
             row.created_at.isoformat(" ", "seconds"),
@@ -217,9 +263,10 @@ def _reproduce_markdown(reproduce: dict) -> str:
     if not reproduce:
         return ""
     reranker = reproduce.get("reranker") or {}
+    method = f" · method {reproduce['method']} ({reproduce.get('method_source', '')})" if reranker else ""
     versions = ", ".join(f"{k} {v}" for k, v in (reproduce.get("versions") or {}).items() if v)
     return (
-        f"**Reproduce** — reranker: {reranker.get('kind', 'none')} {reranker.get('model', '')} · window "
+        f"**Reproduce** — reranker: {reranker.get('kind', 'none')} {reranker.get('model', '')}{method} · window "
         f"{reproduce.get('window')} / step {reproduce.get('step')} / top-k {reproduce.get('top_k')} · seed "
         f"{reproduce.get('seed')} · prompt sha256 `{str(reproduce.get('prompt_sha256', ''))[:16]}…`\n\n"
         f"Exclusions: {reproduce.get('excluded_id_rule', '')}\n\nVersions: {versions}"
@@ -234,7 +281,8 @@ def job_results(engine: Engine, job_id: int | str | None):
         raise gr.Error(str(exc)) from exc
 
     def no_results(message: str):
-        return message, pd.DataFrame(columns=TABLE_COLUMNS), comparison_chart(engine), None, None, ""
+        empty = pd.DataFrame(columns=TABLE_COLUMNS)
+        return message, empty, comparison_chart(engine), None, None, "", frontier_chart(engine)
 
     if job_id is None:
         return no_results("No eval run shown yet.")
@@ -259,7 +307,12 @@ def job_results(engine: Engine, job_id: int | str | None):
         download_copy(next(iter(runs.values()), None)),
         download_copy(next(iter(calls.values()), None)),
         _reproduce_markdown(view.outputs.get("reproduce") or {}),
+        frontier_chart(engine),
     )
+
+
+def _method_suffix(reranker: str | None, method: str | None) -> str:
+    return f" · {method}" if reranker and reranker != NO_RERANKER and method and method != DEFAULT_METHOD else ""
 
 
 def reranker_choices(engine: Engine) -> list[str]:
@@ -270,7 +323,19 @@ def reranker_choices(engine: Engine) -> list[str]:
 # ----------------------------------------------------------------------------- the tab
 def build(engine: Engine) -> None:
     def command(
-        dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed, max_new, passage
+        dataset,
+        bright_root,
+        tasks,
+        first_stage,
+        run_file,
+        reranker,
+        window,
+        step,
+        top_k,
+        seed,
+        max_new,
+        passage,
+        method,
     ) -> str:
         """The shell command equivalent to the form as it stands (the output folder is made at Start)."""
         try:
@@ -290,6 +355,7 @@ def build(engine: Engine) -> None:
                     max_new,
                     passage,
                     str(data_dir() / "evals" / "NEW"),
+                    method,
                 )
             )
         except (InputError, ValueError) as exc:
@@ -308,6 +374,7 @@ def build(engine: Engine) -> None:
         seed,
         max_new,
         passage,
+        method,
         name,
         request: gr.Request,
     ) -> tuple[int, int]:
@@ -330,12 +397,15 @@ def build(engine: Engine) -> None:
                 max_new,
                 passage,
                 str(out),
+                method,
             )
             _, reranker_id = reranker_backend(engine, reranker)
         except (InputError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
         lineage = {
-            "name": ((name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}")[:200],
+            "name": (
+                (name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}{_method_suffix(reranker, method)}"
+            )[:200],
             "reranker_id": reranker_id,
             "dataset": dataset,
         }
@@ -349,12 +419,15 @@ def build(engine: Engine) -> None:
         return [*job_results(engine, job_id), leaderboard_frame(engine)]
 
     def refresh_lists():
-        return gr.update(choices=reranker_choices(engine)), leaderboard_frame(engine), comparison_chart(engine)
+        board = leaderboard_frame(engine)
+        return gr.update(choices=reranker_choices(engine)), board, comparison_chart(engine), frontier_chart(engine)
 
     with gr.Tab("Eval", id="eval") as tab:
         gr.Markdown(
-            "Run a benchmark as a job: first stage, optional reranker, nDCG@1/5/10, Recall@10 and MRR@10 "
-            "per task. Admins start runs; the command below is what the job runs."
+            "Run a benchmark as a job: first stage, optional reranker and its method, nDCG@1/5/10, Recall@10 "
+            "and MRR@10 per task; the leaderboard adds each run's tokens, model calls, sequential rounds and "
+            "seconds per query, and the frontier chart plots nDCG@10 against output tokens per query. Admins "
+            "start runs; the command below is what the job runs."
         )
         with gr.Row():
             dataset = gr.Radio(
@@ -381,9 +454,15 @@ def build(engine: Engine) -> None:
             step = gr.Number(10, precision=0, minimum=1, label="Step", elem_id="rr-eval-step")
             top_k = gr.Number(100, precision=0, minimum=1, label="Top-k", elem_id="rr-eval-topk")
             seed = number_box("Seed (empty: none)", elem_id="rr-eval-seed", placeholder="none")
+        method = gr.Dropdown(
+            [(f"{m.name} — {m.summary}", m.name) for m in METHODS.values()],
+            value=DEFAULT_METHOD,
+            label="Method (its own defaults; the fields here override them)",
+            elem_id="rr-eval-method",
+        )
         with gr.Row():
             max_new = number_box(
-                f"Max new tokens per call (empty: {_DEFAULT_WINDOW.generation.max_new_tokens}, the paper's)",
+                f"Max new tokens per call (empty: the method's; ReasonRank {_DEFAULT_WINDOW.generation.max_new_tokens})",
                 elem_id="rr-eval-max-new",
                 placeholder=str(_DEFAULT_WINDOW.generation.max_new_tokens),
             )
@@ -407,6 +486,7 @@ def build(engine: Engine) -> None:
             seed,
             max_new,
             passage,
+            method,
         ]
         shown_command.value = command(*(field.value for field in form))
         start_btn = gr.Button("Start eval", variant="primary", elem_id="rr-eval-start")
@@ -416,6 +496,7 @@ def build(engine: Engine) -> None:
             headers=TABLE_COLUMNS, label="Per-task metrics (×100)", interactive=False, elem_id="rr-eval-table"
         )
         chart = gr.HTML(comparison_chart(engine), elem_id="rr-eval-chart")
+        frontier = gr.HTML(frontier_chart(engine), elem_id="rr-eval-frontier")
         with gr.Row():
             run_download = gr.File(label="TREC run", interactive=False, elem_id="rr-eval-run-file")
             calls_download = gr.File(label="Model calls (JSONL)", interactive=False, elem_id="rr-eval-calls-file")
@@ -432,13 +513,13 @@ def build(engine: Engine) -> None:
         )
         refresh = gr.Button("Refresh rerankers and leaderboard", size="sm", elem_id="rr-eval-refresh")
 
-        results = [message, table, chart, run_download, calls_download, reproduce]
+        results = [message, table, chart, run_download, calls_download, reproduce, frontier]
         gr.on([field.change for field in form], command, form, shown_command, api_name="eval_command")
         start_btn.click(start, [*form, name], [panel.job_id, past_job], api_name="eval_start")
         panel.status.change(ended, panel.job_id, [*results, board], api_visibility="private")
         show_btn.click(lambda job_id: job_results(engine, job_id), past_job, results, api_name="eval_results")
         panel.job_id.change(lambda job_id: job_results(engine, job_id), panel.job_id, results, api_visibility="private")
-        refresh.click(refresh_lists, None, [reranker, board, chart], api_name="eval_refresh")
-        tab.select(refresh_lists, None, [reranker, board, chart], api_visibility="private").then(
+        refresh.click(refresh_lists, None, [reranker, board, chart, frontier], api_name="eval_refresh")
+        tab.select(refresh_lists, None, [reranker, board, chart, frontier], api_visibility="private").then(
             command, form, shown_command, api_visibility="private"
         )
