@@ -33,7 +33,9 @@ Where this differs from the reference, knowingly:
 - vLLM decodes with `skip_special_tokens=False`; backends here drop special tokens from text.
 - The second pass's log-probabilities: vLLM versions differ in whether they are taken before or
   after `allowed_token_ids` masks the vocabulary; the ratio of the two is the same either way
-  whenever both are reported, and here both always are.
+  whenever both are reported. The transformers backend reports both always; the vLLM CPU engine
+  of `make test-vllm` takes them before the mask (its raw top 20), so a model that puts neither
+  among its top 20 gets the 0.5 default there, as the reference on that engine would.
 
 Reasoning budget (reasonrank.methods.budget): Rank1's own second pass is its way to close a
 thought, so a budget of N tokens is the first pass's token limit (a thought cut there is
