@@ -158,7 +158,7 @@ def test_annotators_cannot_start_and_failed_jobs_are_not_recorded(review_app, da
         admin.predict(*MINI_FORM[:-4], "seven", "", "", "reasonrank", "", api_name="/eval_start")
     with pytest.raises(Exception, match="max new tokens: 0 is less than 1"):
         admin.predict(*MINI_FORM[:-3], "0", "", "reasonrank", "", api_name="/eval_start")
-    with pytest.raises(Exception, match="unknown method 'rank9'"):
+    with pytest.raises(Exception, match="rank9 is not in the list of choices"):
         admin.predict(*MINI_FORM[:-1], "rank9", "", api_name="/eval_start")
     job_id = launch_job(
         engine, "eval", ["eval", "--bright-root", str(data_dir / "absent"), "--task", MINI_TASK], {"form": "eval"}
