@@ -18,6 +18,7 @@ from pathlib import Path
 from reasonrank.backends.base import Backend, BackendConfig, TokenizerLike
 from reasonrank.bright import BrightSource, load_bright
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
+from reasonrank.methods import get_method
 from reasonrank.metrics import evaluate_run, mean_metrics
 from reasonrank.reproduce import eval_reproduce
 from reasonrank.retrieve import CandidateSource, FirstStage, load_source
@@ -187,6 +188,10 @@ def _rerank_all(
     try:
         if on_step is None:
             flat = rerank(lists, backend, config.window)
+        elif get_method(config.window.method).paradigm != "listwise":
+            # their number of calls is not known ahead (second passes, heapsort rounds): the
+            # method reports its own sequential steps
+            flat = rerank(lists, backend, config.window, on_step)
         else:
             chunk = config.reranker.batch_size if config.reranker and config.reranker.kind == "transformers" else None
             reporting = CallProgress(backend, model_calls(lists, config.window), on_step, chunk)

@@ -42,7 +42,9 @@ def test_evaluate_reaches_the_ideal_ndcg(graded, tmp_path, name, backend):
     path, lists, qrels = graded
     window = replace(with_defaults(name, WindowConfig()), top_k=30)
     config = EvalConfig(trec=CandidateSource(name="dl19", candidates=str(path)), window=window)
-    report = evaluate(config, backend=backend())
+    steps: list[tuple[int, int]] = []
+    report = evaluate(config, backend=backend(), on_step=lambda done, total: steps.append((done, total)))
+    assert steps and steps[-1][0] == steps[-1][1]  # the method's own steps, the last one complete
     ideal = {
         cl.query.qid: {
             p.docid: float(30 - i) for i, p in enumerate(sorted(cl.candidates, key=lambda p: -cl.qrels.get(p.docid, 0)))
