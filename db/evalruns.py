@@ -8,7 +8,7 @@ poll and every leaderboard view may call `sync_eval_runs` safely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from db.engine import read_session, write_session
 from db.models import EvalRun, Job, Reranker
-from reasonrank.evaluate import FIRST_STAGE, RERANKED
+from reasonrank.evaluate import COSTS, FIRST_STAGE, RERANKED
 
 
 @dataclass(frozen=True)
@@ -37,19 +37,29 @@ class LeaderboardRow:
     top_k: int | None
     job_id: int | None
     created_at: datetime
+    method: str | None = None  # the reranking method (None: first stage only)
+    recall: float | None = None  # Recall@10 of the final stage
+    #: COSTS per query of the reranked run (reasonrank.evaluate.query_costs); {} before they were recorded
+    costs: dict[str, float] = field(default_factory=dict)
 
     @property
     def gain(self) -> float:
         return self.final - self.first_stage
 
 
-def _results(table: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{dataset: {"queries": n, stage: {metric: value}}} from the eval table's rows."""
+def _results(
+    table: list[dict[str, Any]], costs: dict[str, dict[str, float]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """{dataset: {"queries": n, stage: {metric: value}, "costs": {...}}} from the eval table's
+    rows and the reranked datasets' costs per query (kept in the results JSON, so no column)."""
     results: dict[str, dict[str, Any]] = {}
     for row in table:
         metrics = {k: v for k, v in row.items() if k not in ("dataset", "stage", "queries")}
         entry = results.setdefault(row["dataset"], {"queries": row.get("queries", 0)})
         entry[row["stage"]] = metrics
+    for name, cost in (costs or {}).items():
+        if name in results:
+            results[name]["costs"] = {key: float(cost[key]) for key in COSTS if key in cost}
     return results
 
 
@@ -81,7 +91,7 @@ def record_eval_run(engine: Engine, job_id: int) -> EvalRun | None:
             reranker_id=lineage.get("reranker_id"),
             config=job.config or {},
             reproduce=outputs.get("reproduce") or {},
-            results=_results(outputs["table"]),
+            results=_results(outputs["table"], outputs.get("costs")),
             run_path=_one_or_folder(outputs.get("runs") or {}, outputs.get("results")),
             calls_path=_one_or_folder(outputs.get("calls") or {}, None),
         )
@@ -118,6 +128,8 @@ def leaderboard(engine: Engine, metric: str = "ndcg@10", dataset: str | None = N
     for run in list_eval_runs(engine):
         reproduce = run.reproduce or {}
         reranker = names.get(run.reranker_id) or (reproduce.get("reranker") or {}).get("model") or "first stage only"
+        # runs recorded before methods existed ran ReasonRank's sliding window
+        method = (reproduce.get("method") or "reasonrank") if reproduce.get("reranker") else None
         for name, entry in run.results.items():
             if dataset is not None and name != dataset:
                 continue
@@ -125,6 +137,7 @@ def leaderboard(engine: Engine, metric: str = "ndcg@10", dataset: str | None = N
             final = (entry.get(RERANKED) or {}).get(metric, first)
             if final is None:
                 continue
+            staged = entry.get(RERANKED) or entry.get(FIRST_STAGE) or {}
             rows.append(
                 LeaderboardRow(
                     run.id,
@@ -139,6 +152,9 @@ def leaderboard(engine: Engine, metric: str = "ndcg@10", dataset: str | None = N
                     reproduce.get("top_k"),
                     run.job_id,
                     run.created_at,
+                    method,
+                    staged.get("recall@10"),
+                    dict(entry.get("costs") or {}),
                 )
             )
     return sorted(rows, key=lambda r: (-r.final, r.run_id))

@@ -9,6 +9,12 @@ call into a streamed one, so the Arena ranks exactly as the CLI does and keeps e
 for the window inspector. `run_arena` yields snapshots of all lanes whenever something changed
 (at most one per `tick_s`), which a UI renders as they come.
 
+A model lane runs one reranking method (`reasonrank.methods`): a registry entry picked "as is"
+runs ReasonRank's sliding window; `with_method` makes the lane "<entry> · <method>" that runs
+another method on the same model, so methods compare side by side on one model. Such a lane takes
+the method's own defaults (sampling, set size, truncation) except what the Arena's form sets
+(top k, window, step, max new tokens), which every lane shares.
+
 Besides model backends, two baselines are always offered: "BM25" (BM25 scores over the shown
 candidates) and "stored labels" (a teacher/model ranking already in the label store, looked up
 through a callable so this library never touches the database); and "recorded" lanes replay a
@@ -25,13 +31,14 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink
 from reasonrank.backends.pool import BackendPool
 from reasonrank.io import InputError
+from reasonrank.methods import get_method, with_defaults
 from reasonrank.metrics import metric_value
 from reasonrank.retrieve import BM25Index, judged_without
 from reasonrank.types import CandidateList, Completion, GenerationParams, Label, Message, WindowCall
@@ -50,6 +57,8 @@ TREC_GRADED = ("trec-dl19", "trec-dl20", "dl19", "dl20")
 
 #: Finds the stored label of a candidate list (by its dataset and qid), or None when there is none.
 LabelLookup = Callable[[CandidateList], Label | None]
+#: joins a registry entry and a method in a lane's name ("tiny · rank1")
+METHOD_JOIN = " · "
 
 
 class ArenaStopped(BackendError):
@@ -64,6 +73,7 @@ class RerankerSpec:
     backend: str  # one of ARENA_KINDS
     model: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    method: str = ""  # a reasonrank.methods name; "" runs ReasonRank's sliding window
 
     def backend_config(self) -> BackendConfig:
         """The BackendConfig of a model reranker; an option that is no BackendConfig field fails."""
@@ -78,6 +88,29 @@ class RerankerSpec:
         return BackendConfig(kind=self.backend, model=self.model, **dict(self.options))
 
 
+def with_method(spec: RerankerSpec, method: str) -> RerankerSpec:
+    """`spec`'s model run with `method`, as the lane "<entry> · <method>"."""
+    if spec.backend not in BACKEND_KINDS:
+        raise InputError(f"reranker {spec.name!r} ({spec.backend}) has no model, so it runs no method")
+    get_method(method)  # an unknown name fails here, with the list of methods
+    return RerankerSpec(f"{spec.name}{METHOD_JOIN}{method}", spec.backend, spec.model, spec.options, method)
+
+
+def lane_config(config: WindowConfig, method: str) -> WindowConfig:
+    """The config a lane running `method` uses: the method's defaults, then the Arena's own
+    settings (top k, window, step, max new tokens) on top, so every lane gets the same form."""
+    if not method:
+        return config
+    own = with_defaults(method, config)
+    return replace(
+        own,
+        top_k=config.top_k,
+        window=config.window,
+        step=config.step,
+        generation=replace(own.generation, max_new_tokens=config.generation.max_new_tokens),
+    )
+
+
 @dataclass
 class Lane:
     """One reranker's column: live output while it runs, then its ranking, figures or error.
@@ -87,6 +120,8 @@ class Lane:
 
     name: str
     backend: str
+    method: str = ""  # the reranking method of a model lane ("" for baselines and recordings)
+    paradigm: str = ""  # that method's paradigm: listwise | setwise | pointwise | groupwise
     status: str = "waiting"
     live_reasoning: str = ""  # streamed reasoning of the window being generated
     live_text: str = ""  # streamed answer text of that window (inline <think> included)
@@ -116,6 +151,7 @@ class Lane:
         return {
             "name": self.name,
             "backend": self.backend,
+            "method": self.method,
             "status": self.status,
             "ranking": self.ranking,
             "metrics": dict(self.metrics),
@@ -169,12 +205,33 @@ class _Streamed(Backend):
             completions.append(self.inner.stream(messages, params, self._on_delta))
         return completions
 
+    def complete(self, texts: list[str], params: GenerationParams) -> list[Completion]:
+        """Raw text prompts one at a time, each shown in the lane once it is complete (no backend
+        streams raw text), so a pointwise lane shows every judgement as it lands."""
+        completions = []
+        for text in texts:
+            self._on_window()
+            [completion] = self.inner.complete([text], params)
+            if completion.reasoning:
+                self._on_delta("reasoning", completion.reasoning)
+            if completion.text:
+                self._on_delta("text", completion.text)
+            completions.append(completion)
+        return completions
+
+
+def _lane(spec: RerankerSpec) -> Lane:
+    if spec.backend not in BACKEND_KINDS:
+        return Lane(spec.name, spec.backend)
+    method = get_method(spec.method or "reasonrank")
+    return Lane(spec.name, spec.backend, method=method.name, paradigm=method.paradigm)
+
 
 class _ArenaRun:
     """The shared state of one run: lanes, a change counter, and the condition that guards both."""
 
     def __init__(self, specs: Sequence[RerankerSpec]) -> None:
-        self.lanes = [Lane(spec.name, spec.backend) for spec in specs]
+        self.lanes = [_lane(spec) for spec in specs]
         self.changed = threading.Condition()
         self.version = 0
         self.urgent = False
@@ -258,6 +315,10 @@ def _check_specs(specs: Sequence[RerankerSpec]) -> None:
             raise InputError(
                 f"reranker {spec.name!r}: unknown backend {spec.backend!r}; expected one of {', '.join(ARENA_KINDS)}"
             )
+        if spec.method:
+            if spec.backend not in BACKEND_KINDS:
+                raise InputError(f"reranker {spec.name!r} ({spec.backend}) has no model, so it runs no method")
+            get_method(spec.method)
 
 
 def _run_lane(
@@ -344,7 +405,8 @@ def _model_lane(
         run.update(lane, progress)
 
     with pool.lease(backend_config) as backend:
-        [result] = rerank([candidates], _Streamed(backend, on_window, on_delta), config, on_step=on_step)
+        streamed = _Streamed(backend, on_window, on_delta)
+        [result] = rerank([candidates], streamed, lane_config(config, spec.method), on_step=on_step)
     run.update(lane, lambda ln: setattr(ln, "calls", list(result.calls)))
     return result.ranking
 

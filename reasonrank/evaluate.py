@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from reasonrank.backends.base import Backend, BackendConfig
+from reasonrank.backends.base import Backend, BackendConfig, TokenizerLike
 from reasonrank.bright import BrightSource, load_bright
 from reasonrank.io import InputError, write_calls_jsonl, write_trec_run
+from reasonrank.methods import get_method
 from reasonrank.metrics import evaluate_run, mean_metrics
 from reasonrank.reproduce import eval_reproduce
 from reasonrank.retrieve import CandidateSource, FirstStage, load_source
-from reasonrank.types import CandidateList, RankResult
+from reasonrank.types import CandidateList, RankResult, WindowCall
 from reasonrank.window import WindowConfig, rerank, window_spans
 
 DEFAULT_METRICS = ("ndcg@1", "ndcg@5", "ndcg@10", "recall@10", "mrr@10")
@@ -64,11 +66,17 @@ class DatasetScores:
     mean: dict[str, float]
 
 
+#: what a reranked run cost per query (means over the dataset's queries), in COSTS order
+COSTS = ("tokens_in", "tokens_out", "tokens_reasoning", "calls", "rounds", "seconds")
+
+
 @dataclass
 class EvalReport:
     metrics: tuple[str, ...]
     scores: list[DatasetScores]
     results: dict[str, list[RankResult]]  # per dataset: the final rankings (reranked if a reranker ran)
+    #: per reranked dataset: COSTS per query (see `query_costs`)
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def rows(self) -> list[dict]:
         """The table: one row per dataset and stage, plus the macro average when several datasets."""
@@ -118,14 +126,50 @@ def evaluate(
         _score(s.name, FIRST_STAGE, {q: dict(hits) for q, hits in s.run.items()}, s.qrels, config) for s in stages
     ]
     results = {s.name: [RankResult(qid, [d for d, _ in hits]) for qid, hits in s.run.items()] for s in stages}
+    costs: dict[str, dict[str, float]] = {}
     if config.reranker is not None or backend is not None:
         lists_per_stage = [s.require_lists() for s in stages]
-        reranked = _rerank_all(lists_per_stage, config, backend, on_step)
+        began = time.perf_counter()
+        reranked, tokenizer = _rerank_all(lists_per_stage, config, backend, on_step)
+        # one batched sweep served every dataset: its wall time is shared evenly by all queries
+        per_query = (time.perf_counter() - began) / max(sum(len(lists) for lists in lists_per_stage), 1)
         for stage, stage_results in zip(stages, reranked):
             run = {r.qid: r.ranking for r in stage_results}
             scores.append(_score(stage.name, RERANKED, run, stage.qrels, config))
             results[stage.name] = stage_results
-    return EvalReport(tuple(config.metrics), scores, results)
+            costs[stage.name] = query_costs(stage_results, per_query, tokenizer)
+    return EvalReport(tuple(config.metrics), scores, results, costs)
+
+
+def query_costs(results: Sequence[RankResult], seconds: float, tokenizer: TokenizerLike | None) -> dict[str, float]:
+    """COSTS per query, means over `results`: prompt, output and reasoning tokens, model calls,
+    sequential rounds (distinct pass and position of a query's calls: what it waited for in a
+    batched run) and `seconds` (the wall time each query was given).
+
+    Reasoning tokens are the call's own count when a reasoning budget recorded one, else the
+    recorded reasoning text re-tokenized with `tokenizer` (whitespace words without one).
+    """
+    totals = dict.fromkeys(COSTS, 0.0)
+    for result in results:
+        totals["calls"] += len(result.calls)
+        totals["rounds"] += len({(call.pass_index, call.position) for call in result.calls})
+        for call in result.calls:
+            totals["tokens_in"] += call.tokens_in
+            totals["tokens_out"] += call.tokens_out
+            totals["tokens_reasoning"] += reasoning_tokens(call, tokenizer)
+    count = max(len(results), 1)
+    averaged = {name: value / count for name, value in totals.items()}
+    averaged["seconds"] = seconds
+    return averaged
+
+
+def reasoning_tokens(call: WindowCall, tokenizer: TokenizerLike | None) -> int:
+    """How many tokens of `call` were reasoning (see `query_costs`)."""
+    if call.tokens_reasoning is not None:
+        return call.tokens_reasoning
+    if not call.reasoning:
+        return 0
+    return len(tokenizer.tokenize(call.reasoning)) if tokenizer is not None else len(call.reasoning.split())
 
 
 def _rerank_all(
@@ -133,8 +177,9 @@ def _rerank_all(
     config: EvalConfig,
     backend: Backend | None,
     on_step: Callable[[int, int], None] | None,
-) -> list[list[RankResult]]:
-    """Rerank all datasets in one batched sweep, then split the results back per dataset."""
+) -> tuple[list[list[RankResult]], TokenizerLike | None]:
+    """Rerank all datasets in one batched sweep, then split the results back per dataset; with
+    the backend's tokenizer (it counts reasoning tokens)."""
     from reasonrank.backends import make_backend
 
     own = backend is None
@@ -143,10 +188,15 @@ def _rerank_all(
     try:
         if on_step is None:
             flat = rerank(lists, backend, config.window)
+        elif get_method(config.window.method).paradigm != "listwise":
+            # their number of calls is not known ahead (second passes, heapsort rounds): the
+            # method reports its own sequential steps
+            flat = rerank(lists, backend, config.window, on_step)
         else:
             chunk = config.reranker.batch_size if config.reranker and config.reranker.kind == "transformers" else None
             reporting = CallProgress(backend, model_calls(lists, config.window), on_step, chunk)
             flat = rerank(lists, reporting, config.window)
+        tokenizer = backend.tokenizer
     finally:
         if own:
             backend.close()
@@ -154,7 +204,7 @@ def _rerank_all(
     for lists in lists_per_stage:
         split.append(flat[offset : offset + len(lists)])
         offset += len(lists)
-    return split
+    return split, tokenizer
 
 
 def model_calls(lists: list[CandidateList], window: WindowConfig) -> int:
@@ -216,6 +266,14 @@ def format_table(report: EvalReport) -> str:
     for row in rows:
         values = "  ".join(f"{100 * row[m]:>9.2f}" for m in report.metrics)
         lines.append(f"{row['dataset']:<{name_width}}  {row['stage']:<11}  {row['queries']:>7}  {values}")
+    if report.costs:
+        lines.append("per query: tokens in / out / reasoning, model calls, sequential rounds, seconds")
+        for name, cost in report.costs.items():
+            lines.append(
+                f"{name:<{name_width}}  {cost['tokens_in']:.0f} / {cost['tokens_out']:.0f} / "
+                f"{cost['tokens_reasoning']:.0f}  calls {cost['calls']:.1f}  rounds {cost['rounds']:.1f}  "
+                f"{cost['seconds']:.2f} s"
+            )
     return "\n".join(lines)
 
 
@@ -238,6 +296,7 @@ def write_report(report: EvalReport, config: EvalConfig, out_dir: str | Path, co
         "config": asdict(config),
         "reproduce": eval_reproduce(config),
         "table": report.rows(),
+        "costs": report.costs,
         "runs": runs,
         "calls": calls,
         "per_query": [asdict(s) for s in report.scores],

@@ -43,8 +43,9 @@ def library_versions() -> dict[str, str | None]:
 
 
 def prompt_sha256() -> str:
-    """A fingerprint of the ranking prompt's fixed text: the [system, user] messages built for
-    placeholder query and passages. Any change to the template's bytes changes it."""
+    """A fingerprint of ReasonRank's ranking prompt's fixed text: the [system, user] messages built
+    for placeholder query and passages. Any change to the template's bytes changes it. Other
+    methods' prompts are pinned by the repository commit in `method_source`."""
     probe = build_messages("{query}", ["{passage 1}", "{passage 2}"])
     return hashlib.sha256(json.dumps(probe, ensure_ascii=False).encode("utf-8")).hexdigest()
 
@@ -91,11 +92,20 @@ def _first_stages(config: EvalConfig) -> tuple[dict[str, dict], list[str]]:
 
 def eval_reproduce(config: EvalConfig) -> dict[str, Any]:
     """Everything besides the data needed to re-run `config` and expect the same numbers."""
+    from reasonrank.methods import get_method
+
     window = config.window
     stages, files = _first_stages(config)
     return {
         "reranker": asdict(config.reranker) if config.reranker is not None else None,
         "backend": config.reranker.kind if config.reranker is not None else None,
+        "method": window.method,
+        "method_source": get_method(window.method).source,
+        "num_child": window.num_child,
+        "sort_k": window.sort_k,
+        "max_query_tokens": window.max_query_tokens,
+        "reasoning_budget": window.reasoning_budget,
+        "think_free": window.think_free,
         "window": window.window,
         "step": window.step,
         "top_k": window.top_k,

@@ -111,6 +111,14 @@ class WindowCall:
     finish_reason: str | None = None
     method: str = "reasonrank"
     score: float | None = None  # pointwise methods: the passage's relevance score
+    # Reasoning budget (reasonrank.methods.budget): the thinking-token cap the call ran under
+    # (None: none), whether it ran think-free, the thinking tokens when the budget counted them
+    # (None: count the reasoning text), and the text the harness appended to close the thought
+    # (budget forcing: part of `raw_output`, but not written by the model).
+    reasoning_budget: int | None = None
+    think_free: bool = False
+    tokens_reasoning: int | None = None
+    forced: str | None = None
 
 
 @dataclass

@@ -63,6 +63,8 @@ class WindowConfig:
     num_child: int = 19  # setwise: children per heap node (a comparison shows num_child + 1)
     sort_k: int = 10  # setwise: how many top passages the sort extracts
     max_query_tokens: int | None = None  # truncate the query to N tokens (None: never)
+    reasoning_budget: int | None = None  # cap on thinking tokens per call (reasonrank.methods.budget)
+    think_free: bool = False  # answer without thinking, where the model's template can
 
     def __post_init__(self) -> None:
         if self.window < 2:
@@ -79,6 +81,10 @@ class WindowConfig:
             raise InputError(f"num_child and sort_k must be at least 1, got {self.num_child} and {self.sort_k}")
         if self.max_query_tokens is not None and self.max_query_tokens < 1:
             raise InputError(f"max_query_tokens must be at least 1, got {self.max_query_tokens}")
+        if self.reasoning_budget is not None and self.reasoning_budget < 1:
+            raise InputError(f"reasoning_budget must be at least 1 token, got {self.reasoning_budget}")
+        if self.reasoning_budget is not None and self.think_free:
+            raise InputError("a reasoning budget and think-free exclude each other: choose one")
 
 
 def window_spans(n: int, window: int, step: int, top_k: int) -> list[Span]:
@@ -219,8 +225,9 @@ def rerank(
     The methods live in `reasonrank.methods`; each drives `backend` batched across queries.
     """
     from reasonrank.methods import get_method
+    from reasonrank.methods.budget import run_method
 
-    return get_method(config.method).run(lists, backend, config, on_step)
+    return run_method(get_method(config.method), lists, backend, config, on_step)
 
 
 def sliding_window(

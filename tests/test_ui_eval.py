@@ -25,8 +25,8 @@ from ui.evaluate import RESULT_OUTPUTS, mini_root
 
 RUN_NAME = "mini bm25 (test)"
 # inputs of /eval_start: dataset, BRIGHT dir, tasks, first stage, run file, reranker, window, step, top-k, seed,
-# max new tokens, passage length, name (empty: the defaults)
-MINI_FORM = ["bright-mini", "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "11", "", ""]
+# max new tokens, passage length, method, name (empty: the defaults)
+MINI_FORM = ["bright-mini", "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "11", "", "", "reasonrank"]
 
 
 def _results(client: Client, job_id: int) -> dict:
@@ -123,6 +123,7 @@ def test_outputs_say_how_to_reproduce_and_leaderboard_lists_the_run(admin, finis
     board = admin.predict(api_name="/eval_refresh")[1]
     mine = [dict(zip(board["headers"], r)) for r in board["data"] if r[board["headers"].index("job")] == job_id]
     assert len(mine) == 1 and mine[0]["nDCG@10"] == table["nDCG@10"] and mine[0]["reranker"] == "first stage only"
+    assert mine[0]["method"] == "–" and mine[0]["calls / query"] is None  # nothing reranked: no method, no costs
     # the chart compares the leaderboard's runs: a first-stage and a final bar for each
     runs_shown = min(len(leaderboard(engine)), 12)
     assert outputs["chart"].count('class="rr-bar"') == 2 * runs_shown and RUN_NAME in outputs["chart"]
@@ -149,13 +150,16 @@ def test_annotators_cannot_start_and_failed_jobs_are_not_recorded(review_app, da
             "",
             "",
             "",
+            "reasonrank",
             "",
             api_name="/eval_start",
         )
     with pytest.raises(Exception, match="seed must be a whole number"):
-        admin.predict(*MINI_FORM[:-3], "seven", "", "", "", api_name="/eval_start")
+        admin.predict(*MINI_FORM[:-4], "seven", "", "", "reasonrank", "", api_name="/eval_start")
     with pytest.raises(Exception, match="max new tokens: 0 is less than 1"):
-        admin.predict(*MINI_FORM[:-2], "0", "", "", api_name="/eval_start")
+        admin.predict(*MINI_FORM[:-3], "0", "", "reasonrank", "", api_name="/eval_start")
+    with pytest.raises(Exception, match="rank9 is not in the list of choices"):
+        admin.predict(*MINI_FORM[:-1], "rank9", "", api_name="/eval_start")
     job_id = launch_job(
         engine, "eval", ["eval", "--bright-root", str(data_dir / "absent"), "--task", MINI_TASK], {"form": "eval"}
     )
@@ -201,6 +205,7 @@ def test_registry_reranker_reranks_and_its_calls_are_offered(admin, review_app, 
                 "",
                 "64",
                 "128",
+                "reasonrank",
                 "",
                 api_name="/eval_start",
             )
@@ -229,7 +234,20 @@ def test_bundled_sets_give_runnable_commands(admin, dataset, name, queries):
     from reasonrank.evaluate import evaluate
 
     command = admin.predict(
-        dataset, "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "", "", "", api_name="/eval_command"
+        dataset,
+        "",
+        [],
+        "BM25",
+        "",
+        "none (first stage only)",
+        20,
+        10,
+        100,
+        "",
+        "",
+        "",
+        "reasonrank",
+        api_name="/eval_command",
     )
     config = parse_command(command)
     assert config.trec.name == name and config.rel_level == (2 if dataset == "dl19" else 1)  # TREC: grade 2+ relevant

@@ -31,10 +31,13 @@ from reasonrank.arena import (
     RerankerSpec,
     judged_metrics,
     run_arena,
+    with_method,
 )
+from reasonrank.backends import BACKEND_KINDS
 from reasonrank.backends.pool import BackendPool
 from reasonrank.evaluate import metric_label
 from reasonrank.io import InputError, read_qrels, read_rank_llm_json
+from reasonrank.methods import METHOD_NAMES
 from reasonrank.types import CandidateList, GenerationParams, Label, Passage, Query
 from reasonrank.window import WindowConfig
 from ui import registry, render_arena, space_gpu
@@ -56,7 +59,9 @@ INTRO = (
     "then shows its ranking, nDCG@10 / Recall@10 / MRR@10 against the judgments (first stage "
     "on the first row), tokens and seconds. Relevant passages are shaded (g = grade; the "
     "convention is named under the figures); hover a "
-    "passage to follow it across columns. **Recorded** rerankers replay a real model run "
+    "passage to follow it across columns. A model reranker runs ReasonRank's sliding window; pick "
+    "*reranker · method* to run another method on it (setwise columns show their tournament, "
+    "pointwise ones a score per passage). **Recorded** rerankers replay a real model run "
     "stored with the app (no model needed); their column names the model, date and source."
 )
 FIGURE_COLUMNS = ["reranker", "kind", "status", *map(metric_label, METRICS)] + [
@@ -147,12 +152,25 @@ def source_dataset(source: str) -> str | None:
     return None
 
 
+def lane_specs(engine: Engine | None) -> dict[str, RerankerSpec]:
+    """Every lane a person can pick: the registry's rerankers as they are (a model entry runs
+    ReasonRank's sliding window), and each model entry with each other method ("tiny · rank1")."""
+    specs = registry.available_specs(engine)
+    lanes = dict(specs)
+    for spec in specs.values():
+        if spec.backend in BACKEND_KINDS:
+            for method in (name for name in METHOD_NAMES if name != "reasonrank"):  # that one is the entry
+                variant = with_method(spec, method)
+                lanes[variant.name] = variant
+    return lanes
+
+
 def reranker_choices(engine: Engine | None, source: str) -> list[str]:
     """The rerankers that can run on `source`'s lists: stored labels only where the label store
     holds that dataset (the bundled DL19 and NovelEval), a recording only on its own dataset."""
     dataset = source_dataset(source)
     choices = []
-    for name, spec in registry.available_specs(engine).items():
+    for name, spec in lane_specs(engine).items():
         if spec.backend == LABELS and source not in SAMPLES:
             continue
         if spec.backend == RECORDED and registry.recording_dataset(spec) != dataset:
@@ -163,7 +181,7 @@ def reranker_choices(engine: Engine | None, source: str) -> list[str]:
 
 def picked_warnings(engine: Engine | None, names) -> str:
     """A line per picked reranker that will likely fail or mislead (e.g. its key variable unset)."""
-    specs = registry.available_specs(engine)
+    specs = lane_specs(engine)
     found = {name: registry.key_warning(specs[name]) for name in names or [] if name in specs}
     return "\n\n".join(f"⚠️ {name}: {warning}" for name, warning in found.items() if warning)
 
@@ -257,7 +275,7 @@ def build(engine: Engine | None) -> None:
             names = list(names or [])
             if not MIN_RERANKERS <= len(names) <= MAX_RERANKERS:
                 raise InputError(f"pick {MIN_RERANKERS} to {MAX_RERANKERS} rerankers, got {len(names)}")
-            specs = registry.available_specs(engine)
+            specs = lane_specs(engine)
             unknown = [name for name in names if name not in specs]
             if unknown:
                 raise InputError(f"no reranker named {', '.join(map(repr, unknown))}; refresh the list")

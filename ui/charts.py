@@ -174,3 +174,60 @@ def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequen
             f'text-anchor="middle" font-size="11">{html.escape(label)}</text>'
         )
     return f'<div class="rr-charts">{_svg(parts, title, width)}</div>{_legend(list(series))}'
+
+
+Labelled = Sequence[tuple[float, float, str]]
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both axes (lower x, higher y), by x: the frontier."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return front
+
+
+def scatter_chart(
+    title: str, series: Mapping[str, Labelled], x_label: str, y_label: str = "", frontier: bool = True
+) -> str:
+    """One dot per (x, y, label), coloured by series, numeric axes; with `frontier` the Pareto
+    front over every series (lowest x for the highest y) as one `rr-frontier` line. Each dot is a
+    `<circle class="rr-point" data-series data-x data-y>` holding its label as a tooltip."""
+    points = [(x, y) for dots in series.values() for x, y, _ in dots]
+    if not points:
+        return f'<div class="rr-charts rr-charts-empty" style="color:#6b7280">{html.escape(title)}: no runs yet.</div>'
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    xticks, yticks = nice_ticks(min(0.0, min(xs)), max(xs)), nice_ticks(min(ys), max(ys))
+    width = WIDTH * 2
+    plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (
+            _scale(x, xticks[0], xticks[-1], LEFT, LEFT + plot_w),
+            _scale(y, yticks[0], yticks[-1], TOP + plot_h, TOP),
+        )
+
+    parts = _axes(xticks, yticks, title, x_label, width)
+    if y_label:
+        parts.append(
+            f'<text x="12" y="{TOP + plot_h / 2:.0f}" font-size="11" fill="#6b7280" text-anchor="middle" '
+            f'transform="rotate(-90 12 {TOP + plot_h / 2:.0f})">{html.escape(y_label)}</text>'
+        )
+    if frontier and len(points) > 1:
+        front = [at(x, y) for x, y in pareto_front(points)]
+        path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(front))
+        parts.append(
+            f'<path class="rr-frontier" data-points="{len(front)}" d="{path}" fill="none" stroke="#9ca3af" '
+            'stroke-width="1.5" stroke-dasharray="4 3"/>'
+        )
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
+    for name, dots in series.items():
+        for x, y, label in dots:
+            cx, cy = at(x, y)
+            parts.append(
+                f'<circle class="rr-point" data-series="{html.escape(name)}" data-x="{x:g}" data-y="{y:g}" '
+                f'cx="{cx:.1f}" cy="{cy:.1f}" r="4.5" fill="{colours[name]}" fill-opacity="0.85">'
+                f"<title>{html.escape(label)} · {html.escape(name)}: {x:g}, {y:g}</title></circle>"
+            )
+    return f'<div class="rr-charts">{_svg(parts, title, width)}</div>{_legend(list(series), colours)}'

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -31,10 +31,10 @@ from reasonrank.bright_mini import MINI_TASK
 from reasonrank.cli import config_to_command
 from reasonrank.evaluate import DEFAULT_METRICS, EvalConfig, metric_label
 from reasonrank.io import InputError
+from reasonrank.methods import METHOD_NAMES, METHODS, with_defaults
 from reasonrank.retrieve import CandidateSource
-from reasonrank.types import GenerationParams
 from reasonrank.window import WindowConfig
-from ui.charts import bar_chart
+from ui.charts import bar_chart, scatter_chart
 from ui.downloads import download_copy
 from ui.form import form_int, number_box
 from ui.jobs import job_panel, launch
@@ -55,14 +55,23 @@ LEADERBOARD_COLUMNS = [
     "run",
     "dataset",
     "reranker",
+    "method",
     "nDCG@10",
+    "Recall@10",
     "first stage",
     "gain",
     "queries",
+    "tokens in / query",
+    "tokens out / query",
+    "reasoning tokens / query",
+    "calls / query",
+    "rounds / query",
+    "s / query",
     "window/step/top-k",
     "job",
     "created",
 ]
+DEFAULT_METHOD = "reasonrank"
 # Bundled TREC-style sets: candidate file (text included), qrels, and the lowest grade that binary
 # metrics count as relevant (DL19 judges 0-3 and TREC counts 2 and up; NovelEval judges 0-2).
 TREC_SETS = {
@@ -78,7 +87,7 @@ BUNDLED_MINI = SAMPLE / "bright-mini"
 #: runs the comparison chart shows (the leaderboard's best first)
 CHART_RUNS = 12
 #: outputs of /eval_results, by name, in order
-RESULT_OUTPUTS = ("message", "table", "chart", "run_file", "calls_file", "reproduce")
+RESULT_OUTPUTS = ("message", "table", "chart", "run_file", "calls_file", "reproduce", "frontier")
 _DEFAULT_WINDOW = WindowConfig()
 
 
@@ -132,26 +141,32 @@ def eval_config(
     max_new_tokens,
     max_passage_tokens,
     out: str,
+    method: str = DEFAULT_METHOD,
 ) -> EvalConfig:
     """The EvalConfig the form describes; a missing or contradictory field is an InputError.
-    Empty generation/passage budgets take the paper's defaults (3072 + 100 new tokens, 512-token
-    passages); a CPU run wants far smaller ones."""
+    `method` brings its own defaults (reasonrank.methods); the form's window, step and top-k
+    replace them, and so do the generation/passage budgets when given (empty: the method's,
+    for ReasonRank the paper's 3072 + 100 new tokens and 512-token passages); a CPU run wants
+    far smaller ones."""
     run = (run_file or "").strip() or None
     if first_stage == RUN_FILE and run is None:
         raise InputError("give the first-stage run file (for BRIGHT a path with {task})")
     run = run if first_stage == RUN_FILE else None
     backend, _ = reranker_backend(engine, reranker)
-    generation = GenerationParams(
+    if (method or DEFAULT_METHOD) not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
+    own = with_defaults(method or DEFAULT_METHOD, WindowConfig())
+    generation = replace(
+        own.generation,
         seed=_optional_int(seed, "seed"),
-        max_new_tokens=form_int(max_new_tokens, "max new tokens", minimum=1)
-        or _DEFAULT_WINDOW.generation.max_new_tokens,
+        max_new_tokens=form_int(max_new_tokens, "max new tokens", minimum=1) or own.generation.max_new_tokens,
     )
-    window_config = WindowConfig(
+    window_config = replace(
+        own,
         window=_positive_int(window, "window"),
         step=_positive_int(step, "step"),
         top_k=_positive_int(top_k, "top-k"),
-        max_passage_tokens=form_int(max_passage_tokens, "passage length", minimum=1)
-        or _DEFAULT_WINDOW.max_passage_tokens,
+        max_passage_tokens=form_int(max_passage_tokens, "passage length", minimum=1) or own.max_passage_tokens,
         generation=generation,
     )
     common = {"window": window_config, "reranker": backend, "out": out}
@@ -194,6 +209,28 @@ def comparison_chart(engine: Engine) -> str:
     )
 
 
+def frontier_chart(engine: Engine) -> str:
+    """The quality–cost frontier: nDCG@10 ×100 against output tokens per query, one dot per
+    reranked run × dataset (coloured by method), the Pareto front across them dashed."""
+    series: dict[str, list[tuple[float, float, str]]] = {}
+    for row in leaderboard(engine):
+        if row.method is None or "tokens_out" not in row.costs:
+            continue
+        label = f"#{row.run_id} {row.name} ({row.dataset})"
+        series.setdefault(row.method, []).append((round(row.costs["tokens_out"], 1), _percent(row.final), label))
+    return scatter_chart(
+        "Quality–cost frontier: nDCG@10 (×100) against output tokens per query",
+        series,
+        "output tokens per query",
+        "nDCG@10",
+    )
+
+
+def _cost(row, name: str, digits: int = 1) -> float | None:
+    value = row.costs.get(name)
+    return None if value is None else round(value, digits)
+
+
 def leaderboard_frame(engine: Engine) -> pd.DataFrame:
     """Every recorded run × dataset, best nDCG@10 first (finished jobs not yet recorded are added)."""
     sync_eval_runs(engine)
@@ -203,10 +240,18 @@ def leaderboard_frame(engine: Engine) -> pd.DataFrame:
             row.name,
             row.dataset,
             row.reranker,
+            row.method or "–",
             _percent(row.final),
+            _percent(row.recall),
             _percent(row.first_stage),
             _percent(row.gain),
             row.queries,
+            _cost(row, "tokens_in"),
+            _cost(row, "tokens_out"),
+            _cost(row, "tokens_reasoning"),
+            _cost(row, "calls", 2),
+            _cost(row, "rounds", 2),
+            _cost(row, "seconds", 3),
             f"{row.window}/{row.step}/{row.top_k}",
             row.job_id,
             row.created_at.isoformat(" ", "seconds"),
@@ -220,9 +265,14 @@ def _reproduce_markdown(reproduce: dict) -> str:
     if not reproduce:
         return ""
     reranker = reproduce.get("reranker") or {}
+    method = (
+        f" · method {md_text(reproduce.get('method'))} ({md_text(reproduce.get('method_source', ''))})"
+        if reranker
+        else ""
+    )
     versions = ", ".join(f"{k} {v}" for k, v in (reproduce.get("versions") or {}).items() if v)
     return (
-        f"**Reproduce** — reranker: {md_text(reranker.get('kind', 'none'))} {md_text(reranker.get('model', ''))} · window "
+        f"**Reproduce** — reranker: {md_text(reranker.get('kind', 'none'))} {md_text(reranker.get('model', ''))}{method} · window "
         f"{md_text(reproduce.get('window'))} / step {md_text(reproduce.get('step'))} / top-k {md_text(reproduce.get('top_k'))} · seed "
         f"{md_text(reproduce.get('seed'))} · prompt sha256 {md_code(str(reproduce.get('prompt_sha256', ''))[:16] + '…')}\n\n"
         f"Exclusions: {md_text(reproduce.get('excluded_id_rule', ''))}\n\nVersions: {md_text(versions)}"
@@ -237,7 +287,8 @@ def job_results(engine: Engine, job_id: int | str | None):
         raise gr.Error(str(exc)) from exc
 
     def no_results(message: str):
-        return message, pd.DataFrame(columns=TABLE_COLUMNS), comparison_chart(engine), None, None, ""
+        empty = pd.DataFrame(columns=TABLE_COLUMNS)
+        return message, empty, comparison_chart(engine), None, None, "", frontier_chart(engine)
 
     if job_id is None:
         return no_results("No eval run shown yet.")
@@ -262,7 +313,12 @@ def job_results(engine: Engine, job_id: int | str | None):
         download_copy(next(iter(runs.values()), None)),
         download_copy(next(iter(calls.values()), None)),
         _reproduce_markdown(view.outputs.get("reproduce") or {}),
+        frontier_chart(engine),
     )
+
+
+def _method_suffix(reranker: str | None, method: str | None) -> str:
+    return f" · {method}" if reranker and reranker != NO_RERANKER and method and method != DEFAULT_METHOD else ""
 
 
 def reranker_choices(engine: Engine) -> list[str]:
@@ -287,6 +343,7 @@ class EvalForm:
     seed: gr.Textbox
     max_new_tokens: gr.Textbox
     max_passage_tokens: gr.Textbox
+    method: gr.Dropdown
 
     def inputs(self) -> list:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -302,6 +359,7 @@ class EvalResults:
     run_file: gr.File
     calls_file: gr.File
     reproduce: gr.Markdown
+    frontier: gr.HTML
     board: gr.Dataframe
 
     def outputs(self) -> list:
@@ -311,22 +369,25 @@ class EvalResults:
 def form_command(engine: Engine, values: list) -> str:
     """The shell command equivalent to the form as it stands (the output folder is made at Start)."""
     try:
-        return config_to_command(eval_config(engine, *values, str(data_dir() / "evals" / "NEW")))
+        *fields, method = values
+        return config_to_command(eval_config(engine, *fields, str(data_dir() / "evals" / "NEW"), method))
     except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 
 
 def start_eval(engine: Engine, values: list, name: str | None, request) -> int:
     """Launch `reasonrank eval` for the form as a job (admins only, checked in ui.jobs.launch)."""
-    dataset, reranker = values[0], values[5]
+    dataset, reranker, *_, method = values
     out = data_dir() / "evals" / uuid.uuid4().hex[:12]
     try:
-        config = eval_config(engine, *values, str(out))
+        config = eval_config(engine, *values[:-1], str(out), method)
         _, reranker_id = reranker_backend(engine, reranker)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     lineage = {
-        "name": ((name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}")[:200],
+        "name": ((name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}{_method_suffix(reranker, method)}")[
+            :200
+        ],
         "reranker_id": reranker_id,
         "dataset": dataset,
     }
@@ -366,9 +427,15 @@ def eval_form(engine: Engine) -> EvalForm:
         step = gr.Number(10, precision=0, minimum=1, label="Step", elem_id="rr-eval-step")
         top_k = gr.Number(100, precision=0, minimum=1, label="Top-k", elem_id="rr-eval-topk")
         seed = number_box("Seed (empty: none)", elem_id="rr-eval-seed", placeholder="none")
+    method = gr.Dropdown(
+        [(f"{m.name} — {m.summary}", m.name) for m in METHODS.values()],
+        value=DEFAULT_METHOD,
+        label="Method (its own defaults; the fields here override them)",
+        elem_id="rr-eval-method",
+    )
     with gr.Row():
         max_new = number_box(
-            f"Max new tokens per call (empty: {_DEFAULT_WINDOW.generation.max_new_tokens}, the paper's)",
+            f"Max new tokens per call (empty: the method's; ReasonRank {_DEFAULT_WINDOW.generation.max_new_tokens})",
             elem_id="rr-eval-max-new",
             placeholder=str(_DEFAULT_WINDOW.generation.max_new_tokens),
         )
@@ -378,7 +445,19 @@ def eval_form(engine: Engine) -> EvalForm:
             placeholder=str(_DEFAULT_WINDOW.max_passage_tokens),
         )
     return EvalForm(
-        dataset, bright_root, tasks, first_stage, run_file, reranker, window, step, top_k, seed, max_new, passage
+        dataset,
+        bright_root,
+        tasks,
+        first_stage,
+        run_file,
+        reranker,
+        window,
+        step,
+        top_k,
+        seed,
+        max_new,
+        passage,
+        method,
     )
 
 
@@ -388,6 +467,7 @@ def results_panel(engine: Engine) -> EvalResults:
         headers=TABLE_COLUMNS, label="Per-task metrics (×100)", interactive=False, elem_id="rr-eval-table"
     )
     chart = gr.HTML(comparison_chart(engine), elem_id="rr-eval-chart")
+    frontier = gr.HTML(frontier_chart(engine), elem_id="rr-eval-frontier")
     with gr.Row():
         run_download = gr.File(label="TREC run", interactive=False, elem_id="rr-eval-run-file")
         calls_download = gr.File(label="Model calls (JSONL)", interactive=False, elem_id="rr-eval-calls-file")
@@ -399,7 +479,7 @@ def results_panel(engine: Engine) -> EvalResults:
         interactive=False,
         elem_id="rr-eval-leaderboard",
     )
-    return EvalResults(message, table, chart, run_download, calls_download, reproduce, board)
+    return EvalResults(message, table, chart, run_download, calls_download, reproduce, frontier, board)
 
 
 def build(engine: Engine) -> None:
@@ -419,6 +499,7 @@ def build(engine: Engine) -> None:
         seed,
         max_new,
         passage,
+        method,
         name,
         request: gr.Request,
     ):
@@ -435,6 +516,7 @@ def build(engine: Engine) -> None:
             seed,
             max_new,
             passage,
+            method,
         ]
         job_id = start_eval(engine, values, name, request)
         return job_id, str(job_id)  # the panel's job, and the "results of job #" box (what the API returns)
@@ -444,12 +526,15 @@ def build(engine: Engine) -> None:
             form.reranker: gr.update(choices=reranker_choices(engine)),
             results.board: leaderboard_frame(engine),
             results.chart: comparison_chart(engine),
+            results.frontier: frontier_chart(engine),
         }
 
     with gr.Tab("Eval", id="eval") as tab:
         gr.Markdown(
-            "Run a benchmark as a job: first stage, optional reranker, nDCG@1/5/10, Recall@10 and MRR@10 "
-            "per task. Admins start runs; the command below is what the job runs."
+            "Run a benchmark as a job: first stage, optional reranker and its method, nDCG@1/5/10, Recall@10 "
+            "and MRR@10 per task; the leaderboard adds each run's tokens, model calls, sequential rounds and "
+            "seconds per query, and the frontier chart plots nDCG@10 against output tokens per query. Admins "
+            "start runs; the command below is what the job runs."
         )
         form = eval_form(engine)
         name = gr.Textbox(label="Run name (leaderboard; default: dataset · reranker)", elem_id="rr-eval-name")
@@ -470,7 +555,7 @@ def build(engine: Engine) -> None:
 
         inputs = form.inputs()
         shown = results.outputs()
-        listed = [form.reranker, results.board, results.chart]
+        listed = [form.reranker, results.board, results.chart, results.frontier]
         gr.on([field.change for field in inputs], command, inputs, shown_command, api_name="eval_command")
         start_btn.click(on_start, [*inputs, name], [panel.job_id, past_job], api_name="eval_start")
         panel.status.change(

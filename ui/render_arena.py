@@ -45,6 +45,12 @@ ARENA_CSS = """
 .ar-note { font-size: 0.82em; color: #555; margin: 2px 0; }
 .ar-recorded { display: inline-block; padding: 0 6px; border-radius: 8px; background: #e6ecfa; color: #1f3f8a; font-size: 0.8em; margin-left: 4px; }
 .ar-caption { font-size: 0.85em; color: #555; margin: -6px 0 8px 0; }
+.ar-method { display: inline-block; padding: 0 6px; border-radius: 8px; background: #efe6fa; color: #4a1f8a; font-size: 0.8em; margin-left: 4px; }
+.ar-view { font-size: 0.85em; margin-top: 6px; max-height: 320px; overflow: auto; }
+.ar-view table { border-collapse: collapse; width: 100%; }
+.ar-view td, .ar-view th { border: 1px solid #e4e4e4; padding: 1px 4px; vertical-align: top; }
+.ar-win { font-weight: bold; outline: 1px solid #4a1f8a; }
+.ar-view details { display: inline; }
 .ar-reason { display: inline-block; padding: 0 6px; border-radius: 8px; background: #fde2e1; color: #8a1c12; margin-right: 4px; }
 """
 
@@ -115,10 +121,72 @@ def summary_html(lanes: Sequence[Lane], candidates: CandidateList | None = None)
     )
 
 
+def _unit(lane: Lane) -> str:
+    """What one model-call step of the lane is called: a window, or a round of another method."""
+    return "window" if lane.paradigm in ("", "listwise") else "round"
+
+
+def setwise_view(lane: Lane, candidates: CandidateList | None) -> str:
+    """The tournament: one row per comparison round, the shown set in prompt order, the winner marked."""
+    rows = []
+    for call in lane.calls:
+        winner = call.docids_after[0] if call.docids_after else None
+        shown = " ".join(
+            f'<code class="ar-doc{" ar-win" if docid == winner else ""}" data-docid="{esc(docid)}">{esc(docid)}</code>'
+            for docid in call.docids_before
+        )
+        reasons = "".join(f'<span class="ar-reason">{esc(r)}</span>' for r in call.reasons)
+        rows.append(
+            f"<tr><td>{call.position + 1}</td><td>{shown} {reasons}</td><td><code>{esc(winner or '–')}</code></td></tr>"
+        )
+    return (
+        f'<div class="ar-view" data-view="setwise"><b>Tournament: {len(lane.calls)} comparisons</b>'
+        f"<table><thead><tr><th>round</th><th>shown (winner outlined)</th><th>winner</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def pointwise_view(lane: Lane, candidates: CandidateList | None) -> str:
+    """Each passage's final score (its last call: a second pass replaces the first), best first,
+    with the reasoning that led to it."""
+    final: dict[str, WindowCall] = {}
+    for call in lane.calls:
+        if call.docids_before:
+            final[call.docids_before[0]] = call
+    scored = sorted(final.items(), key=lambda item: (item[1].score or 0.0, item[0]), reverse=True)
+    rows = []
+    for docid, call in scored:
+        reasons = "".join(f'<span class="ar-reason">{esc(r)}</span>' for r in call.reasons)
+        thought = esc(call.reasoning or call.raw_output or "(no output)")
+        rows.append(
+            f'<tr><td><code class="ar-doc" data-docid="{esc(docid)}">{esc(docid)}</code></td>'
+            f'<td class="ar-score">{_figure(call.score)}</td>'
+            f"<td>{reasons}<details><summary>reasoning</summary>{thought}</details></td></tr>"
+        )
+    return (
+        f'<div class="ar-view" data-view="pointwise"><b>Scores: {len(final)} passages</b>'
+        f"<table><thead><tr><th>passage</th><th>score</th><th>reasoning</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def method_view(lane: Lane, candidates: CandidateList | None = None) -> str:
+    """The method's own view of its calls (setwise rounds, pointwise scores); listwise windows
+    are in the window inspector."""
+    if not lane.calls:
+        return ""
+    if lane.paradigm == "setwise":
+        return setwise_view(lane, candidates)
+    if lane.paradigm == "pointwise":
+        return pointwise_view(lane, candidates)
+    return ""
+
+
 def lane_html(lane: Lane) -> str:
-    """A reranker's column head: name, status, window progress, and what it is thinking now."""
+    """A reranker's column head: name, method, status, progress, what it is thinking now, then
+    its method's view of the calls."""
     progress = (
-        f" · window {min(lane.windows_done + 1, lane.windows_total)}/{lane.windows_total}"
+        f" · {_unit(lane)} {min(lane.windows_done + 1, lane.windows_total)}/{lane.windows_total}"
         if lane.status == "running" and lane.windows_total
         else ""
     )
@@ -132,9 +200,11 @@ def lane_html(lane: Lane) -> str:
         body += f'<div class="ar-live">{live or "…"}</div>'
     recorded = '<span class="ar-recorded">recorded</span>' if lane.backend == "recorded" else ""
     note = f'<div class="ar-note">{esc(lane.note)}</div>' if lane.note else ""
+    method = f'<span class="ar-method">{esc(lane.method)} · {esc(lane.paradigm)}</span>' if lane.method else ""
     return (
-        f'<div class="ar-lane" data-lane="{esc(lane.name)}"><h4>{esc(lane.name)}{recorded}</h4>'
-        f'<span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span>{esc(progress)}{note}{body}</div>'
+        f'<div class="ar-lane" data-lane="{esc(lane.name)}"><h4>{esc(lane.name)}{recorded}{method}</h4>'
+        f'<span class="ar-status ar-{esc(lane.status)}">{esc(lane.status)}</span>{esc(progress)}{note}{body}'
+        f"{method_view(lane)}</div>"
     )
 
 
@@ -170,14 +240,24 @@ def _order_html(candidates: CandidateList, docids: Sequence[str]) -> str:
     return f'<table class="ar-ranks">{cells}</table>'
 
 
-def window_html(call: WindowCall, candidates: CandidateList, number: int, total: int) -> str:
-    """One window call: input order → output order, the permutation, repair reasons, reasoning."""
+def window_html(call: WindowCall, candidates: CandidateList, number: int, total: int, paradigm: str = "") -> str:
+    """One call: input order → output order, what was parsed (a permutation, a chosen label or a
+    score), repair reasons, reasoning."""
     permutation = " > ".join(f"[{i + 1}]" for i in call.parsed)
     reasons = "".join(f'<span class="ar-reason">{esc(r)}</span>' for r in call.reasons) or "none"
+    if paradigm == "setwise":
+        head = f"<b>Round {call.position + 1}</b> · call {number}/{total}"
+        parsed = f"chose: <code>{esc(permutation or '–')}</code>"
+    elif paradigm == "pointwise":
+        head = f"<b>Judgement {number}/{total}</b> · step {call.position + 1}"
+        parsed = f"score: <code>{_figure(call.score)}</code>"
+    else:
+        head = f"<b>Window {number}/{total}</b> · ranks {call.start + 1}–{call.end}"
+        parsed = f"applied permutation: <code>{esc(permutation)}</code>"
     return (
-        f'<div class="ar-window"><b>Window {number}/{total}</b> · ranks {call.start + 1}–{call.end} · '
+        f'<div class="ar-window">{head} · '
         f"pass {call.pass_index + 1} · {call.tokens_in} → {call.tokens_out} tokens · {call.seconds:.2f} s · "
-        f"finish {esc(call.finish_reason or '–')}<br>applied permutation: <code>{esc(permutation)}</code> · "
+        f"finish {esc(call.finish_reason or '–')}<br>{parsed} · "
         f"repairs: {reasons}"
         f'<div class="ar-lanes"><div class="ar-lane"><b>input order</b>{_order_html(candidates, call.docids_before)}</div>'
         f'<div class="ar-lane"><b>output order</b>{_order_html(candidates, call.docids_after)}</div></div>'
@@ -195,4 +275,6 @@ def inspector_html(lane: Lane | None, candidates: CandidateList | None) -> str:
     if not lane.calls:
         text = esc(lane.reasoning) if lane.reasoning else "no model calls (a baseline ranks without windows)"
         return f"<p><b>{esc(lane.name)}</b>: {text}</p>"
-    return "".join(window_html(call, candidates, i, len(lane.calls)) for i, call in enumerate(lane.calls, 1))
+    return "".join(
+        window_html(call, candidates, i, len(lane.calls), lane.paradigm) for i, call in enumerate(lane.calls, 1)
+    )

@@ -98,6 +98,20 @@ _WINDOW_FLAGS = [
     Flag("--num-child", "window.num_child", "setwise: children per heap node (a comparison shows N + 1)", int),
     Flag("--sort-k", "window.sort_k", "setwise: how many top passages the heapsort extracts", int),
     Flag("--max-query-tokens", "window.max_query_tokens", "truncate the query to N tokens (setwise)", optional_int),
+    Flag(
+        "--reasoning-budget",
+        "window.reasoning_budget",
+        "cap thinking at N tokens per call, then close the thought the method's way and let it answer "
+        "(budget forcing; local models, or --tokenizer for a server)",
+        optional_int,
+    ),
+    Flag(
+        "--think-free",
+        "window.think_free",
+        "answer without thinking where the model's chat template can (Qwen3's enable_thinking); Rank1 skips its "
+        "first pass",
+        kind="switch",
+    ),
 ]
 
 RERANK_FLAGS = FlagTable(
@@ -180,13 +194,13 @@ def _eval_command(config: EvalConfig) -> int:
     print(format_table(report))
     outputs = EventLog.current().outputs
     if not config.out:
-        outputs.update(table=report.rows(), reproduce=eval_reproduce(config))
+        outputs.update(table=report.rows(), costs=report.costs, reproduce=eval_reproduce(config))
         return 0
     from reasonrank.cli import config_to_command
 
     path = write_report(report, config, config.out, config_to_command(config))
     written = json.loads(path.read_text(encoding="utf-8"))
-    outputs.update({key: written[key] for key in ("table", "reproduce", "runs", "calls")}, results=str(path))
+    outputs.update({key: written[key] for key in ("table", "costs", "reproduce", "runs", "calls")}, results=str(path))
     print(f"wrote {path}")
     return 0
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from reasonrank.backends.base import Backend, BackendError
+from reasonrank.methods.budget import Thinking
 from reasonrank.types import CandidateList, Completion, GenerationParams, RankResult
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class Method:
     `source` cites the repository and commit the prompt and settings were read from;
     `checkpoints` the published model ids it was trained for; `defaults` the settings its
     README's command uses, as a function of a config (only what differs from `WindowConfig()`).
+    `thinking` says how its model closes a thought (for a reasoning budget; None: no budget);
+    `budgets_itself` that `run` applies the budget and think-free switch on its own (Rank1).
     """
 
     name: str
@@ -38,6 +41,8 @@ class Method:
     checkpoints: tuple[str, ...]
     run: Runner
     defaults: Callable[[WindowConfig], WindowConfig] = lambda config: config
+    thinking: Thinking | None = None
+    budgets_itself: bool = False
 
     def describe_defaults(self) -> str:
         """The settings this method changes from the plain defaults, for `--help`."""

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 
 from reasonrank.backends.base import Backend
 from reasonrank.methods.base import Method, generate_checked, with_generation
+from reasonrank.methods.budget import Thinking
 from reasonrank.types import CandidateList, Message, RankResult, WindowCall
 
 if TYPE_CHECKING:
@@ -244,4 +245,6 @@ GROUPRANK = Method(
     checkpoints=("AQ-MedAI/Diver-GroupRank-7B", "AQ-MedAI/Diver-GroupRank-32B"),
     run=run,
     defaults=_defaults,
+    # its reasoning is in <reason> tags, then the JSON scores in <answer>; the answer length is ours
+    thinking=Thinking(end="</reason>", close="\n</reason>\n<answer>", answer_tokens=512),
 )

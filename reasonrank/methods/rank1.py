@@ -33,7 +33,15 @@ Where this differs from the reference, knowingly:
 - vLLM decodes with `skip_special_tokens=False`; backends here drop special tokens from text.
 - The second pass's log-probabilities: vLLM versions differ in whether they are taken before or
   after `allowed_token_ids` masks the vocabulary; the ratio of the two is the same either way
-  whenever both are reported, and here both always are.
+  whenever both are reported. The transformers backend reports both always; the vLLM CPU engine
+  of `make test-vllm` takes them before the mask (its raw top 20), so a model that puts neither
+  among its top 20 gets the 0.5 default there, as the reference on that engine would.
+
+Reasoning budget (reasonrank.methods.budget): Rank1's own second pass is its way to close a
+thought, so a budget of N tokens is the first pass's token limit (a thought cut there is
+answered by the second pass), and think-free skips the first pass: every pair is answered at
+once from `f"{prompt}\n\n</think>"` (the second pass's prompt over an empty thought). The
+"\n</think>" the second pass appends is recorded as the call's `forced` text.
 
 Repair reasons recorded per call: "no_decision" (the first pass did not end in a scored
 true/false, so the second pass ran), "reasoning_truncated" (it stopped at the token limit) and
@@ -167,6 +175,7 @@ def _token_ids(backend: Backend) -> tuple[int, int]:
 
 
 def _record(pair: _Pair, step: int, prompt: str, completion: Completion, reasons: list[str]) -> WindowCall:
+    forced = "\n</think>" if step == 1 else None  # the second pass's prompt ends in the harness's close
     return WindowCall(
         qid=pair.qid,
         pass_index=0,
@@ -186,6 +195,7 @@ def _record(pair: _Pair, step: int, prompt: str, completion: Completion, reasons
         finish_reason=completion.finish_reason,
         method="rank1",
         score=pair.score,
+        forced=forced,
     )
 
 
@@ -216,9 +226,13 @@ def run(
         ]
     # the stop strings and log-probabilities are the method itself, whatever the config says
     params = replace(config.generation, logprobs=TOP_LOGPROBS, stop=STOP)
-    first = _complete(backend, [pair.prompt for pair in pairs], params, "rank1 judgements")
+    if config.reasoning_budget is not None:  # the budget is the first pass's limit
+        params = replace(params, max_new_tokens=config.reasoning_budget)
+    first = [] if config.think_free else _complete(backend, [pair.prompt for pair in pairs], params, "rank1 judgements")
     calls: dict[str, list[WindowCall]] = {candidates.query.qid: [] for candidates in lists}
     undecided: list[tuple[_Pair, Completion]] = []
+    if config.think_free:  # every pair goes straight to the forced answer, over an empty thought
+        undecided = [(pair, Completion(text="")) for pair in pairs]
     for pair, completion in zip(pairs, first):
         pair.score = score_from(completion.top_logprobs, true_id, false_id)
         reasons = [] if pair.score is not None else ["no_decision"]
@@ -275,4 +289,5 @@ RANK1 = Method(
     ),
     run=run,
     defaults=_defaults,
+    budgets_itself=True,
 )

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from reasonrank.backends.base import Backend, TokenizerLike
 from reasonrank.methods.base import Method, with_generation
+from reasonrank.methods.budget import Thinking
 from reasonrank.parse import ParsedRanking
 from reasonrank.types import CandidateList, Message, Passage, RankResult
 
@@ -148,4 +149,6 @@ RANK_K = Method(
     checkpoints=("hltcoe/Rank-K-32B",),
     run=run,
     defaults=_defaults,
+    # QwQ closes its thought with "</think>" and answers on the last line; the answer length is ours
+    thinking=Thinking(end="</think>", close="\n</think>\n\n", answer_tokens=100),
 )

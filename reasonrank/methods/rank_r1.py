@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from reasonrank.backends.base import Backend, TokenizerLike
 from reasonrank.io import InputError
 from reasonrank.methods.base import Method, generate_checked, with_generation
+from reasonrank.methods.budget import Thinking
 from reasonrank.parse import tagged_answer
 from reasonrank.types import CandidateList, Message, Passage, RankResult, WindowCall
 
@@ -306,6 +307,8 @@ RANK_R1 = Method(
     checkpoints=("ielabgroup/Rank-R1-3B-v0.1", "ielabgroup/Rank-R1-7B-v0.1", "ielabgroup/Rank-R1-14B-v0.1"),
     run=_runner(PROMPT_V01, "rank-r1"),
     defaults=_defaults,
+    # the answer as the prompt's example writes it: "</think> <answer>[3]</answer>"
+    thinking=Thinking(end="</think>", close=" </think> <answer>", answer_tokens=16),
 )
 
 RANK_R1_V02 = Method(
@@ -316,4 +319,5 @@ RANK_R1_V02 = Method(
     checkpoints=(),
     run=_runner(PROMPT_V02, "rank-r1-v0.2"),
     defaults=_defaults,
+    thinking=Thinking(end="</think>", close=" </think>\n<answer>", answer_tokens=16),
 )

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from reasonrank.backends.base import Backend, TokenizerLike
 from reasonrank.methods.base import Method, with_generation
+from reasonrank.methods.budget import Thinking
 from reasonrank.parse import ParsedRanking
 from reasonrank.types import CandidateList, Message, Passage, RankResult
 
@@ -196,4 +197,6 @@ REARANK = Method(
     checkpoints=("le723z/Rearank-7B",),
     run=run,
     defaults=_defaults,
+    # the format the prompt asks for ("<answer> [] > [] </answer>"); the answer length is ours
+    thinking=Thinking(end="</think>", close="\n</think>\n<answer>", answer_tokens=100),
 )

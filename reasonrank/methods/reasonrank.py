@@ -25,12 +25,16 @@ from typing import TYPE_CHECKING
 
 from reasonrank.backends.base import Backend
 from reasonrank.methods.base import Method, with_generation
+from reasonrank.methods.budget import Thinking
 from reasonrank.types import CandidateList, RankResult
 
 if TYPE_CHECKING:
     from reasonrank.window import WindowConfig
 
 SOURCE = "github.com/8421BCD/ReasonRank@06721fd6ef3766c0e00d59a87d2696a0b4b0c17a"
+#: Under a reasoning budget the thought is closed as the prompt's format writes it; the answer
+#: gets the 100 tokens the reference adds to its reasoning length (reasoning_maxlen + 100).
+THINKING = Thinking(end="</think>", close="\n</think>\n<answer>", answer_tokens=100)
 
 
 def _runner(mode: str):
@@ -58,6 +62,7 @@ REASONRANK = Method(
     source=SOURCE,
     checkpoints=("liuwenhan/reasonrank-7B", "liuwenhan/reasonrank-32B"),
     run=_runner("rank_GPT_reasoning"),
+    thinking=THINKING,
 )
 
 REASONRANK_QWEN3 = Method(
@@ -68,4 +73,5 @@ REASONRANK_QWEN3 = Method(
     checkpoints=("liuwenhan/reasonrank-8B",),
     run=_runner("rank_GPT_qwen3"),
     defaults=_qwen3_defaults,
+    thinking=Thinking(end="</think>", close="\n</think>\n\n<answer>", answer_tokens=100),
 )
