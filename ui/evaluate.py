@@ -377,7 +377,7 @@ def form_command(engine: Engine, values: list) -> str:
 
 def start_eval(engine: Engine, values: list, name: str | None, request) -> int:
     """Launch `reasonrank eval` for the form as a job (admins only, checked in ui.jobs.launch)."""
-    dataset, reranker, *_, method = values
+    dataset, reranker, method = values[0], values[5], values[-1]
     out = data_dir() / "evals" / uuid.uuid4().hex[:12]
     try:
         config = eval_config(engine, *values[:-1], str(out), method)
