@@ -179,6 +179,16 @@ def reranker_choices(engine: Engine | None, source: str) -> list[str]:
     return choices
 
 
+def default_picks(engine: Engine | None, source: str) -> list[str]:
+    """What the picker starts with, so Run works untouched: BM25 against the first reranker that
+    needs no model here (a recording of this dataset, else the stored labels)."""
+    choices = reranker_choices(engine, source)
+    specs = lane_specs(engine)
+    second = [name for name in choices if specs[name].backend == RECORDED]
+    second += [name for name in choices if specs[name].backend == LABELS]
+    return ["BM25", second[0]] if "BM25" in choices and second else []
+
+
 def picked_warnings(engine: Engine | None, names) -> str:
     """A line per picked reranker that will likely fail or mislead (e.g. its key variable unset)."""
     specs = lane_specs(engine)
@@ -312,7 +322,8 @@ def build(engine: Engine | None) -> None:
 
     def refresh_picker(source, picked):
         choices = reranker_choices(engine, source)
-        return gr.update(choices=choices, value=[name for name in picked or [] if name in choices])
+        kept = [name for name in picked or [] if name in choices]
+        return gr.update(choices=choices, value=kept or default_picks(engine, source))
 
     def pick_source(source):
         try:
@@ -353,7 +364,7 @@ def build(engine: Engine | None) -> None:
         with gr.Row():
             names = gr.Dropdown(
                 reranker_choices(engine, first_source),
-                value=[],
+                value=default_picks(engine, first_source),
                 multiselect=True,
                 max_choices=MAX_RERANKERS,
                 allow_custom_value=True,
