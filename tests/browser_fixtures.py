@@ -1,7 +1,6 @@
 """Headless Chromium for the UI tests: Debian's /usr/bin/chromium driven by Playwright.
 
-One browser per test session (starting Chromium costs seconds on this machine); each test opens
-its own context. `login` is how every browser test gets past Gradio's login form.
+One browser per test module (see `browser`); each test opens its own context. `login` is how every browser test gets past Gradio's login form.
 Import into a test module with `from browser_fixtures import browser, login, needs_chromium, ARTIFACTS`.
 """
 
@@ -29,27 +28,26 @@ needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)"
 )
 
-_session: dict[str, object] = {}
 
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium per test module. Each check in the tests waits on a server round trip; on a
+    loaded 2-core CI machine that can exceed Playwright's 5 s default, which is not what they test.
 
-@pytest.fixture(scope="session")
-def browser(request):
-    """The session's Chromium. Each check in the tests waits on a server round trip; on a loaded
-    2-core CI machine that can exceed Playwright's 5 s default, which is not what they test."""
-    if "browser" not in _session:
-        from playwright.sync_api import expect, sync_playwright
+    Not one per session: while Playwright's sync API runs, the main thread counts as running an
+    asyncio loop, and every later `asyncio.run` in the same process (the OpenAI backend, teacher
+    synthesis) would fail with "cannot be called from a running event loop".
+    """
+    from playwright.sync_api import expect, sync_playwright
 
-        expect.set_options(timeout=20_000)
-        playwright = sync_playwright().start()
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-
-        def close() -> None:
-            launched.close()
-            playwright.stop()
-
-        request.config.add_cleanup(close)
-        _session["browser"] = launched
-    return _session["browser"]
+    expect.set_options(timeout=20_000)
+    playwright = sync_playwright().start()
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+    try:
+        yield launched
+    finally:
+        launched.close()
+        playwright.stop()
 
 
 def login(browser, url: str, user: str, password: str):
