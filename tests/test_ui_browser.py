@@ -8,7 +8,7 @@ import re
 import pytest
 from browser_fixtures import ARTIFACTS, browser, login, needs_chromium  # noqa: F401 (fixture)
 from db_fixtures import make_batch, make_label
-from ui_fixtures import PASSWORD, XSS_TEXT, review_app  # noqa: F401 (fixture)
+from ui_fixtures import ADMIN, PASSWORD, XSS_TEXT, review_app  # noqa: F401 (fixture)
 
 from db.importer import import_batch
 from db.queue import get_item
@@ -156,7 +156,8 @@ def test_version_conflict_keeps_the_edit_on_screen(page, review_app):
     _drag(page, teacher[4], teacher[0], edited)
     box = page.locator("#rr-order textarea, #rr-order input").first
     expect(box).to_have_value(", ".join(edited))
-    save_review(engine, item_id, "other", "accept", version)  # someone else saves first
+    # an admin decides first (no one else may: the item is claimed)
+    save_review(engine, item_id, ADMIN, "accept", version)
     page.locator("#rr-fix").click()
     expect(page.locator("#rr-message")).to_contain_text("saved by someone else")
     expect(page.locator("#rr-message")).to_contain_text("still on screen")

@@ -203,7 +203,7 @@ def import_file(engine: Engine, panel: ImportPanel, values: list, request) -> di
         issues = [_user_names(issue, path, candidates, qrels) for issue in outcome.issues]
         return {
             panel.command: command,
-            panel.message: f"⚠️ {outcome.problems} in {upload_name(path)} in all; nothing was written.",
+            panel.message: f"⚠️ {outcome.problems} in {upload_name(path)}; nothing was written.",
             panel.issues: "\n".join(issues),
             panel.summary: None,
         }

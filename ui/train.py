@@ -61,6 +61,8 @@ CURVES = {
         "reward_rbo",
     ),
 }
+#: the launch fields' defaults: runner, processes per node, nodes, strategy
+LAUNCH_DEFAULTS = ("local", 1, 1, "ddp")
 #: what the command preview shows for the output directory a launch creates
 NEW_OUTPUT_DIR = "NEW"
 #: fields the form passes to the command as given (their own widgets)
@@ -295,7 +297,9 @@ class Debugger:
 
 def form_command(*values) -> str:
     """The shell command the form stands for (an empty output directory: a new one per launch)."""
-    *before, output_dir, hyperparameters, resume, register_as, _runner, processes, nodes, strategy = values
+    *before, output_dir, hyperparameters, resume, register_as = values[:10]
+    # the launch fields (runner, processes, nodes, strategy) may be left out by API callers
+    _runner, processes, nodes, strategy = (*values[10:], *LAUNCH_DEFAULTS[len(values[10:]) :])
     try:
         output = (output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
         config = train_config(*before, output, hyperparameters, resume, register_as)
@@ -644,8 +648,25 @@ def form_command_api(
     hyperparameters: str,
     resume: bool,
     register_as: str | None,
+    runner: str = "local",
+    processes: int = 1,
+    nodes: int = 1,
+    strategy: str = "ddp",
 ) -> str:
     """The shell command the Train form stands for (gr.api needs named parameters)."""
     return form_command(
-        stage, preset, finetune, export_id, data_path, model, output_dir, hyperparameters, resume, register_as
+        stage,
+        preset,
+        finetune,
+        export_id,
+        data_path,
+        model,
+        output_dir,
+        hyperparameters,
+        resume,
+        register_as,
+        runner,
+        processes,
+        nodes,
+        strategy,
     )

@@ -40,8 +40,9 @@ def app(tmp_path_factory):
 
 
 def _train_command_values(hyperparameters: str) -> list:
-    """train_command's arguments: stage, preset, finetune, export, data, model, output dir, YAML, …"""
-    return ["sft", "tiny-cpu", None, None, None, None, None, hyperparameters, False, None]
+    """train_command's arguments: stage, preset, finetune, export, data, model, output dir, YAML, …,
+    then the launch fields (runner, processes per node, nodes, strategy)."""
+    return ["sft", "tiny-cpu", None, None, None, None, None, hyperparameters, False, None, "local", 1, 1, "ddp"]
 
 
 def test_train_command_alias_bomb_is_refused_fast_and_small(app):
