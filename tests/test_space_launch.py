@@ -295,6 +295,7 @@ def test_browser_anonymous_visitor_sees_estimate_and_runs_arena(space, browser):
         assert SECRET not in page.content()
         # an anonymous visitor is shown what they may use: Arena and Start, no Review or admin tab
         expect(page.get_by_role("tab", name="Start")).to_be_visible()
+        expect(page.get_by_role("tab", name="Leaderboard")).to_be_visible()
         for hidden in ("Review", "Data", "Train", "Backups"):
             expect(page.get_by_role("tab", name=hidden)).to_have_count(0)
     finally:

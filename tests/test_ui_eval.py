@@ -129,6 +129,14 @@ def test_outputs_say_how_to_reproduce_and_leaderboard_lists_the_run(admin, finis
     assert outputs["chart"].count('class="rr-bar"') == 2 * runs_shown and RUN_NAME in outputs["chart"]
     best = leaderboard(engine, dataset=MINI_TASK)
     assert [r.final for r in best] == sorted((r.final for r in best), reverse=True)
+    # the public Leaderboard tab shows the same run to anyone, annotators included, and draws its charts
+    url, _ = review_app
+    public_board, public_chart, public_frontier = Client(url, auth=("rev", PASSWORD), verbose=False).predict(
+        api_name="/leaderboard"
+    )
+    shown = [dict(zip(public_board["headers"], r)) for r in public_board["data"]]
+    assert [r["nDCG@10"] for r in shown if r["job"] == job_id] == [table["nDCG@10"]]
+    assert public_chart.count('class="rr-bar"') == 2 * runs_shown and "rr-chart" in public_frontier
 
 
 def test_annotators_cannot_start_and_failed_jobs_are_not_recorded(review_app, data_dir, admin):

@@ -10,7 +10,7 @@ import os
 
 from db.engine import get_engine, init_db
 
-EXPECTED = ["Arena", "Start", "Review", "Agreement (admin)", "Synthesize", "Data", "Train", "Eval"]
+EXPECTED = ["Arena", "Start", "Review", "Agreement (admin)", "Synthesize", "Data", "Train", "Eval", "Leaderboard"]
 
 
 def test_every_tab_is_in_one_tab_bar_in_order(tmp_path):

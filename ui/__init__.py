@@ -70,7 +70,7 @@ def build_app(engine=None):
             arena.build(engine)  # the first tab: rerankers side by side (its registry panel: admins)
             home.build()
         if engine is not None:
-            from ui import agreement, data, evaluate, review, synth, train
+            from ui import agreement, data, evaluate, leaderboard, review, synth, train
 
             with auth.handlers_for(demo, auth.SIGNED_IN):
                 review.build(engine)
@@ -84,6 +84,8 @@ def build_app(engine=None):
                     from ui import space_backup
 
                     space_backup.build(engine)  # snapshots and pushes to a private Hub dataset
+            with auth.handlers_for(demo, auth.PUBLIC):
+                leaderboard.build(engine)  # read-only, for everyone (a Space's anonymous visitors too)
             _admin_tabs_for_admins(demo, engine)
     for block_fn in demo.fns.values():
         if getattr(block_fn, "rr_scope", None) == auth.SIGNED_IN and block_fn.concurrency_limit == "default":

@@ -231,9 +231,11 @@ def _cost(row, name: str, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def leaderboard_frame(engine: Engine) -> pd.DataFrame:
-    """Every recorded run × dataset, best nDCG@10 first (finished jobs not yet recorded are added)."""
-    sync_eval_runs(engine)
+def leaderboard_frame(engine: Engine, sync: bool = True) -> pd.DataFrame:
+    """Every recorded run × dataset, best nDCG@10 first; with `sync`, finished jobs not yet
+    recorded are added first (a write: admins only, so the public Leaderboard tab reads without)."""
+    if sync:
+        sync_eval_runs(engine)
     data = [
         [
             i,

@@ -7,8 +7,8 @@ import pytest
 from browser_fixtures import ARTIFACTS, browser, login, needs_chromium  # noqa: F401
 from running_app import ANNOTATOR, PASSWORD, cli, start_app
 
-ALL_TABS = ["Arena", "Start", "Review", "Agreement (admin)", "Synthesize", "Data", "Train", "Eval"]
-ANNOTATOR_TABS = ["Arena", "Start", "Review"]
+ALL_TABS = ["Arena", "Start", "Review", "Agreement (admin)", "Synthesize", "Data", "Train", "Eval", "Leaderboard"]
+ANNOTATOR_TABS = ["Arena", "Start", "Review", "Leaderboard"]
 
 
 @pytest.fixture(scope="module")

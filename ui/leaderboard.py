@@ -1,0 +1,32 @@
+"""Leaderboard tab: every recorded eval run, best nDCG@10 first, with its comparison and
+quality-cost charts. Public: on a Space anonymous visitors see it beside the Arena. It only reads
+(the Eval tab, for admins, records finished runs)."""
+
+from __future__ import annotations
+
+import gradio as gr
+from gradio.context import Context
+from sqlalchemy import Engine
+
+from ui.auth import public
+from ui.evaluate import LEADERBOARD_COLUMNS, comparison_chart, frontier_chart, leaderboard_frame
+
+
+def leaderboard_view(engine: Engine) -> tuple:
+    """(board, comparison chart, frontier chart) as recorded now."""
+    return leaderboard_frame(engine, sync=False), comparison_chart(engine), frontier_chart(engine)
+
+
+def build(engine: Engine) -> None:
+    with gr.Tab("Leaderboard", id="leaderboard"):
+        gr.Markdown(
+            "Every recorded evaluation run, best nDCG@10 first: the reranker and its method, the first "
+            "stage it reranked, and what it cost per query. Runs are started from the Eval tab (admins)."
+        )
+        board = gr.Dataframe(None, headers=LEADERBOARD_COLUMNS, interactive=False, elem_id="rr-lb-board")
+        chart = gr.HTML(elem_id="rr-lb-chart")
+        frontier = gr.HTML(elem_id="rr-lb-frontier")
+        refresh = gr.Button("Refresh", size="sm", elem_id="rr-lb-refresh")
+    outputs = [board, chart, frontier]
+    Context.root_block.load(public(lambda: leaderboard_view(engine)), None, outputs, api_visibility="private")
+    refresh.click(public(lambda: leaderboard_view(engine)), None, outputs, api_name="leaderboard")
