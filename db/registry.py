@@ -48,11 +48,20 @@ def add_reranker(
     job_id: int | None = None,
     lineage: dict[str, Any] | None = None,
     replace: bool = False,
+    next_free_name: bool = False,
 ) -> Reranker:
-    """Register a reranker under a unique name (`replace` overwrites one of the same name)."""
+    """Register a reranker under a unique name (`replace` overwrites one of the same name;
+    `next_free_name` takes `name-2`, `name-3`, … instead, chosen inside the write transaction so
+    two jobs finishing at once cannot both pick the same name)."""
     options = dict(options or {})
     _check(name, backend, options, source)
     with write_session(engine) as session:
+        if next_free_name:
+            taken = set(session.exec(select(Reranker.name).where(Reranker.name.startswith(name))))
+            wanted, n = name, 1
+            while name in taken:
+                n += 1
+                name = f"{wanted}-{n}"
         row = session.exec(select(Reranker).where(Reranker.name == name)).first()
         if row is not None and not replace:
             raise InputError(f"a reranker named {name!r} already exists")

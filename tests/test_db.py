@@ -306,3 +306,16 @@ def test_item_view_has_what_the_review_screen_shows(engine):
     assert view.reasoning == "[3] is on topic" and view.source == "teacher" and view.model == "teacher-x"
     assert view.consistency == pytest.approx(1.0) and view.kept
     assert (view.required_reviews, view.reviews_done, view.my_decision) == (1, 0, None)
+
+
+def test_trained_models_get_the_next_free_name_in_one_transaction(engine):
+    """Two jobs that finish at once may ask for the same name: the second gets `name-2`, and a
+    plain add of a taken name is still refused."""
+    from db.registry import add_reranker
+
+    first = add_reranker(engine, "sft-run", "transformers", "m1", source="trained", next_free_name=True)
+    second = add_reranker(engine, "sft-run", "transformers", "m2", source="trained", next_free_name=True)
+    third = add_reranker(engine, "sft-run", "transformers", "m3", source="trained", next_free_name=True)
+    assert (first.name, second.name, third.name) == ("sft-run", "sft-run-2", "sft-run-3")
+    with pytest.raises(InputError, match="already exists"):
+        add_reranker(engine, "sft-run", "transformers", "m4", source="trained")

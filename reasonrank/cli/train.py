@@ -202,17 +202,6 @@ def _export_path(engine, data: str) -> tuple[str, int]:
     return export.path, export.id
 
 
-def _free_name(engine, wanted: str) -> str:
-    from db.registry import list_rerankers
-
-    taken = {row.name for row in list_rerankers(engine)}
-    name, n = wanted, 1
-    while name in taken:
-        n += 1
-        name = f"{wanted}-{n}"
-    return name
-
-
 def register_model(
     engine, result, config: TrainConfig, export_id: int | None, job_id: int | None, where: dict | None = None
 ):
@@ -220,7 +209,7 @@ def register_model(
     `where` (runner, cluster) goes into the lineage of a model that lives on a remote runner."""
     from db.registry import add_reranker
 
-    name = _free_name(engine, config.register_as or f"{result.stage}-{Path(result.output_dir).name}")
+    name = config.register_as or f"{result.stage}-{Path(result.output_dir).name}"
     options = {"adapter": result.model_dir} if result.adapter else {}
     model = result.base_model if result.adapter else result.model_dir
     lineage = {
@@ -231,7 +220,17 @@ def register_model(
         "output_dir": result.output_dir,
         **(where or {}),
     }
-    return add_reranker(engine, name, "transformers", model, options, source="trained", job_id=job_id, lineage=lineage)
+    return add_reranker(
+        engine,
+        name,
+        "transformers",
+        model,
+        options,
+        source="trained",
+        job_id=job_id,
+        lineage=lineage,
+        next_free_name=True,
+    )
 
 
 def run_train(config: TrainConfig):
