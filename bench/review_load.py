@@ -4,7 +4,7 @@ The real app (`python app.py`) serves a fresh SQLite store holding DL19-based la
 same items as bench/review_db.py). Each simulated annotator logs in through Gradio's /login and
 loops: next item (the `next_item` endpoint), then accept it (`accept`), each call sent through
 the queue exactly as gradio_client sends it (POST /gradio_api/queue/join, then the SSE stream
-until process_completed). Latency is measured per call from the POST to the completion message.
+until process_completed), one session hash per annotator as a browser tab keeps. Latency is measured per call from the POST to the completion message.
 Where the machine has two cores or more, the app runs on one and this load generator on the
 others.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import socket
 import statistics
@@ -62,13 +63,18 @@ def prepare(data: Path, items: int, users: int) -> None:
     engine.dispose()
 
 
-def start_app(data: Path, cpus: set[int] | None) -> tuple[subprocess.Popen, str]:
+def start_app(data: Path, cpus: set[int] | None, floor: str = "", users: int = 0) -> tuple[subprocess.Popen, str]:
+    """Serve the real app on `data`, or (floor "direct"/"queued") the do-nothing app of the same
+    shape for `users` annotators."""
     port = _free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
     env.update(REASONRANK_DATA=str(data), PYTHONPATH=str(ROOT))
     env.pop("REASONRANK_DB", None)
+    command = [sys.executable, "app.py"]
+    if floor:
+        command = [sys.executable, str(ROOT / "bench" / "gradio_floor_app.py"), str(port), str(users), PASSWORD, floor]
     proc = subprocess.Popen(
-        [sys.executable, "app.py"],
+        command,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -87,21 +93,34 @@ def start_app(data: Path, cpus: set[int] | None) -> tuple[subprocess.Popen, str]
 
 
 class Annotator:
-    """One logged-in user calling endpoints by fn index through the queue."""
+    """One logged-in user calling endpoints by fn index, the way the page's own client does."""
 
     def __init__(self, url: str, name: str) -> None:
         self.client = httpx.Client(base_url=url, timeout=60)
         reply = self.client.post("/login", data={"username": name, "password": PASSWORD})
         reply.raise_for_status()
         config = self.client.get("/config").json()
-        by_name = {d.get("api_name"): d["id"] for d in config["dependencies"]}
+        by_name = {d.get("api_name"): d for d in config["dependencies"]}
         self.next_fn, self.accept_fn = by_name["next_item"], by_name["accept"]
+        # One session per annotator, as one browser tab (or one gradio_client.Client) has: Gradio
+        # builds a session's state from every block's config on its first event, once per page.
+        self.session = uuid.uuid4().hex
 
-    def call(self, fn_index: int, data: list) -> dict:
-        session = uuid.uuid4().hex
-        body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    def call(self, dependency: dict, data: list) -> dict:
+        body = {
+            "data": data,
+            "fn_index": dependency["id"],
+            "session_hash": self.session,
+            "event_data": None,
+            "trigger_id": None,
+        }
+        if dependency.get("queue") is False:
+            # An event outside the queue: the page POSTs it and reads the answer from the reply.
+            reply = self.client.post("/gradio_api/run/predict", json=body)
+            output = reply.json()
+            return {"success": reply.status_code == 200 and "error" not in output, "output": output}
         self.client.post("/gradio_api/queue/join", json=body).raise_for_status()
-        with self.client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+        with self.client.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
             for line in stream.iter_lines():
                 if line.startswith("data:"):
                     message = json.loads(line[5:])
@@ -110,7 +129,7 @@ class Annotator:
         raise RuntimeError("stream ended without completion")
 
 
-def run_level(url: str, count: int, seconds: float) -> dict:
+def run_level(url: str, count: int, seconds: float, think: float = 0.0) -> dict:
     annotators = [Annotator(url, f"ann{i}") for i in range(count)]
     next_ms: list[float] = []
     save_ms: list[float] = []
@@ -122,6 +141,9 @@ def run_level(url: str, count: int, seconds: float) -> dict:
     def work(annotator: Annotator) -> None:
         nonlocal saves
         while time.monotonic() < deadline:
+            # reading the item before asking for the next one; jittered so annotators drift apart
+            # as people do instead of arriving in lock-step
+            time.sleep(think * random.uniform(0.5, 1.5))
             start = time.perf_counter()
             shown = annotator.call(annotator.next_fn, [DATASET, "pending", "", 0.0, 1.0])
             took = (time.perf_counter() - start) * 1000
@@ -157,39 +179,58 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
+def report(label: str, url: str, levels: list[int], seconds: float, think: float) -> None:
+    print(label)
+    print(f"{'N':>3} {'next p50':>9} {'next p95':>9} {'save p50':>9} {'save p95':>9} {'saves/s':>8} {'errors':>6}")
+    for count in levels:
+        result = run_level(url, count, seconds, think)
+        print(
+            f"{count:>3} {pct(result['next'], 50):>7.0f}ms {pct(result['next'], 95):>7.0f}ms "
+            f"{pct(result['save'], 50):>7.0f}ms {pct(result['save'], 95):>7.0f}ms "
+            f"{result['saves'] / result['elapsed']:>8.1f} {len(result['errors']):>6}"
+        )
+        for error in result["errors"][:3]:
+            print(f"    {error}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotators", type=int, nargs="+", default=[1, 5, 20])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--items", type=int, default=3000)
+    parser.add_argument(
+        "--think",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="mean seconds each annotator spends on an item, jittered ±50%% (one table each)",
+    )
+    parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing Gradio apps of the same shape")
     args = parser.parse_args(argv)
     cores = sorted(os.sched_getaffinity(0))
     app_cpus = {cores[0]} if len(cores) >= 2 else None
     if app_cpus:
         os.sched_setaffinity(0, set(cores[1:]))
+    print(f"app on cpu {sorted(app_cpus) if app_cpus else 'any'}, load generator on {cores[1:] or 'the same'}")
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
         prepare(data, args.items, max(args.annotators))
-        proc, url = start_app(data, app_cpus)
-        try:
-            print(f"app on cpu {sorted(app_cpus) if app_cpus else 'any'}, load generator on {cores[1:] or 'the same'}")
-            print(
-                f"{'N':>3} {'next p50':>9} {'next p95':>9} {'save p50':>9} {'save p95':>9} {'saves/s':>8} {'errors':>6}"
-            )
-            for count in args.annotators:
-                result = run_level(url, count, args.seconds)
-                print(
-                    f"{count:>3} {pct(result['next'], 50):>7.0f}ms {pct(result['next'], 95):>7.0f}ms "
-                    f"{pct(result['save'], 50):>7.0f}ms {pct(result['save'], 95):>7.0f}ms "
-                    f"{result['saves'] / result['elapsed']:>8.1f} {len(result['errors']):>6}"
-                )
-                for error in result["errors"][:3]:
-                    print(f"    {error}")
-            print(f"goal: next and save p95 <= {GOAL_P95_MS:.0f} ms at 20 annotators")
-        finally:
-            proc.terminate()
-            proc.wait(15)
+        targets = [("the app", "")]
+        if not args.no_floor:
+            targets += [
+                ("Gradio's floor, outside the queue", "direct"),
+                ("Gradio's floor, queued (16 at once)", "queued"),
+            ]
+        for name, floor in targets:
+            proc, url = start_app(data, app_cpus, floor, max(args.annotators))
+            try:
+                for think in args.think:
+                    report(f"{name}, {think:g} s per item between calls:", url, args.annotators, args.seconds, think)
+            finally:
+                proc.terminate()
+                proc.wait(15)
+    print(f"goal: next and save p95 <= {GOAL_P95_MS:.0f} ms at 20 annotators")
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,6 +26,8 @@ BUSY_TIMEOUT_S = 5.0
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _BEGIN_OPTION = "reasonrank_sqlite_begin"
 _MIGRATING = threading.Lock()
+_WRITE_LOCKS: dict[str, threading.RLock] = {}  # SQLite file -> this process's writer lock
+_WRITE_LOCKS_GUARD = threading.Lock()
 _MIGRATION_LOCK = 0x7265_6173  # any fixed bigint: the advisory lock that serialises migrations
 CHUNK = 2000  # values per IN (...) list: far below SQLite's bound-parameter limit
 SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
@@ -104,8 +106,14 @@ def is_sqlite(engine: Engine) -> bool:
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction holds the write lock from its first statement (SQLite) and
-    commits on success, rolls back on any exception."""
-    with Session(_writer(engine), expire_on_commit=False) as session, session.begin():
+    commits on success, rolls back on any exception.
+
+    On SQLite, writers of one process also queue on a lock of their own before BEGIN IMMEDIATE:
+    SQLite's busy handler waits by sleeping in growing steps (up to 100 ms each), so threads
+    racing for the file's write lock would pay those sleeps as tail latency; a thread lock hands
+    over at once. Other processes (CLI, jobs) still meet the busy timeout.
+    """
+    with _process_write_lock(engine), Session(_writer(engine), expire_on_commit=False) as session, session.begin():
         yield session
 
 
@@ -125,6 +133,14 @@ def chunks(values: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
 def utcnow() -> datetime:
     """Aware UTC time, what SQLModel's UTCDateTime columns require on both engines."""
     return datetime.now(timezone.utc)
+
+
+def _process_write_lock(engine: Engine) -> threading.RLock | nullcontext:
+    """The lock this process's writers to one SQLite file share (none for other databases)."""
+    if not is_sqlite(engine):
+        return nullcontext()
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(str(engine.url.database), threading.RLock())
 
 
 def _writer(engine: Engine) -> Engine:

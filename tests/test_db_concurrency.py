@@ -94,3 +94,39 @@ def test_two_reviewers_saving_the_same_item_one_wins_nothing_overwritten(engine)
         with read_session(engine) as session:
             rows = session.scalars(select(Review).where(Review.item_id == view.item_id)).all()
         assert [(r.decision, r.ranking) for r in rows] == [("fix", orders[winners[0]])]
+
+
+def test_writers_of_one_process_take_turns_without_the_busy_timeout(tmp_path, monkeypatch):
+    """Threads of one process queue on the process's writer lock, so even a busy timeout far
+    shorter than a transaction never fails one of them with "database is locked"."""
+    from sqlalchemy import text
+
+    import db.engine as engine_module
+    from db.engine import get_engine, write_session
+
+    monkeypatch.setattr(engine_module, "BUSY_TIMEOUT_S", 0.001)
+    db = get_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    with write_session(db) as session:
+        session.execute(text("CREATE TABLE counter (n INTEGER)"))
+        session.execute(text("INSERT INTO counter VALUES (0)"))
+    errors: list[BaseException] = []
+
+    def add(times: int) -> None:
+        for _ in range(times):
+            try:
+                with write_session(db) as session:
+                    value = session.execute(text("SELECT n FROM counter")).scalar_one()
+                    time.sleep(0.002)  # hold the write lock far longer than the busy timeout
+                    session.execute(text("UPDATE counter SET n = :n"), {"n": value + 1})
+            except BaseException as exc:  # collected: a thread's exception would vanish
+                errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(10,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with write_session(db) as session:
+        assert session.execute(text("SELECT n FROM counter")).scalar_one() == 80
+    db.dispose()

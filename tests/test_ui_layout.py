@@ -27,3 +27,19 @@ def test_every_tab_is_in_one_tab_bar_in_order(tmp_path):
     assert [tab.label for tab in top] == EXPECTED
     assert len({id(tab.parent) for tab in top}) == 1
     engine.dispose()
+
+
+def test_review_handlers_run_outside_the_queue_and_model_work_inside_it(tmp_path):
+    """Review's database-bound handlers skip Gradio's queue (docs/benchmarks.md: its round trips
+    cost more than the work); anything that runs a model stays queued."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from ui import build_app
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'queue.db'}")
+    init_db(engine)
+    by_name = {fn.api_name: fn for fn in build_app(engine).fns.values() if fn.api_name}
+    for review_endpoint in ("next_item", "open_item", "accept", "fix", "reject", "skip"):
+        assert by_name[review_endpoint].queue is False, review_endpoint
+    for model_endpoint in ("arena_run", "train_start", "eval_start"):
+        assert by_name[model_endpoint].queue is True, model_endpoint
+    engine.dispose()

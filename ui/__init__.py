@@ -21,11 +21,13 @@ ADMIN_PANELS = ("reg-panel",)  # the Arena's registry panel (adding and removing
 #: app runs without password auth).
 SIGNED_IN_TABS = ("review",)
 
-#: Review handlers run this many at once (Gradio's default is 1 per event, which queued every
-#: annotator behind one another). They only touch the database: SQLite WAL readers never wait,
-#: writers take BEGIN IMMEDIATE in turn, and each call holds the lock for milliseconds.
-#: Model-bound handlers keep their own small limits (the Arena's run: 4).
-REVIEW_CONCURRENCY = 16
+# Review handlers run outside Gradio's queue: they only touch the database for milliseconds
+# (SQLite WAL readers never wait; in-process writers queue on a lock, then BEGIN IMMEDIATE), so
+# the queue's join-then-stream round trips and its per-event concurrency limit (1 by default,
+# which put every annotator behind one another) cost more than the work itself
+# (docs/benchmarks.md#review-through-the-app-under-load). They then run in the server's worker
+# threads like any HTTP handler. Model-bound handlers stay queued with small limits (the Arena's
+# run: 4).
 
 
 def launch_options() -> dict:
@@ -88,8 +90,8 @@ def build_app(engine=None):
                 leaderboard.build(engine)  # read-only, for everyone (a Space's anonymous visitors too)
             _admin_tabs_for_admins(demo, engine)
     for block_fn in demo.fns.values():
-        if getattr(block_fn, "rr_scope", None) == auth.SIGNED_IN and block_fn.concurrency_limit == "default":
-            block_fn.concurrency_limit = REVIEW_CONCURRENCY
+        if getattr(block_fn, "rr_scope", None) == auth.SIGNED_IN:
+            block_fn.queue = False
     auth.enforce(demo, engine)
     return demo
 
