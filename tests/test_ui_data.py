@@ -145,8 +145,9 @@ def test_export_after_review_downloads_the_reported_file(admin, review_app, labe
     assert hashlib.sha256(content).hexdigest() == details["sha256"]
     rows = history["data"] if isinstance(history, dict) else history
     assert rows[0][1] == "datatab-rl" and rows[0][4] == details["sha256"] and rows[0][6] == ADMIN
-    with pytest.raises(Exception, match="already exists"):
-        _export(admin, "rl", "datatab-rl", DATASET, ["accepted", "fixed"])
+    again = _export(admin, "rl", "datatab-rl", DATASET, ["accepted", "fixed"])
+    assert again["message"].startswith("⚠️") and "already exists" in again["message"]
+    assert hashlib.sha256(Path(details["written_to"]).read_bytes()).hexdigest() == details["sha256"]  # untouched
 
 
 def test_annotator_is_refused(review_app, labels_file, data_dir):

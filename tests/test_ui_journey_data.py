@@ -104,3 +104,17 @@ def test_agreement_version_is_empty_until_an_item_is_opened(page):
     page.locator("#rr-agree-settle").click()
     expect(page.locator("#rr-agree-message")).to_contain_text("open an item first")
     page.screenshot(path=str(ARTIFACTS / "agreement-empty-version.png"), full_page=True)
+
+
+def test_a_form_that_cannot_run_says_why_without_error_badges(page):
+    """Write export without a name, and import without a file: each says why in its message and
+    no output of the form is marked with Gradio's "Error" badge."""
+    from playwright.sync_api import expect
+
+    page.locator("#rr-export").click()
+    expect(page.locator("#rr-export-msg")).to_contain_text("⚠️ give the export a name")
+    page.locator("#rr-import").click()
+    expect(page.locator("#rr-import-msg")).to_contain_text("⚠️ upload a file to import first")
+    page.wait_for_timeout(500)  # a badge would appear with the message
+    assert page.locator(".wrap span.error").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "data-refusals-no-badges.png"), full_page=True)

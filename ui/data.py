@@ -37,6 +37,7 @@ from reasonrank.io import InputError
 from ui.auth import require_admin
 from ui.downloads import download_copy
 from ui.form import form_float, form_int, form_text, number_box
+from ui.render import md_text
 
 EXPORT_COLUMNS = ["id", "name", "format", "rows", "sha256", "path", "created by", "created at"]
 SUMMARY_FIELDS = (
@@ -192,12 +193,12 @@ def import_file(engine: Engine, panel: ImportPanel, values: list, request) -> di
     require_admin(engine, request)
     path, *_, candidates, qrels = values
     if not path:
-        raise gr.Error("upload a file to import first")
+        return _refusal(panel.message, "upload a file to import first")
     try:
         config = import_config(*values)
         outcome = run_import(config, engine)
     except InputError as exc:
-        raise gr.Error(_user_names(str(exc), path, candidates, qrels)) from exc
+        return _refusal(panel.message, _user_names(str(exc), path, candidates, qrels))
     command = shown_import_command(config)
     if outcome.issues:
         issues = [_user_names(issue, path, candidates, qrels) for issue in outcome.issues]
@@ -211,6 +212,12 @@ def import_file(engine: Engine, panel: ImportPanel, values: list, request) -> di
     counts = {"datasets": summary.datasets, **{key: getattr(summary, key) for key in SUMMARY_FIELDS}}
     message = describe_import(config, summary).replace(str(path), upload_name(path))
     return {panel.command: command, panel.message: "✅ " + message, panel.issues: "", panel.summary: counts}
+
+
+def _refusal(message: gr.Markdown, reason: str) -> dict:
+    """A form that cannot run says why in its message and leaves every other output as it was
+    (a raised gr.Error would also mark each output of the event with an "Error" badge)."""
+    return {message: f"⚠️ {md_text(reason)}"}
 
 
 def _user_names(text: str, *paths: str | None) -> str:
@@ -240,7 +247,7 @@ def write_export(engine: Engine, panel: ExportPanel, values: list, request) -> d
             raise InputError("give the export a name")
         outcome = run_export(config, engine, created_by=admin)
     except (InputError, ValueError) as exc:
-        raise gr.Error(str(exc)) from exc
+        return _refusal(panel.message, str(exc))
     file = outcome.file
     # not "path": gradio_client would take a dict with a "path" key for a file to download
     details = {"written_to": str(file.path), "count": file.count, "sha256": file.sha256, "skipped": outcome.skipped}
