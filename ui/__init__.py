@@ -92,6 +92,9 @@ def build_app(engine=None):
     for block_fn in demo.fns.values():
         if getattr(block_fn, "rr_scope", None) == auth.SIGNED_IN:
             block_fn.queue = False
+    # Queued functions are reachable only through the queue, so its concurrency limits hold for
+    # raw HTTP callers too (Gradio opens the direct /run route to every function off Spaces).
+    demo.api_open = False
     auth.enforce(demo, engine)
     return demo
 

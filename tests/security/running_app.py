@@ -147,6 +147,17 @@ def call(client: httpx.Client, fn_index: int, data: list, timeout: float = 60) -
     return last or {"success": False, "output": {"error": "stream closed"}}
 
 
+def call_direct(client: httpx.Client, fn_index: int, data: list, timeout: float = 60) -> dict:
+    """Call function `fn_index` by a raw POST to /gradio_api/run/predict, the route the page uses
+    for events outside the queue (Gradio answers 404 there for queued ones)."""
+    body = {"data": data, "fn_index": fn_index, "session_hash": uuid.uuid4().hex, "event_data": None}
+    reply = client.post("/gradio_api/run/predict", json=body, timeout=timeout)
+    if reply.status_code not in (200, 500):
+        return {"http_status": reply.status_code, "success": False, "output": {"error": reply.text}}
+    output = reply.json()
+    return {"success": reply.status_code == 200 and "error" not in output, "output": output}
+
+
 def initial_inputs(config: dict, dependency: dict) -> list:
     """The values the page would send for a dependency's inputs: each component's initial value."""
     components = {c["id"]: c for c in config["components"]}

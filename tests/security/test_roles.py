@@ -1,12 +1,13 @@
 """Finding 4: default deny. Every function of the app (named or not, reachable by fn index through
-the queue as gradio_client or a raw POST sends it) is called anonymously and as an annotator;
+the queue as gradio_client or a raw POST sends it, or by the direct /run route) is called
+anonymously and as an annotator;
 everything not meant for that role is refused before it runs. Also: admin tabs are hidden from
 annotators and the refusal says what was refused."""
 
 from __future__ import annotations
 
 import pytest
-from running_app import ANNOTATOR, PASSWORD, app_config, call, cli, initial_inputs, start_app
+from running_app import ANNOTATOR, PASSWORD, app_config, call, call_direct, cli, initial_inputs, start_app
 
 ADMIN_TABS = {"agreement", "synth", "data", "train", "eval"}
 ANNOTATOR_APIS = {"fix_ranking"}  # gr.api endpoints (no component in a tab) meant for every reviewer
@@ -98,6 +99,32 @@ def test_every_function_refuses_who_it_is_not_for(app):
     assert {"next_item", "accept", "fix_ranking", "arena_run"} <= set(allowed)
     assert {"train_command", "eval_results", "eval_refresh", "eval_job_view", "synth_job_view"} <= set(refused)
     assert {"import_command", "export_command", "synth_command", "eval_command"} <= set(refused)
+
+
+def test_the_direct_route_refuses_who_it_is_not_for(app):
+    """The same enumeration by raw POST to /run/predict, the route of events outside the queue
+    (the Review handlers): queued functions are not reachable there at all, and no admin-only
+    function runs for an annotator."""
+    annotator, anonymous = app.annotator(), app.client()
+    config = app_config(annotator)
+    places = _places(config)
+    direct = []
+    for dependency in [d for d in config["dependencies"] if d.get("backend_fn", True)]:
+        values = initial_inputs(config, dependency)
+        blocked = call_direct(anonymous, dependency["id"], values)
+        assert blocked.get("http_status") in (401, 403), (dependency["api_name"], blocked)
+        done = call_direct(annotator, dependency["id"], values)
+        if dependency.get("queue") is not False:
+            assert done.get("http_status") == 404, (dependency["api_name"], done)
+            continue
+        direct.append(dependency["api_name"])
+        error = str((done.get("output") or {}).get("error") or "")
+        if _admin_only(dependency, config, places):
+            assert not done["success"] and "admins only" in error, (dependency["api_name"], done)
+    assert {"next_item", "accept", "fix", "reject", "skip", "open_item"} <= set(direct)
+    next_dependency = next(d for d in config["dependencies"] if d["api_name"] == "next_item")
+    served = call_direct(annotator, next_dependency["id"], initial_inputs(config, next_dependency))
+    assert served["success"] and served["output"]["data"][0] is not None, served  # an item id
 
 
 def test_admin_tabs_are_hidden_from_annotators_and_shown_to_admins(app):
