@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from db.engine import read_session, write_session
 from db.models import Reranker
-from reasonrank.arena import ARENA_KINDS, RerankerSpec
+from reasonrank.arena_specs import ARENA_KINDS, RerankerSpec
 from reasonrank.io import InputError
 
 RERANKER_BACKENDS = ARENA_KINDS  # what the Arena and Eval can run

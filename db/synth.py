@@ -5,7 +5,7 @@ configuration that wrote it (model, prompt, decoding), not its content. The (ite
 unique constraint then holds at most one label per item and teacher configuration, so a rerun
 skips what is done, a run killed with SIGKILL loses only the requests in flight (each stored
 label was its own committed transaction), and two runs racing on one item store one label.
-(Imported labels keep content fingerprints, see db.importer; the two never collide, the
+(Imported labels keep content fingerprints, see db.label_rows; the two never collide, the
 synthesized ones are hashed under a "synth" key.)
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.engine import chunks, read_session, utcnow, write_session
 from db.exports import passages_for
-from db.importer import BACK_TO_REVIEW, label_row
+from db.label_rows import BACK_TO_REVIEW, label_row
 from db.models import ITEM_STATUSES, Dataset, Item, Label, Query
 from reasonrank.io import InputError
 from reasonrank.types import CandidateList

@@ -37,7 +37,7 @@ _EXPORTS = {
     "format_reward": "reasonrank.metrics",
     "read_candidate_file": "reasonrank.io",
     "read_qrels": "reasonrank.io",
-    "InputError": "reasonrank.io",
+    "InputError": "reasonrank.errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from reasonrank.arena import RerankerSpec
+from reasonrank.arena_specs import RerankerSpec
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.io import InputError
 

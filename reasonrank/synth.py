@@ -233,7 +233,7 @@ def _requests(task: SynthTask, options: SynthOptions, tokenizer: Any) -> list[li
 async def _label_one(
     complete: Complete, task: SynthTask, requests: list[list[Message]], options: SynthOptions
 ) -> SynthOutcome:
-    from reasonrank.backends.openai import RetriesExhausted
+    from reasonrank.backends.openai_retry import RetriesExhausted
 
     try:  # a failed request cancels its sibling
         completions = await all_or_first_failure(complete(messages) for messages in requests)

@@ -10,13 +10,8 @@ import pytrec_eval
 from openai_server import Answer, OpenAIServer
 from scripted_backend import window_passages
 
-from reasonrank.arena import (
-    RerankerSpec,
-    bm25_ranking,
-    judged_metrics,
-    merged_ranking,
-    run_arena,
-)
+from reasonrank.arena import RerankerSpec, judged_metrics, run_arena
+from reasonrank.arena_lanes import bm25_ranking, merged_ranking
 from reasonrank.io import InputError
 from reasonrank.types import CandidateList, GenerationParams, Label
 from reasonrank.window import WindowConfig

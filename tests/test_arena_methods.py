@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from reasonrank.arena import RerankerSpec, lane_config, run_arena, with_method
+from reasonrank.arena import RerankerSpec, run_arena, with_method
+from reasonrank.arena_specs import lane_config
 from reasonrank.backends.pool import BackendPool
 from reasonrank.io import InputError
 from reasonrank.methods.rank_r1 import heap_sort

@@ -12,7 +12,8 @@ import pytest
 import pytrec_eval
 
 from db.seed import SAMPLE
-from reasonrank.arena import RerankerSpec, judged_metrics, rel_level_for, run_arena
+from reasonrank.arena import RerankerSpec, judged_metrics, run_arena
+from reasonrank.arena_figures import rel_level_for
 from reasonrank.io import read_qrels, read_rank_llm_json, read_trec_run
 from reasonrank.replay import CALLS_FILE, find_recordings, load_recording, replay_ranking
 from reasonrank.types import CandidateList

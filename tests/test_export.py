@@ -11,6 +11,7 @@ import random
 import re
 
 import pytest
+from release_fixtures import build_release
 
 from reasonrank.export import (
     NO_REASONING,
@@ -34,7 +35,6 @@ from reasonrank.prompts import SYSTEM_PROMPT
 from reasonrank.types import CandidateList, Label, Message, Passage, Query
 from reasonrank.window import WindowConfig, rerank
 from tests.scripted_backend import ScriptedBackend
-from tests.test_imports import build_release
 
 ANSWER = re.compile(r"<think>(.*)</think>\n<answer>((?:\[\d+\](?: > )?)+)</answer>", re.DOTALL)
 

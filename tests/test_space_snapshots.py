@@ -113,10 +113,17 @@ def test_keeps_the_last_n_and_scheduler_runs(store, tmp_path):
 
 
 def test_restore_refuses_a_file_that_is_not_a_database(store, tmp_path):
+    """Refused before the copy: the live store keeps its reviews and keeps working."""
+    import_batch(store, make_batch([make_label(f"q{i}", DOCS) for i in range(3)]))
+    assert _review_next(store, "alice")
     bad = tmp_path / "reasonrank-bad.db"
     bad.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(InputError, match="not a SQLite database"):
         restore(bad, store)
+    with pytest.raises(InputError, match="not found"):
+        restore(tmp_path / "absent.db", store)
+    assert _reviews(store) == 1
+    assert _review_next(store, "bob") and _reviews(store) == 2
 
 
 class _Hub(http.server.BaseHTTPRequestHandler):

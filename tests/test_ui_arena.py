@@ -15,7 +15,7 @@ from scripted_backend import window_passages
 from ui_fixtures import ADMIN, PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.registry import add_reranker, list_rerankers
-from reasonrank.arena import bm25_ranking
+from reasonrank.arena_lanes import bm25_ranking
 from ui.arena import SAMPLES, chosen_list
 
 DL19 = next(iter(SAMPLES))

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from db.registry import add_reranker, list_rerankers, remove_reranker, reranker_spec
 from db.seed import SAMPLE
-from reasonrank.arena import BM25, LABELS, RECORDED, RerankerSpec
+from reasonrank.arena_specs import BM25, LABELS, RECORDED, RerankerSpec
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.backends.base import BackendConfig
 from reasonrank.declared import declared_specs

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reasonrank.arena import METRICS, Lane, judged_metrics, rel_level_for, relevance_note
+from reasonrank.arena_figures import METRICS, judged_metrics, rel_level_for, relevance_note
+from reasonrank.arena_state import Lane
 from reasonrank.evaluate import metric_label
 from reasonrank.types import CandidateList, WindowCall
 from ui.render import esc

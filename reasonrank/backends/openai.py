@@ -5,6 +5,7 @@ Retry-After, treat a malformed body as transient, and turn permanent failures (b
 model, wrong URL) into one-line `BackendError`s at once. So the SDK client runs with
 `max_retries=0`, and a fresh client and event loop serve each `generate` call, which lets the
 backend be used from plain sync code, from worker threads and from inside a running loop alike.
+The policy (what is transient, how long to wait) is `openai_retry`; the wire format `openai_wire`.
 The API key is read from the environment when a batch starts and is never stored or logged.
 """
 
@@ -12,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import importlib.util
 import logging
 import os
-import random
 import ssl
 import time
 from collections import Counter
@@ -27,6 +26,15 @@ from typing import Any, Protocol, TypeVar
 
 from reasonrank.aio import all_or_first_failure, within
 from reasonrank.backends.base import Backend, BackendConfig, BackendError, DeltaSink, TokenizerLike
+from reasonrank.backends.openai_retry import (
+    CONNECT_RETRIES,
+    RetriesExhausted,
+    Transient,
+    classify,
+    one_line,
+    retry_delay,
+    server_message,
+)
 from reasonrank.backends.openai_wire import post_chat, post_text, read_stream, to_completion, to_text_completion
 from reasonrank.redact import redact
 from reasonrank.types import Completion, GenerationParams, Message
@@ -43,18 +51,8 @@ class Complete(Protocol):
     def __call__(self, messages: list[Message], on_delta: DeltaSink | None = None, /) -> Awaitable[Completion]: ...
 
 
-#: first backoff delay in seconds; doubles per retry up to BACKOFF_CAP_S, then jittered.
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0
-#: a Retry-After longer than this is clipped, so a bogus header cannot stall a batch for hours.
-RETRY_AFTER_CAP_S = 120.0
-#: retries when nothing listens at all (connection refused): the usual causes are a wrong URL or
-#: a server still loading its model (minutes), so waiting longer only delays the message.
-CONNECT_RETRIES = 2
 #: seconds allowed for the GET /v1/models call that explains a 404.
 MODEL_LIST_TIMEOUT_S = 5.0
-#: HTTP statuses worth retrying: request timeout, conflict (lock), rate limit, server errors.
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 @dataclass
@@ -72,27 +70,6 @@ class OpenAIStats:
     @property
     def total_retries(self) -> int:
         return sum(self.retries.values())
-
-
-class _Transient(Exception):
-    """A failed attempt worth retrying: `kind` names it in the stats, `detail` in the message."""
-
-    def __init__(self, kind: str, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-        self.retry_after = retry_after
-
-
-class RetriesExhausted(BackendError):
-    """One request kept failing transiently (rate limit, 5xx, timeout, malformed body) until its
-    retries ran out. The server answers other requests, so a caller that works item by item
-    (teacher synthesis) records `kind` against the item and goes on; an unreachable server is
-    not this error but a plain BackendError, because no other request would get through."""
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 class OpenAIBackend(Backend):
@@ -252,8 +229,8 @@ class OpenAIBackend(Backend):
                 except BackendError:  # raised by `on_delta` (e.g. a viewer that stopped): not ours
                     raise
                 except Exception as exc:  # sorted below into transient / permanent
-                    failure = _classify(exc, self.config.timeout_s)
-                    if not isinstance(failure, _Transient):
+                    failure = classify(exc, self.config.timeout_s)
+                    if not isinstance(failure, Transient):
                         raise self._fail(await self._explain(client, failure)) from None
                     budget = CONNECT_RETRIES if failure.kind == "connect" else self.config.max_retries
                     if attempt >= min(budget, self.config.max_retries):
@@ -265,7 +242,7 @@ class OpenAIBackend(Backend):
                     self.stats.tokens_in += completion.tokens_in
                     self.stats.tokens_out += completion.tokens_out
                     return completion
-            delay = _retry_delay(attempt, failure.retry_after)
+            delay = retry_delay(attempt, failure.retry_after)
             attempt += 1
             self.stats.retries[failure.kind] += 1
             logger.warning(
@@ -298,7 +275,7 @@ class OpenAIBackend(Backend):
         self.stats.last_error = message
         return BackendError(message) if exhausted_kind is None else RetriesExhausted(message, exhausted_kind)
 
-    def _exhausted(self, failure: _Transient, attempts: int) -> str:
+    def _exhausted(self, failure: Transient, attempts: int) -> str:
         if failure.kind == "connect":
             return (
                 f"cannot connect to {self.url} ({failure.detail}) after {attempts} attempts; "
@@ -311,8 +288,8 @@ class OpenAIBackend(Backend):
         import openai
 
         if not isinstance(exc, openai.APIStatusError):
-            return f"request to {self.url} failed: {_one_line(repr(exc))}"
-        status, detail = exc.status_code, _server_message(exc)
+            return f"request to {self.url} failed: {one_line(repr(exc))}"
+        status, detail = exc.status_code, server_message(exc)
         if status == 401:
             key_state = "is set" if os.environ.get(self.config.api_key_env) else "is not set"
             return (
@@ -332,62 +309,6 @@ class OpenAIBackend(Backend):
         return f"server at {self.url} rejected the request (HTTP {status}: {detail})"
 
 
-def _classify(exc: Exception, timeout_s: float) -> _Transient | Exception:
-    """Return a `_Transient` for failures worth retrying, else `exc` itself (permanent)."""
-    import openai
-
-    if isinstance(exc, (TimeoutError, openai.APITimeoutError)):
-        return _Transient("timeout", f"no answer within {timeout_s:g}s")
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        if type(cause).__name__ == "ConnectError":
-            return _Transient("connect", _one_line(str(cause)) or "connection refused")
-        return _Transient("connection", f"connection failed ({_one_line(repr(cause))})")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        if status == 429:
-            return _Transient(
-                "rate_limit", f"HTTP 429: {_server_message(exc)}", _retry_after_seconds(exc.response.headers)
-            )
-        if status >= 500 or status in RETRYABLE_STATUS:
-            return _Transient(
-                "server_error", f"HTTP {status}: {_server_message(exc)}", _retry_after_seconds(exc.response.headers)
-            )
-        return exc
-    if isinstance(exc, (ValueError, AttributeError, TypeError, IndexError)):
-        # invalid JSON (JSONDecodeError is a ValueError) or JSON without the expected shape
-        return _Transient("malformed", f"malformed response ({_one_line(str(exc))})")
-    return exc
-
-
-def _retry_delay(attempt: int, retry_after: float | None) -> float:
-    """The server's Retry-After when given (plus up to 10% jitter), else jittered backoff."""
-    if retry_after is not None:
-        return min(retry_after, RETRY_AFTER_CAP_S) * random.uniform(1.0, 1.1)
-    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
-
-
-def _retry_after_seconds(headers: Any) -> float | None:
-    """Parse `retry-after-ms` or `retry-after` (seconds or an HTTP date) into seconds."""
-    if value := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 async def _served_models(client: Any) -> list[str] | None:
     """Model ids from GET /v1/models, or None when the listing itself fails (it is only a hint)."""
     import openai
@@ -399,18 +320,6 @@ async def _served_models(client: Any) -> list[str] | None:
         return None
 
 
-def _server_message(exc: Any) -> str:
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return _one_line(body["message"])
-    return _one_line(exc.message)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _load_tokenizer(name: str) -> TokenizerLike:
     """The model's tokenizer, so passages are truncated in model tokens as the paper does."""
     try:
@@ -420,7 +329,7 @@ def _load_tokenizer(name: str) -> TokenizerLike:
     try:
         return AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:
-        raise BackendError(f"cannot load tokenizer {name!r}: {_one_line(str(exc))}") from None
+        raise BackendError(f"cannot load tokenizer {name!r}: {one_line(str(exc))}") from None
 
 
 def _run_sync(coroutine: Coroutine[Any, Any, T]) -> T:

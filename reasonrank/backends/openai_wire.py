@@ -1,8 +1,9 @@
 """The chat-completions wire format for the OpenAI backend: posting a request, reading a reply
 and reading a stream of deltas, with reasoning taken from wherever the server puts it.
 
-Kept apart from the retry and error policy in `openai.py`: this is what changes when a server
-speaks a slightly different dialect (DeepSeek's `reasoning_content`, vLLM's `reasoning`).
+Kept apart from the retry policy (`openai_retry.py`) and the error messages (`openai.py`): this
+is what changes when a server speaks a slightly different dialect (DeepSeek's
+`reasoning_content`, vLLM's `reasoning`).
 """
 
 from __future__ import annotations

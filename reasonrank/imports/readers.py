@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from reasonrank.bounded import MAX_DOCUMENT_CHARS, MAX_LINE_CHARS, json_value
 from reasonrank.imports.issues import MISSING, IssueLog, json_type
-from reasonrank.io import MAX_DOCUMENT_CHARS, MAX_LINE_CHARS, json_value
 
 
 def read_lines(path: Path, issues: IssueLog) -> Iterator[tuple[int, str]]:

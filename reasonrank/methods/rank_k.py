@@ -28,18 +28,19 @@ window passages in steps of the stride (top 100, 20, 10).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from reasonrank.backends.base import Backend, TokenizerLike
+from reasonrank.backends.base import TokenizerLike
 from reasonrank.methods.base import Method, with_generation
 from reasonrank.methods.budget import Thinking
+from reasonrank.methods.listwise import sliding_window_runner
 from reasonrank.parse import ParsedRanking
-from reasonrank.types import CandidateList, Message, Passage, RankResult
+from reasonrank.types import Message, Passage
 
 if TYPE_CHECKING:
-    from reasonrank.window import WindowConfig
+    from reasonrank.window import ListwiseFormat, WindowConfig
 
 SOURCE = "github.com/hltcoe/rank-k@ecdf232f239e2d7baa1671aab123abc9c484b7f3"
 
@@ -118,22 +119,18 @@ def parse_ranking(response: str, window_len: int) -> ParsedRanking:
     return ParsedRanking(order + missing, reasons, None, line)
 
 
-def run(
-    lists: list[CandidateList],
-    backend: Backend,
-    config: WindowConfig,
-    on_step: Callable[[int, int], None] | None = None,
-) -> list[RankResult]:
-    from reasonrank.window import ListwiseFormat, sliding_window
+def window_format() -> ListwiseFormat:
+    """Rank-K's windows: its prompt and passage cut, the query as given, its tie-aware parser, no
+    ftfy pass over the prompt."""
+    from reasonrank.window import ListwiseFormat
 
-    fmt = ListwiseFormat(
+    return ListwiseFormat(
         build=build_messages,
         prepare_query=lambda text: text,
         prepare_passages=prepare_passages,
         parse=parse_ranking,
         fix_text=False,
     )
-    return sliding_window(lists, backend, config, on_step, fmt)
 
 
 def _defaults(config: WindowConfig) -> WindowConfig:
@@ -147,7 +144,7 @@ RANK_K = Method(
     summary="Rank-K listwise reasoning with ties, sliding window, sampled (temperature 0.5)",
     source=SOURCE,
     checkpoints=("hltcoe/Rank-K-32B",),
-    run=run,
+    run=sliding_window_runner(window_format),
     defaults=_defaults,
     # QwQ closes its thought with "</think>" and answers on the last line; the answer length is ours
     thinking=Thinking(end="</think>", close="\n</think>\n\n", answer_tokens=100),

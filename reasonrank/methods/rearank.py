@@ -31,17 +31,18 @@ Differences, knowingly:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from reasonrank.backends.base import Backend, TokenizerLike
+from reasonrank.backends.base import TokenizerLike
 from reasonrank.methods.base import Method, with_generation
 from reasonrank.methods.budget import Thinking
+from reasonrank.methods.listwise import sliding_window_runner
 from reasonrank.parse import ParsedRanking
-from reasonrank.types import CandidateList, Message, Passage, RankResult
+from reasonrank.types import Message, Passage
 
 if TYPE_CHECKING:
-    from reasonrank.window import WindowConfig
+    from reasonrank.window import ListwiseFormat, WindowConfig
 
 SOURCE = "github.com/lezhang7/Rearank@abb4bd024b1ec65567f2a86195a62c3573d90d54"
 MAX_CHARS = 400
@@ -162,15 +163,12 @@ def rearank_spans(n: int, window: int, step: int, top_k: int) -> list[tuple[int,
     return spans
 
 
-def run(
-    lists: list[CandidateList],
-    backend: Backend,
-    config: WindowConfig,
-    on_step: Callable[[int, int], None] | None = None,
-) -> list[RankResult]:
-    from reasonrank.window import ListwiseFormat, sliding_window
+def window_format() -> ListwiseFormat:
+    """REARANK's windows: one passage per turn cut to MAX_CHARS, the query as given, its parser,
+    its window positions, no ftfy pass over the prompt."""
+    from reasonrank.window import ListwiseFormat
 
-    fmt = ListwiseFormat(
+    return ListwiseFormat(
         build=build_messages,
         prepare_query=lambda text: text,
         prepare_passages=prepare_passages,
@@ -178,7 +176,6 @@ def run(
         spans=rearank_spans,
         fix_text=False,
     )
-    return sliding_window(lists, backend, config, on_step, fmt)
 
 
 def _defaults(config: WindowConfig) -> WindowConfig:
@@ -195,7 +192,7 @@ REARANK = Method(
     summary="REARANK listwise reasoning, one passage per turn, sliding window, greedy",
     source=SOURCE,
     checkpoints=("le723z/Rearank-7B",),
-    run=run,
+    run=sliding_window_runner(window_format),
     defaults=_defaults,
     # the format the prompt asks for ("<answer> [] > [] </answer>"); the answer length is ours
     thinking=Thinking(end="</think>", close="\n</think>\n<answer>", answer_tokens=100),

@@ -20,16 +20,15 @@ run_rank_llm.sh (window 20, step 10, top 100, one pass, reasoning_maxlen 3072).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from typing import TYPE_CHECKING
 
-from reasonrank.backends.base import Backend
 from reasonrank.methods.base import Method, with_generation
 from reasonrank.methods.budget import Thinking
-from reasonrank.types import CandidateList, RankResult
+from reasonrank.methods.listwise import sliding_window_runner
 
 if TYPE_CHECKING:
-    from reasonrank.window import WindowConfig
+    from reasonrank.window import ListwiseFormat, WindowConfig
 
 SOURCE = "github.com/8421BCD/ReasonRank@06721fd6ef3766c0e00d59a87d2696a0b4b0c17a"
 #: Under a reasoning budget the thought is closed as the prompt's format writes it; the answer
@@ -37,18 +36,11 @@ SOURCE = "github.com/8421BCD/ReasonRank@06721fd6ef3766c0e00d59a87d2696a0b4b0c17a
 THINKING = Thinking(end="</think>", close="\n</think>\n<answer>", answer_tokens=100)
 
 
-def _runner(mode: str):
-    def run(
-        lists: list[CandidateList],
-        backend: Backend,
-        config: WindowConfig,
-        on_step: Callable[[int, int], None] | None = None,
-    ) -> list[RankResult]:
-        from reasonrank.window import reasonrank_format, sliding_window
+def _format_in(mode: str) -> ListwiseFormat:
+    """ReasonRank's windows in one of its prompt modes (`prompts.PROMPT_MODES`)."""
+    from reasonrank.window import reasonrank_format
 
-        return sliding_window(lists, backend, config, on_step, reasonrank_format(mode))
-
-    return run
+    return reasonrank_format(mode)
 
 
 def _qwen3_defaults(config: WindowConfig) -> WindowConfig:
@@ -61,7 +53,7 @@ REASONRANK = Method(
     summary="ReasonRank 7B/32B listwise sliding window (prompt_mode rank_GPT_reasoning), greedy",
     source=SOURCE,
     checkpoints=("liuwenhan/reasonrank-7B", "liuwenhan/reasonrank-32B"),
-    run=_runner("rank_GPT_reasoning"),
+    run=sliding_window_runner(functools.partial(_format_in, "rank_GPT_reasoning")),
     thinking=THINKING,
 )
 
@@ -71,7 +63,7 @@ REASONRANK_QWEN3 = Method(
     summary="ReasonRank-8B (Qwen3) listwise sliding window (prompt_mode rank_GPT_qwen3), sampled",
     source=SOURCE,
     checkpoints=("liuwenhan/reasonrank-8B",),
-    run=_runner("rank_GPT_qwen3"),
+    run=sliding_window_runner(functools.partial(_format_in, "rank_GPT_qwen3")),
     defaults=_qwen3_defaults,
     thinking=Thinking(end="</think>", close="\n</think>\n\n<answer>", answer_tokens=100),
 )

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasonrank.io import MAX_YAML_CHARS, InputError, parse_yaml, read_bounded
+from reasonrank.bounded import MAX_YAML_CHARS, parse_yaml, read_bounded
+from reasonrank.io import InputError
 
 STAGES = ("sft", "grpo")
 FINETUNE_MODES = ("full", "lora", "qlora")

@@ -1,5 +1,6 @@
 """Finding 9: bad input ends in one line naming the file, the line and the field; nothing is
-created or written on the way (more cases live in tests/fixtures/malformed, read by test_imports)."""
+created or written on the way (more cases live in tests/fixtures/malformed, read by
+tests/test_imports_malformed.py)."""
 
 from __future__ import annotations
 
