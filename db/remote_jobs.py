@@ -1,8 +1,11 @@
-"""Job rows whose command runs on a remote runner (Ray): submit, follow, cancel, register outputs.
+"""Job rows whose command runs on a remote runner (Ray, SLURM): submit, follow, cancel, register
+outputs.
 
 db.jobs keeps one job model for every runner; this module is what differs for a remote one. The
-row's `config["runner"]` holds the runner's name, the cluster address and the submission id (no
-credentials: those come from the environment, see reasonrank.runners.ray.RaySettings). The job's
+row's `config["runner"]` holds the runner's name, the cluster address, the submission id and (SLURM)
+the work root (no credentials: those come from the environment, see RaySettings and
+SlurmSettings in reasonrank.runners). Both remote runners offer the same functions (submit,
+status, logs, stop; see _RUNNERS), so the following below is written once. The job's
 log and events are mirrored from the cluster into the same `data/jobs/<id>/` files a local job
 writes (reasonrank.runners.mirror_log), so everything downstream of `jobs.reported_state` is shared.
 
@@ -28,8 +31,9 @@ from db.engine import data_dir, write_session
 from db.models import Job
 from reasonrank import jobs
 from reasonrank.io import InputError
-from reasonrank.runners import RUNNERS, RunnerError, mark_reachable, mirror_log
+from reasonrank.runners import INPUTS_DIR, RUNNERS, RemoteStatus, RunnerError, mark_reachable, mirror_log
 from reasonrank.runners import ray as ray_runner
+from reasonrank.runners import slurm as slurm_runner
 
 #: flags whose value is a file the command reads (uploaded with a remote job)
 INPUT_FLAGS = ("--data", "--candidates", "--qrels", "--answers", "--run", "--corpus", "--queries")
@@ -38,6 +42,11 @@ OUTPUT_FLAGS = ("--output-dir", "--out")
 EXPORT_PREFIX = "export:"
 CANCEL_WAIT_S = 20.0
 _REGISTER_LOCK = threading.Lock()
+#: runner name → (its module, its settings class, the settings a recorded job keeps)
+_RUNNERS: dict[str, tuple[Any, Any, tuple[str, ...]]] = {
+    "ray": (ray_runner, ray_runner.RaySettings, ray_runner.STORED),
+    "slurm": (slurm_runner, slurm_runner.SlurmSettings, slurm_runner.STORED),
+}
 
 
 def is_remote(job: Job) -> bool:
@@ -50,16 +59,23 @@ def check_runner(runner: str) -> None:
         raise ValueError(f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}")
 
 
-def _settings(job: Job | None = None) -> ray_runner.RaySettings:
-    """This app's settings for the cluster; for a recorded job, the address it was submitted to."""
-    stored = (job.config.get("runner") or {}).get("address") if job is not None else None
+def _runner(job: Job) -> Any:
+    return _RUNNERS[job.config["runner"]["name"]][0]
+
+
+def _settings(runner: str, job: Job | None = None) -> Any:
+    """This app's settings for the runner's cluster; for a recorded job, with the cluster (and
+    folder) it was submitted to."""
+    _, settings_class, kept = _RUNNERS[runner]
+    info = (job.config.get("runner") or {}) if job is not None else {}
+    stored = {name: info[name] for name in kept if info.get(name)}
     try:
-        settings = ray_runner.RaySettings.from_env()
+        settings = settings_class.from_env()
     except RunnerError:
-        if stored is None:
+        if not stored:
             raise
-        return ray_runner.RaySettings(address=stored)
-    return dataclasses.replace(settings, address=stored) if stored else settings
+        return settings_class(**stored)
+    return dataclasses.replace(settings, **stored)
 
 
 def remote_argv(engine: Engine, argv: list[str], output_root: str) -> tuple[list[str], dict[str, str]]:
@@ -76,7 +92,7 @@ def remote_argv(engine: Engine, argv: list[str], output_root: str) -> tuple[list
             if Path(value).is_file():
                 name = f"{len(inputs)}-{Path(value).name}"
                 inputs[name] = value
-                out[index + 1] = f"{ray_runner.INPUTS_DIR}/{name}"
+                out[index + 1] = f"{INPUTS_DIR}/{name}"
             elif value.startswith(EXPORT_PREFIX):
                 raise InputError(f"{flag} {value}: not a recorded export")
         elif flag in OUTPUT_FLAGS:
@@ -90,16 +106,18 @@ def submit(engine: Engine, job_id: int, runner: str, argv: list[str], env: dict[
     """Submit a recorded (queued) job to its runner; a failure is recorded on the job, not raised."""
     folder = Path(data_dir()) / "jobs" / str(job_id)
     folder.mkdir(parents=True, exist_ok=True)
+    module, _, kept = _RUNNERS[runner]
     try:
-        settings = _settings()
+        settings = _settings(runner)
+        _outside_app_data(settings)
         run_argv, inputs = remote_argv(engine, argv, settings.output_root)
-        sid = ray_runner.submission_id(job_id)
-        info = {"name": runner, "address": settings.address, "submission_id": sid}
-        info["entrypoint"] = ray_runner.entrypoint(settings, run_argv)
+        sid = module.submission_id(job_id)
+        info = {"name": runner, **{name: getattr(settings, name) for name in kept}, "submission_id": sid}
+        info["entrypoint"] = module.entrypoint(settings, run_argv)
         with write_session(engine) as session:  # recorded before submitting: a restart finds it either way
             row = session.get(Job, job_id)
             row.config = {**row.config, "runner": info}
-        ray_runner.submit(settings, sid, job_id, run_argv, inputs, env)
+        module.submit(settings, sid, job_id, run_argv, inputs, env)
     except (RunnerError, InputError) as exc:
         with write_session(engine) as session:
             row = session.get(Job, job_id)
@@ -111,17 +129,32 @@ def submit(engine: Engine, job_id: int, runner: str, argv: list[str], env: dict[
     return job_id
 
 
+def _outside_app_data(settings: Any) -> None:
+    """Refuse a worker folder (a SLURM work root, an output root) in the app's data directory: the
+    worker never reads or writes there."""
+    app_data = data_dir().resolve()
+    for name in ("work_root", "output_root"):
+        value = getattr(settings, name, "")
+        path = Path(value).resolve() if value else None
+        if path is not None and (path == app_data or app_data in path.parents):
+            raise RunnerError(
+                f"the {name.replace('_', ' ')} {value} is inside the app's data directory {app_data}; "
+                "the worker must not read or write there"
+            )
+
+
 def _now():
     from db.engine import utcnow
 
     return utcnow()
 
 
-def _sync(job: Job, settings: ray_runner.RaySettings) -> ray_runner.RemoteStatus:
-    """Ask the cluster for the job's status, mirror its log, record whether it answered."""
+def _sync(job: Job, settings: Any) -> RemoteStatus:
+    """Ask the cluster for the job's status, mirror its log (a lost job's too: a log that still
+    holds its `end` gives the outcome), record whether it answered."""
     sid = job.config["runner"]["submission_id"]
-    remote = ray_runner.status(settings, sid)
-    text = ray_runner.logs(settings, sid) if remote.state not in ("unreachable", "lost") else None
+    remote = _runner(job).status(settings, sid)
+    text = _runner(job).logs(settings, sid) if remote.state != "unreachable" else None
     if text is not None:
         mirror_log(text, job.log_path, job.metrics_path)
     remote.unreachable_since = mark_reachable(Path(job.log_path).parent, remote.state != "unreachable")
@@ -131,15 +164,20 @@ def _sync(job: Job, settings: ray_runner.RaySettings) -> ray_runner.RemoteStatus
 def remote_state(engine: Engine, job: Job) -> jobs.JobState:
     """The job's state from the events mirrored so far and the cluster's own status; a job the
     cluster no longer has, or that ended without its `end` event, or a cluster silent for longer
-    than REASONRANK_RAY_LOST_AFTER seconds, ends the job failed with a message that says which."""
-    settings = _settings(job)
+    than the runner's LOST_AFTER seconds, ends the job failed with a message that says which. A
+    job that reports `cancelled` while the cluster says it failed (a SLURM time limit, preemption:
+    the cluster's SIGTERM, not a user's cancel) is failed with the cluster's reason."""
+    module = _runner(job)
+    settings = _settings(job.config["runner"]["name"], job)
     remote = _sync(job, settings)
     state = jobs.reported_state(job.metrics_path)
     if state.finished:
         if state.status == "succeeded" and job.kind == "train" and job.status not in jobs.FINISHED:
             state.outputs = register_trained_model(engine, job, state.outputs, settings)
+        if state.status == "cancelled" and remote.state == "failed":
+            state.status, state.message = "failed", f"{remote.message}: ended by the cluster ({state.message})"
         return state
-    where = f"the Ray cluster at {settings.address}"
+    where = module.where(settings)
     sid = job.config["runner"]["submission_id"]
     if remote.state == "pending":
         state.status, state.message = "queued", f"waiting for {where} to start {sid}"
@@ -149,12 +187,12 @@ def remote_state(engine: Engine, job: Job) -> jobs.JobState:
         last = jobs.tail(job.log_path, lines=8)
         state.status = "cancelled" if remote.state == "stopped" else "failed"
         state.message = (
-            f"the Ray job {sid} ended ({remote.state}{': ' + remote.message if remote.message else ''}) "
+            f"the {module.LABEL} job {sid} ended ({remote.state}{': ' + remote.message if remote.message else ''}) "
             "without reporting a result" + (f"; last log lines:\n{last}" if last else "")
         )
     elif remote.state == "lost":
         state.status = "failed"
-        state.message = f"{remote.message} any more (its head restarted, or the job was deleted there)"
+        state.message = remote.message
     else:  # unreachable
         silent = time.time() - (remote.unreachable_since or time.time())
         if silent > settings.lost_after:
@@ -170,9 +208,9 @@ def remote_state(engine: Engine, job: Job) -> jobs.JobState:
 def cancel(engine: Engine, job: Job) -> None:
     """Stop the job on the cluster and wait (bounded) for it to end, mirroring its last lines. A
     cluster that cannot be reached ends the job here, cancelled, saying it may still run there."""
-    settings = _settings(job)
+    settings = _settings(job.config["runner"]["name"], job)
     try:
-        ray_runner.stop(settings, job.config["runner"]["submission_id"])
+        _runner(job).stop(settings, job.config["runner"]["submission_id"])
     except RunnerError as exc:
         with write_session(engine) as session:
             row = session.get(Job, job.id)
@@ -188,9 +226,7 @@ def cancel(engine: Engine, job: Job) -> None:
         time.sleep(0.2)
 
 
-def register_trained_model(
-    engine: Engine, job: Job, outputs: dict[str, Any], settings: ray_runner.RaySettings
-) -> dict[str, Any]:
+def register_trained_model(engine: Engine, job: Job, outputs: dict[str, Any], settings: Any) -> dict[str, Any]:
     """Register the model a remote training job reported, as a path on the cluster (once per job)."""
     from db.registry import list_rerankers
     from reasonrank.cli import parse_command

@@ -1,4 +1,4 @@
-"""`reasonrank submit --runner ray --cmd "train sft …"`: run a command as a job, on a runner.
+"""`reasonrank submit --runner ray|slurm --cmd "train sft …"`: run a command as a job, on a runner.
 
 The shell's way to what the Synthesize, Train and Eval tabs' Start does: the job is recorded in
 the label store (so the app's job panel and history show it), started on the chosen runner
@@ -42,7 +42,12 @@ SUBMIT_FLAGS = FlagTable(
             'the reasonrank command line to run, quoted (e.g. "train sft --preset tiny-cpu …")',
             required=True,
         ),
-        Flag("--runner", "runner", "where it runs: local or ray ($REASONRANK_RAY_ADDRESS)", choices=RUNNERS),
+        Flag(
+            "--runner",
+            "runner",
+            "where it runs: local, ray ($REASONRANK_RAY_ADDRESS) or slurm ($REASONRANK_SLURM_WORK_ROOT)",
+            choices=RUNNERS,
+        ),
         Flag("--detach", "detach", "return after submitting (print the job id)", kind="switch"),
         Flag("--db", "db", "database URL (default: $REASONRANK_DB or SQLite in $REASONRANK_DATA)"),
     ]
@@ -84,7 +89,7 @@ def _submit_command(config: SubmitConfig) -> int:
 SUBMIT_COMMANDS = [
     Command(
         "submit",
-        "run a command as a recorded job on a runner (local or ray)",
+        "run a command as a recorded job on a runner (local, ray or slurm)",
         SUBMIT_FLAGS,
         SubmitConfig,
         _submit_command,

@@ -1,9 +1,10 @@
-"""Where a job's command runs: `local` (a subprocess of the app, the default) or `ray` (Ray Jobs).
+"""Where a job's command runs: `local` (a subprocess of the app, the default), `ray` (Ray Jobs) or
+`slurm` (`sbatch`).
 
-Both run the same `python -m reasonrank <command> …` and feed the same job model (reasonrank.jobs:
+All run the same `python -m reasonrank <command> …` and feed the same job model (reasonrank.jobs:
 a log file, an events file folded into a JobState). `local` is reasonrank.jobs itself: the child
 writes its events file directly and is followed by its pid. A remote runner cannot assume that the
-app and the worker share a disk, so:
+worker sees the app's disk (Ray: no shared disk at all; SLURM: only its work root), so:
 
 - **Events travel in the job's own log stream.** The command runs with REASONRANK_JOB_EVENTS=-
   and writes each event to stdout as one line `@@reasonrank-event {json}` (one `write` of the
@@ -14,12 +15,16 @@ app and the worker share a disk, so:
   label store (PostgreSQL) because it needs nothing but the runner's own API: a worker never
   connects to the app's database, and SQLite apps work too. Delivery lag is one log poll.
 - **Inputs travel with the job.** An export file named by `--data` (or `export:ID`, resolved by
-  the app) is copied into the job's uploaded working directory and the command reads it there.
+  the app) is copied into the job's working directory (`inputs/`) and the command reads it there:
+  uploaded with a Ray job; for SLURM, whose `sbatch` uploads nothing, written to the job's folder
+  under a work root that the submit host and the nodes share (SLURM's own model; the app's data
+  directory is never that folder, see reasonrank.runners.slurm).
 - **Outputs stay where they were written** (an `--output-dir` on the cluster) and the app
   registers a trained model by that location when the job's `end` event arrives; the worker runs
   with REASONRANK_REGISTER_BY_APP=1 and never opens the app's store.
-- **Cluster address and credentials come from the environment** (see RaySettings), never from
-  the database: a Job row stores only the runner's name, the submission id and the address.
+- **Cluster address and credentials come from the environment** (RaySettings, SlurmSettings),
+  never from the database: a Job row stores only the runner's name, the submission id, the
+  address and (slurm) the work root its folder is in.
 """
 
 from __future__ import annotations
@@ -33,14 +38,26 @@ from typing import Any
 
 from reasonrank.jobs import EVENT_TAG
 
-RUNNERS = ("local", "ray")
+RUNNERS = ("local", "ray", "slurm")
 #: set in a remote job's environment: the app registers its trained model (it owns the store)
 REGISTER_BY_APP_ENV = "REASONRANK_REGISTER_BY_APP"
+INPUTS_DIR = "inputs"  # inside a remote job's working directory
 _STATE_FILE = "remote.json"
 
 
 class RunnerError(Exception):
     """A runner could not do what was asked (cluster unreachable, refused submission …); one line."""
+
+
+@dataclass
+class RemoteStatus:
+    """What the cluster says about one submission: pending | running | succeeded | failed |
+    stopped | lost (the cluster has no such job) | unreachable (no answer)."""
+
+    state: str
+    message: str = ""
+    exit_code: int | None = None
+    unreachable_since: float | None = None  # filled in by whoever records the polls
 
 
 def registered_by_app() -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonrank.jobs import EVENTS_ENV, EVENTS_TO_STDOUT, JOB_ID_ENV
-from reasonrank.runners import REGISTER_BY_APP_ENV, RunnerError
+from reasonrank.runners import INPUTS_DIR, REGISTER_BY_APP_ENV, RemoteStatus, RunnerError
 
 ADDRESS_ENV = "REASONRANK_RAY_ADDRESS"
 HEADERS_ENV = "REASONRANK_RAY_HEADERS"  # JSON object of HTTP headers, e.g. an Authorization token
@@ -33,7 +33,9 @@ OUTPUT_ROOT_ENV = "REASONRANK_RAY_OUTPUT_ROOT"
 PYTHON_ENV = "REASONRANK_RAY_PYTHON"
 SHIP_CODE_ENV = "REASONRANK_RAY_SHIP_CODE"
 LOST_AFTER_ENV = "REASONRANK_RAY_LOST_AFTER"
-INPUTS_DIR = "inputs"  # inside the uploaded working directory
+LABEL = "Ray"
+#: the settings a recorded job keeps (its cluster), over those of the environment
+STORED = ("address",)
 _TERMINAL = {"SUCCEEDED": "succeeded", "FAILED": "failed", "STOPPED": "stopped"}
 
 
@@ -76,17 +78,6 @@ class RaySettings:
         )
 
 
-@dataclass
-class RemoteStatus:
-    """What the cluster says about one submission: pending | running | succeeded | failed |
-    stopped | lost (the cluster has no such job) | unreachable (no answer)."""
-
-    state: str
-    message: str = ""
-    exit_code: int | None = None
-    unreachable_since: float | None = None  # filled in by whoever records the polls
-
-
 _CLIENTS: dict[tuple[str, tuple], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -117,6 +108,11 @@ def _client(settings: RaySettings):
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def where(settings: RaySettings) -> str:
+    """The cluster, as messages name it."""
+    return f"the Ray cluster at {settings.address}"
 
 
 def submission_id(job_id: int) -> str:
@@ -181,7 +177,11 @@ def status(settings: RaySettings, sid: str) -> RemoteStatus:
         return RemoteStatus("unreachable", f"cannot reach the Ray cluster at {settings.address}: {_one_line(exc)}")
     except RuntimeError as exc:
         if "does not exist" in str(exc) or "404" in str(exc):
-            return RemoteStatus("lost", f"the Ray cluster at {settings.address} has no job {sid}")
+            return RemoteStatus(
+                "lost",
+                f"the Ray cluster at {settings.address} has no job {sid} any more "
+                "(its head restarted, or the job was deleted there)",
+            )
         return RemoteStatus("unreachable", f"the Ray cluster at {settings.address} answered: {_one_line(exc)}")
     name = str(getattr(info.status, "value", info.status))
     state = _TERMINAL.get(name, "pending" if name == "PENDING" else "running")
