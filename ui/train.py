@@ -21,6 +21,7 @@ import html
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -43,9 +44,9 @@ from reasonrank.runners import RUNNERS
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
-from ui.auth import require_admin
+from ui.auth import current_request, require_admin
 from ui.form import form_int, number_box
-from ui.jobs import code_span, job_panel, launch
+from ui.jobs import JobPanel, code_span, job_panel, launch
 
 #: the curves the panel draws, one panel per quantity (metrics event names, see reasonrank.train.callbacks)
 CURVES = {
@@ -371,10 +372,10 @@ def show_job(engine: Engine, text: str | None) -> int | None:
     return job_id
 
 
-def reward_debug(engine: Engine, export_id, data_path, index, completions: str, format_weight, request) -> tuple:
+def reward_debug(engine: Engine, debugger: Debugger, export_id, data_path, index, completions, format_weight) -> dict:
     """Score pasted completions (separated by a line `---`) against one RL row of an export:
-    (about, table, figures)."""
-    require_admin(engine, request)
+    the about line, the table and the figures."""
+    require_admin(engine, current_request())
     try:
         position, row = rl_row(engine, export_id, data_path, index)
         texts = [t for t in (completions or "").split(COMPLETION_SEPARATOR) if t.strip()]
@@ -387,15 +388,13 @@ def reward_debug(engine: Engine, export_id, data_path, index, completions: str, 
         f"Row {position}: {len(row['initial_list'])} passages; teacher order "
         f"{html.escape(' > '.join(row['teacher_list']))}; relevant {html.escape(', '.join(row['relevant_docids']) or 'none')}"
     )
-    return about, frame, figures
+    return {debugger.about: about, debugger.table: frame, debugger.figures: figures}
 
 
-def reward_generate(
-    engine: Engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request
-) -> str:
+def reward_generate(engine: Engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens) -> str:
     """Sample a group of completions of the row's prompt from a registered reranker; they fill
     the completions box (one per `---` block) for scoring."""
-    require_admin(engine, request)
+    require_admin(engine, current_request())
     try:
         _, row = rl_row(engine, export_id, data_path, index)
         spec = generator_spec(engine, reranker)
@@ -531,110 +530,128 @@ def debugger_panel(engine: Engine) -> Debugger:
     )
 
 
+@dataclass
+class TrainTab:
+    """Every component of the Train tab, by name."""
+
+    form: TrainForm
+    command: gr.Code
+    start_button: gr.Button
+    panel: JobPanel
+    registered: gr.Markdown
+    past: gr.Textbox
+    show: gr.Button
+    debugger: Debugger
+
+    def debug_inputs(self) -> list:
+        """The /reward_debug inputs."""
+        d = self.debugger
+        return [d.export, d.path, d.index, d.completions, d.weight]
+
+    def debug_outputs(self) -> list:
+        d = self.debugger
+        return [d.about, d.table, d.figures]
+
+    def generate_inputs(self) -> list:
+        """The /reward_generate inputs."""
+        d = self.debugger
+        return [d.export, d.path, d.index, d.generator, d.samples, d.temperature, d.max_tokens]
+
+
+def start_job(engine: Engine, tab: TrainTab, *values) -> dict:
+    """Start the form's job: the panel follows it and "Show job #" names it (what an API caller receives)."""
+    job_id = start_training(engine, list(values), current_request())
+    return {tab.panel.job_id: job_id, tab.past: str(job_id)}
+
+
+def refreshed_exports(engine: Engine, tab: TrainTab, stage: str) -> dict:
+    """The export choices of the form (for its stage) and of the reward debugger (RL)."""
+    return {
+        tab.form.export: gr.update(choices=export_choices(engine, stage)),
+        tab.debugger.export: gr.update(choices=export_choices(engine, "grpo")),
+    }
+
+
+def page_choices(engine: Engine, tab: TrainTab) -> dict:
+    """What the admin-only page load fills: the exports and the rerankers the debugger samples from."""
+    return {
+        **refreshed_exports(engine, tab, "sft"),
+        tab.debugger.generator: gr.update(choices=generator_choices(engine)),
+    }
+
+
+def refreshed_generators(engine: Engine) -> dict:
+    return gr.update(choices=generator_choices(engine))
+
+
+def layout(engine: Engine) -> TrainTab:
+    """The tab's components: the form and its command, the job panel, the registered model, the debugger."""
+    gr.Markdown(
+        "Admins only. SFT (cold start) then GRPO with the multi-view reward; the form shows the "
+        "`reasonrank train` command it runs as a job."
+    )
+    form = train_form(engine)
+    command = gr.Code(
+        form_command(*(field.value for field in form.inputs())),
+        label="Equivalent command",
+        language="shell",
+        interactive=False,
+        elem_id="rr-train-cmd",
+    )
+    start_button = gr.Button("Start training", variant="primary", elem_id="rr-train-start")
+    panel = job_panel(engine, "train", curves=CURVES)
+    registered = gr.Markdown(elem_id="rr-train-model-info")
+    with gr.Row():
+        past = number_box("Show job #", elem_id="rr-train-past", placeholder="job number")
+        show = gr.Button("Show", size="sm", elem_id="rr-train-show")
+    debugger = debugger_panel(engine)
+    return TrainTab(form, command, start_button, panel, registered, past, show, debugger)
+
+
 def build(engine: Engine) -> None:
-    def on_start(
-        stage,
-        preset,
-        finetune,
-        export_id,
-        data_path,
-        model,
-        output_dir,
-        hyper,
-        resume,
-        register_as,
-        runner,
-        processes,
-        nodes,
-        strategy,
-        request: gr.Request,
-    ):
-        values = [stage, preset, finetune, export_id, data_path, model, output_dir, hyper, resume, register_as]
-        job_id = start_training(engine, [*values, runner, processes, nodes, strategy], request)
-        return job_id, str(job_id)  # the panel's job, and the "Show job #" box (what an API caller receives)
-
-    def on_debug(export_id, data_path, index, completions, format_weight, request: gr.Request):
-        return reward_debug(engine, export_id, data_path, index, completions, format_weight, request)
-
-    def on_generate(export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request: gr.Request):
-        return reward_generate(
-            engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request
-        )
-
+    """The tab, wired: each handler binds what it needs and calls a function above."""
     with gr.Tab("Train", id="train"):
-        gr.Markdown(
-            "Admins only. SFT (cold start) then GRPO with the multi-view reward; the form shows the "
-            "`reasonrank train` command it runs as a job."
-        )
-        form = train_form(engine)
-        command = gr.Code(
-            form_command(*(field.value for field in form.inputs())),
-            label="Equivalent command",
-            language="shell",
-            interactive=False,
-            elem_id="rr-train-cmd",
-        )
-        start_button = gr.Button("Start training", variant="primary", elem_id="rr-train-start")
-        panel = job_panel(engine, "train", curves=CURVES)
-        registered = gr.Markdown(elem_id="rr-train-model-info")
-        with gr.Row():
-            past = number_box("Show job #", elem_id="rr-train-past", placeholder="job number")
-            show = gr.Button("Show", size="sm", elem_id="rr-train-show")
-        debugger = debugger_panel(engine)
+        tab = layout(engine)
         gr.api(form_command_api, api_name="train_command")  # inside the tab: at top level it would split the tab bar
 
+    form, debugger = tab.form, tab.debugger
     inputs = form.inputs()
     for component in inputs:
-        component.change(form_command, inputs, command, api_visibility="private")
+        component.change(form_command, inputs, tab.command, api_visibility="private")
     form.refresh_exports.click(
-        lambda s: (gr.update(choices=export_choices(engine, s)), gr.update(choices=export_choices(engine, "grpo"))),
-        form.stage,
-        [form.export, debugger.export],
-        api_visibility="private",
+        partial(refreshed_exports, engine, tab), form.stage, [form.export, debugger.export], api_visibility="private"
     )
     form.stage.change(
-        lambda stage, preset: stage_changed(engine, form, stage, preset),
+        partial(stage_changed, engine, form),
         [form.stage, form.preset],
         {form.export, form.hyperparameters, form.finetune},
         api_visibility="private",
     )
     form.preset.change(
-        lambda stage, preset: preset_changed(form, stage, preset),
+        partial(preset_changed, form),
         [form.stage, form.preset],
         {form.hyperparameters, form.finetune},
         api_visibility="private",
     )
-    start_button.click(on_start, inputs, [panel.job_id, past], api_name="train_start")
-    panel.status.change(lambda job: render_model(engine, job), panel.job_id, registered, api_visibility="private")
-    show.click(lambda text: show_job(engine, text), past, panel.job_id, api_visibility="private")
-    debug_inputs = [debugger.export, debugger.path, debugger.index, debugger.completions, debugger.weight]
-    debug_outputs = [debugger.about, debugger.table, debugger.figures]
-    debugger.score.click(on_debug, debug_inputs, debug_outputs, api_name="reward_debug")
+    tab.start_button.click(
+        partial(start_job, engine, tab), inputs, [tab.panel.job_id, tab.past], api_name="train_start"
+    )
+    tab.panel.status.change(partial(render_model, engine), tab.panel.job_id, tab.registered, api_visibility="private")
+    tab.show.click(partial(show_job, engine), tab.past, tab.panel.job_id, api_visibility="private")
+    scores = partial(reward_debug, engine, debugger)
+    debugger.score.click(scores, tab.debug_inputs(), tab.debug_outputs(), api_name="reward_debug")
     debugger.refresh_generators.click(
-        lambda: gr.update(choices=generator_choices(engine)), None, debugger.generator, api_visibility="private"
+        partial(refreshed_generators, engine), None, debugger.generator, api_visibility="private"
     )
     Context.root_block.load(
-        lambda: (
-            gr.update(choices=export_choices(engine, "sft")),
-            gr.update(choices=export_choices(engine, "grpo")),
-            gr.update(choices=generator_choices(engine)),
-        ),
+        partial(page_choices, engine, tab),
         None,
         [form.export, debugger.export, debugger.generator],
         api_visibility="private",
     )
-    generate_inputs = [
-        debugger.export,
-        debugger.path,
-        debugger.index,
-        debugger.generator,
-        debugger.samples,
-        debugger.temperature,
-        debugger.max_tokens,
-    ]
-    debugger.generate.click(on_generate, generate_inputs, debugger.completions, api_name="reward_generate").success(
-        on_debug, debug_inputs, debug_outputs, api_visibility="private"
-    )
+    debugger.generate.click(
+        partial(reward_generate, engine), tab.generate_inputs(), debugger.completions, api_name="reward_generate"
+    ).success(scores, tab.debug_inputs(), tab.debug_outputs(), api_visibility="private")
 
 
 def form_command_api(
