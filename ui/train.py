@@ -45,7 +45,7 @@ from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_value
 from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
 from ui.auth import current_request, require_admin
-from ui.form import form_int, number_box
+from ui.form import command_box, form_int, number_box
 from ui.jobs import JobPanel, code_span, job_panel, launch
 
 #: the curves the panel draws, one panel per quantity (metrics event names, see reasonrank.train.callbacks)
@@ -62,8 +62,6 @@ CURVES = {
         "reward_rbo",
     ),
 }
-#: the launch fields' defaults: runner, processes per node, nodes, strategy
-LAUNCH_DEFAULTS = ("local", 1, 1, "ddp")
 #: what the command preview shows for the output directory a launch creates
 NEW_OUTPUT_DIR = "NEW"
 #: fields the form passes to the command as given (their own widgets)
@@ -123,46 +121,61 @@ def preset_finetune(stage: str, preset: str | None) -> str:
     return default_run_config(stage, preset or None).finetune
 
 
-def train_config(
-    stage: str,
-    preset: str | None,
-    finetune: str | None,
-    export_id: str | None,
-    data_path: str | None,
-    model: str | None,
-    output_dir: str | None,
-    hyperparameters: str,
-    resume: bool,
-    register_as: str | None,
-) -> TrainConfig:
-    """The form as a TrainConfig: only hyperparameters (and a fine-tune mode) that differ from the
-    preset become flags."""
-    baseline = default_run_config(stage, preset or None)
-    values = _edited_values(hyperparameters)
-    if finetune:
-        values["finetune"] = finetune
-    edited = apply_values(baseline, values, "hyperparameters")
+@dataclass(frozen=True)
+class TrainValues:
+    """The form's values, in the order of the /train_start and /train_command inputs (TrainForm's);
+    API callers may leave out the launch fields (runner, processes per node, nodes, strategy)."""
+
+    stage: str
+    preset: str | None
+    finetune: str | None
+    export_id: str | None
+    data_path: str | None
+    model: str | None
+    output_dir: str | None
+    hyperparameters: str
+    resume: bool
+    register_as: str | None
+    runner: str | None = "local"
+    processes: float | None = 1
+    nodes: float | None = 1
+    strategy: str | None = "ddp"
+
+    @classmethod
+    def from_values(cls, *values) -> TrainValues:
+        return cls(*values)
+
+
+def train_config(values: TrainValues, output_dir: str) -> TrainConfig:
+    """The form as a TrainConfig writing to `output_dir`: only hyperparameters (and a fine-tune
+    mode) that differ from the preset become flags; more than one process runs under
+    `accelerate launch`."""
+    baseline = default_run_config(values.stage, values.preset or None)
+    edited_values = _edited_values(values.hyperparameters)
+    if values.finetune:
+        edited_values["finetune"] = values.finetune
+    edited = apply_values(baseline, edited_values, "hyperparameters")
     changed = {
         f.name: getattr(edited, f.name)
         for f in dataclasses.fields(edited)
         if f.name not in DIRECT_FIELDS and getattr(edited, f.name) != getattr(baseline, f.name)
     }
-    data = f"{EXPORT_PREFIX}{export_id}" if export_id else (data_path or "").strip()
+    data = f"{EXPORT_PREFIX}{values.export_id}" if values.export_id else (values.data_path or "").strip()
     run = RunOverrides(
-        preset=preset or None,
-        model=(model or "").strip() or None,
+        preset=values.preset or None,
+        model=(values.model or "").strip() or None,
         data=data or None,
-        output_dir=(output_dir or "").strip() or None,
-        resume=True if resume else None,
+        output_dir=output_dir,
+        resume=True if values.resume else None,
         **changed,
     )
-    return TrainConfig(stage=stage, run=run, register_as=(register_as or "").strip() or None)
-
-
-def with_launch(config: TrainConfig, processes: float | None, nodes: float | None, strategy: str | None) -> TrainConfig:
-    """The launch part of the form: more than one process runs under `accelerate launch`."""
-    return dataclasses.replace(
-        config, processes_per_node=int(processes or 1), nodes=int(nodes or 1), strategy=strategy or "ddp"
+    return TrainConfig(
+        stage=values.stage,
+        run=run,
+        register_as=(values.register_as or "").strip() or None,
+        processes_per_node=int(values.processes or 1),
+        nodes=int(values.nodes or 1),
+        strategy=values.strategy or "ddp",
     )
 
 
@@ -298,52 +311,32 @@ class Debugger:
 
 def form_command(*values) -> str:
     """The shell command the form stands for (an empty output directory: a new one per launch)."""
-    *before, output_dir, hyperparameters, resume, register_as = values[:10]
-    # the launch fields (runner, processes, nodes, strategy) may be left out by API callers
-    _runner, processes, nodes, strategy = (*values[10:], *LAUNCH_DEFAULTS[len(values[10:]) :])
     try:
-        output = (output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
-        config = train_config(*before, output, hyperparameters, resume, register_as)
-        return config_to_command(with_launch(config, processes, nodes, strategy))  # the same on every runner
-    except (InputError, ValueError) as exc:
+        form = TrainValues.from_values(*values)
+        output = (form.output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
+        return config_to_command(train_config(form, output))  # the same on every runner
+    except (InputError, ValueError, TypeError) as exc:
         return f"# not a valid form: {exc}"
 
 
-def start_training(engine: Engine, values: list, request) -> int:
+def start_training(engine: Engine, form: TrainValues, request) -> int:
     """Launch `reasonrank train …` as a Job (admins only, checked here) once the config is known
     to be runnable (ui.jobs.launch checks the role again); an empty output directory is a new
     folder for this launch."""
     require_admin(engine, request)
-    (
-        stage,
-        preset,
-        finetune,
-        export_id,
-        data_path,
-        model,
-        output_dir,
-        hyperparameters,
-        resume,
-        register_as,
-        *launch_values,
-    ) = values
-    runner, processes, nodes, strategy = launch_values
-    if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
-        raise gr.Error(f"no {stage} export with id {export_id}")
+    if form.export_id and form.export_id not in {value for _, value in export_choices(engine, form.stage)}:
+        raise gr.Error(f"no {form.stage} export with id {form.export_id}")
     try:
-        output = (output_dir or "").strip() or new_output_dir()
-        config = train_config(
-            stage, preset, finetune, export_id, data_path, model, output, hyperparameters, resume, register_as
-        )
-        config = with_launch(config, processes, nodes, strategy)
+        config = train_config(form, (form.output_dir or "").strip() or new_output_dir())
         check_train_config(config)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
-    lineage = {"export_id": int(export_id)} if export_id else {}
+    lineage = {"export_id": int(form.export_id)} if form.export_id else {}
+    runner = form.runner or "local"
     # the job must write to this app's store; the URL goes to the process only, never to the Job row
     # (a remote runner gets no database URL: the app registers what it trained, see db.remote_jobs)
     env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == "local" else {}
-    return launch(engine, "train", config, request, lineage=lineage, env=env, runner=runner or "local")
+    return launch(engine, "train", config, request, lineage=lineage, env=env, runner=runner)
 
 
 def stage_changed(engine: Engine, form: TrainForm, stage: str, preset: str | None) -> dict:
@@ -560,7 +553,7 @@ class TrainTab:
 
 def start_job(engine: Engine, tab: TrainTab, *values) -> dict:
     """Start the form's job: the panel follows it and "Show job #" names it (what an API caller receives)."""
-    job_id = start_training(engine, list(values), current_request())
+    job_id = start_training(engine, TrainValues.from_values(*values), current_request())
     return {tab.panel.job_id: job_id, tab.past: str(job_id)}
 
 
@@ -591,13 +584,7 @@ def layout(engine: Engine) -> TrainTab:
         "`reasonrank train` command it runs as a job."
     )
     form = train_form(engine)
-    command = gr.Code(
-        form_command(*(field.value for field in form.inputs())),
-        label="Equivalent command",
-        language="shell",
-        interactive=False,
-        elem_id="rr-train-cmd",
-    )
+    command = command_box(form_command(*(field.value for field in form.inputs())), elem_id="rr-train-cmd")
     start_button = gr.Button("Start training", variant="primary", elem_id="rr-train-start")
     panel = job_panel(engine, "train", curves=CURVES)
     registered = gr.Markdown(elem_id="rr-train-model-info")
@@ -612,12 +599,11 @@ def build(engine: Engine) -> None:
     """The tab, wired: each handler binds what it needs and calls a function above."""
     with gr.Tab("Train", id="train"):
         tab = layout(engine)
-        gr.api(form_command_api, api_name="train_command")  # inside the tab: at top level it would split the tab bar
 
     form, debugger = tab.form, tab.debugger
     inputs = form.inputs()
-    for component in inputs:
-        component.change(form_command, inputs, tab.command, api_visibility="private")
+    # /train_command: a caller that leaves out the launch fields gets the widgets' defaults
+    gr.on([field.change for field in inputs], form_command, inputs, tab.command, api_name="train_command")
     form.refresh_exports.click(
         partial(refreshed_exports, engine, tab), form.stage, [form.export, debugger.export], api_visibility="private"
     )
@@ -652,38 +638,3 @@ def build(engine: Engine) -> None:
     debugger.generate.click(
         partial(reward_generate, engine), tab.generate_inputs(), debugger.completions, api_name="reward_generate"
     ).success(scores, tab.debug_inputs(), tab.debug_outputs(), api_visibility="private")
-
-
-def form_command_api(
-    stage: str,
-    preset: str | None,
-    finetune: str | None,
-    export_id: str | None,
-    data_path: str | None,
-    model: str | None,
-    output_dir: str | None,
-    hyperparameters: str,
-    resume: bool,
-    register_as: str | None,
-    runner: str = "local",
-    processes: int = 1,
-    nodes: int = 1,
-    strategy: str = "ddp",
-) -> str:
-    """The shell command the Train form stands for (gr.api needs named parameters)."""
-    return form_command(
-        stage,
-        preset,
-        finetune,
-        export_id,
-        data_path,
-        model,
-        output_dir,
-        hyperparameters,
-        resume,
-        register_as,
-        runner,
-        processes,
-        nodes,
-        strategy,
-    )
