@@ -29,7 +29,6 @@ from db.seed import SAMPLE
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.bright import BRIGHT_TASKS, BrightSource
 from reasonrank.bright_mini import MINI_TASK
-from reasonrank.cli import config_to_command
 from reasonrank.evaluate import DEFAULT_METRICS, EvalConfig, metric_label
 from reasonrank.io import InputError
 from reasonrank.methods import METHOD_NAMES, METHODS, with_defaults
@@ -39,7 +38,7 @@ from ui.auth import current_request
 from ui.charts import bar_chart, scatter_chart
 from ui.downloads import download_copy
 from ui.form import command_box, form_int, number_box
-from ui.jobs import JobPanel, job_panel, launch
+from ui.jobs import LOCAL_RUNNER, JobPanel, job_command, job_panel, launch, runner_dropdown
 from ui.render import md_code, md_text
 
 KIND = "eval"
@@ -130,8 +129,8 @@ def reranker_backend(engine: Engine, name: str | None):
 
 @dataclass(frozen=True)
 class EvalValues:
-    """The form's values, in the order of the /eval_command inputs (EvalForm's; /eval_start adds
-    the run name after them)."""
+    """The form's values, in the order of the /eval_command inputs (EvalForm's; /eval_start has the
+    run name between the method and the runner)."""
 
     dataset: str
     bright_root: str | None
@@ -146,6 +145,7 @@ class EvalValues:
     max_new_tokens: str | None
     max_passage_tokens: str | None
     method: str | None = DEFAULT_METHOD
+    runner: str | None = LOCAL_RUNNER  # appended last: callers of the earlier inputs keep working
 
     @classmethod
     def from_values(cls, *values) -> EvalValues:
@@ -323,11 +323,17 @@ def job_results(engine: Engine, job_id: int | str | None):
         message,
         results_table(rows),
         comparison_chart(engine),
-        download_copy(next(iter(runs.values()), None)),
-        download_copy(next(iter(calls.values()), None)),
+        local_download(next(iter(runs.values()), None)),
+        local_download(next(iter(calls.values()), None)),
         _reproduce_markdown(view.outputs.get("reproduce") or {}),
         frontier_chart(engine),
     )
+
+
+def local_download(path: str | None) -> str | None:
+    """A download copy of an output file, or None where this machine has no such file (a job on
+    a remote runner writes its outputs on the cluster)."""
+    return download_copy(path) if path and Path(path).is_file() else None
 
 
 def _method_suffix(reranker: str | None, method: str | None) -> str:
@@ -342,7 +348,7 @@ def reranker_choices(engine: Engine) -> list[str]:
 # ----------------------------------------------------------------------------- the tab
 @dataclass
 class EvalForm:
-    """The form's fields, in the order of the /eval_command inputs (/eval_start adds the run name)."""
+    """The form's fields, in the order of the /eval_command inputs (see EvalTab.start_inputs)."""
 
     dataset: gr.Radio
     bright_root: gr.Textbox
@@ -357,6 +363,7 @@ class EvalForm:
     max_new_tokens: gr.Textbox
     max_passage_tokens: gr.Textbox
     method: gr.Dropdown
+    runner: gr.Dropdown
 
     def inputs(self) -> list:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -382,9 +389,8 @@ class EvalResults:
 def form_command(engine: Engine, *values) -> str:
     """The shell command equivalent to the form as it stands (the output folder is made at Start)."""
     try:
-        return config_to_command(
-            eval_config(engine, EvalValues.from_values(*values), str(data_dir() / "evals" / "NEW"))
-        )
+        form = EvalValues.from_values(*values)
+        return job_command(eval_config(engine, form, str(data_dir() / "evals" / "NEW")), form.runner)
     except (InputError, ValueError, TypeError) as exc:
         return f"# not a valid form: {exc}"
 
@@ -403,14 +409,14 @@ def start_eval(engine: Engine, form: EvalValues, name: str | None, request) -> i
         "reranker_id": reranker_id,
         "dataset": form.dataset,
     }
-    return launch(engine, KIND, config, request, lineage=lineage)
+    return launch(engine, KIND, config, request, lineage=lineage, runner=form.runner or LOCAL_RUNNER)
 
 
 def start_job(engine: Engine, tab: EvalTab, *values) -> dict:
-    """Start the form's run (the values, then the run name): the panel follows it and the
-    "results of job #" box names it (what an API caller receives)."""
-    *fields, name = values
-    job_id = start_eval(engine, EvalValues.from_values(*fields), name, current_request())
+    """Start the form's run (EvalTab.start_inputs): the panel follows it and the "results of job #"
+    box names it (what an API caller receives)."""
+    *fields, name, runner = values
+    job_id = start_eval(engine, EvalValues.from_values(*fields, runner), name, current_request())
     return {tab.panel.job_id: job_id, tab.past_job: str(job_id)}
 
 
@@ -457,12 +463,15 @@ def eval_form(engine: Engine) -> EvalForm:
         step = gr.Number(10, precision=0, minimum=1, label="Step", elem_id="rr-eval-step")
         top_k = gr.Number(100, precision=0, minimum=1, label="Top-k", elem_id="rr-eval-topk")
         seed = number_box("Seed (empty: none)", elem_id="rr-eval-seed", placeholder="none")
-    method = gr.Dropdown(
-        [(f"{m.name} — {m.summary}", m.name) for m in METHODS.values()],
-        value=DEFAULT_METHOD,
-        label="Method (its own defaults; the fields here override them)",
-        elem_id="rr-eval-method",
-    )
+    with gr.Row():
+        method = gr.Dropdown(
+            [(f"{m.name} — {m.summary}", m.name) for m in METHODS.values()],
+            value=DEFAULT_METHOD,
+            label="Method (its own defaults; the fields here override them)",
+            elem_id="rr-eval-method",
+            scale=3,
+        )
+        runner = runner_dropdown("rr-eval-runner")
     with gr.Row():
         max_new = number_box(
             f"Max new tokens per call (empty: the method's; ReasonRank {_DEFAULT_WINDOW.generation.max_new_tokens})",
@@ -488,6 +497,7 @@ def eval_form(engine: Engine) -> EvalForm:
         max_new,
         passage,
         method,
+        runner,
     )
 
 
@@ -526,6 +536,12 @@ class EvalTab:
     show_btn: gr.Button
     refresh: gr.Button
 
+    def start_inputs(self) -> list:
+        """The /eval_start inputs: the form up to the method, the run name, then the runner (appended
+        last, so callers of the earlier inputs keep working)."""
+        *fields, runner = self.form.inputs()
+        return [*fields, self.name, runner]
+
     def listed(self) -> list:
         """What refreshed_lists updates."""
         return [self.form.reranker, self.results.board, self.results.chart, self.results.frontier]
@@ -563,7 +579,7 @@ def build(engine: Engine) -> None:
         gr.on([field.change for field in inputs], command, inputs, tab.command, api_name="eval_command")
         tab.start_btn.click(
             partial(start_job, engine, tab),
-            [*inputs, tab.name],
+            tab.start_inputs(),
             [tab.panel.job_id, tab.past_job],
             api_name="eval_start",
         )

@@ -21,13 +21,12 @@ from sqlalchemy import Engine
 
 from db.models import ITEM_STATUSES
 from db.synth import dataset_names
-from reasonrank.cli import config_to_command
 from reasonrank.cli.synth import ANY_STATUS, SynthConfig
 from reasonrank.io import InputError
 from reasonrank.synth import PROMPTS
 from ui.auth import current_request
 from ui.form import command_box, form_float, form_int, form_text, number_box
-from ui.jobs import JobPanel, job_panel, launch
+from ui.jobs import LOCAL_RUNNER, JobPanel, job_command, job_panel, launch, runner_dropdown
 
 STATUSES = (*ITEM_STATUSES, ANY_STATUS)
 
@@ -54,6 +53,7 @@ class SynthValues:
     max_requests: str | None
     price_in: str | None
     price_out: str | None
+    runner: str | None = LOCAL_RUNNER  # appended last: callers of the earlier inputs keep working
 
     @classmethod
     def from_values(cls, *values) -> SynthValues:
@@ -107,6 +107,7 @@ class SynthForm:
     max_requests: gr.Textbox
     price_in: gr.Textbox
     price_out: gr.Textbox
+    runner: gr.Dropdown
 
     def inputs(self) -> list:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -115,31 +116,44 @@ class SynthForm:
 def form_command(*values) -> str:
     """The shell command equivalent to the form as it stands."""
     try:
-        return config_to_command(synth_config(SynthValues.from_values(*values)))
+        form = SynthValues.from_values(*values)
+        return job_command(synth_config(form), form.runner)
     except (InputError, ValueError, TypeError) as exc:
         return f"# not a valid form: {exc}"
 
 
 def start_synthesis(engine: Engine, form: SynthValues, request) -> tuple[int, str]:
     """Launch `reasonrank synth` for the form as a job of the logged-in admin (checked in launch):
-    the job id and the message to show (naming a key variable that is not set here)."""
+    the job id and the message to show (see start_warnings)."""
     try:
         config = synth_config(form)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     if config.dataset is None and config.candidates is None:
         raise gr.Error("choose a dataset of the store, or upload a candidate file")
-    # the job writes to this app's store; the URL travels in the environment, not the config
-    job_id = launch(
-        engine, "synth", config, request, env={"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
-    )
-    unset = (
-        ""
-        if os.environ.get(config.api_key_env)
-        else f" ⚠️ {config.api_key_env} is not set where the app runs: the teacher's calls carry no key"
+    runner = form.runner or LOCAL_RUNNER
+    # a local job writes to this app's store: the URL travels in the environment, not the config;
+    # a remote runner gets no database URL (a worker never connects to the app's store)
+    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == LOCAL_RUNNER else {}
+    job_id = launch(engine, "synth", config, request, env=env, runner=runner)
+    return job_id, f"Started job {job_id}.{start_warnings(config, runner)}"
+
+
+def start_warnings(config: SynthConfig, runner: str) -> str:
+    """What the admin should know about a job just started: a key variable unset here, and what a
+    job on another runner uses instead of this app's environment and store."""
+    if runner != LOCAL_RUNNER:
+        return (
+            f" ⚠️ On {runner} the job reads its items from, and writes its labels to, the store its worker"
+            " opens ($REASONRANK_DB there, else data/ in the job's working directory), not this app's store;"
+            f" the teacher's key must be in {config.api_key_env} there."
+        )
+    if os.environ.get(config.api_key_env):
+        return ""
+    return (
+        f" ⚠️ {config.api_key_env} is not set where the app runs: the teacher's calls carry no key"
         " (fine for a server that needs none)."
     )
-    return job_id, f"Started job {job_id}.{unset}"
 
 
 def synth_form(engine: Engine) -> SynthForm:
@@ -167,6 +181,7 @@ def synth_form(engine: Engine) -> SynthForm:
         api_key_env = gr.Textbox(
             defaults.api_key_env, label="API key: name of the environment variable", elem_id="rr-synth-key-env"
         )
+        runner = runner_dropdown("rr-synth-runner")
     with gr.Row():
         prompt = gr.Radio(list(PROMPTS), value=defaults.prompt, label="Labelling prompt", elem_id="rr-synth-prompt")
         max_tokens = gr.Number(defaults.max_tokens, label="Max tokens", precision=0, minimum=1)
@@ -207,6 +222,7 @@ def synth_form(engine: Engine) -> SynthForm:
         max_requests,
         price_in,
         price_out,
+        runner,
     )
 
 

@@ -36,17 +36,15 @@ from db.registry import get_reranker, list_rerankers, reranker_spec
 from reasonrank.arena import RerankerSpec
 from reasonrank.backends import make_backend
 from reasonrank.backends.base import BackendError
-from reasonrank.cli import config_to_command
 from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig, check_train_config
 from reasonrank.io import InputError
 from reasonrank.launch import STRATEGIES
-from reasonrank.runners import RUNNERS
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
 from ui.auth import current_request, require_admin
 from ui.form import command_box, form_int, number_box
-from ui.jobs import JobPanel, code_span, job_panel, launch
+from ui.jobs import LOCAL_RUNNER, JobPanel, code_span, job_command, job_panel, launch, runner_dropdown
 
 #: the curves the panel draws, one panel per quantity (metrics event names, see reasonrank.train.callbacks)
 CURVES = {
@@ -136,7 +134,7 @@ class TrainValues:
     hyperparameters: str
     resume: bool
     register_as: str | None
-    runner: str | None = "local"
+    runner: str | None = LOCAL_RUNNER
     processes: float | None = 1
     nodes: float | None = 1
     strategy: str | None = "ddp"
@@ -314,7 +312,7 @@ def form_command(*values) -> str:
     try:
         form = TrainValues.from_values(*values)
         output = (form.output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
-        return config_to_command(train_config(form, output))  # the same on every runner
+        return job_command(train_config(form, output), form.runner)
     except (InputError, ValueError, TypeError) as exc:
         return f"# not a valid form: {exc}"
 
@@ -332,10 +330,10 @@ def start_training(engine: Engine, form: TrainValues, request) -> int:
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     lineage = {"export_id": int(form.export_id)} if form.export_id else {}
-    runner = form.runner or "local"
+    runner = form.runner or LOCAL_RUNNER
     # the job must write to this app's store; the URL goes to the process only, never to the Job row
     # (a remote runner gets no database URL: the app registers what it trained, see db.remote_jobs)
-    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == "local" else {}
+    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == LOCAL_RUNNER else {}
     return launch(engine, "train", config, request, lineage=lineage, env=env, runner=runner)
 
 
@@ -443,9 +441,7 @@ def train_form(engine: Engine) -> TrainForm:
         resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
         register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
     with gr.Row():
-        runner = gr.Dropdown(
-            list(RUNNERS), value="local", label="Runner (ray: $REASONRANK_RAY_ADDRESS)", elem_id="rr-train-runner"
-        )
+        runner = runner_dropdown("rr-train-runner")
         processes = gr.Number(1, label="Processes per node", precision=0, minimum=1, elem_id="rr-train-procs")
         nodes = gr.Number(1, label="Nodes", precision=0, minimum=1, elem_id="rr-train-nodes")
         strategy = gr.Dropdown(
