@@ -391,7 +391,7 @@ def form_command(engine: Engine, *values) -> str:
     try:
         form = EvalValues.from_values(*values)
         return job_command(eval_config(engine, form, str(data_dir() / "evals" / "NEW")), form.runner)
-    except (InputError, ValueError, TypeError) as exc:
+    except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 
 

@@ -118,7 +118,7 @@ def form_command(*values) -> str:
     try:
         form = SynthValues.from_values(*values)
         return job_command(synth_config(form), form.runner)
-    except (InputError, ValueError, TypeError) as exc:
+    except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 
 

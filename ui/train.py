@@ -313,7 +313,7 @@ def form_command(*values) -> str:
         form = TrainValues.from_values(*values)
         output = (form.output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
         return job_command(train_config(form, output), form.runner)
-    except (InputError, ValueError, TypeError) as exc:
+    except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 
 
