@@ -82,7 +82,7 @@ def runner_dropdown(elem_id: str) -> gr.Dropdown:
     return gr.Dropdown(
         list(RUNNERS),
         value=LOCAL_RUNNER,
-        label="Runner (local: this machine; a cluster's address comes from the app's environment)",
+        label="Runner (where the job runs)",  # a cluster's address: the app's environment (see README)
         elem_id=elem_id,
     )
 
