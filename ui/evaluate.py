@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -28,16 +29,16 @@ from db.seed import SAMPLE
 from reasonrank.backends import BACKEND_KINDS
 from reasonrank.bright import BRIGHT_TASKS, BrightSource
 from reasonrank.bright_mini import MINI_TASK
-from reasonrank.cli import config_to_command
 from reasonrank.evaluate import DEFAULT_METRICS, EvalConfig, metric_label
 from reasonrank.io import InputError
 from reasonrank.methods import METHOD_NAMES, METHODS, with_defaults
 from reasonrank.retrieve import CandidateSource
 from reasonrank.window import WindowConfig
+from ui.auth import current_request
 from ui.charts import bar_chart, scatter_chart
 from ui.downloads import download_copy
-from ui.form import form_int, number_box
-from ui.jobs import job_panel, launch
+from ui.form import command_box, form_int, number_box
+from ui.jobs import LOCAL_RUNNER, JobPanel, job_command, job_panel, launch, runner_dropdown
 from ui.render import md_code, md_text
 
 KIND = "eval"
@@ -126,63 +127,73 @@ def reranker_backend(engine: Engine, name: str | None):
     return reranker_spec(row).backend_config(), row.id
 
 
-def eval_config(
-    engine: Engine,
-    dataset: str,
-    bright_root: str,
-    tasks: list[str] | None,
-    first_stage: str,
-    run_file: str,
-    reranker: str | None,
-    window,
-    step,
-    top_k,
-    seed,
-    max_new_tokens,
-    max_passage_tokens,
-    out: str,
-    method: str = DEFAULT_METHOD,
-) -> EvalConfig:
+@dataclass(frozen=True)
+class EvalValues:
+    """The form's values, in the order of the /eval_command inputs (EvalForm's; /eval_start has the
+    run name between the method and the runner)."""
+
+    dataset: str
+    bright_root: str | None
+    tasks: list[str] | None
+    first_stage: str
+    run_file: str | None
+    reranker: str | None
+    window: float | None
+    step: float | None
+    top_k: float | None
+    seed: str | None
+    max_new_tokens: str | None
+    max_passage_tokens: str | None
+    method: str | None = DEFAULT_METHOD
+    runner: str | None = LOCAL_RUNNER  # appended last: callers of the earlier inputs keep working
+
+    @classmethod
+    def from_values(cls, *values) -> EvalValues:
+        return cls(*values)
+
+
+def eval_config(engine: Engine, form: EvalValues, out: str) -> EvalConfig:
     """The EvalConfig the form describes; a missing or contradictory field is an InputError.
     `method` brings its own defaults (reasonrank.methods); the form's window, step and top-k
     replace them, and so do the generation/passage budgets when given (empty: the method's,
     for ReasonRank the paper's 3072 + 100 new tokens and 512-token passages); a CPU run wants
     far smaller ones."""
-    run = (run_file or "").strip() or None
-    if first_stage == RUN_FILE and run is None:
+    run = (form.run_file or "").strip() or None
+    if form.first_stage == RUN_FILE and run is None:
         raise InputError("give the first-stage run file (for BRIGHT a path with {task})")
-    run = run if first_stage == RUN_FILE else None
-    backend, _ = reranker_backend(engine, reranker)
-    if (method or DEFAULT_METHOD) not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
-    own = with_defaults(method or DEFAULT_METHOD, WindowConfig())
+    run = run if form.first_stage == RUN_FILE else None
+    backend, _ = reranker_backend(engine, form.reranker)
+    method = form.method or DEFAULT_METHOD
+    if method not in METHODS:
+        raise InputError(f"unknown method {form.method!r}; choose one of {', '.join(METHOD_NAMES)}")
+    own = with_defaults(method, WindowConfig())
     generation = replace(
         own.generation,
-        seed=_optional_int(seed, "seed"),
-        max_new_tokens=form_int(max_new_tokens, "max new tokens", minimum=1) or own.generation.max_new_tokens,
+        seed=_optional_int(form.seed, "seed"),
+        max_new_tokens=form_int(form.max_new_tokens, "max new tokens", minimum=1) or own.generation.max_new_tokens,
     )
     window_config = replace(
         own,
-        window=_positive_int(window, "window"),
-        step=_positive_int(step, "step"),
-        top_k=_positive_int(top_k, "top-k"),
-        max_passage_tokens=form_int(max_passage_tokens, "passage length", minimum=1) or own.max_passage_tokens,
+        window=_positive_int(form.window, "window"),
+        step=_positive_int(form.step, "step"),
+        top_k=_positive_int(form.top_k, "top-k"),
+        max_passage_tokens=form_int(form.max_passage_tokens, "passage length", minimum=1) or own.max_passage_tokens,
         generation=generation,
     )
     common = {"window": window_config, "reranker": backend, "out": out}
-    if dataset in TREC_SETS:
-        name, candidates, qrels, rel_level = TREC_SETS[dataset]
+    if form.dataset in TREC_SETS:
+        name, candidates, qrels, rel_level = TREC_SETS[form.dataset]
         source = CandidateSource(name=name, candidates=None if run else str(candidates), run=run, qrels=str(qrels))
         return EvalConfig(trec=source, rel_level=rel_level, **common)
-    if dataset == "bright-mini":
+    if form.dataset == "bright-mini":
         return EvalConfig(bright=BrightSource(root=str(mini_root()), tasks=[MINI_TASK], run=run), **common)
-    if dataset == "bright":
-        if not (bright_root or "").strip():
+    if form.dataset == "bright":
+        if not (form.bright_root or "").strip():
             raise InputError("give the BRIGHT directory (examples/, documents/ …)")
-        if not tasks:
+        if not form.tasks:
             raise InputError("choose at least one BRIGHT task")
-        return EvalConfig(bright=BrightSource(root=bright_root.strip(), tasks=list(tasks), run=run), **common)
-    raise InputError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        return EvalConfig(bright=BrightSource(root=form.bright_root.strip(), tasks=list(form.tasks), run=run), **common)
+    raise InputError(f"unknown dataset {form.dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -312,11 +323,17 @@ def job_results(engine: Engine, job_id: int | str | None):
         message,
         results_table(rows),
         comparison_chart(engine),
-        download_copy(next(iter(runs.values()), None)),
-        download_copy(next(iter(calls.values()), None)),
+        local_download(next(iter(runs.values()), None)),
+        local_download(next(iter(calls.values()), None)),
         _reproduce_markdown(view.outputs.get("reproduce") or {}),
         frontier_chart(engine),
     )
+
+
+def local_download(path: str | None) -> str | None:
+    """A download copy of an output file, or None where this machine has no such file (a job on
+    a remote runner writes its outputs on the cluster)."""
+    return download_copy(path) if path and Path(path).is_file() else None
 
 
 def _method_suffix(reranker: str | None, method: str | None) -> str:
@@ -331,7 +348,7 @@ def reranker_choices(engine: Engine) -> list[str]:
 # ----------------------------------------------------------------------------- the tab
 @dataclass
 class EvalForm:
-    """The form's fields, in the order of the /eval_command inputs (/eval_start adds the run name)."""
+    """The form's fields, in the order of the /eval_command inputs (see EvalTab.start_inputs)."""
 
     dataset: gr.Radio
     bright_root: gr.Textbox
@@ -346,6 +363,7 @@ class EvalForm:
     max_new_tokens: gr.Textbox
     max_passage_tokens: gr.Textbox
     method: gr.Dropdown
+    runner: gr.Dropdown
 
     def inputs(self) -> list:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -368,32 +386,48 @@ class EvalResults:
         return [getattr(self, name) for name in RESULT_OUTPUTS]
 
 
-def form_command(engine: Engine, values: list) -> str:
+def form_command(engine: Engine, *values) -> str:
     """The shell command equivalent to the form as it stands (the output folder is made at Start)."""
     try:
-        *fields, method = values
-        return config_to_command(eval_config(engine, *fields, str(data_dir() / "evals" / "NEW"), method))
+        form = EvalValues.from_values(*values)
+        return job_command(eval_config(engine, form, str(data_dir() / "evals" / "NEW")), form.runner)
     except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 
 
-def start_eval(engine: Engine, values: list, name: str | None, request) -> int:
+def start_eval(engine: Engine, form: EvalValues, name: str | None, request) -> int:
     """Launch `reasonrank eval` for the form as a job (admins only, checked in ui.jobs.launch)."""
-    dataset, reranker, method = values[0], values[5], values[-1]
     out = data_dir() / "evals" / uuid.uuid4().hex[:12]
     try:
-        config = eval_config(engine, *values[:-1], str(out), method)
-        _, reranker_id = reranker_backend(engine, reranker)
+        config = eval_config(engine, form, str(out))
+        _, reranker_id = reranker_backend(engine, form.reranker)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
+    default_name = f"{form.dataset} · {form.reranker or NO_RERANKER}{_method_suffix(form.reranker, form.method)}"
     lineage = {
-        "name": ((name or "").strip() or f"{dataset} · {reranker or NO_RERANKER}{_method_suffix(reranker, method)}")[
-            :200
-        ],
+        "name": ((name or "").strip() or default_name)[:200],
         "reranker_id": reranker_id,
-        "dataset": dataset,
+        "dataset": form.dataset,
     }
-    return launch(engine, KIND, config, request, lineage=lineage)
+    return launch(engine, KIND, config, request, lineage=lineage, runner=form.runner or LOCAL_RUNNER)
+
+
+def start_job(engine: Engine, tab: EvalTab, *values) -> dict:
+    """Start the form's run (EvalTab.start_inputs): the panel follows it and the "results of job #"
+    box names it (what an API caller receives)."""
+    *fields, name, runner = values
+    job_id = start_eval(engine, EvalValues.from_values(*fields, runner), name, current_request())
+    return {tab.panel.job_id: job_id, tab.past_job: str(job_id)}
+
+
+def refreshed_lists(engine: Engine, tab: EvalTab) -> dict:
+    """The registry's rerankers, the leaderboard and its charts, read again."""
+    return {
+        tab.form.reranker: gr.update(choices=reranker_choices(engine)),
+        tab.results.board: leaderboard_frame(engine),
+        tab.results.chart: comparison_chart(engine),
+        tab.results.frontier: frontier_chart(engine),
+    }
 
 
 def job_ended(engine: Engine, results: EvalResults, job_id) -> dict:
@@ -429,12 +463,15 @@ def eval_form(engine: Engine) -> EvalForm:
         step = gr.Number(10, precision=0, minimum=1, label="Step", elem_id="rr-eval-step")
         top_k = gr.Number(100, precision=0, minimum=1, label="Top-k", elem_id="rr-eval-topk")
         seed = number_box("Seed (empty: none)", elem_id="rr-eval-seed", placeholder="none")
-    method = gr.Dropdown(
-        [(f"{m.name} — {m.summary}", m.name) for m in METHODS.values()],
-        value=DEFAULT_METHOD,
-        label="Method (its own defaults; the fields here override them)",
-        elem_id="rr-eval-method",
-    )
+    with gr.Row():
+        method = gr.Dropdown(
+            [(f"{m.name} — {m.summary}", m.name) for m in METHODS.values()],
+            value=DEFAULT_METHOD,
+            label="Method (its own defaults; the fields here override them)",
+            elem_id="rr-eval-method",
+            scale=3,
+        )
+        runner = runner_dropdown("rr-eval-runner")
     with gr.Row():
         max_new = number_box(
             f"Max new tokens per call (empty: the method's; ReasonRank {_DEFAULT_WINDOW.generation.max_new_tokens})",
@@ -460,6 +497,7 @@ def eval_form(engine: Engine) -> EvalForm:
         max_new,
         passage,
         method,
+        runner,
     )
 
 
@@ -484,91 +522,77 @@ def results_panel(engine: Engine) -> EvalResults:
     return EvalResults(message, table, chart, run_download, calls_download, reproduce, frontier, board)
 
 
+@dataclass
+class EvalTab:
+    """Every component of the Eval tab, by name."""
+
+    form: EvalForm
+    name: gr.Textbox
+    command: gr.Code
+    start_btn: gr.Button
+    panel: JobPanel
+    results: EvalResults
+    past_job: gr.Textbox
+    show_btn: gr.Button
+    refresh: gr.Button
+
+    def start_inputs(self) -> list:
+        """The /eval_start inputs: the form up to the method, the run name, then the runner (appended
+        last, so callers of the earlier inputs keep working)."""
+        *fields, runner = self.form.inputs()
+        return [*fields, self.name, runner]
+
+    def listed(self) -> list:
+        """What refreshed_lists updates."""
+        return [self.form.reranker, self.results.board, self.results.chart, self.results.frontier]
+
+
+def layout(engine: Engine) -> EvalTab:
+    """The tab's components: the form and its command, the job panel, results and leaderboard."""
+    gr.Markdown(
+        "Run a benchmark as a job: first stage, optional reranker and its method, nDCG@1/5/10, Recall@10 "
+        "and MRR@10 per task; the leaderboard adds each run's tokens, model calls, sequential rounds and "
+        "seconds per query, and the frontier chart plots nDCG@10 against output tokens per query. Admins "
+        "start runs; the command below is what the job runs."
+    )
+    form = eval_form(engine)
+    name = gr.Textbox(label="Run name (leaderboard; default: dataset · reranker)", elem_id="rr-eval-name")
+    command = command_box(form_command(engine, *(field.value for field in form.inputs())), elem_id="rr-eval-cmd")
+    start_btn = gr.Button("Start eval", variant="primary", elem_id="rr-eval-start")
+    panel = job_panel(engine, KIND)
+    results = results_panel(engine)
+    with gr.Row():
+        past_job = number_box("Results of eval job #", elem_id="rr-eval-past-job", placeholder="job number")
+        show_btn = gr.Button("Show", size="sm", elem_id="rr-eval-show")
+    refresh = gr.Button("Refresh rerankers and leaderboard", size="sm", elem_id="rr-eval-refresh")
+    return EvalTab(form, name, command, start_btn, panel, results, past_job, show_btn, refresh)
+
+
 def build(engine: Engine) -> None:
-    def command(*values) -> str:
-        return form_command(engine, list(values))
-
-    def on_start(
-        dataset,
-        bright_root,
-        tasks,
-        first_stage,
-        run_file,
-        reranker,
-        window,
-        step,
-        top_k,
-        seed,
-        max_new,
-        passage,
-        method,
-        name,
-        request: gr.Request,
-    ):
-        values = [
-            dataset,
-            bright_root,
-            tasks,
-            first_stage,
-            run_file,
-            reranker,
-            window,
-            step,
-            top_k,
-            seed,
-            max_new,
-            passage,
-            method,
-        ]
-        job_id = start_eval(engine, values, name, request)
-        return job_id, str(job_id)  # the panel's job, and the "results of job #" box (what the API returns)
-
-    def refresh_lists() -> dict:
-        return {
-            form.reranker: gr.update(choices=reranker_choices(engine)),
-            results.board: leaderboard_frame(engine),
-            results.chart: comparison_chart(engine),
-            results.frontier: frontier_chart(engine),
-        }
-
-    with gr.Tab("Eval", id="eval") as tab:
-        gr.Markdown(
-            "Run a benchmark as a job: first stage, optional reranker and its method, nDCG@1/5/10, Recall@10 "
-            "and MRR@10 per task; the leaderboard adds each run's tokens, model calls, sequential rounds and "
-            "seconds per query, and the frontier chart plots nDCG@10 against output tokens per query. Admins "
-            "start runs; the command below is what the job runs."
+    """The tab, built and wired inside it: each handler binds what it needs and calls a function above."""
+    with gr.Tab("Eval", id="eval") as tab_item:
+        tab = layout(engine)
+        inputs = tab.form.inputs()
+        shown = tab.results.outputs()
+        command = partial(form_command, engine)
+        results = partial(job_results, engine)
+        gr.on([field.change for field in inputs], command, inputs, tab.command, api_name="eval_command")
+        tab.start_btn.click(
+            partial(start_job, engine, tab),
+            tab.start_inputs(),
+            [tab.panel.job_id, tab.past_job],
+            api_name="eval_start",
         )
-        form = eval_form(engine)
-        name = gr.Textbox(label="Run name (leaderboard; default: dataset · reranker)", elem_id="rr-eval-name")
-        shown_command = gr.Code(
-            command(*(field.value for field in form.inputs())),
-            label="Equivalent command",
-            language="shell",
-            interactive=False,
-            elem_id="rr-eval-cmd",
-        )
-        start_btn = gr.Button("Start eval", variant="primary", elem_id="rr-eval-start")
-        panel = job_panel(engine, KIND)
-        results = results_panel(engine)
-        with gr.Row():
-            past_job = number_box("Results of eval job #", elem_id="rr-eval-past-job", placeholder="job number")
-            show_btn = gr.Button("Show", size="sm", elem_id="rr-eval-show")
-        refresh = gr.Button("Refresh rerankers and leaderboard", size="sm", elem_id="rr-eval-refresh")
-
-        inputs = form.inputs()
-        shown = results.outputs()
-        listed = [form.reranker, results.board, results.chart, results.frontier]
-        gr.on([field.change for field in inputs], command, inputs, shown_command, api_name="eval_command")
-        start_btn.click(on_start, [*inputs, name], [panel.job_id, past_job], api_name="eval_start")
-        panel.status.change(
-            lambda job_id: job_ended(engine, results, job_id),
-            panel.job_id,
-            {*shown, results.board},
+        tab.panel.status.change(
+            partial(job_ended, engine, tab.results),
+            tab.panel.job_id,
+            {*shown, tab.results.board},
             api_visibility="private",
         )
-        show_btn.click(lambda job_id: job_results(engine, job_id), past_job, shown, api_name="eval_results")
-        panel.job_id.change(lambda job_id: job_results(engine, job_id), panel.job_id, shown, api_visibility="private")
-        refresh.click(refresh_lists, None, listed, api_name="eval_refresh")
-        tab.select(refresh_lists, None, listed, api_visibility="private").then(
-            command, inputs, shown_command, api_visibility="private"
+        tab.show_btn.click(results, tab.past_job, shown, api_name="eval_results")
+        tab.panel.job_id.change(results, tab.panel.job_id, shown, api_visibility="private")
+        refresh = partial(refreshed_lists, engine, tab)
+        tab.refresh.click(refresh, None, tab.listed(), api_name="eval_refresh")
+        tab_item.select(refresh, None, tab.listed(), api_visibility="private").then(
+            command, inputs, tab.command, api_visibility="private"
         )

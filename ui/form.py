@@ -69,3 +69,10 @@ def number_box(
         max_lines=1,
         elem_id=elem_id,
     )
+
+
+def command_box(text: str, *, elem_id: str):
+    """The read-only "Equivalent command" a job tab shows under its form (the exact CLI it runs)."""
+    import gradio as gr
+
+    return gr.Code(text, label="Equivalent command", language="shell", interactive=False, elem_id=elem_id)

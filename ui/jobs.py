@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,15 +25,18 @@ from sqlalchemy import Engine
 
 from db.jobs import JobView, cancel_job, launch_job, list_jobs, refresh_job
 from db.users import get_user
-from reasonrank.cli import config_to_argv
+from reasonrank.cli import config_to_argv, config_to_command
+from reasonrank.cli.submit import SubmitConfig
 from reasonrank.io import InputError
 from reasonrank.jobs import FINISHED
 from reasonrank.redact import check_config
+from reasonrank.runners import RUNNERS
 from ui.auth import require_admin, reviewer
 from ui.charts import line_panels
 from ui.render import md_text
 
 HISTORY_COLUMNS = ["id", "status", "command", "message"]
+LOCAL_RUNNER = "local"
 _FIGURE_LABELS = {"rate": "per s", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost_usd": "$"}
 
 
@@ -71,6 +75,24 @@ def launch(
         return launch_job(engine, kind, argv, config_dict, created_by=user.id, lineage=lineage, env=env, runner=runner)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
+
+
+def runner_dropdown(elem_id: str) -> gr.Dropdown:
+    """Where a tab's job runs: every runner of the registry (reasonrank.runners.RUNNERS), local first."""
+    return gr.Dropdown(
+        list(RUNNERS),
+        value=LOCAL_RUNNER,
+        label="Runner (where the job runs)",  # a cluster's address: the app's environment (see README)
+        elem_id=elem_id,
+    )
+
+
+def job_command(config: Any, runner: str | None) -> str:
+    """The command a tab's Start runs, as a shell user would type it: the CLI command itself on
+    the local runner, else that command handed to `reasonrank submit --runner NAME`."""
+    if (runner or LOCAL_RUNNER) == LOCAL_RUNNER:
+        return config_to_command(config)
+    return config_to_command(SubmitConfig(cmd=shlex.join(config_to_argv(config)), runner=runner))
 
 
 def code_span(text: Any) -> str:

@@ -14,63 +14,74 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from functools import partial
 
 import gradio as gr
 from sqlalchemy import Engine
 
 from db.models import ITEM_STATUSES
 from db.synth import dataset_names
-from reasonrank.cli import config_to_command
 from reasonrank.cli.synth import ANY_STATUS, SynthConfig
 from reasonrank.io import InputError
 from reasonrank.synth import PROMPTS
-from ui.form import form_float, form_int, form_text, number_box
-from ui.jobs import job_panel, launch
+from ui.auth import current_request
+from ui.form import command_box, form_float, form_int, form_text, number_box
+from ui.jobs import LOCAL_RUNNER, JobPanel, job_command, job_panel, launch, runner_dropdown
 
 STATUSES = (*ITEM_STATUSES, ANY_STATUS)
 
 
-def synth_config(
-    dataset,
-    status,
-    limit,
-    candidates,
-    base_url,
-    model,
-    api_key_env,
-    prompt,
-    max_tokens,
-    temperature,
-    answers,
-    alpha,
-    max_in_flight,
-    timeout_s,
-    max_retries,
-    max_requests,
-    price_in,
-    price_out,
-) -> SynthConfig:
+@dataclass(frozen=True)
+class SynthValues:
+    """The form's values, in the order of the /synth_start and /synth_command inputs (SynthForm's)."""
+
+    dataset: str | None
+    status: str | None
+    limit: str | None
+    candidates: str | None
+    base_url: str | None
+    model: str | None
+    api_key_env: str | None
+    prompt: str | None
+    max_tokens: float | None
+    temperature: float | None
+    answers: str | None
+    alpha: float | None
+    max_in_flight: float | None
+    timeout_s: float | None
+    max_retries: float | None
+    max_requests: str | None
+    price_in: str | None
+    price_out: str | None
+    runner: str | None = LOCAL_RUNNER  # appended last: callers of the earlier inputs keep working
+
+    @classmethod
+    def from_values(cls, *values) -> SynthValues:
+        return cls(*values)
+
+
+def synth_config(form: SynthValues) -> SynthConfig:
     """The form's widgets → the CLI's config (empty fields take the CLI's defaults)."""
     defaults = SynthConfig()
     return SynthConfig(
-        dataset=form_text(dataset),
-        status=status or defaults.status,
-        limit=form_int(limit, "Limit", minimum=1),
-        candidates=form_text(candidates),
-        base_url=form_text(base_url) or defaults.base_url,
-        model=form_text(model) or defaults.model,
-        api_key_env=form_text(api_key_env) or defaults.api_key_env,
-        prompt=prompt or defaults.prompt,
-        max_tokens=form_int(max_tokens) or defaults.max_tokens,
-        temperature=defaults.temperature if temperature in (None, "") else float(temperature),
-        answers=form_text(answers),
-        alpha=defaults.alpha if alpha in (None, "") else float(alpha),
-        max_in_flight=form_int(max_in_flight) or defaults.max_in_flight,
-        timeout_s=form_float(timeout_s) or defaults.timeout_s,
-        max_retries=defaults.max_retries if max_retries in (None, "") else int(max_retries),
-        max_requests=form_int(max_requests, "Request budget", minimum=1),
-        price_in=form_float(price_in, "USD per M prompt tokens", minimum=0.0),
-        price_out=form_float(price_out, "USD per M completion tokens", minimum=0.0),
+        dataset=form_text(form.dataset),
+        status=form.status or defaults.status,
+        limit=form_int(form.limit, "Limit", minimum=1),
+        candidates=form_text(form.candidates),
+        base_url=form_text(form.base_url) or defaults.base_url,
+        model=form_text(form.model) or defaults.model,
+        api_key_env=form_text(form.api_key_env) or defaults.api_key_env,
+        prompt=form.prompt or defaults.prompt,
+        max_tokens=form_int(form.max_tokens) or defaults.max_tokens,
+        temperature=defaults.temperature if form.temperature in (None, "") else float(form.temperature),
+        answers=form_text(form.answers),
+        alpha=defaults.alpha if form.alpha in (None, "") else float(form.alpha),
+        max_in_flight=form_int(form.max_in_flight) or defaults.max_in_flight,
+        timeout_s=form_float(form.timeout_s) or defaults.timeout_s,
+        max_retries=defaults.max_retries if form.max_retries in (None, "") else int(form.max_retries),
+        max_requests=form_int(form.max_requests, "Request budget", minimum=1),
+        price_in=form_float(form.price_in, "USD per M prompt tokens", minimum=0.0),
+        price_out=form_float(form.price_out, "USD per M completion tokens", minimum=0.0),
     )
 
 
@@ -96,6 +107,7 @@ class SynthForm:
     max_requests: gr.Textbox
     price_in: gr.Textbox
     price_out: gr.Textbox
+    runner: gr.Dropdown
 
     def inputs(self) -> list:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -104,31 +116,44 @@ class SynthForm:
 def form_command(*values) -> str:
     """The shell command equivalent to the form as it stands."""
     try:
-        return config_to_command(synth_config(*values))
+        form = SynthValues.from_values(*values)
+        return job_command(synth_config(form), form.runner)
     except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 
 
-def start_synthesis(engine: Engine, values: list, request) -> tuple[int, str]:
+def start_synthesis(engine: Engine, form: SynthValues, request) -> tuple[int, str]:
     """Launch `reasonrank synth` for the form as a job of the logged-in admin (checked in launch):
-    the job id and the message to show (naming a key variable that is not set here)."""
+    the job id and the message to show (see start_warnings)."""
     try:
-        config = synth_config(*values)
+        config = synth_config(form)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     if config.dataset is None and config.candidates is None:
         raise gr.Error("choose a dataset of the store, or upload a candidate file")
-    # the job writes to this app's store; the URL travels in the environment, not the config
-    job_id = launch(
-        engine, "synth", config, request, env={"REASONRANK_DB": engine.url.render_as_string(hide_password=False)}
-    )
-    unset = (
-        ""
-        if os.environ.get(config.api_key_env)
-        else f" ⚠️ {config.api_key_env} is not set where the app runs: the teacher's calls carry no key"
+    runner = form.runner or LOCAL_RUNNER
+    # a local job writes to this app's store: the URL travels in the environment, not the config;
+    # a remote runner gets no database URL (a worker never connects to the app's store)
+    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == LOCAL_RUNNER else {}
+    job_id = launch(engine, "synth", config, request, env=env, runner=runner)
+    return job_id, f"Started job {job_id}.{start_warnings(config, runner)}"
+
+
+def start_warnings(config: SynthConfig, runner: str) -> str:
+    """What the admin should know about a job just started: a key variable unset here, and what a
+    job on another runner uses instead of this app's environment and store."""
+    if runner != LOCAL_RUNNER:
+        return (
+            f" ⚠️ On {runner} the job reads its items from, and writes its labels to, the store its worker"
+            " opens ($REASONRANK_DB there, else data/ in the job's working directory), not this app's store;"
+            f" the teacher's key must be in {config.api_key_env} there."
+        )
+    if os.environ.get(config.api_key_env):
+        return ""
+    return (
+        f" ⚠️ {config.api_key_env} is not set where the app runs: the teacher's calls carry no key"
         " (fine for a server that needs none)."
     )
-    return job_id, f"Started job {job_id}.{unset}"
 
 
 def synth_form(engine: Engine) -> SynthForm:
@@ -156,6 +181,7 @@ def synth_form(engine: Engine) -> SynthForm:
         api_key_env = gr.Textbox(
             defaults.api_key_env, label="API key: name of the environment variable", elem_id="rr-synth-key-env"
         )
+        runner = runner_dropdown("rr-synth-runner")
     with gr.Row():
         prompt = gr.Radio(list(PROMPTS), value=defaults.prompt, label="Labelling prompt", elem_id="rr-synth-prompt")
         max_tokens = gr.Number(defaults.max_tokens, label="Max tokens", precision=0, minimum=1)
@@ -196,33 +222,59 @@ def synth_form(engine: Engine) -> SynthForm:
         max_requests,
         price_in,
         price_out,
+        runner,
     )
 
 
+@dataclass
+class SynthTab:
+    """Every component of the Synthesize tab, by name."""
+
+    form: SynthForm
+    command: gr.Code
+    start_btn: gr.Button
+    started: gr.Markdown
+    job_number: gr.Textbox
+    panel: JobPanel
+
+
+def start_job(engine: Engine, tab: SynthTab, *values) -> dict:
+    """Start the form's job: the panel follows it, the Job box names it (what an API caller receives
+    with the message)."""
+    job_id, message = start_synthesis(engine, SynthValues.from_values(*values), current_request())
+    return {tab.panel.job_id: job_id, tab.job_number: str(job_id), tab.started: message}
+
+
+def dataset_choices(engine: Engine) -> gr.Dropdown:
+    return gr.Dropdown(choices=dataset_names(engine))
+
+
+def layout(engine: Engine) -> SynthTab:
+    """The tab's components: the form and its command, Start, and the job panel."""
+    gr.Markdown(
+        "Admins only. A reasoning teacher (DeepSeek-R1 or any OpenAI-compatible server) labels "
+        "stored items; each label is stored as it arrives, so a stopped job resumes where it ended."
+    )
+    form = synth_form(engine)
+    command = command_box(form_command(*(field.value for field in form.inputs())), elem_id="rr-synth-cmd")
+    start_btn = gr.Button("Start synthesis", variant="primary", elem_id="rr-synth-start")
+    started = gr.Markdown(elem_id="rr-synth-msg")
+    job_number = gr.Textbox(label="Job", interactive=False, max_lines=1, elem_id="rr-synth-job")
+    panel = job_panel(engine, "synth")
+    return SynthTab(form, command, start_btn, started, job_number, panel)
+
+
 def build(engine: Engine) -> None:
-    def start(request: gr.Request, *values):
-        job_id, message = start_synthesis(engine, list(values), request)
-        return job_id, str(job_id), message
+    """The tab, wired: each handler binds what it needs and calls a function above."""
+    with gr.Tab("Synthesize", id="synth") as tab_item:
+        tab = layout(engine)
 
-    with gr.Tab("Synthesize", id="synth") as tab:
-        gr.Markdown(
-            "Admins only. A reasoning teacher (DeepSeek-R1 or any OpenAI-compatible server) labels "
-            "stored items; each label is stored as it arrives, so a stopped job resumes where it ended."
-        )
-        form = synth_form(engine)
-        inputs = form.inputs()
-        shown = gr.Code(
-            form_command(*(field.value for field in inputs)),
-            label="Equivalent command",
-            language="shell",
-            interactive=False,
-            elem_id="rr-synth-cmd",
-        )
-        start_btn = gr.Button("Start synthesis", variant="primary", elem_id="rr-synth-start")
-        started = gr.Markdown(elem_id="rr-synth-msg")
-        job_number = gr.Textbox(label="Job", interactive=False, max_lines=1, elem_id="rr-synth-job")
-        panel = job_panel(engine, "synth")
-
-    gr.on([field.change for field in inputs], form_command, inputs, shown, api_name="synth_command")
-    start_btn.click(start, inputs, [panel.job_id, job_number, started], api_name="synth_start")
-    tab.select(lambda: gr.Dropdown(choices=dataset_names(engine)), None, form.dataset, api_visibility="private")
+    inputs = tab.form.inputs()
+    gr.on([field.change for field in inputs], form_command, inputs, tab.command, api_name="synth_command")
+    tab.start_btn.click(
+        partial(start_job, engine, tab),
+        inputs,
+        [tab.panel.job_id, tab.job_number, tab.started],
+        api_name="synth_start",
+    )
+    tab_item.select(partial(dataset_choices, engine), None, tab.form.dataset, api_visibility="private")

@@ -21,6 +21,7 @@ import html
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -35,17 +36,15 @@ from db.registry import get_reranker, list_rerankers, reranker_spec
 from reasonrank.arena import RerankerSpec
 from reasonrank.backends import make_backend
 from reasonrank.backends.base import BackendError
-from reasonrank.cli import config_to_command
 from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig, check_train_config
 from reasonrank.io import InputError
 from reasonrank.launch import STRATEGIES
-from reasonrank.runners import RUNNERS
 from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
 from reasonrank.train.data import load_row
 from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
-from ui.auth import require_admin
-from ui.form import form_int, number_box
-from ui.jobs import code_span, job_panel, launch
+from ui.auth import current_request, require_admin
+from ui.form import command_box, form_int, number_box
+from ui.jobs import LOCAL_RUNNER, JobPanel, code_span, job_command, job_panel, launch, runner_dropdown
 
 #: the curves the panel draws, one panel per quantity (metrics event names, see reasonrank.train.callbacks)
 CURVES = {
@@ -61,8 +60,6 @@ CURVES = {
         "reward_rbo",
     ),
 }
-#: the launch fields' defaults: runner, processes per node, nodes, strategy
-LAUNCH_DEFAULTS = ("local", 1, 1, "ddp")
 #: what the command preview shows for the output directory a launch creates
 NEW_OUTPUT_DIR = "NEW"
 #: fields the form passes to the command as given (their own widgets)
@@ -122,46 +119,61 @@ def preset_finetune(stage: str, preset: str | None) -> str:
     return default_run_config(stage, preset or None).finetune
 
 
-def train_config(
-    stage: str,
-    preset: str | None,
-    finetune: str | None,
-    export_id: str | None,
-    data_path: str | None,
-    model: str | None,
-    output_dir: str | None,
-    hyperparameters: str,
-    resume: bool,
-    register_as: str | None,
-) -> TrainConfig:
-    """The form as a TrainConfig: only hyperparameters (and a fine-tune mode) that differ from the
-    preset become flags."""
-    baseline = default_run_config(stage, preset or None)
-    values = _edited_values(hyperparameters)
-    if finetune:
-        values["finetune"] = finetune
-    edited = apply_values(baseline, values, "hyperparameters")
+@dataclass(frozen=True)
+class TrainValues:
+    """The form's values, in the order of the /train_start and /train_command inputs (TrainForm's);
+    API callers may leave out the launch fields (runner, processes per node, nodes, strategy)."""
+
+    stage: str
+    preset: str | None
+    finetune: str | None
+    export_id: str | None
+    data_path: str | None
+    model: str | None
+    output_dir: str | None
+    hyperparameters: str
+    resume: bool
+    register_as: str | None
+    runner: str | None = LOCAL_RUNNER
+    processes: float | None = 1
+    nodes: float | None = 1
+    strategy: str | None = "ddp"
+
+    @classmethod
+    def from_values(cls, *values) -> TrainValues:
+        return cls(*values)
+
+
+def train_config(values: TrainValues, output_dir: str) -> TrainConfig:
+    """The form as a TrainConfig writing to `output_dir`: only hyperparameters (and a fine-tune
+    mode) that differ from the preset become flags; more than one process runs under
+    `accelerate launch`."""
+    baseline = default_run_config(values.stage, values.preset or None)
+    edited_values = _edited_values(values.hyperparameters)
+    if values.finetune:
+        edited_values["finetune"] = values.finetune
+    edited = apply_values(baseline, edited_values, "hyperparameters")
     changed = {
         f.name: getattr(edited, f.name)
         for f in dataclasses.fields(edited)
         if f.name not in DIRECT_FIELDS and getattr(edited, f.name) != getattr(baseline, f.name)
     }
-    data = f"{EXPORT_PREFIX}{export_id}" if export_id else (data_path or "").strip()
+    data = f"{EXPORT_PREFIX}{values.export_id}" if values.export_id else (values.data_path or "").strip()
     run = RunOverrides(
-        preset=preset or None,
-        model=(model or "").strip() or None,
+        preset=values.preset or None,
+        model=(values.model or "").strip() or None,
         data=data or None,
-        output_dir=(output_dir or "").strip() or None,
-        resume=True if resume else None,
+        output_dir=output_dir,
+        resume=True if values.resume else None,
         **changed,
     )
-    return TrainConfig(stage=stage, run=run, register_as=(register_as or "").strip() or None)
-
-
-def with_launch(config: TrainConfig, processes: float | None, nodes: float | None, strategy: str | None) -> TrainConfig:
-    """The launch part of the form: more than one process runs under `accelerate launch`."""
-    return dataclasses.replace(
-        config, processes_per_node=int(processes or 1), nodes=int(nodes or 1), strategy=strategy or "ddp"
+    return TrainConfig(
+        stage=values.stage,
+        run=run,
+        register_as=(values.register_as or "").strip() or None,
+        processes_per_node=int(values.processes or 1),
+        nodes=int(values.nodes or 1),
+        strategy=values.strategy or "ddp",
     )
 
 
@@ -297,52 +309,32 @@ class Debugger:
 
 def form_command(*values) -> str:
     """The shell command the form stands for (an empty output directory: a new one per launch)."""
-    *before, output_dir, hyperparameters, resume, register_as = values[:10]
-    # the launch fields (runner, processes, nodes, strategy) may be left out by API callers
-    _runner, processes, nodes, strategy = (*values[10:], *LAUNCH_DEFAULTS[len(values[10:]) :])
     try:
-        output = (output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
-        config = train_config(*before, output, hyperparameters, resume, register_as)
-        return config_to_command(with_launch(config, processes, nodes, strategy))  # the same on every runner
+        form = TrainValues.from_values(*values)
+        output = (form.output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
+        return job_command(train_config(form, output), form.runner)
     except (InputError, ValueError) as exc:
         return f"# not a valid form: {exc}"
 
 
-def start_training(engine: Engine, values: list, request) -> int:
+def start_training(engine: Engine, form: TrainValues, request) -> int:
     """Launch `reasonrank train …` as a Job (admins only, checked here) once the config is known
     to be runnable (ui.jobs.launch checks the role again); an empty output directory is a new
     folder for this launch."""
     require_admin(engine, request)
-    (
-        stage,
-        preset,
-        finetune,
-        export_id,
-        data_path,
-        model,
-        output_dir,
-        hyperparameters,
-        resume,
-        register_as,
-        *launch_values,
-    ) = values
-    runner, processes, nodes, strategy = launch_values
-    if export_id and export_id not in {value for _, value in export_choices(engine, stage)}:
-        raise gr.Error(f"no {stage} export with id {export_id}")
+    if form.export_id and form.export_id not in {value for _, value in export_choices(engine, form.stage)}:
+        raise gr.Error(f"no {form.stage} export with id {form.export_id}")
     try:
-        output = (output_dir or "").strip() or new_output_dir()
-        config = train_config(
-            stage, preset, finetune, export_id, data_path, model, output, hyperparameters, resume, register_as
-        )
-        config = with_launch(config, processes, nodes, strategy)
+        config = train_config(form, (form.output_dir or "").strip() or new_output_dir())
         check_train_config(config)
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
-    lineage = {"export_id": int(export_id)} if export_id else {}
+    lineage = {"export_id": int(form.export_id)} if form.export_id else {}
+    runner = form.runner or LOCAL_RUNNER
     # the job must write to this app's store; the URL goes to the process only, never to the Job row
     # (a remote runner gets no database URL: the app registers what it trained, see db.remote_jobs)
-    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == "local" else {}
-    return launch(engine, "train", config, request, lineage=lineage, env=env, runner=runner or "local")
+    env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == LOCAL_RUNNER else {}
+    return launch(engine, "train", config, request, lineage=lineage, env=env, runner=runner)
 
 
 def stage_changed(engine: Engine, form: TrainForm, stage: str, preset: str | None) -> dict:
@@ -371,10 +363,10 @@ def show_job(engine: Engine, text: str | None) -> int | None:
     return job_id
 
 
-def reward_debug(engine: Engine, export_id, data_path, index, completions: str, format_weight, request) -> tuple:
+def reward_debug(engine: Engine, debugger: Debugger, export_id, data_path, index, completions, format_weight) -> dict:
     """Score pasted completions (separated by a line `---`) against one RL row of an export:
-    (about, table, figures)."""
-    require_admin(engine, request)
+    the about line, the table and the figures."""
+    require_admin(engine, current_request())
     try:
         position, row = rl_row(engine, export_id, data_path, index)
         texts = [t for t in (completions or "").split(COMPLETION_SEPARATOR) if t.strip()]
@@ -387,15 +379,13 @@ def reward_debug(engine: Engine, export_id, data_path, index, completions: str, 
         f"Row {position}: {len(row['initial_list'])} passages; teacher order "
         f"{html.escape(' > '.join(row['teacher_list']))}; relevant {html.escape(', '.join(row['relevant_docids']) or 'none')}"
     )
-    return about, frame, figures
+    return {debugger.about: about, debugger.table: frame, debugger.figures: figures}
 
 
-def reward_generate(
-    engine: Engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request
-) -> str:
+def reward_generate(engine: Engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens) -> str:
     """Sample a group of completions of the row's prompt from a registered reranker; they fill
     the completions box (one per `---` block) for scoring."""
-    require_admin(engine, request)
+    require_admin(engine, current_request())
     try:
         _, row = rl_row(engine, export_id, data_path, index)
         spec = generator_spec(engine, reranker)
@@ -451,9 +441,7 @@ def train_form(engine: Engine) -> TrainForm:
         resume = gr.Checkbox(label="Resume from the last checkpoint in the output directory")
         register_as = gr.Textbox(label="Register the model as (default: from the output directory)")
     with gr.Row():
-        runner = gr.Dropdown(
-            list(RUNNERS), value="local", label="Runner (ray: $REASONRANK_RAY_ADDRESS)", elem_id="rr-train-runner"
-        )
+        runner = runner_dropdown("rr-train-runner")
         processes = gr.Number(1, label="Processes per node", precision=0, minimum=1, elem_id="rr-train-procs")
         nodes = gr.Number(1, label="Nodes", precision=0, minimum=1, elem_id="rr-train-nodes")
         strategy = gr.Dropdown(
@@ -531,142 +519,118 @@ def debugger_panel(engine: Engine) -> Debugger:
     )
 
 
+@dataclass
+class TrainTab:
+    """Every component of the Train tab, by name."""
+
+    form: TrainForm
+    command: gr.Code
+    start_button: gr.Button
+    panel: JobPanel
+    registered: gr.Markdown
+    past: gr.Textbox
+    show: gr.Button
+    debugger: Debugger
+
+    def debug_inputs(self) -> list:
+        """The /reward_debug inputs."""
+        d = self.debugger
+        return [d.export, d.path, d.index, d.completions, d.weight]
+
+    def debug_outputs(self) -> list:
+        d = self.debugger
+        return [d.about, d.table, d.figures]
+
+    def generate_inputs(self) -> list:
+        """The /reward_generate inputs."""
+        d = self.debugger
+        return [d.export, d.path, d.index, d.generator, d.samples, d.temperature, d.max_tokens]
+
+
+def start_job(engine: Engine, tab: TrainTab, *values) -> dict:
+    """Start the form's job: the panel follows it and "Show job #" names it (what an API caller receives)."""
+    job_id = start_training(engine, TrainValues.from_values(*values), current_request())
+    return {tab.panel.job_id: job_id, tab.past: str(job_id)}
+
+
+def refreshed_exports(engine: Engine, tab: TrainTab, stage: str) -> dict:
+    """The export choices of the form (for its stage) and of the reward debugger (RL)."""
+    return {
+        tab.form.export: gr.update(choices=export_choices(engine, stage)),
+        tab.debugger.export: gr.update(choices=export_choices(engine, "grpo")),
+    }
+
+
+def page_choices(engine: Engine, tab: TrainTab) -> dict:
+    """What the admin-only page load fills: the exports and the rerankers the debugger samples from."""
+    return {
+        **refreshed_exports(engine, tab, "sft"),
+        tab.debugger.generator: gr.update(choices=generator_choices(engine)),
+    }
+
+
+def refreshed_generators(engine: Engine) -> dict:
+    return gr.update(choices=generator_choices(engine))
+
+
+def layout(engine: Engine) -> TrainTab:
+    """The tab's components: the form and its command, the job panel, the registered model, the debugger."""
+    gr.Markdown(
+        "Admins only. SFT (cold start) then GRPO with the multi-view reward; the form shows the "
+        "`reasonrank train` command it runs as a job."
+    )
+    form = train_form(engine)
+    command = command_box(form_command(*(field.value for field in form.inputs())), elem_id="rr-train-cmd")
+    start_button = gr.Button("Start training", variant="primary", elem_id="rr-train-start")
+    panel = job_panel(engine, "train", curves=CURVES)
+    registered = gr.Markdown(elem_id="rr-train-model-info")
+    with gr.Row():
+        past = number_box("Show job #", elem_id="rr-train-past", placeholder="job number")
+        show = gr.Button("Show", size="sm", elem_id="rr-train-show")
+    debugger = debugger_panel(engine)
+    return TrainTab(form, command, start_button, panel, registered, past, show, debugger)
+
+
 def build(engine: Engine) -> None:
-    def on_start(
-        stage,
-        preset,
-        finetune,
-        export_id,
-        data_path,
-        model,
-        output_dir,
-        hyper,
-        resume,
-        register_as,
-        runner,
-        processes,
-        nodes,
-        strategy,
-        request: gr.Request,
-    ):
-        values = [stage, preset, finetune, export_id, data_path, model, output_dir, hyper, resume, register_as]
-        job_id = start_training(engine, [*values, runner, processes, nodes, strategy], request)
-        return job_id, str(job_id)  # the panel's job, and the "Show job #" box (what an API caller receives)
-
-    def on_debug(export_id, data_path, index, completions, format_weight, request: gr.Request):
-        return reward_debug(engine, export_id, data_path, index, completions, format_weight, request)
-
-    def on_generate(export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request: gr.Request):
-        return reward_generate(
-            engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens, request
-        )
-
+    """The tab, wired: each handler binds what it needs and calls a function above."""
     with gr.Tab("Train", id="train"):
-        gr.Markdown(
-            "Admins only. SFT (cold start) then GRPO with the multi-view reward; the form shows the "
-            "`reasonrank train` command it runs as a job."
-        )
-        form = train_form(engine)
-        command = gr.Code(
-            form_command(*(field.value for field in form.inputs())),
-            label="Equivalent command",
-            language="shell",
-            interactive=False,
-            elem_id="rr-train-cmd",
-        )
-        start_button = gr.Button("Start training", variant="primary", elem_id="rr-train-start")
-        panel = job_panel(engine, "train", curves=CURVES)
-        registered = gr.Markdown(elem_id="rr-train-model-info")
-        with gr.Row():
-            past = number_box("Show job #", elem_id="rr-train-past", placeholder="job number")
-            show = gr.Button("Show", size="sm", elem_id="rr-train-show")
-        debugger = debugger_panel(engine)
-        gr.api(form_command_api, api_name="train_command")  # inside the tab: at top level it would split the tab bar
+        tab = layout(engine)
 
+    form, debugger = tab.form, tab.debugger
     inputs = form.inputs()
-    for component in inputs:
-        component.change(form_command, inputs, command, api_visibility="private")
+    # /train_command: a caller that leaves out the launch fields gets the widgets' defaults
+    gr.on([field.change for field in inputs], form_command, inputs, tab.command, api_name="train_command")
     form.refresh_exports.click(
-        lambda s: (gr.update(choices=export_choices(engine, s)), gr.update(choices=export_choices(engine, "grpo"))),
-        form.stage,
-        [form.export, debugger.export],
-        api_visibility="private",
+        partial(refreshed_exports, engine, tab), form.stage, [form.export, debugger.export], api_visibility="private"
     )
     form.stage.change(
-        lambda stage, preset: stage_changed(engine, form, stage, preset),
+        partial(stage_changed, engine, form),
         [form.stage, form.preset],
         {form.export, form.hyperparameters, form.finetune},
         api_visibility="private",
     )
     form.preset.change(
-        lambda stage, preset: preset_changed(form, stage, preset),
+        partial(preset_changed, form),
         [form.stage, form.preset],
         {form.hyperparameters, form.finetune},
         api_visibility="private",
     )
-    start_button.click(on_start, inputs, [panel.job_id, past], api_name="train_start")
-    panel.status.change(lambda job: render_model(engine, job), panel.job_id, registered, api_visibility="private")
-    show.click(lambda text: show_job(engine, text), past, panel.job_id, api_visibility="private")
-    debug_inputs = [debugger.export, debugger.path, debugger.index, debugger.completions, debugger.weight]
-    debug_outputs = [debugger.about, debugger.table, debugger.figures]
-    debugger.score.click(on_debug, debug_inputs, debug_outputs, api_name="reward_debug")
+    tab.start_button.click(
+        partial(start_job, engine, tab), inputs, [tab.panel.job_id, tab.past], api_name="train_start"
+    )
+    tab.panel.status.change(partial(render_model, engine), tab.panel.job_id, tab.registered, api_visibility="private")
+    tab.show.click(partial(show_job, engine), tab.past, tab.panel.job_id, api_visibility="private")
+    scores = partial(reward_debug, engine, debugger)
+    debugger.score.click(scores, tab.debug_inputs(), tab.debug_outputs(), api_name="reward_debug")
     debugger.refresh_generators.click(
-        lambda: gr.update(choices=generator_choices(engine)), None, debugger.generator, api_visibility="private"
+        partial(refreshed_generators, engine), None, debugger.generator, api_visibility="private"
     )
     Context.root_block.load(
-        lambda: (
-            gr.update(choices=export_choices(engine, "sft")),
-            gr.update(choices=export_choices(engine, "grpo")),
-            gr.update(choices=generator_choices(engine)),
-        ),
+        partial(page_choices, engine, tab),
         None,
         [form.export, debugger.export, debugger.generator],
         api_visibility="private",
     )
-    generate_inputs = [
-        debugger.export,
-        debugger.path,
-        debugger.index,
-        debugger.generator,
-        debugger.samples,
-        debugger.temperature,
-        debugger.max_tokens,
-    ]
-    debugger.generate.click(on_generate, generate_inputs, debugger.completions, api_name="reward_generate").success(
-        on_debug, debug_inputs, debug_outputs, api_visibility="private"
-    )
-
-
-def form_command_api(
-    stage: str,
-    preset: str | None,
-    finetune: str | None,
-    export_id: str | None,
-    data_path: str | None,
-    model: str | None,
-    output_dir: str | None,
-    hyperparameters: str,
-    resume: bool,
-    register_as: str | None,
-    runner: str = "local",
-    processes: int = 1,
-    nodes: int = 1,
-    strategy: str = "ddp",
-) -> str:
-    """The shell command the Train form stands for (gr.api needs named parameters)."""
-    return form_command(
-        stage,
-        preset,
-        finetune,
-        export_id,
-        data_path,
-        model,
-        output_dir,
-        hyperparameters,
-        resume,
-        register_as,
-        runner,
-        processes,
-        nodes,
-        strategy,
-    )
+    debugger.generate.click(
+        partial(reward_generate, engine), tab.generate_inputs(), debugger.completions, api_name="reward_generate"
+    ).success(scores, tab.debug_inputs(), tab.debug_outputs(), api_visibility="private")
