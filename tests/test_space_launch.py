@@ -252,7 +252,7 @@ def test_signed_in_user_is_an_annotator_and_owner_and_listed_name_are_admins(spa
         annotator.predict(api_name="/backup_snapshot")
     for admin in (OWNER, LISTED_ADMIN.upper()):
         table, message = client(space, admin).predict(api_name="/backup_snapshot")
-        assert message.startswith("✅ Snapshot reasonrank-"), message
+        assert message.startswith("✓ Snapshot reasonrank-"), message
     assert len(list((space["data"] / "snapshots").glob("reasonrank-*.db"))) == 2
 
 

@@ -165,12 +165,12 @@ def test_registry_panel_is_for_admins_and_checks_options(arena):
     admin = Client(url, auth=(ADMIN, PASSWORD), verbose=False)
     form = ("http://h:8000/v1", "RR_TEST_UNSET_KEY", "", "", "")  # base URL, key variable, device, adapter, dtype
     table, message = admin.predict("served-7b", "openai", "reasonrank-7B", *form, api_name="/add_reranker")
-    assert message.startswith("✅") and "served-7b" in [row.name for row in list_rerankers(engine)]
+    assert message.startswith("✓") and "served-7b" in [row.name for row in list_rerankers(engine)]
     assert "RR_TEST_UNSET_KEY is not set" in message  # the key variable is unset where the app runs
     row = next(row for row in table["data"] if row[0] == "served-7b")
     assert '"api_key_env": "RR_TEST_UNSET_KEY"' in row[3] and "is not set" in row[5]
     _, message = admin.predict("bad", "transformers", "m", "", "", "", "", "float77", api_name="/add_reranker")
-    assert message.startswith("✅")  # dtype is passed through to the backend, which checks it on load
+    assert message.startswith("✓")  # dtype is passed through to the backend, which checks it on load
     admin.predict("bad", api_name="/remove_reranker")
     for name in ("BM25", "RankVicuna-7B (recorded)"):
         _, message = admin.predict(name, "openai", "m", "", "", "", "", "", api_name="/add_reranker")
@@ -180,7 +180,7 @@ def test_registry_panel_is_for_admins_and_checks_options(arena):
             "x", "openai", "m", "", "", "", "", "", api_name="/add_reranker"
         )
     _, message = admin.predict("served-7b", api_name="/remove_reranker")
-    assert message.startswith("✅") and "served-7b" not in [row.name for row in list_rerankers(engine)]
+    assert message.startswith("✓") and "served-7b" not in [row.name for row in list_rerankers(engine)]
 
 
 @needs_chromium

@@ -58,7 +58,7 @@ def test_import_malformed_then_valid_file_with_defaults(page, tmp_path):
     page.locator("#rr-import-file button[aria-label='Clear']").click()
     _upload(page, good)
     page.locator("#rr-import").click()
-    expect(page.locator("#rr-import-msg")).to_contain_text("✅ imported journey_labels.jsonl into journey: 2 new items")
+    expect(page.locator("#rr-import-msg")).to_contain_text("✓ imported journey_labels.jsonl into journey: 2 new items")
     expect(issues).to_have_value("")
     assert "--run-depth" not in page.locator("#rr-import-cmd").inner_text()
     page.screenshot(path=str(ARTIFACTS / "data-import-valid.png"), full_page=True)

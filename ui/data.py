@@ -211,7 +211,7 @@ def import_file(engine: Engine, panel: ImportPanel, values: list, request) -> di
     summary = outcome.summary
     counts = {"datasets": summary.datasets, **{key: getattr(summary, key) for key in SUMMARY_FIELDS}}
     message = describe_import(config, summary).replace(str(path), upload_name(path))
-    return {panel.command: command, panel.message: "✅ " + message, panel.issues: "", panel.summary: counts}
+    return {panel.command: command, panel.message: "✓ " + message, panel.issues: "", panel.summary: counts}
 
 
 def _refusal(message: gr.Markdown, reason: str) -> dict:
@@ -253,7 +253,7 @@ def write_export(engine: Engine, panel: ExportPanel, values: list, request) -> d
     details = {"written_to": str(file.path), "count": file.count, "sha256": file.sha256, "skipped": outcome.skipped}
     return {
         panel.command: config_to_command(config),
-        panel.message: "✅ " + "\n\n".join(describe_export(config, outcome)),
+        panel.message: "✓ " + "\n\n".join(describe_export(config, outcome)),
         panel.details: details,
         panel.download: download_copy(file.path),
         panel.history: export_table(engine),

@@ -136,7 +136,7 @@ def build(engine: Engine) -> list:
             message = register(engine, name, backend, model, form)
         except InputError as exc:
             return gr.update(), f"⚠️ {exc}"
-        return table_rows(engine), f"✅ {message}"
+        return table_rows(engine), f"✓ {message}"
 
     @admin_only
     def remove(name, request: gr.Request):
@@ -145,7 +145,7 @@ def build(engine: Engine) -> list:
             remove_reranker(engine, (name or "").strip())
         except InputError as exc:
             return gr.update(), f"⚠️ {exc}"
-        return table_rows(engine), f"✅ Removed {name}."
+        return table_rows(engine), f"✓ Removed {name}."
 
     with gr.Accordion("Rerankers (registry)", open=False, elem_id="reg-panel"):
         gr.Markdown(

@@ -51,12 +51,12 @@ def build(engine: Engine) -> None:
             path = take_snapshot(engine, snapshot_folder(), keep=KEEP_ON_DEMAND)
         except InputError as exc:
             return gr.update(), f"⚠️ {exc}"
-        return snapshot_rows(), f"✅ Snapshot {path.name} written."
+        return snapshot_rows(), f"✓ Snapshot {path.name} written."
 
     def push_now(what, repo, request: gr.Request):
         require_admin(engine, request)
         try:
-            return f"✅ {push(engine, what, repo)}"
+            return f"✓ {push(engine, what, repo)}"
         except InputError as exc:
             return f"⚠️ {exc}"
 
