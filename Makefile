@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # pip prints one harmless "Location … is ignored" warning per package on this machine's config.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: run test lint test-vllm install install-dev bench clean
+.PHONY: run test lint test-cluster test-vllm install install-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,13 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/python app.py
 
 test: lint
-	$(BIN)/python -m pytest -m "not vllm" -q
+	$(BIN)/python -m pytest -m "not vllm and not cluster" -q
+
+# Jobs on a real single-node Ray head and SLURM (both started by the tests on 127.0.0.1; SLURM's
+# daemons need root and Debian's slurm-wlm + munge) and multi-process training: minutes of
+# cluster start-up and job runs, kept out of `make test` so that stays under ten minutes.
+test-cluster: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m cluster -q
 
 # Zero findings required. vermin proves every module still runs on Python 3.10 (the ZeroGPU
 # Space's interpreter) although development happens on 3.11.

@@ -23,7 +23,7 @@ from reasonrank import jobs
 from reasonrank.export_files import ExportFile
 from reasonrank.runners import ray as ray_runner
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
 
 @pytest.fixture

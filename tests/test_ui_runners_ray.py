@@ -19,7 +19,7 @@ from reasonrank.cli import parse_command
 from reasonrank.runners import RUNNERS
 from reasonrank.runners import ray as ray_runner
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 #: /eval_command's inputs up to the method: BRIGHT mini, BM25 only, seed 11
 MINI_FORM = ["bright-mini", "", [], "BM25", "", "none (first stage only)", 20, 10, 100, "11", "", "", "reasonrank"]
 RAY_SYNTH_DATASET = "ray-synth"

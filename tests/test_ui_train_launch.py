@@ -22,7 +22,7 @@ from db.registry import list_rerankers
 from reasonrank.export_files import ExportFile
 from reasonrank.runners import ray as ray_runner
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 #: relative difference allowed between the per-step losses of 1 process (batch 4) and 2 processes
 #: (batch 2 each): the same examples per step, DDP averages the ranks' gradients; measured ~1e-7
 LOSS_TOLERANCE = 1e-3
