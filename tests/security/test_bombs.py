@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from running_app import ANNOTATOR, PASSWORD, REPO, app_config, call, cli, start_app
+from running_app import REPO, app_config, call
 
 # 271 bytes that expand to 9**8 strings when aliases are followed (the "billion laughs" of YAML)
 ALIAS_BOMB = "\n".join(
@@ -31,12 +31,8 @@ def _rss_mb(pid: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    data = tmp_path_factory.mktemp("bomb-data")
-    running = start_app(data)
-    cli(data, "user", "add", ANNOTATOR, "--role", "annotator", "--password-env", "RR_PW", env={"RR_PW": PASSWORD})
-    yield running
-    running.stop()
+def app(app_with_annotator):
+    return app_with_annotator
 
 
 def _train_command_values(hyperparameters: str) -> list:

@@ -7,19 +7,15 @@ annotators and the refusal says what was refused."""
 from __future__ import annotations
 
 import pytest
-from running_app import ANNOTATOR, PASSWORD, app_config, call, call_direct, cli, initial_inputs, start_app
+from running_app import app_config, call, call_direct, initial_inputs
 
 ADMIN_TABS = {"agreement", "synth", "data", "train", "eval"}
 ANNOTATOR_APIS = {"fix_ranking"}  # gr.api endpoints (no component in a tab) meant for every reviewer
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    data = tmp_path_factory.mktemp("roles-data")
-    running = start_app(data)
-    cli(data, "user", "add", ANNOTATOR, "--role", "annotator", "--password-env", "RR_PW", env={"RR_PW": PASSWORD})
-    yield running
-    running.stop()
+def app(app_with_annotator):
+    return app_with_annotator
 
 
 def _places(config: dict) -> dict[int, set[str]]:

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import pytest
 from browser_fixtures import ARTIFACTS, browser, login, needs_chromium  # noqa: F401
-from running_app import ANNOTATOR, PASSWORD, cli, start_app
+from running_app import ANNOTATOR, PASSWORD
 
 ALL_TABS = ["Arena", "Start", "Review", "Agreement (admin)", "Synthesize", "Data", "Train", "Eval", "Leaderboard"]
 ANNOTATOR_TABS = ["Arena", "Start", "Review", "Leaderboard"]
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    data = tmp_path_factory.mktemp("tabs-data")
-    running = start_app(data)
-    cli(data, "user", "add", ANNOTATOR, "--role", "annotator", "--password-env", "RR_PW", env={"RR_PW": PASSWORD})
-    yield running
-    running.stop()
+def app(app_with_annotator):
+    return app_with_annotator
 
 
 def _tab_names(page) -> list[str]:
