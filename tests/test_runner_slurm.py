@@ -16,16 +16,14 @@ from pathlib import Path
 
 import pytest
 from ray_fixtures import free_port
+from runner_helpers import files_under, record_sft_export, train_argv, wait_job
 from slurm_fixtures import slurm_cluster, write_conf  # noqa: F401 (fixture)
-from train_fixtures import dl19_windows, write_sft_export
 
 from db import jobs as db_jobs
 from db.engine import get_engine, init_db, write_session
-from db.exports import ExportFilter, record_export
 from db.models import Job
 from db.registry import get_reranker
 from reasonrank import jobs
-from reasonrank.export_files import ExportFile
 from reasonrank.runners import slurm as slurm_runner
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
@@ -42,34 +40,6 @@ def app(tmp_path, monkeypatch, slurm_cluster):  # noqa: F811
     init_db(engine)
     yield engine
     engine.dispose()
-
-
-def _wait(engine, job_id: int, until, timeout: float = 300.0) -> db_jobs.JobView:
-    deadline = time.monotonic() + timeout
-    while True:
-        view = db_jobs.refresh_job(engine, job_id)
-        if until(view) or time.monotonic() > deadline:
-            return view
-        time.sleep(0.3)
-
-
-def _export(engine, dl19, tmp_path) -> int:
-    path = write_sft_export(dl19_windows(dl19, 6), tmp_path / "data" / "exports", "slurm-sft")
-    count = len(path.read_bytes().splitlines())
-    return record_export(engine, path.stem, "sft", ExportFilter(), ExportFile(path, count, "0" * 64)).id
-
-
-def _train_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:
-    return ["train", "sft", "--preset", "tiny-cpu", "--model", str(model), "--data", f"export:{export_id}"] + [
-        "--output-dir",
-        str(out),
-        "--max-steps",
-        str(steps),
-    ]
-
-
-def _files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
 def _squeue(cluster, name: str, *flags: str) -> str:
@@ -90,12 +60,12 @@ def test_a_tiny_sft_job_on_slurm_reports_curves_and_registers_its_model(
     tmp_path,
     slurm_cluster,  # noqa: F811
 ):
-    export_id = _export(app, dl19, tmp_path)
+    export_id = record_sft_export(app, dl19, tmp_path, "slurm-sft")
     data = tmp_path / "data"
-    before = _files(data)
-    argv = _train_argv(tiny_model_dir, export_id, data / "runs" / "r1", steps=3)
+    before = files_under(data)
+    argv = train_argv(tiny_model_dir, export_id, data / "runs" / "r1", steps=3)
     job_id = db_jobs.launch_job(app, "train", argv, {}, runner="slurm", lineage={"export_id": export_id})
-    view = _wait(app, job_id, lambda v: v.finished)
+    view = wait_job(app, job_id, lambda v: v.finished)
     assert view.status == "succeeded", (view.message, view.log_tail)
     assert [m["step"] for m in view.metrics] == [1, 2, 3] and all(isinstance(m["loss"], float) for m in view.metrics)
     assert view.progress["done"] == view.progress["total"] == 3
@@ -133,7 +103,9 @@ def test_a_tiny_sft_job_on_slurm_reports_curves_and_registers_its_model(
     start = next(e for e in events if e["event"] == "start")
     assert Path(start["cwd"]) == folder and not Path(start["cwd"]).resolve().is_relative_to(data.resolve())
     # the worker wrote nothing into the app's data dir but what the app mirrors
-    assert _files(data) - before == {f"jobs/{job_id}/{name}" for name in ("log.txt", "events.jsonl", "remote.json")}
+    assert files_under(data) - before == {
+        f"jobs/{job_id}/{name}" for name in ("log.txt", "events.jsonl", "remote.json")
+    }
     assert "@@reasonrank-event" not in (data / "jobs" / str(job_id) / "log.txt").read_text()
     assert "@@reasonrank-event" in (folder / slurm_runner.LOG_NAME).read_text()
     # a second refresh neither registers again nor changes the outcome
@@ -147,10 +119,10 @@ def test_a_restarted_app_finds_a_running_slurm_job_and_cancels_it_on_the_cluster
     tmp_path,
     slurm_cluster,  # noqa: F811
 ):
-    export_id = _export(app, dl19, tmp_path)
-    argv = _train_argv(tiny_model_dir, export_id, tmp_path / "cluster" / "long", steps=2000)
+    export_id = record_sft_export(app, dl19, tmp_path, "slurm-sft")
+    argv = train_argv(tiny_model_dir, export_id, tmp_path / "cluster" / "long", steps=2000)
     job_id = db_jobs.launch_job(app, "train", argv, {}, runner="slurm")
-    view = _wait(app, job_id, lambda v: v.finished or len(v.metrics) >= 2)
+    view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 2)
     assert view.status == "running" and len(view.metrics) >= 2, (view.message, view.log_tail)
     # the app restarts: a new engine, no in-memory state about the job or the cluster
     url = app.url
@@ -158,7 +130,7 @@ def test_a_restarted_app_finds_a_running_slurm_job_and_cancels_it_on_the_cluster
     jobs._FOLDED.clear()
     restarted = get_engine(url)
     seen = len(view.metrics)
-    view = _wait(restarted, job_id, lambda v: v.finished or len(v.metrics) > seen + 1)
+    view = wait_job(restarted, job_id, lambda v: v.finished or len(v.metrics) > seen + 1)
     assert view.status == "running" and len(view.metrics) > seen + 1
     steps = [m["step"] for m in view.metrics]
     assert steps == sorted(set(steps))  # nothing mirrored twice across the restart
@@ -172,14 +144,14 @@ def test_a_restarted_app_finds_a_running_slurm_job_and_cancels_it_on_the_cluster
 
 
 def test_a_job_past_its_time_limit_fails_saying_so(app, tiny_model_dir, dl19, tmp_path, slurm_cluster):  # noqa: F811
-    export_id = _export(app, dl19, tmp_path)
-    argv = _train_argv(tiny_model_dir, export_id, tmp_path / "cluster" / "limited", steps=2000)
+    export_id = record_sft_export(app, dl19, tmp_path, "slurm-sft")
+    argv = train_argv(tiny_model_dir, export_id, tmp_path / "cluster" / "limited", steps=2000)
     job_id = db_jobs.launch_job(app, "train", argv, {}, runner="slurm")
-    view = _wait(app, job_id, lambda v: v.finished or len(v.metrics) >= 1)
+    view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 1)
     assert view.status == "running", (view.message, view.log_tail)
     slurm_id = _squeue(slurm_cluster, view.config["runner"]["submission_id"]).split("|")[0]
     subprocess.run(["scontrol", "update", f"JobId={slurm_id}", "TimeLimit=0"], env=slurm_cluster.env, check=True)
-    view = _wait(app, job_id, lambda v: v.finished, timeout=180)
+    view = wait_job(app, job_id, lambda v: v.finished, timeout=180)
     assert view.status == "failed" and "(TimeLimit)" in view.message, view.message
     assert "DUE TO TIME LIMIT" in view.log_tail
 
@@ -187,7 +159,7 @@ def test_a_job_past_its_time_limit_fails_saying_so(app, tiny_model_dir, dl19, tm
 def test_a_failing_command_on_slurm_shows_its_error_line(app, tmp_path):
     argv = ["eval", "--candidates", str(tmp_path / "nowhere.jsonl"), "--name", "x"]
     job_id = db_jobs.launch_job(app, "eval", argv, {}, runner="slurm")
-    view = _wait(app, job_id, lambda v: v.finished, timeout=120)
+    view = wait_job(app, job_id, lambda v: v.finished, timeout=120)
     assert view.status == "failed"
     assert "nowhere.jsonl" in view.message and "file not found" in view.message, view.message
     assert "error:" in view.log_tail

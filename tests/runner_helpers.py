@@ -1,0 +1,44 @@
+"""What the runner tests (tests/test_runner_ray.py, tests/test_runner_slurm.py) do alike: record
+an SFT export in the app's data dir, build a tiny training command, wait on a job, list files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from train_fixtures import dl19_windows, write_sft_export
+
+from db import jobs as db_jobs
+from db.exports import ExportFilter, record_export
+from reasonrank.export_files import ExportFile
+
+
+def wait_job(engine, job_id: int, until, timeout: float = 300.0) -> db_jobs.JobView:
+    """The job's view once `until(view)` holds, or at the timeout (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        view = db_jobs.refresh_job(engine, job_id)
+        if until(view) or time.monotonic() > deadline:
+            return view
+        time.sleep(0.3)
+
+
+def record_sft_export(engine, dl19, tmp_path: Path, name: str) -> int:
+    """Six DL19 windows as an SFT export under <tmp_path>/data/exports, recorded; its id."""
+    path = write_sft_export(dl19_windows(dl19, 6), tmp_path / "data" / "exports", name)
+    count = len(path.read_bytes().splitlines())
+    return record_export(engine, path.stem, "sft", ExportFilter(), ExportFile(path, count, "0" * 64)).id
+
+
+def train_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:
+    """`reasonrank train sft` of the tiny preset on an export, for `steps` steps."""
+    return ["train", "sft", "--preset", "tiny-cpu", "--model", str(model), "--data", f"export:{export_id}"] + [
+        "--output-dir",
+        str(out),
+        "--max-steps",
+        str(steps),
+    ]
+
+
+def files_under(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
