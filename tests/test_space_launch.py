@@ -256,6 +256,75 @@ def test_signed_in_user_is_an_annotator_and_owner_and_listed_name_are_admins(spa
     assert len(list((space["data"] / "snapshots").glob("reasonrank-*.db"))) == 2
 
 
+def test_owner_restores_a_snapshot_after_snapshotting_what_it_replaces(space):
+    """A review saved after snapshot S is gone once S is restored, and is kept in the snapshot the
+    restore takes first; the restore needs the box ticked, a listed name and an admin."""
+    from gradio_client.exceptions import AppError
+    from sqlalchemy import func, select
+
+    from db.engine import get_engine, read_session
+    from db.models import Review
+
+    def reviews() -> int:
+        engine = get_engine(f"sqlite:///{space['data'] / 'reasonrank.db'}")
+        with read_session(engine) as session:
+            count = session.scalar(select(func.count()).select_from(Review))
+        engine.dispose()
+        return count
+
+    owner, annotator = client(space, OWNER), client(space, "hf-carol")
+    _, message = owner.predict(api_name="/backup_snapshot")
+    snapshot = message.split()[2]
+    before = reviews()
+    item_id, version = annotator.predict("", "pending", "", 0, 1, api_name="/next_item")[:2]
+    saved = annotator.predict(item_id, version, "", "", "", None, api_name="/accept")[0]
+    assert "Saved accept" in saved and reviews() == before + 1
+    with pytest.raises(AppError, match="not an admin"):
+        annotator.predict(snapshot, True, api_name="/backup_restore")
+    _, _, refused = owner.predict(snapshot, False, api_name="/backup_restore")
+    assert refused.startswith("⚠️ tick the box") and reviews() == before + 1
+    _, _, done = owner.predict(snapshot, True, api_name="/backup_restore")
+    assert done.startswith(f"✓ Restored {snapshot}"), done
+    assert reviews() == before  # the later save is undone …
+    kept = space["data"] / "snapshots" / done.split()[-1].rstrip(".")
+    engine = get_engine(f"sqlite:///{kept}")
+    with read_session(engine) as session:  # … and kept in the snapshot taken first
+        assert session.scalar(select(func.count()).select_from(Review)) == before + 1
+    engine.dispose()
+    again = client(space, "hf-carol").predict("", "pending", "", 0, 1, api_name="/next_item")
+    assert again[0] is not None  # the app goes on serving from the restored store
+    _, _, outside = owner.predict("../reasonrank.db", True, api_name="/backup_restore")
+    assert outside.startswith("⚠️ no snapshot named")
+
+
+@needs_chromium
+def test_browser_owner_restores_from_the_backups_tab(space, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    client(space, OWNER).predict(api_name="/backup_snapshot")
+    context = browser.new_context(viewport=VIEWPORT)
+    host = space["url"].split("//")[1].split(":")[0]
+    context.add_cookies([{"name": "session", "value": session_cookie(OWNER), "domain": host, "path": "/"}])
+    page = context.new_page()
+    try:
+        page.goto(space["url"])
+        page.get_by_role("tab", name="Backups").click()
+        expect(page.locator("#bk-table")).to_contain_text("reasonrank-")  # filled by the admin's page load
+        page.locator("#bk-restore").click()
+        expect(page.locator("#bk-message")).to_contain_text("choose a snapshot to restore")
+        page.locator("#bk-choice input").click()
+        page.get_by_role("option").first.click()
+        page.locator("#bk-restore").click()
+        expect(page.locator("#bk-message")).to_contain_text("tick the box first")
+        page.locator("#bk-confirm input").check()
+        page.locator("#bk-restore").click()
+        expect(page.locator("#bk-message")).to_contain_text("Restored reasonrank-")
+        assert page.locator(".wrap span.error").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "space-backups-restore.png"), full_page=True)
+    finally:
+        context.close()
+
+
 @needs_chromium
 def test_browser_anonymous_visitor_sees_estimate_and_runs_arena(space, browser):  # noqa: F811
     from playwright.sync_api import expect
