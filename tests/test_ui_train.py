@@ -211,6 +211,9 @@ def test_launch_refuses_what_cannot_run_before_starting_a_job(admin, review_app,
     with pytest.raises(Exception, match="not in the Hugging Face cache, and the hub cannot be reached"):
         admin.predict(*_form(exports["sft"].id, "example-org/never-downloaded-7b", ""), api_name="/train_start")
     assert time.monotonic() - started < 20  # not a minute of retries
+    two_nodes = (*_form(exports["sft"].id, "", ""), "local", 1, 2, "ddp")  # runner, processes, nodes, strategy
+    with pytest.raises(Exception, match="2 nodes need --main-address"):
+        admin.predict(*two_nodes, api_name="/train_start")
     assert _job_count(engine) == before
 
 

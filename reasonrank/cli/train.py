@@ -184,6 +184,12 @@ def check_train_config(config: TrainConfig) -> RunConfig:
     hub id while offline); the Train tab calls this before it starts a job."""
     from reasonrank.train.common import check_qlora_support
 
+    if config.nodes > 1 and not config.main_address:
+        # one job is one command on one node; a multi-node launch starts it on each node itself
+        raise InputError(
+            f"{config.nodes} nodes need --main-address (host[:port] of node 0) and this command started "
+            "on every node with its --node-rank; a job from the Train tab runs on one node: use processes per node"
+        )
     run_config = resolve_run_config(config)
     check_run_config(run_config)
     check_qlora_support(run_config)  # the one fix to make comes first (torch is imported only for qlora)
