@@ -119,6 +119,10 @@ def test_eval_default_run_charts_the_leaderboard(page):
     assert ticks[0] == 0 and ticks[-1] >= max(values)
     _no_error_toast(page)
     page.screenshot(path=str(ARTIFACTS / "eval-chart.png"), full_page=True)
+    # the Leaderboard tab, opened afterwards without Refresh, shows the run that just finished
+    shown = bars.count()
+    page.get_by_role("tab", name="Leaderboard").click()
+    expect(page.locator("#rr-lb-chart rect.rr-bar")).to_have_count(shown)
 
 
 def test_synthesize_with_its_defaults_against_a_local_teacher(page, review_app, test_data, monkeypatch):

@@ -18,7 +18,7 @@ def leaderboard_view(engine: Engine) -> tuple:
 
 
 def build(engine: Engine) -> None:
-    with gr.Tab("Leaderboard", id="leaderboard"):
+    with gr.Tab("Leaderboard", id="leaderboard") as tab:
         gr.Markdown(
             "Every recorded evaluation run, best nDCG@10 first: the reranker and its method, the first "
             "stage it reranked, and what it cost per query. Runs are started from the Eval tab (admins)."
@@ -30,3 +30,5 @@ def build(engine: Engine) -> None:
     outputs = [board, chart, frontier]
     Context.root_block.load(public(lambda: leaderboard_view(engine)), None, outputs, api_visibility="private")
     refresh.click(public(lambda: leaderboard_view(engine)), None, outputs, api_name="leaderboard")
+    # opening the tab shows the runs recorded since the page loaded (an eval finished meanwhile)
+    tab.select(public(lambda: leaderboard_view(engine)), None, outputs, api_visibility="private")
