@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from db.engine import data_dir, get_engine
+from db.engine import FIRST_ADMIN_PASSWORD, data_dir, get_engine
 from db.seed import ensure_ready
 from db.users import create_first_admin, verify
 from ui import build_app, launch_options
@@ -29,7 +29,7 @@ def first_run_admin() -> None:
     password = create_first_admin(engine)
     if password is None:
         return
-    path = data_dir() / "initial-admin-password.txt"
+    path = data_dir() / FIRST_ADMIN_PASSWORD
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(f"admin\n{password}\n")

@@ -30,6 +30,7 @@ _WRITE_LOCKS: dict[str, threading.RLock] = {}  # SQLite file -> this process's w
 _WRITE_LOCKS_GUARD = threading.Lock()
 _MIGRATION_LOCK = 0x7265_6173  # any fixed bigint: the advisory lock that serialises migrations
 CHUNK = 2000  # values per IN (...) list: far below SQLite's bound-parameter limit
+FIRST_ADMIN_PASSWORD = "initial-admin-password.txt"  # in the data dir, written by app.py on the first run
 SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
 
 
@@ -97,6 +98,17 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def private_files(engine: Engine) -> set[Path]:
+    """Files of the data directory no form may name as an input: the SQLite database with its
+    journal files (only SQLite may open them: closing any other descriptor of the file drops the
+    process's locks) and the first admin's password."""
+    files = {(data_dir() / FIRST_ADMIN_PASSWORD).resolve()}
+    if is_sqlite(engine) and engine.url.database and engine.url.database != ":memory:":
+        database = Path(engine.url.database).resolve()
+        files |= {database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal"))}
+    return files
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -168,6 +168,10 @@ def test_annotators_cannot_start_and_failed_jobs_are_not_recorded(review_app, da
         admin.predict(*MINI_FORM[:-3], "0", "", "reasonrank", "", api_name="/eval_start")
     with pytest.raises(Exception, match="rank9 is not in the list of choices"):
         admin.predict(*MINI_FORM[:-1], "rank9", "", api_name="/eval_start")
+    database = Path(engine.url.database)
+    for private in (database, Path(f"{database}-wal"), data_dir / "initial-admin-password.txt"):
+        with pytest.raises(Exception, match="may not be the app's database or one of its own private files"):
+            admin.predict(*MINI_FORM[:3], "TREC run file", str(private), *MINI_FORM[5:], "", api_name="/eval_start")
     job_id = launch_job(
         engine, "eval", ["eval", "--bright-root", str(data_dir / "absent"), "--task", MINI_TASK], {"form": "eval"}
     )

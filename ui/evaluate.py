@@ -21,7 +21,7 @@ import gradio as gr
 import pandas as pd
 from sqlalchemy import Engine
 
-from db.engine import data_dir
+from db.engine import data_dir, private_files
 from db.evalruns import leaderboard, record_eval_run, sync_eval_runs
 from db.jobs import refresh_job
 from db.registry import get_reranker, list_rerankers, reranker_spec
@@ -152,6 +152,15 @@ class EvalValues:
         return cls(*values)
 
 
+def _names_a_private_file(engine: Engine, run: str, form: EvalValues) -> bool:
+    """Whether the run path (with {task} filled for each task the form may run) is one of the
+    data directory's private files (db.engine.private_files)."""
+    tasks = [MINI_TASK, *(form.tasks or [])]
+    paths = {run, *(run.replace("{task}", task) for task in tasks)}
+    private = private_files(engine)
+    return any(Path(path).expanduser().resolve() in private for path in paths)
+
+
 def eval_config(engine: Engine, form: EvalValues, out: str) -> EvalConfig:
     """The EvalConfig the form describes; a missing or contradictory field is an InputError.
     `method` brings its own defaults (reasonrank.methods); the form's window, step and top-k
@@ -162,6 +171,8 @@ def eval_config(engine: Engine, form: EvalValues, out: str) -> EvalConfig:
     if form.first_stage == RUN_FILE and run is None:
         raise InputError("give the first-stage run file (for BRIGHT a path with {task})")
     run = run if form.first_stage == RUN_FILE else None
+    if run and _names_a_private_file(engine, run, form):
+        raise InputError("the run file may not be the app's database or one of its own private files")
     backend, _ = reranker_backend(engine, form.reranker)
     method = form.method or DEFAULT_METHOD
     if method not in METHODS:
