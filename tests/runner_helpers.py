@@ -40,5 +40,30 @@ def train_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:
     ]
 
 
+def follow_across_a_restart(app, tiny_model_dir, dl19, tmp_path: Path, runner: str, forget=lambda: None):
+    """Start a long tiny SFT job on `runner`, let it report, then "restart the app" (dispose the
+    engine, drop the folded job states and whatever `forget` clears) and follow it from a new
+    engine. Returns (the new engine, the job id, its view): running, with no step mirrored twice."""
+    from db.engine import get_engine
+    from reasonrank import jobs
+
+    export_id = record_sft_export(app, dl19, tmp_path, f"{runner}-sft")
+    argv = train_argv(tiny_model_dir, export_id, tmp_path / "cluster" / "long", steps=2000)
+    job_id = db_jobs.launch_job(app, "train", argv, {}, runner=runner)
+    view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 2)
+    assert view.status == "running" and len(view.metrics) >= 2, (view.message, view.log_tail)
+    url = app.url
+    app.dispose()
+    jobs._FOLDED.clear()
+    forget()
+    restarted = get_engine(url)
+    seen = len(view.metrics)
+    view = wait_job(restarted, job_id, lambda v: v.finished or len(v.metrics) > seen + 1)
+    assert view.status == "running" and len(view.metrics) > seen + 1
+    steps = [m["step"] for m in view.metrics]
+    assert steps == sorted(set(steps))  # nothing mirrored twice across the restart
+    return restarted, job_id, view
+
+
 def files_under(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from ray_fixtures import free_port, ray_cluster  # noqa: F401 (fixture)
-from runner_helpers import files_under, record_sft_export, train_argv, wait_job
+from runner_helpers import files_under, follow_across_a_restart, record_sft_export, train_argv, wait_job
 
 from db import jobs as db_jobs
 from db.engine import get_engine, init_db, write_session
@@ -80,22 +80,10 @@ def test_a_restarted_app_finds_a_running_ray_job_and_cancels_it_on_the_cluster(
     tmp_path,
     ray_cluster,  # noqa: F811
 ):
-    export_id = record_sft_export(app, dl19, tmp_path, "ray-sft")
-    argv = train_argv(tiny_model_dir, export_id, tmp_path / "cluster" / "long", steps=2000)
-    job_id = db_jobs.launch_job(app, "train", argv, {}, runner="ray")
-    view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 2)
-    assert view.status == "running" and len(view.metrics) >= 2, (view.message, view.log_tail)
     # the app restarts: a new engine, no in-memory state about the job or the cluster
-    url = app.url
-    app.dispose()
-    jobs._FOLDED.clear()
-    ray_runner._CLIENTS.clear()
-    restarted = get_engine(url)
-    seen = len(view.metrics)
-    view = wait_job(restarted, job_id, lambda v: v.finished or len(v.metrics) > seen + 1)
-    assert view.status == "running" and len(view.metrics) > seen + 1
-    steps = [m["step"] for m in view.metrics]
-    assert steps == sorted(set(steps))  # nothing mirrored twice across the restart
+    restarted, job_id, view = follow_across_a_restart(
+        app, tiny_model_dir, dl19, tmp_path, "ray", forget=ray_runner._CLIENTS.clear
+    )
     view = db_jobs.cancel_job(restarted, job_id)
     assert view.status == "cancelled"
     from ray.job_submission import JobSubmissionClient

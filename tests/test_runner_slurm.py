@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from ray_fixtures import free_port
-from runner_helpers import files_under, record_sft_export, train_argv, wait_job
+from runner_helpers import files_under, follow_across_a_restart, record_sft_export, train_argv, wait_job
 from slurm_fixtures import slurm_cluster, write_conf  # noqa: F401 (fixture)
 
 from db import jobs as db_jobs
@@ -119,21 +119,8 @@ def test_a_restarted_app_finds_a_running_slurm_job_and_cancels_it_on_the_cluster
     tmp_path,
     slurm_cluster,  # noqa: F811
 ):
-    export_id = record_sft_export(app, dl19, tmp_path, "slurm-sft")
-    argv = train_argv(tiny_model_dir, export_id, tmp_path / "cluster" / "long", steps=2000)
-    job_id = db_jobs.launch_job(app, "train", argv, {}, runner="slurm")
-    view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 2)
-    assert view.status == "running" and len(view.metrics) >= 2, (view.message, view.log_tail)
     # the app restarts: a new engine, no in-memory state about the job or the cluster
-    url = app.url
-    app.dispose()
-    jobs._FOLDED.clear()
-    restarted = get_engine(url)
-    seen = len(view.metrics)
-    view = wait_job(restarted, job_id, lambda v: v.finished or len(v.metrics) > seen + 1)
-    assert view.status == "running" and len(view.metrics) > seen + 1
-    steps = [m["step"] for m in view.metrics]
-    assert steps == sorted(set(steps))  # nothing mirrored twice across the restart
+    restarted, job_id, view = follow_across_a_restart(app, tiny_model_dir, dl19, tmp_path, "slurm")
     name = view.config["runner"]["submission_id"]
     assert _squeue(slurm_cluster, name).split("|")[1] == "RUNNING"
     view = db_jobs.cancel_job(restarted, job_id)
