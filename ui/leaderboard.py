@@ -4,6 +4,8 @@ quality-cost charts. Public: on a Space anonymous visitors see it beside the Are
 
 from __future__ import annotations
 
+from functools import partial
+
 import gradio as gr
 from gradio.context import Context
 from sqlalchemy import Engine
@@ -28,7 +30,8 @@ def build(engine: Engine) -> None:
         frontier = gr.HTML(elem_id="rr-lb-frontier")
         refresh = gr.Button("Refresh", size="sm", elem_id="rr-lb-refresh")
     outputs = [board, chart, frontier]
-    Context.root_block.load(public(lambda: leaderboard_view(engine)), None, outputs, api_visibility="private")
-    refresh.click(public(lambda: leaderboard_view(engine)), None, outputs, api_name="leaderboard")
+    view = public(partial(leaderboard_view, engine))
+    Context.root_block.load(view, None, outputs, api_visibility="private")
+    refresh.click(view, None, outputs, api_name="leaderboard")
     # opening the tab shows the runs recorded since the page loaded (an eval finished meanwhile)
-    tab.select(public(lambda: leaderboard_view(engine)), None, outputs, api_visibility="private")
+    tab.select(view, None, outputs, api_visibility="private")
