@@ -16,7 +16,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -127,6 +127,21 @@ def write_session(engine: Engine) -> Iterator[Session]:
     """
     with _process_write_lock(engine), Session(_writer(engine), expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """write_session's transaction for Core statements, without an ORM unit of work (the review
+    queue's hot paths: building and loading ORM objects costs more than their SQL)."""
+    with _process_write_lock(engine), _writer(engine).begin() as connection:
+        yield connection
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """read_session's transaction for Core statements."""
+    with engine.begin() as connection:
+        yield connection
 
 
 @contextmanager

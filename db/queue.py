@@ -3,8 +3,7 @@
 Lowest self-consistency first (the labels most likely wrong, docs/method.md §7), items without a score
 last. A served item is claimed for a while (CLAIM_TTL) so that a second reviewer gets a
 different one; the claim lapses by itself if the reviewer walks away, and saving or skipping
-releases it. The claim is taken inside a write transaction that cannot interleave with another
-claim: BEGIN IMMEDIATE on SQLite, SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL.
+releases it.
 
 What leaves this module is a plain ItemView with everything the review screen shows, so a UI
 handler never touches a session.
@@ -14,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import Engine, exists, func, or_, select, update
-from sqlmodel import Session
+from sqlalchemy import Connection, Engine, bindparam, exists, func, or_, select, update
 
-from db.engine import is_sqlite, read_session, utcnow, write_session
+from db.engine import is_sqlite, read_connection, read_session, utcnow, write_connection
 from db.models import COUNTED_DECISIONS, ITEM_STATUSES, Dataset, Item, Label, Passage, Query, Review, User
-from db.users import user_row
+from db.users import user_ref, user_row
 from reasonrank.io import InputError
 
 CLAIM_TTL = timedelta(minutes=30)
@@ -92,49 +91,112 @@ def _check_filter(filters: QueueFilter) -> None:
         raise InputError(f"queue status {filters.status!r} is not one of {', '.join(ITEM_STATUSES)}")
 
 
-def _reviewed_by(user_id: int):
-    """EXISTS: this user already left a decision (or a skip) on the item's current label."""
-    return exists().where(Review.item_id == Item.id, Review.annotator_id == user_id, Review.label_id == Item.label_id)
+# The queue's statements are Core statements on the tables, built once per filter shape with
+# bound parameters: a claim and its view are ~8 indexed lookups whose SQL takes microseconds,
+# while building ORM statements and loading ORM objects for them cost ~8 ms per next item.
+_ITEM, _LABEL, _REVIEW = Item.__table__, Label.__table__, Review.__table__
+_DATASET, _QUERY, _PASSAGE, _USER = Dataset.__table__, Query.__table__, Passage.__table__, User.__table__
+_CLAIMER = _USER.alias("claimer")
+
+_HELD = select(_ITEM.c.id).where(_ITEM.c.claimed_by == bindparam("user_id"), _ITEM.c.claimed_until > bindparam("now"))
+_DATASET_ID = select(_DATASET.c.id).where(_DATASET.c.name == bindparam("dataset"))
+_RELEASE = (
+    update(_ITEM)
+    .where(_ITEM.c.claimed_by == bindparam("user_id"), _ITEM.c.id != bindparam("keep"))
+    .values(claimed_by=None, claimed_until=None)
+)
+_CLAIM = (
+    update(_ITEM)
+    .where(_ITEM.c.id == bindparam("item_id"))
+    .values(claimed_by=bindparam("claimer_id"), claimed_until=bindparam("until"))
+)
+_VIEW = (
+    select(
+        _ITEM.c.id,
+        _ITEM.c.dataset_id,
+        _ITEM.c.candidates,
+        _ITEM.c.qrels,
+        _ITEM.c.status,
+        _ITEM.c.version,
+        _ITEM.c.required_reviews,
+        _ITEM.c.claimed_until,
+        _ITEM.c.label_id,
+        _ITEM.c.consistency,
+        _ITEM.c.final_ranking,
+        _DATASET.c.name.label("dataset"),
+        _QUERY.c.qid,
+        _QUERY.c.text.label("query"),
+        _LABEL.c.source,
+        _LABEL.c.model,
+        _LABEL.c.ranking,
+        _LABEL.c.reasoning,
+        _LABEL.c.raw_output,
+        _LABEL.c.kept,
+        _CLAIMER.c.name.label("claimer"),
+    )
+    .select_from(
+        _ITEM.join(_DATASET, _DATASET.c.id == _ITEM.c.dataset_id)
+        .join(_QUERY, _QUERY.c.id == _ITEM.c.query_id)
+        .outerjoin(_LABEL, _LABEL.c.id == _ITEM.c.label_id)
+        .outerjoin(_CLAIMER, _CLAIMER.c.id == _ITEM.c.claimed_by)
+    )
+    .where(_ITEM.c.id == bindparam("item_id"))
+)
+_PASSAGES = select(_PASSAGE.c.docid, _PASSAGE.c.text, _PASSAGE.c.title).where(
+    _PASSAGE.c.dataset_id == bindparam("dataset_id"), _PASSAGE.c.docid.in_(bindparam("docids", expanding=True))
+)
+_LABEL_REVIEWS = (
+    select(
+        _REVIEW.c.annotator_id,
+        _REVIEW.c.decision,
+        _REVIEW.c.adjudication,
+        _REVIEW.c.ranking,
+        _REVIEW.c.reasoning,
+        _REVIEW.c.note,
+    )
+    .where(_REVIEW.c.item_id == bindparam("item_id"), _REVIEW.c.label_id == bindparam("label_id"))
+    .order_by(_REVIEW.c.id)
+)
 
 
-def _candidates(session: Session, user_id: int, filters: QueueFilter, now: datetime):
+@lru_cache(maxsize=64)
+def _queue_statements(shape: tuple[bool, bool, bool, bool], locking: bool) -> tuple:
+    """(still eligible, [pick scored, pick unscored]) for the filters present in `shape` (dataset, source,
+    min, max consistency). The picks are two queries rather than one NULLS LAST sort, so each
+    walks an index in order and stops at the first row instead of sorting every pending item."""
+    item = _ITEM.c
+    reviewed = exists().where(
+        _REVIEW.c.item_id == item.id,
+        _REVIEW.c.annotator_id == bindparam("user_id"),
+        _REVIEW.c.label_id == item.label_id,
+    )
     conditions = [
-        Item.status == filters.status,
-        Item.label_id.is_not(None),
-        ~_reviewed_by(user_id),
-        or_(Item.claimed_by.is_(None), Item.claimed_by == user_id, Item.claimed_until <= now),
+        item.status == bindparam("status"),
+        item.label_id.is_not(None),
+        ~reviewed,
+        or_(item.claimed_by.is_(None), item.claimed_by == bindparam("user_id"), item.claimed_until <= bindparam("now")),
     ]
-    if filters.dataset is not None:
-        dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == filters.dataset))
-        if dataset_id is None:
-            raise InputError(f"no dataset named {filters.dataset!r}")
-        conditions.append(Item.dataset_id == dataset_id)
-    if filters.source is not None:
-        conditions.append(exists().where(Label.id == Item.label_id, Label.source == filters.source))
-    if filters.min_consistency is not None:
-        conditions.append(Item.consistency >= filters.min_consistency)
-    if filters.max_consistency is not None:
-        conditions.append(Item.consistency <= filters.max_consistency)
-    return conditions
-
-
-def _pick(session: Session, conditions: list, locking: bool) -> int | None:
-    """The first matching item id: scored items by consistency, then unscored ones by id.
-
-    Two queries rather than one NULLS LAST sort, so each walks an index in order and stops at
-    the first row instead of sorting every pending item.
-    """
+    by_dataset, by_source, low, high = shape
+    if by_dataset:
+        conditions.append(item.dataset_id == bindparam("dataset_id"))
+    if by_source:
+        conditions.append(exists().where(_LABEL.c.id == item.label_id, _LABEL.c.source == bindparam("source")))
+    if low:
+        conditions.append(item.consistency >= bindparam("low"))
+    if high:
+        conditions.append(item.consistency <= bindparam("high"))
+    # The user's live claim is looked up by id (_HELD, through the claimed_by index) and only
+    # then tested against the filters: given both at once, the planner walks the dataset/status
+    # index and tests every pending item (milliseconds per thousand items).
+    still_eligible = select(item.id).where(item.id == bindparam("held"), *conditions)
+    picks = []
     for extra, order in (
-        ((Item.consistency.is_not(None),), (Item.consistency, Item.id)),
-        ((Item.consistency.is_(None),), (Item.id,)),
+        ((item.consistency.is_not(None),), (item.consistency, item.id)),
+        ((item.consistency.is_(None),), (item.id,)),
     ):
-        query = select(Item.id).where(*conditions, *extra).order_by(*order).limit(1)
-        if locking:
-            query = query.with_for_update(skip_locked=True, of=Item)
-        found = session.scalar(query)
-        if found is not None:
-            return found
-    return None
+        pick = select(item.id).where(*conditions, *extra).order_by(*order).limit(1)
+        picks.append(pick.with_for_update(skip_locked=True, of=_ITEM) if locking else pick)
+    return still_eligible, picks
 
 
 def next_item(
@@ -148,36 +210,46 @@ def next_item(
     """Claim and return the next item for `user`, or None when nothing is left for them.
 
     A user holds at most one claim: the item they already hold is served again (a page reload
-    does not lock a second item), and claiming another releases the old one.
+    does not lock a second item), and claiming another releases the old one. The claim is taken
+    inside a write transaction that cannot interleave with another claim: BEGIN IMMEDIATE on
+    SQLite, SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL.
     """
     filters = filters or QueueFilter()
     _check_filter(filters)
     now = now or utcnow()
-    with write_session(engine) as session:
-        user_id = user_row(session, user).id
-        conditions = _candidates(session, user_id, filters, now)
-        held = session.scalar(
-            select(Item.id).where(*conditions, Item.claimed_by == user_id, Item.claimed_until > now).limit(1)
+    with write_connection(engine) as connection:
+        user_id = user_ref(connection, user).id
+        params = {"user_id": user_id, "status": filters.status, "now": now}
+        if filters.dataset is not None:
+            params["dataset_id"] = connection.scalar(_DATASET_ID, {"dataset": filters.dataset})
+            if params["dataset_id"] is None:
+                raise InputError(f"no dataset named {filters.dataset!r}")
+        params.update(source=filters.source, low=filters.min_consistency, high=filters.max_consistency)
+        shape = (
+            filters.dataset is not None,
+            filters.source is not None,
+            filters.min_consistency is not None,
+            filters.max_consistency is not None,
         )
-        item_id = held or _pick(session, conditions, locking=not is_sqlite(engine))
-        session.execute(
-            update(Item)
-            .where(Item.claimed_by == user_id, Item.id != item_id)
-            .values(claimed_by=None, claimed_until=None)
-        )
+        still_eligible, picks = _queue_statements(shape, not is_sqlite(engine))
+        held = connection.scalar(_HELD, params)
+        item_id = None if held is None else connection.scalar(still_eligible, {**params, "held": held})
+        for pick in picks:
+            if item_id is not None:
+                break
+            item_id = connection.scalar(pick, params)
+        connection.execute(_RELEASE, {"user_id": user_id, "keep": item_id or 0})  # ids start at 1
         if item_id is None:
             return None
-        session.execute(
-            update(Item).where(Item.id == item_id).values(claimed_by=user_id, claimed_until=now + claim_ttl)
-        )
-        return _item_view(session, item_id, user_id)
+        connection.execute(_CLAIM, {"item_id": item_id, "claimer_id": user_id, "until": now + claim_ttl})
+        return _item_view(connection, item_id, user_id)
 
 
 def get_item(engine: Engine, item_id: int, user: str | None = None) -> ItemView:
     """Reload one item (after a version conflict, or to show it to an admin); claims nothing."""
-    with read_session(engine) as session:
-        user_id = user_row(session, user).id if user is not None else None
-        return _item_view(session, item_id, user_id)
+    with read_connection(engine) as connection:
+        user_id = user_ref(connection, user).id if user is not None else None
+        return _item_view(connection, item_id, user_id)
 
 
 def find_item(engine: Engine, dataset: str, qid: str) -> ItemView | None:
@@ -192,79 +264,56 @@ def find_item(engine: Engine, dataset: str, qid: str) -> ItemView | None:
     return None if item_id is None else get_item(engine, item_id)
 
 
-def _item_view(session: Session, item_id: int, user_id: int | None) -> ItemView:
-    """Build the view of an item inside an open session."""
-    item = session.get(Item, item_id, populate_existing=True)
-    if item is None:
+def _item_view(connection: Connection, item_id: int, user_id: int | None) -> ItemView:
+    """Build the view of an item inside an open transaction."""
+    row = connection.execute(_VIEW, {"item_id": item_id}).first()
+    if row is None:
         raise InputError(f"no item with id {item_id}")
-    dataset = session.scalar(select(Dataset.name).where(Dataset.id == item.dataset_id))
-    query = session.get(Query, item.query_id)
-    label = session.get(Label, item.label_id) if item.label_id is not None else None
+    candidates = list(row.candidates)
     texts = {
-        p.docid: p
-        for p in session.scalars(
-            select(Passage).where(Passage.dataset_id == item.dataset_id, Passage.docid.in_(item.candidates))
-        )
+        docid: (text, title)
+        for docid, text, title in connection.execute(_PASSAGES, {"dataset_id": row.dataset_id, "docids": candidates})
     }
-    teacher = list(label.ranking) if label else list(item.candidates)
-    prompt_ids = {docid: index + 1 for index, docid in enumerate(item.candidates)}
-    grades = item.qrels or {}
+    labelled = row.source is not None
+    teacher = list(row.ranking) if labelled else candidates
+    prompt_ids = {docid: index + 1 for index, docid in enumerate(candidates)}
+    grades = row.qrels or {}
     passages = [
-        PassageView(docid, texts[docid].text, texts[docid].title, grades.get(docid), prompt_ids[docid])
-        for docid in teacher
+        PassageView(docid, texts[docid][0], texts[docid][1], grades.get(docid), prompt_ids[docid]) for docid in teacher
     ]
-    mine = None
-    if user_id is not None and label is not None:
-        mine = session.scalar(
-            select(Review)
-            .where(
-                Review.item_id == item.id,
-                Review.annotator_id == user_id,
-                Review.label_id == label.id,
-                Review.decision != "skip",
-            )
-            .order_by(Review.id.desc())
-            .limit(1)
-        )
-    done = (
-        session.scalar(
-            select(func.count(func.distinct(Review.annotator_id))).where(
-                Review.item_id == item.id,
-                Review.label_id == item.label_id,
-                Review.adjudication.is_(False),
-                Review.decision.in_(COUNTED_DECISIONS),
-            )
-        )
-        if label
-        else 0
-    )
-    claimer = session.scalar(select(User.name).where(User.id == item.claimed_by)) if item.claimed_by else None
-    current = mine.ranking if mine and mine.ranking else item.final_ranking or teacher
+    mine, deciders = None, set()
+    if labelled:
+        for review in connection.execute(_LABEL_REVIEWS, {"item_id": item_id, "label_id": row.label_id}):
+            if review.annotator_id == user_id and review.decision != "skip":
+                mine = review  # the latest, as they come in id order
+            if not review.adjudication and review.decision in COUNTED_DECISIONS:
+                deciders.add(review.annotator_id)
+    current = mine.ranking if mine and mine.ranking else row.final_ranking or teacher
     return ItemView(
-        item_id=item.id,
-        item_key=f"{dataset}/{query.qid}",
-        dataset=dataset,
-        qid=query.qid,
-        query=query.text,
-        status=item.status,
-        version=item.version,
-        required_reviews=item.required_reviews,
-        reviews_done=done,
-        label_id=item.label_id,
-        source=label.source if label else None,
-        model=label.model if label else None,
-        reasoning=label.reasoning if label else None,
-        consistency=item.consistency,
-        kept=label.kept if label else None,
+        item_id=row.id,
+        item_key=f"{row.dataset}/{row.qid}",
+        dataset=row.dataset,
+        qid=row.qid,
+        query=row.query,
+        status=row.status,
+        version=row.version,
+        required_reviews=row.required_reviews,
+        reviews_done=len(deciders),
+        label_id=row.label_id,
+        source=row.source,
+        model=row.model,
+        reasoning=row.reasoning,
+        consistency=row.consistency,
+        kept=row.kept,
         teacher_ranking=teacher,
-        initial_ranking=list(item.candidates),
+        initial_ranking=candidates,
         passages=passages,
         current_ranking=list(current),
         current_reasoning=mine.reasoning if mine else None,
         my_decision=mine.decision if mine else None,
-        claimed_by=claimer,
-        claimed_until=item.claimed_until,
-        raw_output=label.raw_output if label else None,
+        claimed_by=row.claimer,
+        claimed_until=row.claimed_until,
+        raw_output=row.raw_output,
         my_note=mine.note if mine else None,
     )
 

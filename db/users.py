@@ -12,7 +12,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -96,6 +96,24 @@ def user_row(session: Session, name: str) -> User:
     if user is None:
         raise InputError(f"no user named {name!r}")
     return user
+
+
+@dataclass(frozen=True)
+class UserRef:
+    id: int
+    role: str
+
+
+_USER_REF = select(User.__table__.c.id, User.__table__.c.role).where(User.__table__.c.name == bindparam("name"))
+
+
+def user_ref(connection: Connection, name: str) -> UserRef:
+    """The id and role of the user called `name`, for Core statements in an open transaction; an
+    unknown name is an InputError."""
+    row = connection.execute(_USER_REF, {"name": name}).first()
+    if row is None:
+        raise InputError(f"no user named {name!r}")
+    return UserRef(row.id, row.role)
 
 
 def get_user(engine: Engine, name: str) -> UserInfo:
