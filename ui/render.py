@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from reasonrank.imports import ALPHA
 from reasonrank.metrics import kendall_tau
@@ -190,6 +191,14 @@ def diff_html(teacher: Sequence[str], current: Sequence[str]) -> str:
     return f'<div class="rr-diff">Kendall τ vs teacher: <b>{tau:.3f}</b> · moved: {listed}</div>'
 
 
+@lru_cache(maxsize=8192)
+def readable_passage(text: str) -> str:
+    """fix_text, once per distinct passage (~10 MB at most): the repair costs about a millisecond
+    on a mojibake passage, and the same passages come back on every reload of an item and in
+    every item whose candidate list shares them."""
+    return fix_text(text)
+
+
 def drag_items(passages: Sequence, order: Sequence[str]) -> list[dict]:
     """The drag list's value: one plain dict per passage in `order` (text escaped by the template).
 
@@ -199,7 +208,7 @@ def drag_items(passages: Sequence, order: Sequence[str]) -> list[dict]:
     items = []
     for docid in order:
         p = by_id[docid]
-        text = fix_text(f"{p.title}\n{p.text}" if p.title else p.text)
+        text = readable_passage(f"{p.title}\n{p.text}" if p.title else p.text)
         items.append(
             {"id": docid, "n": p.prompt_id, "grade": "" if p.grade is None else f"grade {p.grade}", "text": text}
         )
