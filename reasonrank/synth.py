@@ -16,6 +16,8 @@ This module knows nothing of the database: it takes CandidateLists and yields La
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -353,6 +355,11 @@ async def synthesize(
 
 
 # ----------------------------------------------------------------------------- labels as events
+def teacher_fingerprint(teacher: dict[str, Any]) -> str:
+    """The fingerprint every label written by this teacher configuration carries (db.synth)."""
+    return hashlib.sha256(json.dumps({"synth": teacher}, sort_keys=True).encode()).hexdigest()
+
+
 def label_event(key: Any, label: Label, consistency: float | None, kept: bool, fingerprint: str) -> dict[str, Any]:
     """A finished label as the fields of a `label` event: the item's key, the teacher fingerprint
     and what the store keeps of a label, not its candidate list (the app holds that already)."""

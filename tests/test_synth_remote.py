@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def run_worker(argv: list[str], cwd: Path) -> str:
         KEY_ENV: SECRET,
         "REASONRANK_DATA": str(cwd / "data"),  # where a store would be created, were one opened
         "PYTHONPATH": str(Path.cwd()),
+        "PYTHONPROFILEIMPORTTIME": "1",  # lists every module it imports (on stderr, so in the log)
     }
     done = subprocess.run(
         [sys.executable, "-m", "reasonrank", *argv],
@@ -120,6 +122,8 @@ def test_label_events_of_a_mirrored_log_are_stored_once_across_re_mirrors_and_a_
         log = run_worker(run_argv, tmp_path / "worker")
         assert len(server.chat_requests) == 3
     assert not (tmp_path / "worker" / "data").exists()  # the worker opened no store
+    imported = set(re.findall(r"^import time: .*\| +([\w.]+)$", log, re.M))
+    assert "reasonrank.synth" in imported and not {m for m in imported if m.split(".")[0] == "db"}  # nor db/
     assert SECRET not in log  # redacted before it left the worker
 
     # the app mirrors the log up to the first label event, then the same part again

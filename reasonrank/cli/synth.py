@@ -38,6 +38,7 @@ from reasonrank.synth import (
     SynthTask,
     label_event,
     price_for,
+    teacher_fingerprint,
 )
 from reasonrank.types import CandidateList, GenerationParams
 
@@ -274,8 +275,6 @@ def run_synth(
     already finished are stored. On a remote runner the items come from `--items` and each label
     leaves as a `label` event instead (see _run_remote); no store is opened.
     """
-    from db.synth import ItemSelection, count_labelled, items_to_label, store_label, teacher_fingerprint
-
     options = SynthOptions(
         model=config.model,
         prompt=config.prompt,
@@ -289,14 +288,16 @@ def run_synth(
         _check_remote(config, remote)
     elif config.dataset is None and config.candidates is None:
         raise InputError("say which items to label: --dataset NAME, or --candidates FILE")
-    selection = ItemSelection(
-        dataset=config.dataset, status=None if config.status == ANY_STATUS else config.status, limit=config.limit
-    )
     answers = read_answers(config.answers) if config.answers else {}
     backend = _backend(config)  # checks the endpoint settings before anything is written
     fingerprint = teacher_fingerprint(config.teacher())
-    if remote:
+    if remote:  # imports nothing of db/: a worker may run a shipped copy of reasonrank/ only
         return _run_remote(config, backend, options, answers, fingerprint, on_progress)
+    from db.synth import ItemSelection, count_labelled, items_to_label, store_label
+
+    selection = ItemSelection(
+        dataset=config.dataset, status=None if config.status == ANY_STATUS else config.status, limit=config.limit
+    )
     engine = engine or open_store(config.db)
     if config.candidates is not None:
         dataset, qids = import_candidates(engine, config)
