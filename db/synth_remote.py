@@ -104,7 +104,7 @@ def store_label_events(engine: Engine, job: Job) -> int:
             except InputError as exc:
                 refusals.append(str(exc))
                 continue
-            if fingerprint != expected or item_id not in allowed:
+            if fingerprint != expected or type(item_id) is not int or item_id not in allowed:
                 refusals.append(f"item {item_id!r} is not in this job's selection for its teacher configuration")
                 continue
             if store_label(engine, item_id, label, consistency, kept, fingerprint):

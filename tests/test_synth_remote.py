@@ -153,13 +153,14 @@ def test_label_events_of_a_mirrored_log_are_stored_once_across_re_mirrors_and_a_
 
     # a duplicated event (and an offset file lost with it) stores nothing; a foreign item is refused
     events = [e for e in jobs.read_events(job.metrics_path)[0] if e["event"] == "label"]
-    foreign = {**events[0], "item": max(item_ids) + 1000}
+    foreign = [{**events[0], "item": max(item_ids) + 1000}, {**events[0], "item": True}]
+    foreign.append({**events[0], "fingerprint": "another teacher"})
     (Path(job.log_path).parent / synth_remote.OFFSET_FILE).unlink()
     with open(job.metrics_path, "a", encoding="utf-8") as out:
-        out.writelines(json.dumps(e) + "\n" for e in (events[0], foreign))
+        out.writelines(json.dumps(e) + "\n" for e in (events[0], *foreign))
     assert synth_remote.store_label_events(restarted, job) == 0
     assert len(stored_labels(restarted)) == 3
-    assert synth_remote.stored_counts(job) == {"stored": 0, "duplicates": 4, "refused": 1}
+    assert synth_remote.stored_counts(job) == {"stored": 0, "duplicates": 4, "refused": 3}
     assert "label event refused: item" in Path(job.log_path).read_text()
     restarted.dispose()
 
