@@ -13,7 +13,9 @@ Inputs: a file named by an input flag (`--data`, `--candidates` …; `export:ID`
 uploaded with the job and the command reads it from `inputs/`. Outputs: an output folder inside the
 app's data directory (the form's default) is moved under the cluster's output root; any other path
 is taken as a path on the cluster. A trained model is registered here, by the app, with where it
-lives, once the job's `end` event arrives.
+lives, once the job's `end` event arrives. A synth job's items are selected here and travel as an
+`--items` file, and its labels come back as `label` events stored here as they are mirrored
+(db.synth_remote).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from db import synth_remote
 from db.engine import data_dir, write_session
 from db.models import Job
 from reasonrank import jobs
@@ -36,7 +39,7 @@ from reasonrank.runners import ray as ray_runner
 from reasonrank.runners import slurm as slurm_runner
 
 #: flags whose value is a file the command reads (uploaded with a remote job)
-INPUT_FLAGS = ("--data", "--candidates", "--qrels", "--answers", "--run", "--corpus", "--queries")
+INPUT_FLAGS = ("--data", "--candidates", "--qrels", "--answers", "--run", "--corpus", "--queries", "--items")
 #: flags whose value is a folder the command writes
 OUTPUT_FLAGS = ("--output-dir", "--out")
 EXPORT_PREFIX = "export:"
@@ -110,6 +113,8 @@ def submit(engine: Engine, job_id: int, runner: str, argv: list[str], env: dict[
     try:
         settings = _settings(runner)
         _outside_app_data(settings)
+        if argv and argv[0] == "synth":  # the worker labels the items selected here (db.synth_remote)
+            argv = synth_remote.prepare(engine, job_id, list(argv))
         run_argv, inputs = remote_argv(engine, argv, settings.output_root)
         sid = module.submission_id(job_id)
         info = {"name": runner, **{name: getattr(settings, name) for name in kept}, "submission_id": sid}
@@ -149,14 +154,17 @@ def _now():
     return utcnow()
 
 
-def _sync(job: Job, settings: Any) -> RemoteStatus:
+def _sync(engine: Engine, job: Job, settings: Any) -> RemoteStatus:
     """Ask the cluster for the job's status, mirror its log (a lost job's too: a log that still
-    holds its `end` gives the outcome), record whether it answered."""
+    holds its `end` gives the outcome), store the labels a synth job sent, record whether it
+    answered."""
     sid = job.config["runner"]["submission_id"]
     remote = _runner(job).status(settings, sid)
     text = _runner(job).logs(settings, sid) if remote.state != "unreachable" else None
     if text is not None:
         mirror_log(text, job.log_path, job.metrics_path)
+    if job.kind == "synth":  # also after a restart that mirrored but did not store
+        synth_remote.store_label_events(engine, job)
     remote.unreachable_since = mark_reachable(Path(job.log_path).parent, remote.state != "unreachable")
     return remote
 
@@ -169,11 +177,13 @@ def remote_state(engine: Engine, job: Job) -> jobs.JobState:
     the cluster's SIGTERM, not a user's cancel) is failed with the cluster's reason."""
     module = _runner(job)
     settings = _settings(job.config["runner"]["name"], job)
-    remote = _sync(job, settings)
+    remote = _sync(engine, job, settings)
     state = jobs.reported_state(job.metrics_path)
     if state.finished:
         if state.status == "succeeded" and job.kind == "train" and job.status not in jobs.FINISHED:
             state.outputs = register_trained_model(engine, job, state.outputs, settings)
+        if job.kind == "synth":  # every label event precedes `end`: all are stored by now
+            state.outputs = {**state.outputs, "stored_by_app": synth_remote.stored_counts(job)}
         if state.status == "cancelled" and remote.state == "failed":
             state.status, state.message = "failed", f"{remote.message}: ended by the cluster ({state.message})"
         return state
@@ -220,7 +230,7 @@ def cancel(engine: Engine, job: Job) -> None:
         return
     deadline = time.monotonic() + CANCEL_WAIT_S
     while time.monotonic() < deadline:
-        remote = _sync(job, settings)
+        remote = _sync(engine, job, settings)
         if remote.state not in ("pending", "running"):
             return
         time.sleep(0.2)

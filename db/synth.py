@@ -11,8 +11,6 @@ synthesized ones are hashed under a "synth" key.)
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,16 +23,12 @@ from db.exports import passages_for
 from db.label_rows import BACK_TO_REVIEW, label_row
 from db.models import ITEM_STATUSES, Dataset, Item, Label, Query
 from reasonrank.io import InputError
+from reasonrank.synth import teacher_fingerprint as teacher_fingerprint  # where a remote worker finds it
 from reasonrank.types import CandidateList
 from reasonrank.types import Label as LabelData
 from reasonrank.types import Query as QueryData
 
 PAGE = 256  # candidate lists loaded per query while a run streams through its items
-
-
-def teacher_fingerprint(teacher: dict[str, Any]) -> str:
-    """The fingerprint every label written by this teacher configuration carries."""
-    return hashlib.sha256(json.dumps({"synth": teacher}, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

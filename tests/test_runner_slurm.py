@@ -15,13 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
+from openai_server import Answer, OpenAIServer
 from ray_fixtures import free_port
 from runner_helpers import files_under, follow_across_a_restart, record_sft_export, train_argv, wait_job
 from slurm_fixtures import slurm_cluster, write_conf  # noqa: F401 (fixture)
+from sqlmodel import Session, select
 
 from db import jobs as db_jobs
 from db.engine import get_engine, init_db, write_session
-from db.models import Job
+from db.models import Dataset, Item, Job, Label
 from db.registry import get_reranker
 from reasonrank import jobs
 from reasonrank.runners import slurm as slurm_runner
@@ -243,3 +245,47 @@ def test_submit_from_the_shell_runs_a_command_on_slurm_and_follows_it(slurm_clus
     assert done.stdout.startswith("job 1 on slurm") and "job 1 succeeded" in done.stdout
     assert "dl19" in done.stdout and "first-stage" in done.stdout  # the metrics table, followed from the cluster
     assert "@@reasonrank-event" not in done.stdout
+
+
+def _synth_labels(engine, dataset: str) -> list[tuple[int, str | None, str]]:
+    """(item id, reasoning, item status) of every label of the dataset's items in the app's store."""
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(Item.id, Label.reasoning, Item.status)
+                .join(Label, Label.item_id == Item.id)
+                .join(Dataset, Dataset.id == Item.dataset_id)
+                .where(Dataset.name == dataset)
+            ).all()
+        )
+
+
+def test_a_synth_job_on_slurm_labels_into_the_apps_store_across_a_restart(app, test_data, tmp_path):
+    data = tmp_path / "data"
+    before = files_under(data)
+    candidates = test_data / "noveleval" / "candidates_with_text.json"
+    answer = Answer(content="[2] > [1]", reasoning_content="On SLURM.")
+    with OpenAIServer(lambda messages, request: answer, latency_s=1.5) as server:
+        argv = ["synth", "--dataset", "slurm-synth", "--candidates", str(candidates), "--limit", "4"]
+        argv += ["--base-url", server.base_url, "--model", "test-model", "--max-in-flight", "1", "--timeout", "30"]
+        job_id = db_jobs.launch_job(app, "synth", argv, {}, runner="slurm")
+        view = wait_job(app, job_id, lambda v: v.finished or _synth_labels(app, "slurm-synth"))
+        assert view.status == "running", (view.message, view.log_tail)
+        # the app restarts mid-job: a new engine, no folded job state; it continues from its offsets
+        url = app.url
+        app.dispose()
+        jobs._FOLDED.clear()
+        restarted = get_engine(url)
+        view = wait_job(restarted, job_id, lambda v: v.finished)
+        assert len(server.chat_requests) == 4
+    assert view.status == "succeeded", (view.message, view.log_tail)
+    labels = _synth_labels(restarted, "slurm-synth")
+    assert len({item for item, _, _ in labels}) == len(labels) == 4  # each item once, none twice
+    assert {(reasoning, status) for _, reasoning, status in labels} == {("On SLURM.", "pending")}
+    assert view.outputs["stored_by_app"] == {"stored": 4, "duplicates": 0, "refused": 0}
+    entrypoint = view.config["runner"]["entrypoint"]
+    assert "--items inputs/" in entrypoint and "--candidates" not in entrypoint and "--dataset" not in entrypoint
+    # the worker wrote nothing into the app's data dir; the app wrote the items it sent and its offsets
+    names = ("log.txt", "events.jsonl", "remote.json", "synth-items.jsonl", "synth-selection.json", "synth-labels.json")
+    assert files_under(data) - before == {f"jobs/{job_id}/{name}" for name in names}
+    restarted.dispose()

@@ -1,7 +1,7 @@
 """The runner choice of the Synthesize and Eval tabs: every runner of the registry is offered, the
 command shown is `reasonrank submit … --runner NAME` for a runner other than local, and a job
 started with runner `ray` is submitted to a real Ray head (ray_fixtures) as a Ray job whose
-progress and outputs reach the app through the mirrored log."""
+progress, outputs and (synth) labels reach the app through the mirrored log."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from gradio_client import Client, handle_file
 from openai_server import Answer, OpenAIServer
 from ray_fixtures import ray_cluster  # noqa: F401 (fixture)
+from sqlmodel import Session, select
 from ui_fixtures import ADMIN, PASSWORD, review_app  # noqa: F401 (fixture)
 
+from db.models import Dataset, Item, Label
 from db.synth import dataset_names
 from reasonrank.cli import parse_command
 from reasonrank.runners import RUNNERS
@@ -131,6 +133,15 @@ def test_synth_started_with_runner_ray_runs_as_a_ray_job(admin, review_app, on_r
     assert view["status"] == "succeeded", (view["message"], view["log_tail"])
     assert view["config"]["runner"]["name"] == "ray" and _cluster_status(on_ray, view) == "SUCCEEDED"
     assert view["progress"]["unit"] == "label" and view["progress"]["done"] == view["progress"]["total"] == 2
-    # as the start message says: the worker labelled into the store it opened, not this app's
-    assert "not this app's store" in message
-    assert RAY_SYNTH_DATASET not in dataset_names(engine)
+    # as the start message says: the worker sent its labels back and this app stored them in its store
+    assert "not this app's store" not in message and "this app stores them" in message
+    assert RAY_SYNTH_DATASET in dataset_names(engine)
+    with Session(engine) as session:
+        stored = session.exec(
+            select(Label.reasoning, Item.status)
+            .join(Item, Item.id == Label.item_id)
+            .join(Dataset, Dataset.id == Item.dataset_id)
+            .where(Dataset.name == RAY_SYNTH_DATASET)
+        ).all()
+    assert sorted(stored) == [("On the cluster.", "pending")] * 2  # in the Review queue, once each
+    assert view["outputs"]["stored_by_app"] == {"stored": 2, "duplicates": 0, "refused": 0}

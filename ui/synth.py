@@ -140,13 +140,13 @@ def start_synthesis(engine: Engine, form: SynthValues, request) -> tuple[int, st
 
 
 def start_warnings(config: SynthConfig, runner: str) -> str:
-    """What the admin should know about a job just started: a key variable unset here, and what a
-    job on another runner uses instead of this app's environment and store."""
+    """What the admin should know about a job just started: a key variable unset here, and how a
+    job on another runner gets its items and returns its labels (db.synth_remote)."""
     if runner != LOCAL_RUNNER:
         return (
-            f" ⚠️ On {runner} the job reads its items from, and writes its labels to, the store its worker"
-            " opens ($REASONRANK_DB there, else data/ in the job's working directory), not this app's store;"
-            f" the teacher's key must be in {config.api_key_env} there."
+            f" On {runner} the worker labels the items selected here (they travel with the job) and sends"
+            " each label back in its log; this app stores them in its own store as they arrive (Review queue)."
+            f" ⚠️ The teacher's key must be in {config.api_key_env} there."
         )
     if os.environ.get(config.api_key_env):
         return ""

@@ -4,11 +4,17 @@ The composition root of teacher synthesis: reasonrank.synth produces labels, db.
 items and stores each label in its own transaction as it arrives. The API key is read from the
 environment variable the config names, inside the backend, when requests start: it never
 enters the config, the command line, the job's log or events, the database or an export.
+
+On a remote runner (REASONRANK_REGISTER_BY_APP=1) the command opens no store at all: it reads the
+items the app selected and exported (`--items`, see db.synth_remote) and sends each finished
+label back as a `label` event in its event stream, which the app stores in its own store as it
+mirrors the job's log (the wire format is in reasonrank.runners).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections import Counter
@@ -21,8 +27,20 @@ from reasonrank.flags import Flag, FlagTable
 from reasonrank.imports.consistency import ALPHA
 from reasonrank.io import InputError, iter_jsonl, open_text, read_queries_tsv
 from reasonrank.jobs import EventLog
-from reasonrank.synth import PROMPTS, Price, SynthOptions, SynthOutcome, SynthTask, price_for
-from reasonrank.types import GenerationParams
+from reasonrank.redact import redact
+from reasonrank.runners import registered_by_app
+from reasonrank.synth import (
+    LABEL_EVENT,
+    PROMPTS,
+    Price,
+    SynthOptions,
+    SynthOutcome,
+    SynthTask,
+    label_event,
+    price_for,
+    teacher_fingerprint,
+)
+from reasonrank.types import CandidateList, GenerationParams
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -57,6 +75,7 @@ class SynthConfig:
     price_in: float | None = None  # USD per million prompt tokens (default: reasonrank.synth.PRICES)
     price_out: float | None = None
     db: str | None = None
+    items: str | None = None  # a remote job's items, exported by the app (db.synth_remote)
 
     def teacher(self) -> dict[str, Any]:
         """What makes two runs the same teacher: a label of one counts as done for the other."""
@@ -105,8 +124,16 @@ SYNTH_FLAGS = FlagTable(
         Flag("--price-in", "price_in", "USD per million prompt tokens, for the cost estimate", float),
         Flag("--price-out", "price_out", "USD per million completion tokens", float),
         Flag("--db", "db", "database URL (default: $REASONRANK_DB or SQLite in $REASONRANK_DATA)"),
+        Flag(
+            "--items",
+            "items",
+            "a remote job's items as the app exported them (JSONL); its labels go back as events, no store is opened",
+        ),
     ]
 )
+
+#: the first line of an --items file; the rest are {"key": item id, **candidate JSONL fields}
+ITEMS_FORMAT = "reasonrank-synth-items/1"
 
 
 # ----------------------------------------------------------------------------- the running tally
@@ -199,7 +226,7 @@ def read_answers(path: str) -> dict[str, str]:
     return read_queries_tsv(path)
 
 
-def _import_candidates(engine: Engine, config: SynthConfig) -> tuple[str, tuple[str, ...]]:
+def import_candidates(engine: Engine, config: SynthConfig) -> tuple[str, tuple[str, ...]]:
     """Validate and store the file's lists as items (a second run adds nothing); their dataset and qids."""
     from db.importer import import_batch
     from reasonrank.imports import validate_file
@@ -245,10 +272,9 @@ def run_synth(
 
     Inputs (files, the selection) are checked before any request; a permanent endpoint failure
     (bad key, unknown model, unreachable server) raises one BackendError line after the labels
-    already finished are stored.
+    already finished are stored. On a remote runner the items come from `--items` and each label
+    leaves as a `label` event instead (see _run_remote); no store is opened.
     """
-    from db.synth import ItemSelection, count_labelled, items_to_label, teacher_fingerprint
-
     options = SynthOptions(
         model=config.model,
         prompt=config.prompt,
@@ -257,36 +283,122 @@ def run_synth(
         max_passage_tokens=config.max_passage_tokens,
         max_requests=config.max_requests,
     )
-    if config.dataset is None and config.candidates is None:
+    remote = registered_by_app()
+    if remote or config.items is not None:
+        _check_remote(config, remote)
+    elif config.dataset is None and config.candidates is None:
         raise InputError("say which items to label: --dataset NAME, or --candidates FILE")
+    answers = read_answers(config.answers) if config.answers else {}
+    backend = _backend(config)  # checks the endpoint settings before anything is written
+    fingerprint = teacher_fingerprint(config.teacher())
+    if remote:  # imports nothing of db/: a worker may run a shipped copy of reasonrank/ only
+        return _run_remote(config, backend, options, answers, fingerprint, on_progress)
+    from db.synth import ItemSelection, count_labelled, items_to_label, store_label
+
     selection = ItemSelection(
         dataset=config.dataset, status=None if config.status == ANY_STATUS else config.status, limit=config.limit
     )
-    answers = read_answers(config.answers) if config.answers else {}
-    backend = _backend(config)  # checks the endpoint settings before anything is written
     engine = engine or open_store(config.db)
     if config.candidates is not None:
-        dataset, qids = _import_candidates(engine, config)
+        dataset, qids = import_candidates(engine, config)
         selection = replace(selection, dataset=dataset, qids=qids)
-    fingerprint = teacher_fingerprint(config.teacher())
     already = count_labelled(engine, fingerprint)
     item_ids = items_to_label(engine, selection, fingerprint)
     if not item_ids:
         return SynthReport(0, already, None)
     tally = SynthTally(len(item_ids), price_for(config.model, config.price_in, config.price_out))
+
+    def keep(outcome: SynthOutcome) -> bool:
+        return store_label(engine, outcome.task.key, outcome.label, outcome.consistency, outcome.kept, fingerprint)
+
     asyncio.run(
         _label_all(
-            engine,
-            backend,
-            options,
-            _tasks(engine, item_ids, answers),
-            fingerprint,
-            tally,
-            on_progress or (lambda done, total, figures: None),
+            keep, backend, options, _tasks(engine, item_ids, answers), tally, on_progress or (lambda d, t, f: None)
         )
     )
     spent = config.max_requests is not None and tally.done < len(item_ids)  # the budget's only way out
     return SynthReport(len(item_ids), already, tally, budget_spent=spent)
+
+
+def _check_remote(config: SynthConfig, remote: bool) -> None:
+    """A remote job labels exactly the app's exported items and can send its labels back."""
+    if not remote:
+        raise InputError(
+            "--items is the file the app exports for a synth job on a remote runner; "
+            "a local run selects its items with --dataset or --candidates"
+        )
+    if config.items is None:
+        raise InputError(
+            "a synth job on a remote runner labels the items the app selected and exported (--items); "
+            'submit it through the app: reasonrank submit --runner RUNNER --cmd "synth …"'
+        )
+    if config.dataset is not None or config.candidates is not None:
+        raise InputError("--items replaces --dataset and --candidates (the app selected the items already)")
+    if not EventLog.current().active:
+        raise InputError("a remote synth job sends its labels back as events: REASONRANK_JOB_EVENTS is not set")
+
+
+def read_items(path: str, fingerprint: str) -> tuple[dict[str, Any], Iterator[tuple[int, CandidateList]]]:
+    """An --items file: its header, and (item key, list) pairs read lazily. A header written for
+    another teacher configuration is refused: the app would not accept the labels."""
+    from reasonrank.io import candidate_from_dict
+
+    lines = iter_jsonl(path)
+    first = next(lines, None)
+    header = first[1] if first else {}
+    if header.get("format") != ITEMS_FORMAT:
+        raise InputError(f"{path}: not an items file the app exported (no {ITEMS_FORMAT} header)")
+    if header.get("fingerprint") != fingerprint:
+        raise InputError(
+            f"{path}: exported for another teacher configuration than this command's; submit the job again"
+        )
+
+    def pairs() -> Iterator[tuple[int, CandidateList]]:
+        for lineno, obj in lines:
+            if not isinstance(obj.get("key"), int):
+                raise InputError(f"{path}:{lineno}: needs an integer 'key'")
+            yield obj["key"], candidate_from_dict(obj, f"{path}:{lineno}")
+
+    return header, pairs()
+
+
+def _run_remote(
+    config: SynthConfig,
+    backend: OpenAIBackend,
+    options: SynthOptions,
+    answers: dict[str, str],
+    fingerprint: str,
+    on_progress: Callable[[int, int, dict[str, Any]], None] | None,
+) -> SynthReport:
+    """Label the exported items, emitting each label as a `label` event (secrets redacted)."""
+    header, pairs = read_items(config.items, fingerprint)
+    total = int(header.get("count", 0))
+    already = int(header.get("already_labelled", 0))
+    if total == 0:
+        return SynthReport(0, already, None)
+    tally = SynthTally(total, price_for(config.model, config.price_in, config.price_out))
+    events, secrets = EventLog.current(), [os.environ.get(config.api_key_env)]
+
+    def send(outcome: SynthOutcome) -> bool:
+        fields = label_event(outcome.task.key, outcome.label, outcome.consistency, outcome.kept, fingerprint)
+        events.emit(LABEL_EVENT, **_redacted(fields, secrets))
+        return True  # whether it is new to the app's store, only the app knows
+
+    tasks = (SynthTask(key, cl, answers.get(cl.query.qid)) for key, cl in pairs)
+    asyncio.run(_label_all(send, backend, options, tasks, tally, on_progress or (lambda d, t, f: None)))
+    spent = config.max_requests is not None and tally.done < total
+    return SynthReport(total, already, tally, budget_spent=spent)
+
+
+def _redacted(value: Any, secrets: list[str | None]) -> Any:
+    """Every string in a (nested) event field with the secrets' values removed."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {key: _redacted(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, secrets) for item in value]
+    return value
 
 
 def _tasks(engine: Engine, item_ids: list[int], answers: dict[str, str]) -> Iterator[SynthTask]:
@@ -297,24 +409,22 @@ def _tasks(engine: Engine, item_ids: list[int], answers: dict[str, str]) -> Iter
 
 
 async def _label_all(
-    engine: Engine,
+    keep: Callable[[SynthOutcome], bool],
     backend: OpenAIBackend,
     options: SynthOptions,
     tasks: Iterator[SynthTask],
-    fingerprint: str,
     tally: SynthTally,
     on_progress: Callable[[int, int, dict[str, Any]], None],
 ) -> None:
-    from db.synth import store_label
+    """Run the pipeline; `keep` stores (or sends) each label before the next outcome is taken and
+    says whether it was new."""
     from reasonrank.synth import synthesize
 
     shown = 0.0
     async for outcome in synthesize(tasks, backend, options):
         stored = False
         if outcome.label is not None:  # committed before the next outcome is taken
-            stored = await asyncio.to_thread(
-                store_label, engine, outcome.task.key, outcome.label, outcome.consistency, outcome.kept, fingerprint
-            )
+            stored = await asyncio.to_thread(keep, outcome)
         else:
             print(f"qid {outcome.task.candidates.query.qid}: {outcome.error}", file=sys.stderr)
         tally.add(outcome, stored, backend)

@@ -22,6 +22,17 @@ worker sees the app's disk (Ray: no shared disk at all; SLURM: only its work roo
 - **Outputs stay where they were written** (an `--output-dir` on the cluster) and the app
   registers a trained model by that location when the job's `end` event arrives; the worker runs
   with REASONRANK_REGISTER_BY_APP=1 and never opens the app's store.
+- **Synthesized labels come back as events.** The app selects a synth job's items in its own
+  store when it submits the job (importing a `--candidates` file first, as a local run would) and
+  sends them as an `--items` input (db.synth_remote); with REASONRANK_REGISTER_BY_APP=1 `synth`
+  opens no store (nor imports db/) and emits each finished label as one event:
+  `{"event": "label", "item": <the app's item id>, "qid", "fingerprint": <teacher configuration>,
+  "ranking": [docids], "reasoning", "raw_output", "relevant_docids", "reasons", "consistency",
+  "kept", "model", "tokens_in", "tokens_out"}` — no passage texts, and every string with the
+  teacher key's value redacted. The app stores each one in its store as the log is mirrored
+  (store_label; an offset of its own plus the (item, fingerprint) unique constraint make a
+  re-mirrored, duplicated or, after a restart, re-read event store nothing twice), and accepts
+  only the job's own items and teacher fingerprint.
 - **Cluster address and credentials come from the environment** (RaySettings, SlurmSettings),
   never from the database: a Job row stores only the runner's name, the submission id, the
   address and (slurm) the work root its folder is in.
