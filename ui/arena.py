@@ -87,7 +87,7 @@ def sample_lists(source: str) -> tuple[CandidateList, ...]:
     if source == BRIGHT_MINI:
         from reasonrank.bright import load_bright_task
         from reasonrank.bright_mini import MINI_TASK
-        from ui.evaluate import mini_root
+        from ui.eval_config import mini_root
 
         return tuple(load_bright_task(mini_root(), MINI_TASK, top_k=100).lists or ())
     dataset, candidates_file = SAMPLES[source]
