@@ -292,7 +292,8 @@ def layout(engine: Engine | None) -> ArenaScreen:
 
 
 def build(engine: Engine | None) -> None:
-    """The tab, wired: each handler binds what it needs and calls a function above."""
+    """The tab, wired: each handler binds what it needs and calls a module-level function (here or
+    in ui.arena_rerankers)."""
     context = ArenaContext(engine, BackendPool(), label_lookup(engine) if engine is not None else None)
     with gr.Tab("Arena", id="arena"):
         screen = layout(engine)

@@ -335,7 +335,8 @@ def layout(engine: Engine) -> EvalTab:
 
 
 def build(engine: Engine) -> None:
-    """The tab, built and wired inside it: each handler binds what it needs and calls a function above."""
+    """The tab, built and wired inside it: each handler binds what it needs and calls a module-level
+    function (here or in ui.eval_config)."""
     with gr.Tab("Eval", id="eval") as tab_item:
         tab = layout(engine)
         inputs = tab.form.inputs()

@@ -268,7 +268,8 @@ def layout(engine: Engine) -> TrainTab:
 
 
 def build(engine: Engine) -> None:
-    """The tab, wired: each handler binds what it needs and calls a function above."""
+    """The tab, wired: each handler binds what it needs and calls a module-level function (here, in
+    ui.train_config or ui.train_debugger)."""
     with gr.Tab("Train", id="train"):
         tab = layout(engine)
 
