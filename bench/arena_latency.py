@@ -337,7 +337,7 @@ def main() -> None:
     from browser_fixtures import ARGS, CHROMIUM
     from playwright.sync_api import sync_playwright
 
-    from ui.arena import SAMPLES, chosen_list, sample_lists
+    from ui.arena_queries import SAMPLES, chosen_list, sample_lists
 
     source = next(iter(SAMPLES))
     qid = sample_lists(source)[0].query.qid

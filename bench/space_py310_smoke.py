@@ -46,7 +46,7 @@ def main() -> int:
     import build_space
     from gradio_client import Client
 
-    from ui.arena import SAMPLES, query_choices
+    from ui.arena_queries import SAMPLES, query_choices
 
     python = venv_python()
     version = subprocess.run([str(python), "--version"], capture_output=True, text=True).stdout.strip()

@@ -185,7 +185,7 @@ def client(space, user: str | None = None):
 
 
 def arena(c, names, top_k=10, window=10, step=5, tokens=12):
-    from ui.arena import SAMPLES, query_choices
+    from ui.arena_queries import SAMPLES, query_choices
 
     source = next(iter(SAMPLES))
     qid = query_choices(source)[0][1]

@@ -16,7 +16,7 @@ from ui_fixtures import ADMIN, PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.registry import add_reranker, list_rerankers
 from reasonrank.arena_lanes import bm25_ranking
-from ui.arena import SAMPLES, chosen_list
+from ui.arena_queries import SAMPLES, chosen_list
 
 DL19 = next(iter(SAMPLES))
 THOUGHT = (
@@ -62,7 +62,7 @@ def client(arena):
 @pytest.fixture(scope="module")
 def dl19_query():
     """The first bundled DL19 query with a relevant passage in its top 10."""
-    from ui.arena import sample_lists
+    from ui.arena_queries import sample_lists
 
     return next(cl for cl in sample_lists(DL19) if any(cl.qrels.get(d, 0) > 0 for d in cl.docids[:10]))
 
@@ -148,7 +148,7 @@ def test_pasted_passages_and_refused_inputs(client, dl19_query):
 
 
 def test_bright_mini_query_keeps_excluded_ids_out(client, test_data, monkeypatch):
-    from ui.arena import BRIGHT_MINI, sample_lists
+    from ui.arena_queries import BRIGHT_MINI, sample_lists
 
     lists = sample_lists(BRIGHT_MINI)
     assert len(lists) == 194 and all(cl.dataset == "theoremqa_questions" for cl in lists)

@@ -10,7 +10,8 @@ from gradio_client import Client
 from ui_fixtures import PASSWORD, review_app  # noqa: F401 (fixture)
 
 from db.registry import add_reranker
-from ui.arena import SAMPLES, reranker_choices, sample_lists
+from ui.arena_queries import SAMPLES, sample_lists
+from ui.arena_rerankers import reranker_choices
 
 DL19 = next(iter(SAMPLES))
 LANES = ["tiny · rank1", "tiny · rank-r1"]

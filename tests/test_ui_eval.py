@@ -21,7 +21,8 @@ from reasonrank.bright_mini import MINI_TASK
 from reasonrank.cli import parse_command
 from reasonrank.io import read_qrels, read_trec_run
 from reasonrank.reproduce import prompt_sha256
-from ui.evaluate import RESULT_OUTPUTS, mini_root
+from ui.eval_config import mini_root
+from ui.evaluate import RESULT_OUTPUTS
 
 RUN_NAME = "mini bm25 (test)"
 # inputs of /eval_start: dataset, BRIGHT dir, tasks, first stage, run file, reranker, window, step, top-k, seed,

@@ -3,8 +3,8 @@
 The handler is a generator over `reasonrank.arena.run_arena`: each snapshot of the lanes is
 rendered (ui.render_arena) and sent to the page, so reasoning appears as it is generated and a
 failing reranker shows its error in its own column while the others finish. Queries come from
-the bundled samples (db/sample: TREC DL19 BM25 top-100, NovelEval) with their graded judgments,
-from the BRIGHT mini set (BM25 over its small corpus, excluded ids removed), or are pasted.
+ui.arena_queries (bundled samples, the BRIGHT mini set, or pasted), the rerankers a person can
+pick from ui.arena_rerankers.
 Loaded models stay in one BackendPool for the life of the app, so the second run of a local model
 does not load it again.
 Gradio is imported at module level on purpose (handlers use gr.Request hints); this module is
@@ -23,40 +23,27 @@ import gradio as gr
 from gradio.context import Context
 from sqlalchemy import Engine
 
-from db.seed import SAMPLE
-from reasonrank.arena import (
-    LABELS,
-    MAX_RERANKERS,
-    METRICS,
-    RECORDED,
-    LabelLookup,
-    Lane,
-    RerankerSpec,
-    judged_metrics,
-    run_arena,
-    with_method,
-)
-from reasonrank.backends import BACKEND_KINDS
+from reasonrank.arena import MAX_RERANKERS, LabelLookup, run_arena
 from reasonrank.backends.pool import BackendPool
-from reasonrank.evaluate import metric_label
-from reasonrank.io import InputError, read_qrels, read_rank_llm_json
-from reasonrank.methods import METHOD_NAMES
-from reasonrank.types import CandidateList, GenerationParams, Label, Passage, Query
+from reasonrank.io import InputError
+from reasonrank.types import GenerationParams
 from reasonrank.window import WindowConfig
 from ui import registry, render_arena, space_gpu
+from ui.arena_queries import PASTE, SAMPLES, SOURCES, chosen_list, query_choices
+from ui.arena_rerankers import (
+    PACES,
+    default_picks,
+    label_lookup,
+    lane_specs,
+    picked_warnings,
+    reranker_choices,
+    with_pace,
+)
+from ui.render_arena import FIGURE_COLUMNS, figures_rows, results_json
 
-#: label -> (dataset name as seeded into the label store, candidate file in db/sample/<dataset>/)
-SAMPLES = {
-    "TREC DL19 (bundled)": ("trec-dl19", "bm25_top100_with_text.json"),
-    "NovelEval (bundled)": ("noveleval", "candidates_with_text.json"),
-}
-BRIGHT_MINI = "BRIGHT mini (theoremqa stand-in)"
-PASTE = "Paste your own"
-SOURCES = (*SAMPLES, BRIGHT_MINI, PASTE)
 MIN_RERANKERS = 2
 #: seconds between board updates while only streamed text grows (each update re-renders the board)
 TICK_S = 0.2
-PACES = {"at the recorded pace": "recorded", "at once": "instant"}
 INTRO = (
     "Pick a query, pick 2–4 rerankers, press **Run**: each column streams its model's reasoning, "
     "then shows its ranking, nDCG@10 / Recall@10 / MRR@10 against the judgments (first stage "
@@ -67,187 +54,6 @@ INTRO = (
     "pointwise ones a score per passage). **Recorded** rerankers replay a real model run "
     "stored with the app (no model needed); their column names the model, date and source."
 )
-FIGURE_COLUMNS = ["reranker", "kind", "status", *map(metric_label, METRICS)] + [
-    "tokens in",
-    "tokens out",
-    "first token s",
-    "total s",
-    "windows",
-    "error",
-]
-
-
-@functools.lru_cache(maxsize=len(SAMPLES) + 1)
-def sample_lists(source: str) -> tuple[CandidateList, ...]:
-    """A sample's candidate lists with their judgments, read once per app.
-
-    The BRIGHT mini set (the Eval tab builds it once from the shared BRIGHT files) gets its
-    candidates from BM25 over its 231-document corpus, excluded ids left out.
-    """
-    if source == BRIGHT_MINI:
-        from reasonrank.bright import load_bright_task
-        from reasonrank.bright_mini import MINI_TASK
-        from ui.evaluate import mini_root
-
-        return tuple(load_bright_task(mini_root(), MINI_TASK, top_k=100).lists or ())
-    dataset, candidates_file = SAMPLES[source]
-    root = SAMPLE / dataset
-    return tuple(read_rank_llm_json(root / candidates_file, read_qrels(root / "qrels.txt"), dataset))
-
-
-def query_choices(source: str) -> list[tuple[str, str]]:
-    if source not in (*SAMPLES, BRIGHT_MINI):
-        return []
-    return [(f"{cl.query.qid} · {cl.query.text[:160]}", cl.query.qid) for cl in sample_lists(source)]
-
-
-def pasted_list(query: str, passages: str, qrels: str) -> CandidateList:
-    """A query and one passage per line (`docid<TAB>text`, or just text: ids p1, p2, …);
-    optional judgments as `docid grade` lines."""
-    if not (query or "").strip():
-        raise InputError("type a query to rank the pasted passages for")
-    found = []
-    for number, line in enumerate((line for line in (passages or "").splitlines() if line.strip()), 1):
-        docid, text = line.split("\t", 1) if "\t" in line else (f"p{number}", line)
-        found.append(Passage(docid.strip(), text.strip()))
-    if len(found) < 2:
-        raise InputError("paste at least two passages, one per line")
-    if len({p.docid for p in found}) != len(found):
-        raise InputError("each pasted passage needs its own docid")
-    judged: dict[str, int] = {}
-    for line in (qrels or "").splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise InputError(f"judgment lines are 'docid grade', got {line.strip()!r}")
-        judged[parts[0]] = int(parts[1])
-    return CandidateList(Query("pasted", query.strip()), found, qrels=judged or None, dataset=None)
-
-
-def chosen_list(source: str, qid: str, query: str, passages: str, qrels: str, top_k: int) -> CandidateList:
-    """The list the rerankers get: the chosen query's first `top_k` candidates."""
-    if source == PASTE:
-        chosen = pasted_list(query, passages, qrels)
-    elif source in (*SAMPLES, BRIGHT_MINI):
-        chosen = next((cl for cl in sample_lists(source) if cl.query.qid == str(qid)), None)
-        if chosen is None:
-            raise InputError(f"no query {qid!r} in {source}")
-    else:
-        raise InputError(f"unknown query source {source!r}; choose one of {', '.join(SOURCES)}")
-    return CandidateList(
-        chosen.query,
-        chosen.candidates[:top_k],
-        qrels=chosen.qrels,
-        excluded_ids=list(chosen.excluded_ids),
-        dataset=chosen.dataset,
-    )
-
-
-def source_dataset(source: str) -> str | None:
-    """The dataset name a query source's lists carry (None for pasted lists)."""
-    if source in SAMPLES:
-        return SAMPLES[source][0]
-    if source == BRIGHT_MINI:
-        from reasonrank.bright_mini import MINI_TASK
-
-        return MINI_TASK
-    return None
-
-
-def lane_specs(engine: Engine | None) -> dict[str, RerankerSpec]:
-    """Every lane a person can pick: the registry's rerankers as they are (a model entry runs
-    ReasonRank's sliding window), and each model entry with each other method ("tiny · rank1")."""
-    specs = registry.available_specs(engine)
-    lanes = dict(specs)
-    for spec in specs.values():
-        if spec.backend in BACKEND_KINDS:
-            for method in (name for name in METHOD_NAMES if name != "reasonrank"):  # that one is the entry
-                variant = with_method(spec, method)
-                lanes[variant.name] = variant
-    return lanes
-
-
-def reranker_choices(engine: Engine | None, source: str) -> list[str]:
-    """The rerankers that can run on `source`'s lists: stored labels only where the label store
-    holds that dataset (the bundled DL19 and NovelEval), a recording only on its own dataset."""
-    dataset = source_dataset(source)
-    choices = []
-    for name, spec in lane_specs(engine).items():
-        if spec.backend == LABELS and source not in SAMPLES:
-            continue
-        if spec.backend == RECORDED and registry.recording_dataset(spec) != dataset:
-            continue
-        choices.append(name)
-    return choices
-
-
-def default_picks(engine: Engine | None, source: str) -> list[str]:
-    """What the picker starts with, so Run works untouched: BM25 against the first reranker that
-    needs no model here (a recording of this dataset, else the stored labels)."""
-    choices = reranker_choices(engine, source)
-    specs = lane_specs(engine)
-    second = [name for name in choices if specs[name].backend == RECORDED]
-    second += [name for name in choices if specs[name].backend == LABELS]
-    return ["BM25", second[0]] if "BM25" in choices and second else []
-
-
-def picked_warnings(engine: Engine | None, names) -> str:
-    """A line per picked reranker that will likely fail or mislead (e.g. its key variable unset)."""
-    specs = lane_specs(engine)
-    found = {name: registry.key_warning(specs[name]) for name in names or [] if name in specs}
-    return "\n\n".join(f"⚠️ {name}: {warning}" for name, warning in found.items() if warning)
-
-
-def figures_rows(candidates: CandidateList, lanes: list[Lane]) -> list[list]:
-    """The Figures table: the first stage, then one row per reranker."""
-
-    def rounded(value, digits=4):
-        return None if value is None else round(value, digits)
-
-    first = judged_metrics(candidates.docids, candidates)
-    rows = [
-        ["first stage", "input order", "–", *(rounded(first.get(m)) for m in METRICS), None, None, None, None, None, ""]
-    ]
-    for lane in lanes:
-        rows.append(
-            [lane.name, lane.backend, lane.status, *(rounded(lane.metrics.get(m)) for m in METRICS)]
-            + [lane.tokens_in, lane.tokens_out, rounded(lane.first_delta_s, 2), rounded(lane.seconds, 2)]
-            + [lane.windows_done, lane.error or ""]
-        )
-    return rows
-
-
-def label_lookup(engine: Engine) -> LabelLookup:
-    """The label store's ranking of a sample query: the label under review of its item.
-
-    The item is found by dataset and qid (the samples are seeded under their dataset names).
-    """
-    from db.queue import find_item
-
-    def find(candidates: CandidateList) -> Label | None:
-        if not candidates.dataset:
-            return None
-        view = find_item(engine, candidates.dataset, candidates.query.qid)
-        if view is None or view.label_id is None:
-            return None
-        return Label(
-            candidates=candidates,
-            ranking=view.teacher_ranking,
-            source=view.source or "model",
-            reasoning=view.reasoning,
-            model=view.model,
-            raw_output=view.raw_output,
-        )
-
-    return find
-
-
-def with_pace(spec: RerankerSpec, pace: str) -> RerankerSpec:
-    """A recorded reranker set to the chosen replay pace; any other spec unchanged."""
-    if spec.backend != RECORDED:
-        return spec
-    return RerankerSpec(spec.name, spec.backend, spec.model, {**spec.options, "pace": PACES.get(pace, "recorded")})
 
 
 def _int(value, name: str, low: int) -> int:
@@ -258,15 +64,6 @@ def _int(value, name: str, low: int) -> int:
     if number < low:
         raise InputError(f"{name} must be at least {low}, got {number}")
     return number
-
-
-def results_json(candidates: CandidateList, lanes: list[Lane]) -> dict:
-    return {
-        "qid": candidates.query.qid,
-        "dataset": candidates.dataset,
-        "docids": candidates.docids,
-        "lanes": [lane.summary() for lane in lanes],
-    }
 
 
 @dataclass(frozen=True)
@@ -495,7 +292,8 @@ def layout(engine: Engine | None) -> ArenaScreen:
 
 
 def build(engine: Engine | None) -> None:
-    """The tab, wired: each handler binds what it needs and calls a function above."""
+    """The tab, wired: each handler binds what it needs and calls a module-level function (here or
+    in ui.arena_rerankers)."""
     context = ArenaContext(engine, BackendPool(), label_lookup(engine) if engine is not None else None)
     with gr.Tab("Arena", id="arena"):
         screen = layout(engine)

@@ -10,13 +10,15 @@ import gradio as gr
 from gradio.context import Context
 from sqlalchemy import Engine
 
+from db.evalruns import leaderboard
 from ui.auth import public
-from ui.evaluate import LEADERBOARD_COLUMNS, comparison_chart, frontier_chart, leaderboard_frame
+from ui.render_eval import LEADERBOARD_COLUMNS, comparison_chart, frontier_chart, leaderboard_frame
 
 
 def leaderboard_view(engine: Engine) -> tuple:
     """(board, comparison chart, frontier chart) as recorded now."""
-    return leaderboard_frame(engine, sync=False), comparison_chart(engine), frontier_chart(engine)
+    runs = leaderboard(engine)
+    return leaderboard_frame(runs), comparison_chart(runs), frontier_chart(runs)
 
 
 def build(engine: Engine) -> None:

@@ -1,5 +1,6 @@
 """Pure HTML for the Arena: the summary row, one column per reranker with its streamed reasoning,
-the rankings aligned rank by rank, and the window inspector.
+the rankings aligned rank by rank, and the window inspector; and the same run as the Figures
+table's rows and the JSON an API client receives.
 
 Like ui.render, everything that came from a model, a dataset or a user passes through `esc`:
 model output is untrusted text. Rankings share one table (a row per rank, a column per reranker),
@@ -18,6 +19,14 @@ from reasonrank.types import CandidateList, WindowCall
 from ui.render import esc
 
 SNIPPET_CHARS = 200
+FIGURE_COLUMNS = ["reranker", "kind", "status", *map(metric_label, METRICS)] + [
+    "tokens in",
+    "tokens out",
+    "first token s",
+    "total s",
+    "windows",
+    "error",
+]
 
 ARENA_CSS = """
 .ar-summary { border-collapse: collapse; margin-bottom: 10px; }
@@ -279,3 +288,32 @@ def inspector_html(lane: Lane | None, candidates: CandidateList | None) -> str:
     return "".join(
         window_html(call, candidates, i, len(lane.calls), lane.paradigm) for i, call in enumerate(lane.calls, 1)
     )
+
+
+def figures_rows(candidates: CandidateList, lanes: list[Lane]) -> list[list]:
+    """The Figures table: the first stage, then one row per reranker."""
+
+    def rounded(value, digits=4):
+        return None if value is None else round(value, digits)
+
+    first = judged_metrics(candidates.docids, candidates)
+    rows = [
+        ["first stage", "input order", "–", *(rounded(first.get(m)) for m in METRICS), None, None, None, None, None, ""]
+    ]
+    for lane in lanes:
+        rows.append(
+            [lane.name, lane.backend, lane.status, *(rounded(lane.metrics.get(m)) for m in METRICS)]
+            + [lane.tokens_in, lane.tokens_out, rounded(lane.first_delta_s, 2), rounded(lane.seconds, 2)]
+            + [lane.windows_done, lane.error or ""]
+        )
+    return rows
+
+
+def results_json(candidates: CandidateList, lanes: list[Lane]) -> dict:
+    """The run's figures for API clients: the list's ids and each lane's summary."""
+    return {
+        "qid": candidates.query.qid,
+        "dataset": candidates.dataset,
+        "docids": candidates.docids,
+        "lanes": [lane.summary() for lane in lanes],
+    }

@@ -1,14 +1,11 @@
 """Train tab (admins only, checked on the server): fine-tune a reranker from an export, watch it,
 find the registered model, and debug the GRPO reward.
 
-The form is a view over `reasonrank train`'s config: stage, preset, fine-tune mode (full, LoRA,
-QLoRA), export, base model and an editable YAML of the hyperparameters the preset starts from.
-Only the values that differ from the preset become flags, so the command shown (and run as a Job)
-is the shortest exact one. The job panel (ui.jobs) draws loss, learning-rate and reward-term
-curves from the run's metrics events.
-
-The reward debugger scores pasted completions, or a group sampled from a registered reranker
-(a policy under test) on the row's own prompt.
+The form is a view over `reasonrank train`'s config (ui.train_config): stage, preset, fine-tune
+mode (full, LoRA, QLoRA), export, base model and an editable YAML of the hyperparameters the preset
+starts from; the command it shows is the one Start runs as a Job. The job panel (ui.jobs) draws
+loss, learning-rate and reward-term curves from the run's metrics events. The reward debugger is
+its own panel (ui.train_debugger).
 
 Gradio is imported at module level on purpose (handlers' gr.Request hints); this module is only
 imported inside ui.build_app.
@@ -17,34 +14,31 @@ imported inside ui.build_app.
 from __future__ import annotations
 
 import dataclasses
-import html
-import time
-import uuid
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import gradio as gr
-import pandas as pd
 from gradio.context import Context
 from sqlalchemy import Engine
 
-from db.engine import data_dir
-from db.exports import get_export, list_exports
 from db.jobs import refresh_job
-from db.registry import get_reranker, list_rerankers, reranker_spec
-from reasonrank.arena import RerankerSpec
-from reasonrank.backends import make_backend
-from reasonrank.backends.base import BackendError
-from reasonrank.cli.train import EXPORT_PREFIX, RunOverrides, TrainConfig, check_train_config
+from reasonrank.cli.train import check_train_config
 from reasonrank.io import InputError
 from reasonrank.launch import STRATEGIES
-from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES, apply_values, default_run_config, yaml_values
-from reasonrank.train.data import load_row
-from reasonrank.train.debugger import DEFAULT_MAX_NEW_TOKENS, debug_completion, debug_group, sample_completions
+from reasonrank.train.config import FINETUNE_MODES, PRESETS, STAGES
 from ui.auth import current_request, require_admin
 from ui.form import command_box, form_int, number_box
-from ui.jobs import LOCAL_RUNNER, JobPanel, code_span, job_command, job_panel, launch, runner_dropdown
+from ui.jobs import LOCAL_RUNNER, JobPanel, code_span, job_panel, launch, runner_dropdown
+from ui.train_config import (
+    TrainValues,
+    export_choices,
+    form_command,
+    hyperparameters_yaml,
+    new_output_dir,
+    preset_finetune,
+    train_config,
+)
+from ui.train_debugger import Debugger, debugger_panel, generator_choices, wire_debugger
 
 #: the curves the panel draws, one panel per quantity (metrics event names, see reasonrank.train.callbacks)
 CURVES = {
@@ -60,121 +54,6 @@ CURVES = {
         "reward_rbo",
     ),
 }
-#: what the command preview shows for the output directory a launch creates
-NEW_OUTPUT_DIR = "NEW"
-#: fields the form passes to the command as given (their own widgets)
-DIRECT_FIELDS = ("model", "data", "output_dir", "preset", "resume")
-#: fields with their own widget, left out of the hyperparameter YAML (finetune: a flag when it differs from the preset)
-FORM_FIELDS = (*DIRECT_FIELDS, "finetune")
-#: registry backends the debugger can sample completions from
-GENERATOR_BACKENDS = ("transformers", "openai")
-EXPORT_KINDS = {"sft": ("sft", "alpaca"), "grpo": ("rl",)}
-DEBUG_COLUMNS = [
-    "#",
-    "reward",
-    "advantage",
-    "format_ok",
-    "count_ok",
-    "ndcg10",
-    "recall10",
-    "rbo",
-    "format_score",
-    "parsed order",
-]
-COMPLETION_SEPARATOR = "\n---\n"
-
-
-def hyperparameters_yaml(stage: str, preset: str | None) -> str:
-    """The preset's values of every field the YAML editor holds."""
-    import yaml
-
-    values = dataclasses.asdict(default_run_config(stage, preset or None))
-    return yaml.safe_dump({k: v for k, v in values.items() if k not in FORM_FIELDS}, sort_keys=False)
-
-
-def _edited_values(text: str) -> dict[str, Any]:
-    values = yaml_values(text or "", "hyperparameters")
-    shadowed = sorted(set(values) & set(FORM_FIELDS))
-    if shadowed:
-        raise InputError(f"hyperparameters: set {', '.join(shadowed)} with the form fields above")
-    return values
-
-
-def new_output_dir() -> str:
-    """A fresh folder under <data dir>/runs for one launch (never shared by two launches)."""
-    return str(data_dir() / "runs" / f"{time.strftime('run-%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
-
-
-def export_choices(engine: Engine, stage: str) -> list[tuple[str, str]]:
-    """Recorded exports this stage can train on, newest first, as (label, id)."""
-    return [
-        (f"#{e.id} {e.name} ({e.kind}, {e.count} rows)", str(e.id))
-        for e in list_exports(engine)
-        if e.kind in EXPORT_KINDS.get(stage, ())
-    ]
-
-
-def preset_finetune(stage: str, preset: str | None) -> str:
-    """The fine-tune mode a preset starts from (the dropdown follows the preset, like the YAML)."""
-    return default_run_config(stage, preset or None).finetune
-
-
-@dataclass(frozen=True)
-class TrainValues:
-    """The form's values, in the order of the /train_start and /train_command inputs (TrainForm's);
-    API callers may leave out the launch fields (runner, processes per node, nodes, strategy)."""
-
-    stage: str
-    preset: str | None
-    finetune: str | None
-    export_id: str | None
-    data_path: str | None
-    model: str | None
-    output_dir: str | None
-    hyperparameters: str
-    resume: bool
-    register_as: str | None
-    runner: str | None = LOCAL_RUNNER
-    processes: float | None = 1
-    nodes: float | None = 1
-    strategy: str | None = "ddp"
-
-    @classmethod
-    def from_values(cls, *values) -> TrainValues:
-        return cls(*values)
-
-
-def train_config(values: TrainValues, output_dir: str) -> TrainConfig:
-    """The form as a TrainConfig writing to `output_dir`: only hyperparameters (and a fine-tune
-    mode) that differ from the preset become flags; more than one process runs under
-    `accelerate launch`."""
-    baseline = default_run_config(values.stage, values.preset or None)
-    edited_values = _edited_values(values.hyperparameters)
-    if values.finetune:
-        edited_values["finetune"] = values.finetune
-    edited = apply_values(baseline, edited_values, "hyperparameters")
-    changed = {
-        f.name: getattr(edited, f.name)
-        for f in dataclasses.fields(edited)
-        if f.name not in DIRECT_FIELDS and getattr(edited, f.name) != getattr(baseline, f.name)
-    }
-    data = f"{EXPORT_PREFIX}{values.export_id}" if values.export_id else (values.data_path or "").strip()
-    run = RunOverrides(
-        preset=values.preset or None,
-        model=(values.model or "").strip() or None,
-        data=data or None,
-        output_dir=output_dir,
-        resume=True if values.resume else None,
-        **changed,
-    )
-    return TrainConfig(
-        stage=values.stage,
-        run=run,
-        register_as=(values.register_as or "").strip() or None,
-        processes_per_node=int(values.processes or 1),
-        nodes=int(values.nodes or 1),
-        strategy=values.strategy or "ddp",
-    )
 
 
 def render_model(engine: Engine, job_id: int | None) -> str:
@@ -199,69 +78,6 @@ def render_model(engine: Engine, job_id: int | None) -> str:
     )
 
 
-def debug_frame(texts: list[str], row: dict, format_weight: float) -> tuple[pd.DataFrame, dict]:
-    """The reward debugger's table (one line per completion) and its raw figures; advantages
-    only for a group (two or more completions)."""
-    if len(texts) > 1:
-        group = debug_group(texts, row, format_weight)
-        reports, advantages = group.completions, group.advantages
-    else:
-        reports, advantages = [debug_completion(text, row, format_weight) for text in texts], [None]
-    rewards = [report.reward for report in reports]
-    rows = []
-    for index, (report, advantage) in enumerate(zip(reports, advantages), 1):
-        terms = report.terms
-        rows.append(
-            [
-                index,
-                report.reward,
-                advantage,
-                terms.format_ok,
-                terms.count_ok,
-                terms.ndcg10,
-                terms.recall10,
-                terms.rbo,
-                report.format_score,
-                " > ".join(f"[{i + 1}]" for i in report.parsed.order),
-            ]
-        )
-    figures = {
-        "rewards": rewards,
-        "advantages": advantages,
-        "terms": [dataclasses.asdict(r.terms) for r in reports],
-        "format_checks": [r.format_checks for r in reports],
-    }
-    return pd.DataFrame(rows, columns=DEBUG_COLUMNS), figures
-
-
-def generator_choices(engine: Engine) -> list[str]:
-    """Registered rerankers the debugger can sample from (model backends that take a prompt)."""
-    return [row.name for row in list_rerankers(engine) if row.backend in GENERATOR_BACKENDS]
-
-
-def generator_spec(engine: Engine, name: str | None) -> RerankerSpec:
-    """The registry entry `name` as a spec, refused unless it is a transformers or openai reranker."""
-    try:
-        row = get_reranker(engine, name) if name else None
-    except InputError:  # no such reranker
-        row = None
-    if row is None or row.backend not in GENERATOR_BACKENDS:
-        raise InputError(
-            f"choose a registered {' or '.join(GENERATOR_BACKENDS)} reranker to generate with"
-            + (f"; {name!r} is not one" if name else "")
-        )
-    return reranker_spec(row)
-
-
-def rl_row(engine: Engine, export_id: str | None, data_path: str | None, index: float | None) -> tuple[int, dict]:
-    """(position, row) of one RL row, from a recorded export or a JSONL path (read up to that row only)."""
-    path = get_export(engine, int(export_id)).path if export_id else (data_path or "").strip()
-    if not path:
-        raise InputError("choose an RL export or give an RL JSONL path")
-    position = int(index or 0)
-    return position, load_row(path, "grpo", position)
-
-
 @dataclass
 class TrainForm:
     """The form's fields, in the order of the /train_start and /train_command inputs."""
@@ -284,37 +100,6 @@ class TrainForm:
 
     def inputs(self) -> list:
         return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "refresh_exports"]
-
-
-@dataclass
-class Debugger:
-    """The reward debugger's components."""
-
-    export: gr.Dropdown
-    path: gr.Textbox
-    index: gr.Number
-    weight: gr.Number
-    generator: gr.Dropdown
-    refresh_generators: gr.Button
-    samples: gr.Number
-    temperature: gr.Number
-    max_tokens: gr.Number
-    generate: gr.Button
-    completions: gr.Textbox
-    score: gr.Button
-    about: gr.Markdown
-    table: gr.Dataframe
-    figures: gr.JSON
-
-
-def form_command(*values) -> str:
-    """The shell command the form stands for (an empty output directory: a new one per launch)."""
-    try:
-        form = TrainValues.from_values(*values)
-        output = (form.output_dir or "").strip() or str(data_dir() / "runs" / NEW_OUTPUT_DIR)
-        return job_command(train_config(form, output), form.runner)
-    except (InputError, ValueError) as exc:
-        return f"# not a valid form: {exc}"
 
 
 def start_training(engine: Engine, form: TrainValues, request) -> int:
@@ -361,48 +146,6 @@ def show_job(engine: Engine, text: str | None) -> int | None:
     except InputError as exc:
         raise gr.Error(str(exc)) from exc
     return job_id
-
-
-def reward_debug(engine: Engine, debugger: Debugger, export_id, data_path, index, completions, format_weight) -> dict:
-    """Score pasted completions (separated by a line `---`) against one RL row of an export:
-    the about line, the table and the figures."""
-    require_admin(engine, current_request())
-    try:
-        position, row = rl_row(engine, export_id, data_path, index)
-        texts = [t for t in (completions or "").split(COMPLETION_SEPARATOR) if t.strip()]
-        if not texts:
-            raise InputError("paste at least one completion")
-        frame, figures = debug_frame(texts, row, float(format_weight or 0.0))
-    except InputError as exc:
-        raise gr.Error(str(exc)) from exc
-    about = (
-        f"Row {position}: {len(row['initial_list'])} passages; teacher order "
-        f"{html.escape(' > '.join(row['teacher_list']))}; relevant {html.escape(', '.join(row['relevant_docids']) or 'none')}"
-    )
-    return {debugger.about: about, debugger.table: frame, debugger.figures: figures}
-
-
-def reward_generate(engine: Engine, export_id, data_path, index, reranker, samples, temperature, max_new_tokens) -> str:
-    """Sample a group of completions of the row's prompt from a registered reranker; they fill
-    the completions box (one per `---` block) for scoring."""
-    require_admin(engine, current_request())
-    try:
-        _, row = rl_row(engine, export_id, data_path, index)
-        spec = generator_spec(engine, reranker)
-        backend = make_backend(spec.backend_config())
-        try:
-            texts = sample_completions(
-                row,
-                backend,
-                int(samples or 0),
-                float(temperature or 0.0),
-                int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS),
-            )
-        finally:
-            backend.close()
-    except (InputError, BackendError) as exc:
-        raise gr.Error(str(exc)) from exc
-    return COMPLETION_SEPARATOR.join(texts)
 
 
 def train_form(engine: Engine) -> TrainForm:
@@ -470,55 +213,6 @@ def train_form(engine: Engine) -> TrainForm:
     )
 
 
-def debugger_panel(engine: Engine) -> Debugger:
-    with gr.Accordion("Reward debugger", open=False):
-        gr.Markdown(
-            "Paste completions for one RL row (separate several with a line `---`), or generate a "
-            "group with a registered reranker: each reward term, the total, and for a group the "
-            "advantages GRPO would train on."
-        )
-        with gr.Row():
-            export = gr.Dropdown([], value=None, label="RL export", allow_custom_value=True)
-            path = gr.Textbox(label="…or an RL JSONL file")
-            index = gr.Number(0, label="Row", precision=0, minimum=0)
-            weight = gr.Number(0.0, label="Format reward weight")
-        with gr.Row():
-            generator = gr.Dropdown(
-                [],
-                value=None,
-                label="Generate with",
-                allow_custom_value=True,
-                elem_id="rr-debug-generator",
-            )
-            refresh_generators = gr.Button("↻ rerankers", size="sm")
-            samples = gr.Number(4, label="Samples", precision=0, minimum=1, maximum=64)
-            temperature = gr.Number(1.0, label="Temperature", minimum=0.0)
-            max_tokens = gr.Number(DEFAULT_MAX_NEW_TOKENS, label="Max new tokens", precision=0, minimum=1)
-            generate = gr.Button("Generate")
-        completions = gr.Textbox(lines=6, label="Completions")
-        score = gr.Button("Score")
-        about = gr.Markdown()
-        table = gr.Dataframe(headers=DEBUG_COLUMNS, interactive=False, label="Reward terms")
-        figures = gr.JSON(label="Figures")
-    return Debugger(
-        export,
-        path,
-        index,
-        weight,
-        generator,
-        refresh_generators,
-        samples,
-        temperature,
-        max_tokens,
-        generate,
-        completions,
-        score,
-        about,
-        table,
-        figures,
-    )
-
-
 @dataclass
 class TrainTab:
     """Every component of the Train tab, by name."""
@@ -531,20 +225,6 @@ class TrainTab:
     past: gr.Textbox
     show: gr.Button
     debugger: Debugger
-
-    def debug_inputs(self) -> list:
-        """The /reward_debug inputs."""
-        d = self.debugger
-        return [d.export, d.path, d.index, d.completions, d.weight]
-
-    def debug_outputs(self) -> list:
-        d = self.debugger
-        return [d.about, d.table, d.figures]
-
-    def generate_inputs(self) -> list:
-        """The /reward_generate inputs."""
-        d = self.debugger
-        return [d.export, d.path, d.index, d.generator, d.samples, d.temperature, d.max_tokens]
 
 
 def start_job(engine: Engine, tab: TrainTab, *values) -> dict:
@@ -569,10 +249,6 @@ def page_choices(engine: Engine, tab: TrainTab) -> dict:
     }
 
 
-def refreshed_generators(engine: Engine) -> dict:
-    return gr.update(choices=generator_choices(engine))
-
-
 def layout(engine: Engine) -> TrainTab:
     """The tab's components: the form and its command, the job panel, the registered model, the debugger."""
     gr.Markdown(
@@ -587,12 +263,13 @@ def layout(engine: Engine) -> TrainTab:
     with gr.Row():
         past = number_box("Show job #", elem_id="rr-train-past", placeholder="job number")
         show = gr.Button("Show", size="sm", elem_id="rr-train-show")
-    debugger = debugger_panel(engine)
+    debugger = debugger_panel()
     return TrainTab(form, command, start_button, panel, registered, past, show, debugger)
 
 
 def build(engine: Engine) -> None:
-    """The tab, wired: each handler binds what it needs and calls a function above."""
+    """The tab, wired: each handler binds what it needs and calls a module-level function (here, in
+    ui.train_config or ui.train_debugger)."""
     with gr.Tab("Train", id="train"):
         tab = layout(engine)
 
@@ -620,17 +297,10 @@ def build(engine: Engine) -> None:
     )
     tab.panel.status.change(partial(render_model, engine), tab.panel.job_id, tab.registered, api_visibility="private")
     tab.show.click(partial(show_job, engine), tab.past, tab.panel.job_id, api_visibility="private")
-    scores = partial(reward_debug, engine, debugger)
-    debugger.score.click(scores, tab.debug_inputs(), tab.debug_outputs(), api_name="reward_debug")
-    debugger.refresh_generators.click(
-        partial(refreshed_generators, engine), None, debugger.generator, api_visibility="private"
-    )
     Context.root_block.load(
         partial(page_choices, engine, tab),
         None,
         [form.export, debugger.export, debugger.generator],
         api_visibility="private",
     )
-    debugger.generate.click(
-        partial(reward_generate, engine), tab.generate_inputs(), debugger.completions, api_name="reward_generate"
-    ).success(scores, tab.debug_inputs(), tab.debug_outputs(), api_visibility="private")
+    wire_debugger(engine, debugger)
