@@ -22,7 +22,7 @@ from db.reviews import VersionConflict, adjudicate, agreement
 from reasonrank.io import InputError
 from ui import render, render_agreement
 from ui.auth import require_admin
-from ui.review import parse_order
+from ui.drag_list import parse_order
 
 TEACHER, TYPED, REJECT = "teacher", "typed", "reject"
 ANNOTATOR = "annotator:"  # prefix of a choice that takes that annotator's order
