@@ -18,7 +18,7 @@ from functools import lru_cache
 from sqlalchemy import Connection, Engine, bindparam, exists, func, or_, select, update
 
 from db.engine import is_sqlite, read_connection, read_session, utcnow, write_connection
-from db.models import COUNTED_DECISIONS, ITEM_STATUSES, Dataset, Item, Label, Passage, Query, Review, User
+from db.models import COUNTED_DECISIONS, ITEM_STATUSES, LABEL_SOURCES, Dataset, Item, Label, Passage, Query, Review, User
 from db.users import user_ref, user_row
 from reasonrank.io import InputError
 
@@ -89,6 +89,8 @@ class DatasetProgress:
 def _check_filter(filters: QueueFilter) -> None:
     if filters.status not in ITEM_STATUSES:
         raise InputError(f"queue status {filters.status!r} is not one of {', '.join(ITEM_STATUSES)}")
+    if filters.source is not None and filters.source not in LABEL_SOURCES:
+        raise InputError(f"label source {filters.source!r} is not one of {', '.join(LABEL_SOURCES)}")
 
 
 # The queue's statements are Core statements on the tables, built once per filter shape with

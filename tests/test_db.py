@@ -262,6 +262,8 @@ def test_queue_filters(engine):
         next_item(engine, ALICE, QueueFilter(dataset="C"))
     with pytest.raises(InputError, match="queue status 'done'"):
         next_item(engine, ALICE, QueueFilter(status="done"))
+    with pytest.raises(InputError, match="label source 'robot' is not one of teacher, model, human"):
+        next_item(engine, ALICE, QueueFilter(source="robot"))
     with pytest.raises(InputError, match="no user named 'mallory'"):
         next_item(engine, "mallory")
     mine = {row.dataset: row for row in progress(engine, ALICE)}

@@ -161,3 +161,21 @@ def test_empty_item_fields_mean_not_set(client):
     assert "no dataset named 'no-such-dataset'" in unknown["message"]
     empty = _item(client.predict("uitest", "conflict", "", 0.0, 1.0, api_name="/next_item"))
     assert (empty["item_id"], empty["version"]) == ("", "") and "queue is empty" in empty["message"]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (("uitest", "done", "", 0.0, 1.0), "queue status 'done' is not one of"),
+        (("uitest", "pending", "robot", 0.0, 1.0), "label source 'robot' is not one of"),
+        (("uitest", "pending", "", "abc", 1.0), "min consistency: 'abc' is not a number"),
+        (("uitest", "pending", "", 0.0, 7), "max consistency: 7 is more than 1"),
+        (("uitest", "pending", "", None, None), "Claimed uitest/"),
+    ],
+    ids=["status", "source", "min consistency", "max consistency", "empty range"],
+)
+def test_next_item_checks_filters_a_raw_caller_sends(client, filters, expected):
+    """The review events skip Gradio's component preprocessing (no Dropdown choice check, no
+    Number conversion), so the handler itself refuses what the form could not have sent."""
+    out = _item(client.predict(*filters, api_name="/next_item"))
+    assert expected in out["message"]

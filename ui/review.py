@@ -28,7 +28,7 @@ from reasonrank.io import InputError
 from ui import render
 from ui.auth import reviewer
 from ui.drag_list import DRAG_CSS, DRAG_JS, DRAG_TEMPLATE, ORDER_FROM_LIST_JS, parse_order
-from ui.form import form_int
+from ui.form import form_float, form_int
 
 SOURCES = ["", "teacher", "model", "human"]
 
@@ -47,9 +47,9 @@ START_HINT = (
 
 def consistency_bounds(low, high) -> tuple[float | None, float | None]:
     """The range filter; its full extent 0..1 means no filter, so unscored items stay in the queue."""
-    low = None if low in (None, "") or float(low) <= 0 else float(low)
-    high = None if high in (None, "") or float(high) >= 1 else float(high)
-    return low, high
+    low = form_float(low, "min consistency", 0, 1)
+    high = form_float(high, "max consistency", 0, 1)
+    return (None if low is None or low <= 0 else low), (None if high is None or high >= 1 else high)
 
 
 @dataclass
@@ -157,7 +157,7 @@ def load_next(engine: Engine, screen: ReviewScreen, values: list, request) -> di
             max_consistency=high,
         )
         view = next_item(engine, reviewer(request), filters)
-    except (InputError, ValueError) as exc:
+    except InputError as exc:
         return {screen.message: ui_message(str(exc), "error")}
     return shown(screen, view, "" if view is None else f"Claimed {view.item_key}.")
 
@@ -372,17 +372,22 @@ def build(engine: Engine) -> None:
 
         item_outputs = screen.outputs(ITEM_OUTPUTS) + [screen.context]
         progress_outputs = screen.outputs(PROGRESS_OUTPUTS[:1]) + [screen.filters.dataset]
-        screen.next_btn.click(on_next, screen.filters.inputs(), item_outputs, api_name="next_item").then(
+        # Values pass as they are: the handlers take the form's plain strings and numbers and
+        # return strings and lists, which the components' pre/postprocess steps would hand back
+        # unchanged, each in a round trip through a worker thread (16 of them for a next item;
+        # docs/benchmarks.md#review-through-the-app-under-load). The handlers check their inputs.
+        raw = {"preprocess": False, "postprocess": False}
+        screen.next_btn.click(on_next, screen.filters.inputs(), item_outputs, api_name="next_item", **raw).then(
             on_progress, None, progress_outputs, api_visibility="private"
         )
-        screen.reload_btn.click(on_open, [screen.item_id], item_outputs, api_name="open_item").then(
+        screen.reload_btn.click(on_open, [screen.item_id], item_outputs, api_name="open_item", **raw).then(
             on_progress, None, progress_outputs, api_visibility="private"
         )
         for decision in DECISIONS:
             button = getattr(screen, f"{decision}_btn")
-            button.click(saver(decision), screen.save_inputs(), screen.outputs(SAVE_OUTPUTS), api_name=decision).then(
-                on_progress, None, progress_outputs, api_visibility="private"
-            )
+            button.click(
+                saver(decision), screen.save_inputs(), screen.outputs(SAVE_OUTPUTS), api_name=decision, **raw
+            ).then(on_progress, None, progress_outputs, api_visibility="private")
         Context.root_block.load(on_progress, None, progress_outputs, api_visibility="private")
         drag, order = screen.drag, screen.order
         drag.change(None, [drag], [order], js=ORDER_FROM_LIST_JS, api_visibility="private")
