@@ -18,7 +18,18 @@ from functools import lru_cache
 from sqlalchemy import Connection, Engine, bindparam, exists, func, or_, select, update
 
 from db.engine import is_sqlite, read_connection, read_session, utcnow, write_connection
-from db.models import COUNTED_DECISIONS, ITEM_STATUSES, LABEL_SOURCES, Dataset, Item, Label, Passage, Query, Review, User
+from db.models import (
+    COUNTED_DECISIONS,
+    ITEM_STATUSES,
+    LABEL_SOURCES,
+    Dataset,
+    Item,
+    Label,
+    Passage,
+    Query,
+    Review,
+    User,
+)
 from db.users import user_ref, user_row
 from reasonrank.io import InputError
 
