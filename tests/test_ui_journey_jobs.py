@@ -52,6 +52,17 @@ def _pick(page, elem_id: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
+# Whether an element's Gradio "Error" badge is drawn: Gradio keeps the badge in the page and hides
+# it by making its status wrapper transparent (Playwright counts an opacity-0 element as visible).
+_ERROR_BADGE_DRAWN = """(selector) => [...document.querySelectorAll(selector + ' span.error')].some(badge => {
+  for (let node = badge; node; node = node.parentElement) {
+    const style = getComputedStyle(node);
+    if (style.opacity === '0' || style.visibility === 'hidden' || style.display === 'none') return false;
+  }
+  return true;
+})"""
+
+
 def test_train_launch_of_the_tiny_preset_draws_its_curves(page, review_app, dl19, tiny_model_dir):
     from playwright.sync_api import expect
 
@@ -70,6 +81,8 @@ def test_train_launch_of_the_tiny_preset_draws_its_curves(page, review_app, dl19
     refusal = page.get_by_text("no base model given (model: a local folder or a hub id)").first
     expect(refusal).to_be_visible()
     assert "&#x27;" not in page.locator("body").inner_text()  # an entity shown literally
+    # the reason is the toast; "Show job #" (an output of Start) is not drawn as an "Error" badge
+    assert not page.evaluate(_ERROR_BADGE_DRAWN, "#rr-train-past")
     page.screenshot(path=str(ARTIFACTS / "train-refused-no-model.png"), full_page=True)
 
     page.locator("#rr-train-model textarea").fill(str(tiny_model_dir))

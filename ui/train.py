@@ -292,8 +292,14 @@ def build(engine: Engine) -> None:
         {form.hyperparameters, form.finetune},
         api_visibility="private",
     )
+    # A refused start is a toast with the reason; without a progress tracker on its outputs, the
+    # "Show job #" box does not also turn into an "Error" badge.
     tab.start_button.click(
-        partial(start_job, engine, tab), inputs, [tab.panel.job_id, tab.past], api_name="train_start"
+        partial(start_job, engine, tab),
+        inputs,
+        [tab.panel.job_id, tab.past],
+        api_name="train_start",
+        show_progress="hidden",
     )
     tab.panel.status.change(partial(render_model, engine), tab.panel.job_id, tab.registered, api_visibility="private")
     tab.show.click(partial(show_job, engine), tab.past, tab.panel.job_id, api_visibility="private")
