@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import gradio as gr
 from gradio.context import Context
@@ -26,7 +27,7 @@ from db.queue import QueueFilter, get_item, next_item, progress
 from db.reviews import VersionConflict, save_review
 from reasonrank.io import InputError
 from ui import render
-from ui.auth import reviewer
+from ui.auth import current_request, reviewer
 from ui.drag_list import DRAG_CSS, DRAG_JS, DRAG_TEMPLATE, ORDER_FROM_LIST_JS, parse_order
 from ui.form import form_float, form_int
 
@@ -144,9 +145,8 @@ def shown(screen: ReviewScreen, view, message: str) -> dict:
     }
 
 
-def load_next(engine: Engine, screen: ReviewScreen, values: list, request) -> dict:
+def load_next(engine: Engine, screen: ReviewScreen, dataset, status, source, min_c, max_c) -> dict:
     """Claim the next item of the queue under the filters; a bad filter leaves the screen as it is."""
-    dataset, status, source, min_c, max_c = values
     try:
         low, high = consistency_bounds(min_c, max_c)
         filters = QueueFilter(
@@ -156,28 +156,29 @@ def load_next(engine: Engine, screen: ReviewScreen, values: list, request) -> di
             min_consistency=low,
             max_consistency=high,
         )
-        view = next_item(engine, reviewer(request), filters)
+        view = next_item(engine, reviewer(current_request()), filters)
     except InputError as exc:
         return {screen.message: ui_message(str(exc), "error")}
     return shown(screen, view, "" if view is None else f"Claimed {view.item_key}.")
 
 
-def open_item(engine: Engine, screen: ReviewScreen, item_id, request) -> dict:
+def open_item(engine: Engine, screen: ReviewScreen, item_id) -> dict:
     """Load the item whose id is typed (again: after a version conflict)."""
     try:
         number = form_int(item_id, "item id", minimum=1)
         if number is None:
             raise InputError("type an item id first")
-        view = get_item(engine, number, reviewer(request))
+        view = get_item(engine, number, reviewer(current_request()))
     except InputError as exc:
         return {screen.message: ui_message(str(exc), "error")}
     return shown(screen, view, f"Loaded {view.item_key} (version {view.version}).")
 
 
-def save(engine: Engine, screen: ReviewScreen, decision: str, values: list, request) -> dict:
+def save(
+    engine: Engine, screen: ReviewScreen, decision: str, item_id, version, order_text, reasoning, note, context
+) -> dict:
     """Store the reviewer's decision on the loaded version. Refused or in conflict, only the
     message changes: the reviewer's edit stays on screen."""
-    item_id, version, order_text, reasoning, note, context = values
     try:
         number, loaded = form_int(item_id, "item id"), form_int(version, "version")
     except InputError as exc:
@@ -189,7 +190,7 @@ def save(engine: Engine, screen: ReviewScreen, decision: str, values: list, requ
         result = save_review(
             engine,
             number,
-            reviewer(request),
+            reviewer(current_request()),
             decision,
             loaded,
             ranking=ranking,
@@ -236,10 +237,10 @@ def drag_from_order(screen: ReviewScreen, order_text, items) -> dict:
     return {screen.drag: [by_id[d] for d in order], screen.message: ""}
 
 
-def show_progress(engine: Engine, screen: ReviewScreen, request) -> dict:
+def show_progress(engine: Engine, screen: ReviewScreen) -> dict:
     """The reviewer's progress per dataset, and those datasets as the filter's choices."""
     try:
-        rows = progress(engine, reviewer(request))
+        rows = progress(engine, reviewer(current_request()))
     except InputError as exc:
         return {screen.progress: ui_message(str(exc), "error")}
     return {
@@ -347,23 +348,6 @@ def build(engine: Engine) -> None:
     with gr.Tab("Review", id="review"):
         screen = layout()
 
-        # The handlers' signatures are what Gradio reads (the inputs, and gr.Request to inject).
-        def on_next(dataset, status, source, min_c, max_c, request: gr.Request):
-            return load_next(engine, screen, [dataset, status, source, min_c, max_c], request)
-
-        def on_open(item_id, request: gr.Request):
-            return open_item(engine, screen, item_id, request)
-
-        def saver(decision: str):
-            def on_save(item_id, version, order_text, reasoning, note, context, request: gr.Request):
-                return save(engine, screen, decision, [item_id, version, order_text, reasoning, note, context], request)
-
-            on_save.__name__ = f"save_{decision}"
-            return on_save
-
-        def on_progress(request: gr.Request):
-            return show_progress(engine, screen, request)
-
         def fix_ranking(
             item_id: int, version: int, ranking: list[str], reasoning: str = "", request: gr.Request = None
         ) -> dict:
@@ -377,28 +361,33 @@ def build(engine: Engine) -> None:
         # unchanged, each in a round trip through a worker thread (16 of them for a next item;
         # docs/benchmarks.md#review-through-the-app-under-load). The handlers check their inputs.
         raw = {"preprocess": False, "postprocess": False}
-        screen.next_btn.click(on_next, screen.filters.inputs(), item_outputs, api_name="next_item", **raw).then(
-            on_progress, None, progress_outputs, api_visibility="private"
-        )
-        screen.reload_btn.click(on_open, [screen.item_id], item_outputs, api_name="open_item", **raw).then(
-            on_progress, None, progress_outputs, api_visibility="private"
-        )
+        progress_shown = partial(show_progress, engine, screen)
+        screen.next_btn.click(
+            partial(load_next, engine, screen), screen.filters.inputs(), item_outputs, api_name="next_item", **raw
+        ).then(progress_shown, None, progress_outputs, api_visibility="private")
+        screen.reload_btn.click(
+            partial(open_item, engine, screen), [screen.item_id], item_outputs, api_name="open_item", **raw
+        ).then(progress_shown, None, progress_outputs, api_visibility="private")
         for decision in DECISIONS:
             button = getattr(screen, f"{decision}_btn")
             button.click(
-                saver(decision), screen.save_inputs(), screen.outputs(SAVE_OUTPUTS), api_name=decision, **raw
-            ).then(on_progress, None, progress_outputs, api_visibility="private")
-        Context.root_block.load(on_progress, None, progress_outputs, api_visibility="private")
+                partial(save, engine, screen, decision),
+                screen.save_inputs(),
+                screen.outputs(SAVE_OUTPUTS),
+                api_name=decision,
+                **raw,
+            ).then(progress_shown, None, progress_outputs, api_visibility="private")
+        Context.root_block.load(progress_shown, None, progress_outputs, api_visibility="private")
         drag, order = screen.drag, screen.order
         drag.change(None, [drag], [order], js=ORDER_FROM_LIST_JS, api_visibility="private")
         drag.change(
-            lambda items, context: compare_drag(screen, items, context),
+            partial(compare_drag, screen),
             [drag, screen.context],
             [screen.rankings, screen.diff],
             api_visibility="private",
         )
         order.submit(
-            lambda text, items: drag_from_order(screen, text, items),
+            partial(drag_from_order, screen),
             [order, drag],
             [drag, screen.message],
             api_visibility="private",
