@@ -21,7 +21,17 @@ from db.engine import get_engine, init_db
 from reasonrank.imports import ImportBatch
 from reasonrank.types import CandidateList, Label, Passage, Query
 
-__all__ = ["pg_cluster", "sqlite_template", "engine", "make_batch", "make_label", "ANNOTATORS", "ADMIN", "PASSWORD"]
+__all__ = [
+    "pg_cluster",
+    "sqlite_template",
+    "sqlite_engine",
+    "engine",
+    "make_batch",
+    "make_label",
+    "ANNOTATORS",
+    "ADMIN",
+    "PASSWORD",
+]
 
 _TEMPLATE = "reasonrank_template"
 _names = itertools.count()
@@ -86,6 +96,17 @@ def sqlite_template(tmp_path_factory):
         template.dispose()  # the last connection to close checkpoints the WAL into the main file
         _session_cache["sqlite"] = path
     return _session_cache["sqlite"]
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_template, tmp_path):
+    """A migrated SQLite store of the test's own (test users included), for tests that need
+    SQLite only: a file other processes open, snapshots of it."""
+    path = tmp_path / "reasonrank.db"
+    shutil.copyfile(sqlite_template, path)
+    built = get_engine(f"sqlite:///{path}")
+    yield built
+    built.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from db_fixtures import sqlite_template  # noqa: F401
+from db_fixtures import sqlite_engine, sqlite_template  # noqa: F401
 
-from db.engine import get_engine
 from db.space_users import apply_roles, ensure_user
 from db.users import get_user, verify
 from ui.space_roles import space_role
@@ -34,13 +33,8 @@ def test_without_owner_or_list_everyone_signed_in_is_an_annotator():
 
 
 @pytest.fixture
-def engine(sqlite_template, tmp_path):  # noqa: F811
-    import shutil
-
-    shutil.copyfile(sqlite_template, tmp_path / "s.db")
-    engine = get_engine(f"sqlite:///{tmp_path / 's.db'}")
-    yield engine
-    engine.dispose()
+def engine(sqlite_engine):  # noqa: F811
+    return sqlite_engine
 
 
 def test_users_follow_the_rule_and_cannot_log_in_with_a_password(engine):

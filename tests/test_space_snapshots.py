@@ -7,16 +7,15 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import shutil
 import sqlite3
 import threading
 import time
 
 import pytest
-from db_fixtures import ANNOTATORS, make_batch, make_label, sqlite_template  # noqa: F401
+from db_fixtures import ANNOTATORS, make_batch, make_label, sqlite_engine, sqlite_template  # noqa: F401
 from sqlalchemy import func, select
 
-from db.engine import get_engine, read_session
+from db.engine import read_session
 from db.importer import import_batch
 from db.models import Review
 from db.queue import next_item
@@ -29,12 +28,8 @@ WORKERS = [name for name in ANNOTATORS if name.startswith("worker")]
 
 
 @pytest.fixture
-def store(sqlite_template, tmp_path):  # noqa: F811
-    path = tmp_path / "live.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = get_engine(f"sqlite:///{path}")
-    yield engine
-    engine.dispose()
+def store(sqlite_engine):  # noqa: F811
+    return sqlite_engine
 
 
 def _reviews(engine) -> int:

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import time
 
 import pytest
-from db_fixtures import sqlite_template  # noqa: F401 (fixture)
+from db_fixtures import sqlite_engine, sqlite_template  # noqa: F401 (fixture)
 from openai_server import Answer, Fault, OpenAIServer
 from sqlmodel import Session, select
 
-from db.engine import get_engine
 from db.models import Dataset, Item, Label, Query
 from db.synth import store_label
 from reasonrank.cli import main
@@ -54,12 +52,8 @@ def labels_by_qid(engine, dataset: str) -> dict[str, list[Label]]:
 
 
 @pytest.fixture
-def engine(sqlite_template, tmp_path):  # noqa: F811
-    path = tmp_path / "store.db"
-    shutil.copyfile(sqlite_template, path)
-    built = get_engine(f"sqlite:///{path}")
-    yield built
-    built.dispose()
+def engine(sqlite_engine):  # noqa: F811
+    return sqlite_engine
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from db_fixtures import sqlite_template  # noqa: F401 (fixture)
+from db_fixtures import sqlite_engine, sqlite_template  # noqa: F401 (fixture)
 from openai_server import Answer, OpenAIServer
 from sqlmodel import Session, select
 
@@ -34,13 +33,9 @@ SECRET = "sk-remote-secret-0123456789"
 
 
 @pytest.fixture
-def engine(sqlite_template, tmp_path, monkeypatch):  # noqa: F811
+def engine(sqlite_engine, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv("REASONRANK_DATA", str(tmp_path / "app-data"))
-    path = tmp_path / "app.db"
-    shutil.copyfile(sqlite_template, path)
-    built = get_engine(f"sqlite:///{path}")
-    yield built
-    built.dispose()
+    return sqlite_engine
 
 
 @pytest.fixture(scope="module")
