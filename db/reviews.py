@@ -1,4 +1,4 @@
-"""Saving decisions: optimistic versions, append-only reviews, overlap, adjudication, agreement.
+"""Saving decisions: optimistic versions, append-only reviews, overlap, adjudication.
 
 A save names the item version the reviewer loaded; `UPDATE item … WHERE id = ? AND version = ?`
 either bumps it or touches no row, in which case someone else saved first and nothing at all is
@@ -13,19 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import combinations
-from statistics import fmean
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from db.engine import read_session, utcnow, write_connection
-from db.models import COUNTED_DECISIONS, DECISIONS, Dataset, Item, Label, Query, Review, User
+from db.engine import utcnow, write_connection
+from db.models import COUNTED_DECISIONS, DECISIONS, Item, Label, Review, User
 from db.users import UserRef, user_ref
 from reasonrank.io import InputError
-from reasonrank.metrics import kendall_tau, rbo
+from reasonrank.metrics import kendall_tau
 
-RBO_P = 0.9  # persistence for annotator agreement: the top ~10 ranks carry most of the weight
 FINAL_DECISIONS = ("accept", "fix", "reject")
 
 
@@ -50,7 +47,7 @@ class ReviewResult:
     moved_ids: list[str] = field(default_factory=list)  # fix: docids whose rank changed
 
 
-def _outcome(review, teacher: list[str]) -> tuple | None:
+def outcome(review, teacher: list[str]) -> tuple | None:
     """What a decision (a Review, or a row with its decision and ranking) amounts to: ('reject',)
     or ('rank', order); a skip amounts to nothing."""
     if review.decision == "reject":
@@ -208,17 +205,17 @@ def _record(
 
 def _resolve(item: _Locked, label, deciding: list) -> None:
     """Set the item's status (and target) from the reviews that decide it."""
-    outcomes = {_outcome(review, label.ranking) for review in deciding}
+    outcomes = {outcome(review, label.ranking) for review in deciding}
     if len(outcomes) > 1:
         item.set(status="conflict", final_ranking=None, final_reasoning=None)
         return
-    (outcome,) = outcomes
+    (result,) = outcomes
     edited = [review.reasoning for review in sorted(deciding, key=lambda r: r.id) if review.reasoning]
-    final_reasoning = edited[-1] if edited and outcome[0] == "rank" else None
-    if outcome[0] == "reject":
+    final_reasoning = edited[-1] if edited and result[0] == "rank" else None
+    if result[0] == "reject":
         item.set(status="rejected", final_ranking=None, final_reasoning=final_reasoning)
     else:
-        order = list(outcome[1])
+        order = list(result[1])
         status = "accepted" if order == list(label.ranking) else "fixed"
         item.set(status=status, final_ranking=order, final_reasoning=final_reasoning)
 
@@ -329,91 +326,3 @@ def adjudicate(
         _resolve(item, label, [review])
         _write_changes(connection, item)
         return _result(item, label, review, len(_latest_per_annotator(connection, item)))
-
-
-# ----------------------------------------------------------------------------- agreement
-@dataclass(frozen=True)
-class PairAgreement:
-    annotator_a: str
-    annotator_b: str
-    items: int  # items both decided
-    same_outcome: float  # share of those items where they reached the same result
-    kendall_tau: float | None  # mean over items both ranked (None when no such item)
-    rbo: float | None  # mean RBO (p = RBO_P, extrapolated) over the same items
-
-
-@dataclass(frozen=True)
-class Disagreement:
-    item_id: int
-    item_key: str
-    status: str  # conflict, or the adjudicated result
-    version: int
-    decisions: dict[str, str]  # annotator -> accept | fix | reject
-    rankings: dict[str, list[str] | None]  # annotator -> the order they stand for (None: reject)
-
-
-@dataclass(frozen=True)
-class AgreementReport:
-    pairs: list[PairAgreement]
-    disagreements: list[Disagreement]
-
-
-def agreement(engine: Engine, dataset: str | None = None) -> AgreementReport:
-    """Pairwise Kendall τ / RBO between annotators on the items they both decided, and the items
-    whose reviewers disagree (current labels only; adjudications excluded)."""
-    with read_session(engine) as session:
-        query = (
-            select(Review, User.name, Item, Label.ranking, Dataset.name, Query.qid)
-            .join(User, User.id == Review.annotator_id)
-            .join(Item, Item.id == Review.item_id)
-            .join(Label, Label.id == Item.label_id)
-            .join(Dataset, Dataset.id == Item.dataset_id)
-            .join(Query, Query.id == Item.query_id)
-            .where(
-                Review.label_id == Item.label_id, Review.adjudication.is_(False), Review.decision.in_(COUNTED_DECISIONS)
-            )
-            .order_by(Review.id)
-        )
-        if dataset is not None:
-            query = query.where(Dataset.name == dataset)
-        per_item: dict[int, dict[str, tuple]] = {}
-        about: dict[int, tuple] = {}
-        for review, name, item, teacher, dataset_name, qid in session.execute(query).tuples():
-            per_item.setdefault(item.id, {})[name] = (review.decision, _outcome(review, teacher))
-            about[item.id] = (f"{dataset_name}/{qid}", item.status, item.version)
-    return AgreementReport(
-        pairs=_pairs(per_item),
-        disagreements=[
-            Disagreement(
-                item_id=item_id,
-                item_key=about[item_id][0],
-                status=about[item_id][1],
-                version=about[item_id][2],
-                decisions={n: d for n, (d, _) in sorted(votes.items())},
-                rankings={n: list(o[1]) if o[0] == "rank" else None for n, (_, o) in sorted(votes.items())},
-            )
-            for item_id, votes in sorted(per_item.items())
-            if len(votes) > 1 and len({outcome for _, outcome in votes.values()}) > 1
-        ],
-    )
-
-
-def _pairs(per_item: dict[int, dict[str, tuple]]) -> list[PairAgreement]:
-    shared: dict[tuple[str, str], list[tuple[tuple, tuple]]] = {}
-    for votes in per_item.values():
-        for a, b in combinations(sorted(votes), 2):
-            shared.setdefault((a, b), []).append((votes[a][1], votes[b][1]))
-    pairs = []
-    for (a, b), outcomes in sorted(shared.items()):
-        ranked = [(x[1], y[1]) for x, y in outcomes if x[0] == "rank" and y[0] == "rank"]
-        pairs.append(
-            PairAgreement(
-                annotator_a=a,
-                annotator_b=b,
-                items=len(outcomes),
-                same_outcome=sum(x == y for x, y in outcomes) / len(outcomes),
-                kendall_tau=fmean(kendall_tau(x, y) for x, y in ranked) if ranked else None,
-                rbo=fmean(rbo(x, y, p=RBO_P, ext=True) for x, y in ranked) if ranked else None,
-            )
-        )
-    return pairs

@@ -7,12 +7,13 @@ from db_fixtures import *  # noqa: F403  (engine fixtures, users, batch builders
 from db_fixtures import ADMIN, ANNOTATORS, make_batch, make_label
 from sqlalchemy import func, select
 
+from db.agreement import agreement
 from db.engine import read_session
 from db.exports import ExportFilter, list_exports, record_export, reviewed_items
 from db.importer import import_batch
 from db.models import Review
 from db.queue import get_item, next_item
-from db.reviews import VersionConflict, adjudicate, agreement, save_review
+from db.reviews import VersionConflict, adjudicate, save_review
 from reasonrank.export import sft_rows, write_export
 from reasonrank.io import InputError
 

@@ -7,8 +7,8 @@ import pytest
 from gradio_client import Client
 from ui_fixtures import ADMIN, AGREE_USERS, PASSWORD, review_app  # noqa: F401 (fixture)
 
+from db.agreement import agreement
 from db.queue import get_item
-from db.reviews import agreement
 from ui.agreement import ITEM_OUTPUTS, SETTLE_OUTPUTS, TABLE_OUTPUTS
 
 FIRST, SECOND = AGREE_USERS

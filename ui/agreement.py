@@ -1,7 +1,7 @@
 """Agreement tab (admins): how far annotators agree, and adjudication of the items they split on.
 
 Layout: `layout` returns the components by name (AgreementScreen). Behaviour: module-level
-functions that check the caller is an admin, call db.reviews.agreement / adjudicate or
+functions that check the caller is an admin, call db.agreement.agreement / db.reviews.adjudicate or
 db.queue.get_item, render with ui.render_agreement and return `{component: value}`. The admin check runs on the server in every
 handler (request.username → db.users.get_user(...).is_admin), because hiding a tab does not stop
 anyone calling its endpoint through the API. Adjudicating to "an annotator's order" looks that
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import gradio as gr
 from sqlalchemy import Engine
 
+from db.agreement import agreement
 from db.queue import get_item
-from db.reviews import VersionConflict, adjudicate, agreement
+from db.reviews import VersionConflict, adjudicate
 from reasonrank.io import InputError
 from ui import render, render_agreement
 from ui.auth import require_admin

@@ -17,7 +17,7 @@ ORDER_PREVIEW = 5  # docids shown per order in the conflict list; the side-by-si
 
 
 def pair_rows(pairs: Sequence) -> list[list]:
-    """One row per annotator pair (db.reviews.PairAgreement); τ / RBO blank when no item was ranked by both."""
+    """One row per annotator pair (db.agreement.PairAgreement); τ / RBO blank when no item was ranked by both."""
 
     def number(value: float | None) -> float | str:
         return "" if value is None else round(value, 4)
@@ -37,7 +37,7 @@ def _order_text(order: Sequence[str] | None, limit: int | None = None) -> str:
 
 
 def conflicts_html(disagreements: Sequence) -> str:
-    """Items whose reviewers disagree (db.reviews.Disagreement): each annotator's decision and order."""
+    """Items whose reviewers disagree (db.agreement.Disagreement): each annotator's decision and order."""
     if not disagreements:
         return "<p>No disagreements: every item reviewed by several people has one outcome.</p>"
     rows = []
