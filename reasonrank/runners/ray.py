@@ -26,6 +26,7 @@ from typing import Any
 
 from reasonrank.jobs import EVENTS_ENV, EVENTS_TO_STDOUT, JOB_ID_ENV
 from reasonrank.runners import INPUTS_DIR, REGISTER_BY_APP_ENV, RemoteStatus, RunnerError
+from reasonrank.runners.multinode import launch_shape
 
 ADDRESS_ENV = "REASONRANK_RAY_ADDRESS"
 HEADERS_ENV = "REASONRANK_RAY_HEADERS"  # JSON object of HTTP headers, e.g. an Authorization token
@@ -120,7 +121,12 @@ def submission_id(job_id: int) -> str:
 
 
 def entrypoint(settings: RaySettings, argv: Sequence[str]) -> str:
-    """The shell line Ray runs: the same command a local job runs, with the cluster's python."""
+    """The shell line Ray runs: the same command a local job runs, with the cluster's python; for
+    a multi-node training job (`--nodes N`), the driver that runs it once on each of N nodes
+    (reasonrank.runners.ray_multinode)."""
+    if launch_shape(argv) is not None:
+        driver = [settings.python, "-m", "reasonrank.runners.ray_multinode", "--python", settings.python, "--"]
+        return shlex.join([*driver, *argv])
     return shlex.join([settings.python, "-m", "reasonrank", *argv])
 
 
