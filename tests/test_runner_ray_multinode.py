@@ -127,3 +127,16 @@ def test_a_node_that_dies_fails_the_job_with_its_rank_and_stops_the_other(app, t
     assert _eventually(lambda: _node_commands(out) == {}), _node_commands(out)  # node 0's was stopped too
     settings = ray_runner.RaySettings.from_env()
     assert _eventually(lambda: ray_runner.status(settings, view.config["runner"]["submission_id"]).state == "failed")
+
+
+def test_cancelling_a_two_node_job_stops_every_node(app, tiny_model_dir, dl19, tmp_path):
+    export_id = record_sft_export(app, dl19, tmp_path, "ray-2n-cancel")
+    out = tmp_path / "cluster" / "cancelled"
+    job_id = db_jobs.launch_job(app, "train", _two_node_argv(tiny_model_dir, export_id, out, 2000), {}, runner="ray")
+    view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 1, timeout=600)
+    assert view.status == "running" and sorted(_node_commands(out).values()) == [0, 1], view.log_tail
+    view = db_jobs.cancel_job(app, job_id)
+    assert view.status == "cancelled", (view.message, view.log_tail)
+    assert _eventually(lambda: _node_commands(out) == {}), _node_commands(out)
+    settings = ray_runner.RaySettings.from_env()
+    assert ray_runner.status(settings, view.config["runner"]["submission_id"]).state == "stopped"

@@ -176,3 +176,15 @@ def test_the_node_script_takes_its_rank_and_node_0s_address_from_slurm(two_nodes
     assert run("0", "rrnode[1-2]")[1:] == [f"ARGS {args.format(0, f'127.0.0.1:{port}')}", "EVENTS -"]
     assert run("1", "rrnode[2-3]")[1] == f"ARGS {args.format(1, f'127.0.0.2:{port}')}"
     assert run("1", "gpu[07-08]")[1] == f"ARGS {args.format(1, f'gpu07:{port}')}"  # not in this cluster
+
+
+def test_cancelling_a_two_node_job_stops_every_node(app, tiny_model_dir, dl19, tmp_path):
+    export_id = record_sft_export(app, dl19, tmp_path, "slurm-2n-cancel")
+    out = tmp_path / "cluster" / "cancelled"
+    argv = _two_node_argv(tiny_model_dir, export_id, out, 2000)
+    job_id = db_jobs.launch_job(app, "train", argv, {}, runner="slurm")
+    view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 1, timeout=600)
+    assert view.status == "running" and sorted(_node_commands(out).values()) == [0, 1], view.log_tail
+    view = db_jobs.cancel_job(app, job_id)
+    assert view.status == "cancelled", (view.message, view.log_tail)
+    assert _eventually(lambda: _node_commands(out) == {}), _node_commands(out)

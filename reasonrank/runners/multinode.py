@@ -163,13 +163,25 @@ class RankFollower:
             self.write(EVENT_TAG + json.dumps(event, ensure_ascii=False))
         return 1
 
+    def finish_cancelled(self) -> int:
+        """The job was stopped (scancel, a Ray stop): node 0's own `cancelled` end when it wrote
+        one, else one written here; the nodes' failures that the stop caused do not count."""
+        if self.held_end is not None:
+            self.write(self.held_end)
+        elif os.environ.get(EVENTS_ENV) == EVENTS_TO_STDOUT:
+            event = {"event": "end", "status": "cancelled", "message": "cancelled", "outputs": {}}
+            self.write(EVENT_TAG + json.dumps(event))
+        return 130
+
 
 def follow_srun(argv: Sequence[str], nodes: int, out: BinaryIO | None = None) -> int:
     """Run `srun --label …` (one task per node), pass its output on through a RankFollower and
-    return 0 only if every task succeeded. A SIGTERM (scancel) is left to srun, which forwards
-    it to the tasks: this keeps reading until srun ends, so node 0's `cancelled` end arrives."""
+        return 0 only if every task succeeded. A SIGTERM (scancel) is left to srun, which forwards
+        it to the tasks: this keeps reading until srun ends, so node 0's `cancelled` end arrives, and the
+    job ends cancelled (or failed, when SLURM's reason says so: see db.remote_jobs)."""
     follower = RankFollower(nodes, out)
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    stopped: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda number, _: stopped.append(number))
     try:
         process = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert process.stdout is not None
@@ -186,6 +198,8 @@ def follow_srun(argv: Sequence[str], nodes: int, out: BinaryIO | None = None) ->
         code = process.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if stopped:
+        return follower.finish_cancelled()
     if code != 0 and not follower.failures:
         return follower.finish(f"srun {describe_exit(code)} before any node's command failed")
     return follower.finish()

@@ -124,7 +124,7 @@ def run(python: str, argv: Sequence[str]) -> int:
     if not ready or stopping.is_set():
         remove_placement_group(group)
         if stopping.is_set():
-            return 130
+            return follower.finish_cancelled()
         return follower.finish(
             f"the Ray cluster did not offer {shape.nodes} distinct nodes with {bundle} each in {timeout:.0f} s "
             f"(a STRICT_SPREAD placement group; the cluster has {ray.cluster_resources()})"
@@ -158,7 +158,7 @@ def run(python: str, argv: Sequence[str]) -> int:
                 follower.line(index, text)
             if code is not None and codes[index] is None:
                 codes[index] = code
-                if code != 0 and not stopping.is_set():
+                if code != 0:
                     follower.failed(index, describe_exit(code))
         if (follower.failures or stopping.is_set()) and stop_deadline is None:
             stop_deadline = time.monotonic() + (STOP_GRACE_S if stopping.is_set() else 30.0)
@@ -169,8 +169,8 @@ def run(python: str, argv: Sequence[str]) -> int:
         time.sleep(POLL_S)
     ray.get([actor.stop.remote() for actor in actors])  # whatever a node's launcher left behind
     remove_placement_group(group)
-    if stopping.is_set() and not follower.failures:
-        return 130
+    if stopping.is_set():
+        return follower.finish_cancelled()
     return follower.finish()
 
 
