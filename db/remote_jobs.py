@@ -70,7 +70,7 @@ def check_launch(kind: str, argv: list[str], runner: str) -> None:
 
     try:
         config = parse_command(argv)
-    except SystemExit:  # not a command line: the command itself says why
+    except (SystemExit, InputError):  # not a command line: the command itself says why
         return
     check_train_launch(config, runner)
 

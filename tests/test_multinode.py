@@ -55,6 +55,7 @@ def test_each_node_runs_the_job_command_with_its_rank_and_node_0s_address():
     assert launch_shape(argv).nodes == 2 and launch_shape(argv).processes_per_node == 3
     assert launch_shape(TRAIN) is None and launch_shape([*TRAIN, "--nodes=1"]) is None
     assert launch_shape(["eval", "--nodes", "2"]) is None
+    assert launch_shape(["train", "--nodes", "2"]) is None  # no stage: the command itself refuses it
     assert rank_argv([*argv, "--node-rank=5", "--main-address", "x"], 1, "10.0.0.1:2") == [
         *argv,
         "--node-rank",

@@ -59,7 +59,10 @@ def launch_shape(argv: Sequence[str]) -> Shape | None:
     from reasonrank.cli.train import resolve_run_config
     from reasonrank.io import InputError
 
-    config = parse_command(list(argv))
+    try:
+        config = parse_command(list(argv))
+    except (SystemExit, InputError):  # not a command line: run as it is, and the command says why
+        return None
     if config.nodes <= 1:
         return None
     try:
