@@ -140,3 +140,15 @@ def test_cancelling_a_two_node_job_stops_every_node(app, tiny_model_dir, dl19, t
     assert _eventually(lambda: _node_commands(out) == {}), _node_commands(out)
     settings = ray_runner.RaySettings.from_env()
     assert ray_runner.status(settings, view.config["runner"]["submission_id"]).state == "stopped"
+
+
+def test_more_nodes_than_the_cluster_has_fail_the_job_saying_so(app, monkeypatch, tiny_model_dir, dl19, tmp_path):
+    monkeypatch.setenv(ray_runner.PLACEMENT_TIMEOUT_ENV, "5")
+    export_id = record_sft_export(app, dl19, tmp_path, "ray-3n")
+    argv = [*train_argv(tiny_model_dir, export_id, tmp_path / "cluster" / "three", 1), "--nodes", "3"]
+    job_id = db_jobs.launch_job(app, "train", argv, {}, runner="ray")
+    assert "--placement-timeout 5 " in db_jobs.refresh_job(app, job_id).config["runner"]["entrypoint"]
+    view = wait_job(app, job_id, lambda v: v.finished, timeout=180)
+    assert view.status == "failed", (view.message, view.log_tail)
+    assert view.message.startswith("the Ray cluster did not offer 3 distinct nodes with {'CPU': 1.0} each in 5 s")
+    assert _node_commands(tmp_path / "cluster" / "three") == {}

@@ -33,8 +33,6 @@ from reasonrank.jobs import EVENTS_ENV
 from reasonrank.runners.multinode import RankFollower, describe_exit, launch_shape, rank_argv
 
 POLL_S = 0.2
-#: seconds to wait for the placement group (the cluster may need to scale up) before failing
-PLACEMENT_TIMEOUT_ENV = "REASONRANK_RAY_PLACEMENT_TIMEOUT"
 STOP_GRACE_S = 2.5  # Ray kills a stopped job's driver 3 s after its SIGTERM by default
 
 
@@ -103,7 +101,7 @@ def _bundle(processes_per_node: int, device: str, cluster_gpus: float) -> dict[s
     return bundle
 
 
-def run(python: str, argv: Sequence[str]) -> int:
+def run(python: str, argv: Sequence[str], placement_timeout: float = 600.0) -> int:
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -119,7 +117,7 @@ def run(python: str, argv: Sequence[str]) -> int:
     bundle = _bundle(shape.processes_per_node, shape.device, ray.cluster_resources().get("GPU", 0))
     group = placement_group([dict(bundle) for _ in range(shape.nodes)], strategy="STRICT_SPREAD")
     print(f"reserving {shape.nodes} nodes on the Ray cluster (STRICT_SPREAD bundles of {bundle})", flush=True)
-    timeout = float(os.environ.get(PLACEMENT_TIMEOUT_ENV) or 600)
+    timeout = placement_timeout
     ready = group.wait(timeout_seconds=timeout)
     if not ready or stopping.is_set():
         remove_placement_group(group)
@@ -177,10 +175,13 @@ def run(python: str, argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reasonrank.runners.ray_multinode")
     parser.add_argument("--python", default=sys.executable, help="the nodes' python that has this package")
+    parser.add_argument(
+        "--placement-timeout", type=float, default=600.0, help="seconds to wait for the nodes before failing"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- train … --nodes N …")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    return run(args.python, command)
+    return run(args.python, command, args.placement_timeout)
 
 
 if __name__ == "__main__":
