@@ -71,6 +71,7 @@ def launch_job(
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
     remote_jobs.check_runner(runner)
+    remote_jobs.check_launch(kind, list(argv), runner)
     with write_session(engine) as session:
         job = Job(
             kind=kind,

@@ -62,6 +62,22 @@ def check_runner(runner: str) -> None:
         raise ValueError(f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}")
 
 
+def check_launch(kind: str, argv: list[str], runner: str) -> None:
+    """Refuse, before a job is recorded, a multi-node training command the runner cannot start
+    (reasonrank.cli.train.check_launch): every way to a job (the tabs, `reasonrank submit`) passes here."""
+    launch_flags = ("--nodes", "--node-rank", "--main-address")
+    if kind != "train" or not any(word.split("=", 1)[0] in launch_flags for word in argv):
+        return
+    from reasonrank.cli import parse_command
+    from reasonrank.cli.train import check_launch as check_train_launch
+
+    try:
+        config = parse_command(argv)
+    except (SystemExit, InputError):  # not a command line: the command itself says why
+        return
+    check_train_launch(config, runner)
+
+
 def _runner(job: Job) -> Any:
     return _RUNNERS[job.config["runner"]["name"]][0]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RayCluster", "ray_cluster", "ray_head", "free_port"]
+__all__ = ["RayCluster", "ray_cluster", "ray_head", "ray_worker_node", "free_port"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class RayCluster:
     address: str  # the Jobs API (dashboard) URL
     temp_dir: Path
     env: dict[str, str]
+    gcs_address: str = ""  # host:port another node joins with (`ray start --address`)
 
 
 def free_port() -> int:
@@ -45,8 +46,12 @@ def _ray_bin() -> str:
 
 
 @contextmanager
-def ray_head(temp_dir: Path) -> Iterator[RayCluster]:
-    """A single-node Ray head on 127.0.0.1 for the duration of the block (also used by bench/)."""
+def ray_head(temp_dir: Path, node_ip: str = "127.0.0.1") -> Iterator[RayCluster]:
+    """A single-node Ray head on 127.0.0.1 for the duration of the block (also used by bench/).
+
+    Another loopback address as `node_ip` (127.0.0.2) makes a head that other nodes can join
+    (ray_worker_node): Ray takes 127.0.0.1 for "a single-node cluster, on the loopback" and would
+    otherwise move a joining node to the machine's outward address."""
     ports = [free_port() for _ in range(4)]
     venv_bin = str(Path(sys.executable).parent)
     env = {
@@ -55,7 +60,7 @@ def ray_head(temp_dir: Path) -> Iterator[RayCluster]:
         if not key.startswith(("REASONRANK_", "PYTEST_")) and key != "PYTHONPATH"  # the worker gets neither
     }
     env.update(
-        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0" if node_ip == "127.0.0.1" else "1",
         RAY_USAGE_STATS_ENABLED="0",
         PATH=f"{venv_bin}:{env.get('PATH', '')}",  # `python` on the cluster: this venv's
     )
@@ -63,7 +68,7 @@ def ray_head(temp_dir: Path) -> Iterator[RayCluster]:
         _ray_bin(),
         "start",
         "--head",
-        "--node-ip-address=127.0.0.1",
+        f"--node-ip-address={node_ip}",
         f"--port={ports[0]}",
         "--num-cpus=1",
         "--num-gpus=0",
@@ -89,7 +94,45 @@ def ray_head(temp_dir: Path) -> Iterator[RayCluster]:
             raise RuntimeError(f"ray start failed:\n{output[-3000:]}")
         address = f"http://127.0.0.1:{ports[1]}"
         _wait_for_jobs_api(address)
-        yield RayCluster(address, temp_dir, env)
+        yield RayCluster(address, temp_dir, env, f"{node_ip}:{ports[0]}")
+    finally:
+        _stop_group(group)
+
+
+@contextmanager
+def ray_worker_node(cluster: RayCluster, node_ip: str, num_cpus: int = 1) -> Iterator[None]:
+    """One more Ray node on this machine, joined to `cluster` (a head from ray_head with a node_ip
+    other than 127.0.0.1) for the duration of the block: its own raylet, object store and agents on
+    another loopback address (every port chosen free), so a STRICT_SPREAD placement group has two
+    distinct nodes to spread over."""
+    ports = [free_port() for _ in range(6)]
+    command = [
+        _ray_bin(),
+        "start",
+        f"--address={cluster.gcs_address}",
+        f"--node-ip-address={node_ip}",
+        f"--num-cpus={num_cpus}",
+        "--num-gpus=0",
+        f"--node-manager-port={ports[0]}",
+        f"--object-manager-port={ports[1]}",
+        f"--dashboard-agent-listen-port={ports[2]}",
+        f"--dashboard-agent-grpc-port={ports[3]}",
+        f"--runtime-env-agent-port={ports[4]}",
+        f"--metrics-export-port={ports[5]}",
+        "--min-worker-port=0",
+        "--max-worker-port=0",
+        "--object-store-memory=100000000",
+        "--disable-usage-stats",
+    ]
+    starter = subprocess.Popen(
+        command, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    group = starter.pid
+    try:
+        output = starter.communicate(timeout=180)[0].decode(errors="replace")
+        if starter.returncode != 0:
+            raise RuntimeError(f"ray start (worker node {node_ip}) failed:\n{output[-3000:]}")
+        yield
     finally:
         _stop_group(group)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from ray_fixtures import free_port
 
-__all__ = ["SlurmCluster", "slurm_cluster", "slurm_daemons", "write_conf", "BINARIES"]
+__all__ = ["SlurmCluster", "slurm_cluster", "slurm_daemons", "write_conf", "node_names", "BINARIES"]
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
 NODE = "rrnode"
@@ -40,8 +40,16 @@ class SlurmCluster:
     env: dict[str, str]  # os.environ without the app's settings, plus SLURM_CONF
 
 
-def write_conf(root: Path, controller_port: int, node_port: int, message_timeout: int = 10) -> Path:
-    """A single-node slurm.conf under `root` (no accounting, no cgroups: a container has neither)."""
+def node_names(nodes: int) -> list[str]:
+    """The cluster's node names: NODE alone, or NODE1 … NODEn for a cluster of several."""
+    return [NODE] if nodes == 1 else [f"{NODE}{index}" for index in range(1, nodes + 1)]
+
+
+def write_conf(root: Path, controller_port: int, node_port: int, message_timeout: int = 10, nodes: int = 1) -> Path:
+    """A slurm.conf under `root` (no accounting, no cgroups: a container has neither): one node,
+    or `nodes` nodes on this machine — one slurmd each (`slurmd -N NAME`, which Debian's build
+    allows), on its own loopback address 127.0.0.<i> and port, with its own spool, pid and log
+    file (`%n`), one CPU each."""
     conf = root / "slurm.conf"
     settings = {
         "ClusterName": "reasonrank-test",
@@ -74,9 +82,21 @@ def write_conf(root: Path, controller_port: int, node_port: int, message_timeout
         "MinJobAge": 300,
         "MessageTimeout": message_timeout,
     }
+    if nodes > 1:
+        settings.update(
+            SlurmdSpoolDir=root / "spool" / "%n",
+            SlurmdPidFile=root / "slurmd-%n.pid",
+            SlurmdLogFile=root / "slurmd-%n.log",
+        )
     lines = [f"{key}={value}" for key, value in settings.items()]
-    lines.append(f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=2 State=UNKNOWN")
-    lines.append(f"PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP")
+    if nodes == 1:
+        lines.append(f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=2 State=UNKNOWN")
+    for index, name in enumerate(node_names(nodes) if nodes > 1 else [], start=1):
+        port = node_port if index == 1 else free_port()
+        lines.append(
+            f"NodeName={name} NodeAddr=127.0.0.{index} NodeHostname=localhost Port={port} CPUs=1 State=UNKNOWN"
+        )
+    lines.append(f"PartitionName=debug Nodes={','.join(node_names(nodes))} Default=YES MaxTime=INFINITE State=UP")
     conf.write_text("\n".join(lines) + "\n")
     return conf
 
@@ -87,8 +107,9 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 
 
 @contextmanager
-def slurm_daemons() -> Iterator[SlurmCluster]:
-    """munged, slurmctld and slurmd on 127.0.0.1 for the duration of the block (also used by bench/)."""
+def slurm_daemons(nodes: int = 1) -> Iterator[SlurmCluster]:
+    """munged, slurmctld and slurmd on 127.0.0.1 for the duration of the block (also used by bench/);
+    with `nodes` > 1, one slurmd per node (see write_conf)."""
     # not under pytest's private temporary folder: munged wants every folder above its socket
     # searchable by all
     root = Path(tempfile.mkdtemp(prefix="reasonrank-slurm-"))
@@ -99,7 +120,7 @@ def slurm_daemons() -> Iterator[SlurmCluster]:
     key = root / "munge.key"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o600)
-    conf = write_conf(root, free_port(), free_port())
+    conf = write_conf(root, free_port(), free_port(), nodes=nodes)
     env = {name: value for name, value in os.environ.items() if not name.startswith(("REASONRANK_", "PYTEST_"))}
     env["SLURM_CONF"] = str(conf)
     munge = [
@@ -115,12 +136,15 @@ def slurm_daemons() -> Iterator[SlurmCluster]:
     try:
         _wait_for(lambda: (root / "munge.socket").exists(), "munged's socket", root, daemons)
         daemons.append(_start(["slurmctld", "-D", "-f", str(conf)], env, root / "slurmctld.out"))
-        daemons.append(_start(["slurmd", "-D", "-f", str(conf), "-N", NODE], env, root / "slurmd.out"))
+        for name in node_names(nodes):
+            log = root / ("slurmd.out" if nodes == 1 else f"slurmd-{name}.out")
+            daemons.append(_start(["slurmd", "-D", "-f", str(conf), "-N", name], env, log))
         cluster = SlurmCluster(conf, root, env)
-        _wait_for(lambda: _node_idle(cluster), f"node {NODE} idle in sinfo", root, daemons)
+        names = ",".join(node_names(nodes))
+        _wait_for(lambda: _node_idle(cluster, names), f"node {names} idle in sinfo", root, daemons)
         yield cluster
     finally:
-        if len(daemons) == 3:
+        if len(daemons) == 2 + nodes:
             _cancel_all(SlurmCluster(conf, root, env))
         for daemon in reversed(daemons):
             _stop(daemon)
@@ -138,11 +162,11 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         yield cluster
 
 
-def _node_idle(cluster: SlurmCluster) -> bool:
+def _node_idle(cluster: SlurmCluster, names: str = NODE) -> bool:
     done = subprocess.run(
-        ["sinfo", "--noheader", "--format=%T", f"--nodes={NODE}"], env=cluster.env, capture_output=True, text=True
+        ["sinfo", "--noheader", "--format=%T", f"--nodes={names}"], env=cluster.env, capture_output=True, text=True
     )
-    return done.returncode == 0 and done.stdout.strip() == "idle"
+    return done.returncode == 0 and done.stdout.split() == ["idle"]
 
 
 def _wait_for(ready, what: str, root: Path, daemons: list[subprocess.Popen], timeout: float = 60.0) -> None:

@@ -179,17 +179,37 @@ def check_base_model(model: str) -> None:
         )
 
 
-def check_train_config(config: TrainConfig) -> RunConfig:
-    """The resolved run config, refused now if it could not train (bad values, no base model, a
-    hub id while offline); the Train tab calls this before it starts a job."""
-    from reasonrank.train.common import check_qlora_support
+def check_launch(config: TrainConfig, runner: str = "local") -> None:
+    """Refuse a multi-node launch the runner cannot make. A `local` job (or a command typed on a
+    node) is one command on one node: more nodes need --main-address and this command started on
+    every node with its --node-rank. An orchestrating runner (ray, slurm) starts it on every node
+    itself and supplies both (reasonrank.runners.multinode), so the job may not give them."""
+    from reasonrank.runners.multinode import ORCHESTRATING_RUNNERS
 
+    if config.nodes < 1 or config.processes_per_node < 1:
+        raise InputError("processes-per-node and nodes must be at least 1")
+    if runner in ORCHESTRATING_RUNNERS:
+        if config.nodes > 1 and (config.main_address or config.node_rank):
+            raise InputError(
+                f"the {runner} runner starts a {config.nodes}-node job on every node with its node rank and "
+                "node 0's address: leave out --node-rank and --main-address"
+            )
+        return
     if config.nodes > 1 and not config.main_address:
-        # one job is one command on one node; a multi-node launch starts it on each node itself
         raise InputError(
             f"{config.nodes} nodes need --main-address (host[:port] of node 0) and this command started "
-            "on every node with its --node-rank; a job from the Train tab runs on one node: use processes per node"
+            f"on every node with its --node-rank; a {runner} job runs on one node: use processes per node, "
+            f"or a runner that starts it on every node ({', '.join(ORCHESTRATING_RUNNERS)})"
         )
+
+
+def check_train_config(config: TrainConfig, runner: str = "local") -> RunConfig:
+    """The resolved run config, refused now if it could not train (bad values, no base model, a
+    hub id while offline, more nodes than `runner` can start: check_launch); the Train tab calls
+    this before it starts a job."""
+    from reasonrank.train.common import check_qlora_support
+
+    check_launch(config, runner)
     run_config = resolve_run_config(config)
     check_run_config(run_config)
     check_qlora_support(run_config)  # the one fix to make comes first (torch is imported only for qlora)

@@ -26,6 +26,7 @@ from typing import Any
 
 from reasonrank.jobs import EVENTS_ENV, EVENTS_TO_STDOUT, JOB_ID_ENV
 from reasonrank.runners import INPUTS_DIR, REGISTER_BY_APP_ENV, RemoteStatus, RunnerError
+from reasonrank.runners.multinode import launch_shape
 
 ADDRESS_ENV = "REASONRANK_RAY_ADDRESS"
 HEADERS_ENV = "REASONRANK_RAY_HEADERS"  # JSON object of HTTP headers, e.g. an Authorization token
@@ -33,6 +34,8 @@ OUTPUT_ROOT_ENV = "REASONRANK_RAY_OUTPUT_ROOT"
 PYTHON_ENV = "REASONRANK_RAY_PYTHON"
 SHIP_CODE_ENV = "REASONRANK_RAY_SHIP_CODE"
 LOST_AFTER_ENV = "REASONRANK_RAY_LOST_AFTER"
+#: seconds a multi-node job waits for its nodes (the cluster may have to scale up) before failing
+PLACEMENT_TIMEOUT_ENV = "REASONRANK_RAY_PLACEMENT_TIMEOUT"
 LABEL = "Ray"
 #: the settings a recorded job keeps (its cluster), over those of the environment
 STORED = ("address",)
@@ -50,6 +53,7 @@ class RaySettings:
     ship_code: bool = True
     lost_after: float = 60.0  # seconds without an answer before a running job is given up
     timeout: float = 10.0  # per HTTP request
+    placement_timeout: float = 600.0  # seconds a multi-node job waits for its nodes
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RaySettings:
@@ -64,8 +68,9 @@ class RaySettings:
         try:
             headers = json.loads(env.get(HEADERS_ENV) or "{}")
             lost_after = float(env.get(LOST_AFTER_ENV) or 60)
+            placement_timeout = float(env.get(PLACEMENT_TIMEOUT_ENV) or 600)
         except ValueError as exc:
-            raise RunnerError(f"${HEADERS_ENV} or ${LOST_AFTER_ENV}: {exc}") from exc
+            raise RunnerError(f"${HEADERS_ENV}, ${LOST_AFTER_ENV} or ${PLACEMENT_TIMEOUT_ENV}: {exc}") from exc
         if not isinstance(headers, dict):
             raise RunnerError(f"${HEADERS_ENV} must be a JSON object of header names to values")
         return cls(
@@ -75,6 +80,7 @@ class RaySettings:
             python=env.get(PYTHON_ENV) or cls.python,
             ship_code=env.get(SHIP_CODE_ENV, "1") != "0",
             lost_after=lost_after,
+            placement_timeout=placement_timeout,
         )
 
 
@@ -120,7 +126,13 @@ def submission_id(job_id: int) -> str:
 
 
 def entrypoint(settings: RaySettings, argv: Sequence[str]) -> str:
-    """The shell line Ray runs: the same command a local job runs, with the cluster's python."""
+    """The shell line Ray runs: the same command a local job runs, with the cluster's python; for
+    a multi-node training job (`--nodes N`), the driver that runs it once on each of N nodes
+    (reasonrank.runners.ray_multinode)."""
+    if launch_shape(argv) is not None:
+        driver = [settings.python, "-m", "reasonrank.runners.ray_multinode", "--python", settings.python]
+        driver += ["--placement-timeout", f"{settings.placement_timeout:g}", "--"]
+        return shlex.join([*driver, *argv])
     return shlex.join([settings.python, "-m", "reasonrank", *argv])
 
 

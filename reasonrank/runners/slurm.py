@@ -42,6 +42,7 @@ from pathlib import Path
 
 from reasonrank.jobs import EVENTS_ENV, EVENTS_TO_STDOUT, JOB_ID_ENV
 from reasonrank.runners import INPUTS_DIR, REGISTER_BY_APP_ENV, RemoteStatus, RunnerError
+from reasonrank.runners.multinode import launch_shape, without_rank_flags
 
 WORK_ROOT_ENV = "REASONRANK_SLURM_WORK_ROOT"
 OUTPUT_ROOT_ENV = "REASONRANK_SLURM_OUTPUT_ROOT"
@@ -56,6 +57,10 @@ LABEL = "SLURM"
 #: the configuration SLURM's clients read when $SLURM_CONF is not set (Debian's slurm-wlm)
 DEFAULT_CONF = "/etc/slurm/slurm.conf"
 SCRIPT_NAME = "job.sh"
+NODE_SCRIPT = "node.sh"  # a multi-node job's per-node part (see node_script)
+#: node 0's rendezvous port of a multi-node job: BASE + the SLURM job id modulo SPAN
+MAIN_PORT_BASE = 20000
+MAIN_PORT_SPAN = 20000
 LOG_NAME = "slurm.log"
 CODE_DIR = "code"
 #: SLURM job states (squeue %T) → ours; any other state is taken as running until it ends
@@ -145,10 +150,11 @@ def entrypoint(settings: SlurmSettings, argv: Sequence[str]) -> str:
     return shlex.join([settings.python, "-m", "reasonrank", *argv])
 
 
-def sbatch_argv(settings: SlurmSettings, sid: str) -> list[str]:
+def sbatch_argv(settings: SlurmSettings, sid: str, nodes: int = 1) -> list[str]:
     folder = job_folder(settings, sid)
     argv = ["sbatch", "--parsable", f"--job-name={sid}", f"--chdir={folder}", f"--output={folder / LOG_NAME}"]
     argv.append("--export=NONE")
+    argv += [f"--nodes={nodes}", "--ntasks-per-node=1"] if nodes > 1 else []
     argv += [f"--partition={settings.partition}"] if settings.partition else []
     argv += [f"--account={settings.account}"] if settings.account else []
     argv += [f"--time={settings.time_limit}"] if settings.time_limit else []
@@ -156,6 +162,8 @@ def sbatch_argv(settings: SlurmSettings, sid: str) -> list[str]:
 
 
 def batch_script(settings: SlurmSettings, sid: str, job_id: int, argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """The batch script: the command itself, or for a multi-node training job (`--nodes N`) the
+    follower around `srun` that runs NODE_SCRIPT once on each node (see node_script)."""
     variables = {
         **env,
         EVENTS_ENV: EVENTS_TO_STDOUT,
@@ -163,13 +171,42 @@ def batch_script(settings: SlurmSettings, sid: str, job_id: int, argv: Sequence[
         REGISTER_BY_APP_ENV: "1",
         "PYTHONUNBUFFERED": "1",
     }
+    shape = launch_shape(argv)
+    nodes = shape.nodes if shape else 1
     lines = ["#!/bin/bash", f"# reasonrank job {job_id}, written by the app (reasonrank.runners.slurm); submitted with"]
-    lines.append(f"# {shlex.join(sbatch_argv(settings, sid))}")
+    lines.append(f"# {shlex.join(sbatch_argv(settings, sid, nodes))}")
     lines += [f"export {name}={shlex.quote(value)}" for name, value in variables.items()]
     if settings.ship_code:
         code = shlex.quote(str(job_folder(settings, sid) / CODE_DIR))
         lines.append(f'export PYTHONPATH={code}"${{PYTHONPATH:+:$PYTHONPATH}}"')
-    lines.append(f"exec {entrypoint(settings, argv)}")
+    if shape is None:
+        lines.append(f"exec {entrypoint(settings, argv)}")
+        return "\n".join(lines) + "\n"
+    # one task per node, each running NODE_SCRIPT; srun's --export=ALL: the step gets this script's
+    # environment (sbatch --export=NONE would otherwise reach srun as SLURM_EXPORT_ENV=NONE)
+    srun = ["srun", "--export=ALL", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1"]
+    srun += ["--kill-on-bad-exit=1", "--label", "/bin/bash", str(job_folder(settings, sid) / NODE_SCRIPT)]
+    lines.append(f"exec {shlex.join([settings.python, '-m', 'reasonrank.runners.multinode', str(nodes), *srun])}")
+    return "\n".join(lines) + "\n"
+
+
+def node_script(settings: SlurmSettings, job_id: int, argv: Sequence[str]) -> str:
+    """What each node of a multi-node job runs (srun starts it once per node): the command with
+    `--node-rank $SLURM_NODEID` and `--main-address` node 0's address (the first host of
+    $SLURM_JOB_NODELIST, as its NodeAddr when the controller answers) and a port from the job id.
+    Only node 0 reports: the others run without the events variable."""
+    line = entrypoint(settings, without_rank_flags(argv))
+    lines = [
+        "#!/bin/bash",
+        f"# one node's part of reasonrank job {job_id} (reasonrank.runners.slurm): srun runs it on every node",
+        f'[ "$SLURM_NODEID" = 0 ] || unset {EVENTS_ENV}',
+        'main_host=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)',
+        "main_addr=$(scontrol show node \"$main_host\" 2>/dev/null | sed -n 's/.*NodeAddr=\\([^ ]*\\).*/\\1/p' | head -n1)",
+        f"main_port=$(({MAIN_PORT_BASE} + SLURM_JOB_ID % {MAIN_PORT_SPAN}))",
+        'rank_flags=(--node-rank "$SLURM_NODEID" --main-address "${main_addr:-$main_host}:$main_port")',
+        'echo "starting node $SLURM_NODEID on ${SLURMD_NODENAME:-$(hostname)}: ${rank_flags[*]}"',
+        f'exec {line} "${{rank_flags[@]}}"',
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -220,9 +257,12 @@ def submit(
             shutil.copytree(_package_dir(), folder / CODE_DIR / _package_dir().name, ignore=ignore)
         script = folder / SCRIPT_NAME
         script.write_text(batch_script(settings, sid, job_id, argv, env or {}))
+        shape = launch_shape(argv)
+        if shape is not None:
+            (folder / NODE_SCRIPT).write_text(node_script(settings, job_id, argv))
     except OSError as exc:
         raise RunnerError(f"could not write the SLURM job's folder {folder}: {exc}") from exc
-    done = _run(settings, sbatch_argv(settings, sid))
+    done = _run(settings, sbatch_argv(settings, sid, shape.nodes if shape else 1))
     if done.returncode != 0:
         raise RunnerError(f"could not submit to {where(settings)}: {_one_line(done.stderr or done.stdout)}")
 
