@@ -261,3 +261,16 @@ def test_show_job_takes_only_training_jobs(review_app, tmp_path):
         show_job(engine, str(ids["eval"]))
     with pytest.raises(gr.Error, match="Show job #: 'x' is not a number"):
         show_job(engine, "x")
+
+
+def test_a_multi_node_start_goes_to_a_runner_that_starts_every_node(
+    admin, review_app, exports, tiny_model_dir, monkeypatch
+):
+    """Nodes 2 on the slurm runner is not the local refusal: the job is recorded and handed to the
+    runner (here without a cluster configured, so the runner's own message fails it at once)."""
+    monkeypatch.delenv("REASONRANK_SLURM_WORK_ROOT", raising=False)
+    form = (*_form(exports["sft"].id, tiny_model_dir, ""), "slurm", 1, 2, "ddp")
+    job_id = int(admin.predict(*form, api_name="/train_start"))
+    view = _wait(admin, job_id, lambda v: v["finished"])
+    assert view["status"] == "failed" and "REASONRANK_SLURM_WORK_ROOT" in view["message"], view["message"]
+    assert view["argv"][view["argv"].index("--nodes") + 1] == "2" and "--main-address" not in view["argv"]

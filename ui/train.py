@@ -109,13 +109,13 @@ def start_training(engine: Engine, form: TrainValues, request) -> int:
     require_admin(engine, request)
     if form.export_id and form.export_id not in {value for _, value in export_choices(engine, form.stage)}:
         raise gr.Error(f"no {form.stage} export with id {form.export_id}")
+    runner = form.runner or LOCAL_RUNNER
     try:
         config = train_config(form, (form.output_dir or "").strip() or new_output_dir())
-        check_train_config(config)
+        check_train_config(config, runner)  # ray and slurm start a multi-node job on every node
     except (InputError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     lineage = {"export_id": int(form.export_id)} if form.export_id else {}
-    runner = form.runner or LOCAL_RUNNER
     # the job must write to this app's store; the URL goes to the process only, never to the Job row
     # (a remote runner gets no database URL: the app registers what it trained, see db.remote_jobs)
     env = {"REASONRANK_DB": engine.url.render_as_string(hide_password=False)} if runner == LOCAL_RUNNER else {}
@@ -186,7 +186,14 @@ def train_form(engine: Engine) -> TrainForm:
     with gr.Row():
         runner = runner_dropdown("rr-train-runner")
         processes = gr.Number(1, label="Processes per node", precision=0, minimum=1, elem_id="rr-train-procs")
-        nodes = gr.Number(1, label="Nodes", precision=0, minimum=1, elem_id="rr-train-nodes")
+        nodes = gr.Number(
+            1,
+            label="Nodes",
+            info="more than 1: runner ray or slurm, which start the command on every node",
+            precision=0,
+            minimum=1,
+            elem_id="rr-train-nodes",
+        )
         strategy = gr.Dropdown(
             list(STRATEGIES),
             value="ddp",
