@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, bindparam, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, exists, func, or_, select, update
 
 from db.engine import is_sqlite, read_connection, read_session, utcnow, write_connection
 from db.models import (
@@ -111,17 +111,26 @@ _ITEM, _LABEL, _REVIEW = Item.__table__, Label.__table__, Review.__table__
 _DATASET, _QUERY, _PASSAGE, _USER = Dataset.__table__, Query.__table__, Passage.__table__, User.__table__
 _CLAIMER = _USER.alias("claimer")
 
-_HELD = select(_ITEM.c.id).where(_ITEM.c.claimed_by == bindparam("user_id"), _ITEM.c.claimed_until > bindparam("now"))
-_DATASET_ID = select(_DATASET.c.id).where(_DATASET.c.name == bindparam("dataset"))
-_RELEASE = (
-    update(_ITEM)
-    .where(_ITEM.c.claimed_by == bindparam("user_id"), _ITEM.c.id != bindparam("keep"))
-    .values(claimed_by=None, claimed_until=None)
-)
+# Who is asking, in one statement: the user's id, the filter's dataset id (NULL: no such
+# dataset, or no filter) and the item they hold a live claim on, found through the claimed_by
+# index (see _queue_statements for why it is not looked up together with the filters).
+_ASKER = select(
+    _USER.c.id,
+    select(_DATASET.c.id).where(_DATASET.c.name == bindparam("dataset")).scalar_subquery(),
+    select(_ITEM.c.id)
+    .where(_ITEM.c.claimed_by == _USER.c.id, _ITEM.c.claimed_until > bindparam("now"))
+    .limit(1)
+    .scalar_subquery(),
+).where(_USER.c.name == bindparam("name"))
+_RELEASE = update(_ITEM).where(_ITEM.c.claimed_by == bindparam("user_id")).values(claimed_by=None, claimed_until=None)
+# Claim the item and release any other the user holds, in one statement.
 _CLAIM = (
     update(_ITEM)
-    .where(_ITEM.c.id == bindparam("item_id"))
-    .values(claimed_by=bindparam("claimer_id"), claimed_until=bindparam("until"))
+    .where(or_(_ITEM.c.id == bindparam("item_id"), _ITEM.c.claimed_by == bindparam("user_id")))
+    .values(
+        claimed_by=case((_ITEM.c.id == bindparam("item_id"), bindparam("user_id")), else_=None),
+        claimed_until=case((_ITEM.c.id == bindparam("item_id"), bindparam("until")), else_=None),
+    )
 )
 _VIEW = (
     select(
@@ -198,7 +207,7 @@ def _queue_statements(shape: tuple[bool, bool, bool, bool], locking: bool) -> tu
         conditions.append(item.consistency >= bindparam("low"))
     if high:
         conditions.append(item.consistency <= bindparam("high"))
-    # The user's live claim is looked up by id (_HELD, through the claimed_by index) and only
+    # The user's live claim is looked up by id (_ASKER, through the claimed_by index) and only
     # then tested against the filters: given both at once, the planner walks the dataset/status
     # index and tests every pending item (milliseconds per thousand items).
     still_eligible = select(item.id).where(item.id == bindparam("held"), *conditions)
@@ -231,13 +240,21 @@ def next_item(
     _check_filter(filters)
     now = now or utcnow()
     with write_connection(engine) as connection:
-        user_id = user_ref(connection, user).id
-        params = {"user_id": user_id, "status": filters.status, "now": now}
-        if filters.dataset is not None:
-            params["dataset_id"] = connection.scalar(_DATASET_ID, {"dataset": filters.dataset})
-            if params["dataset_id"] is None:
-                raise InputError(f"no dataset named {filters.dataset!r}")
-        params.update(source=filters.source, low=filters.min_consistency, high=filters.max_consistency)
+        asker = connection.execute(_ASKER, {"name": user, "dataset": filters.dataset, "now": now}).first()
+        if asker is None:
+            raise InputError(f"no user named {user!r}")
+        user_id, dataset_id, held = asker
+        if filters.dataset is not None and dataset_id is None:
+            raise InputError(f"no dataset named {filters.dataset!r}")
+        params = {
+            "user_id": user_id,
+            "status": filters.status,
+            "now": now,
+            "dataset_id": dataset_id,
+            "source": filters.source,
+            "low": filters.min_consistency,
+            "high": filters.max_consistency,
+        }
         shape = (
             filters.dataset is not None,
             filters.source is not None,
@@ -245,16 +262,15 @@ def next_item(
             filters.max_consistency is not None,
         )
         still_eligible, picks = _queue_statements(shape, not is_sqlite(engine))
-        held = connection.scalar(_HELD, params)
         item_id = None if held is None else connection.scalar(still_eligible, {**params, "held": held})
         for pick in picks:
             if item_id is not None:
                 break
             item_id = connection.scalar(pick, params)
-        connection.execute(_RELEASE, {"user_id": user_id, "keep": item_id or 0})  # ids start at 1
         if item_id is None:
+            connection.execute(_RELEASE, {"user_id": user_id})
             return None
-        connection.execute(_CLAIM, {"item_id": item_id, "claimer_id": user_id, "until": now + claim_ttl})
+        connection.execute(_CLAIM, {"item_id": item_id, "user_id": user_id, "until": now + claim_ttl})
         return _item_view(connection, item_id, user_id)
 
 

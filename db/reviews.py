@@ -11,7 +11,7 @@ for an admin to adjudicate. Two decisions agree when they lead to the same resul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -70,17 +70,24 @@ _BUMP = (
 _UPDATE_ITEM = update(_ITEM).where(_ITEM.c.id == bindparam("locked_id"))  # SET: the parameters' columns
 _INSERT_REVIEW = insert(_REVIEW)
 _VERSION = select(_ITEM.c.version).where(_ITEM.c.id == bindparam("item_id"))
-_LOCKED = select(
-    _ITEM.c.id,
-    _ITEM.c.label_id,
-    _ITEM.c.candidates,
-    _ITEM.c.status,
-    _ITEM.c.version,
-    _ITEM.c.required_reviews,
-    _ITEM.c.claimed_by,
-    _ITEM.c.claimed_until,
-).where(_ITEM.c.id == bindparam("item_id"))
-_LABEL_ROW = select(_LABEL.c.id, _LABEL.c.ranking, _LABEL.c.reasoning).where(_LABEL.c.id == bindparam("label_id"))
+# The item row under the write lock, with its current label's id, ranking and reasoning.
+_LOCKED = (
+    select(
+        _ITEM.c.id,
+        _ITEM.c.label_id,
+        _ITEM.c.candidates,
+        _ITEM.c.status,
+        _ITEM.c.version,
+        _ITEM.c.required_reviews,
+        _ITEM.c.claimed_by,
+        _ITEM.c.claimed_until,
+        _LABEL.c.id.label("label_row_id"),
+        _LABEL.c.ranking.label("label_ranking"),
+        _LABEL.c.reasoning.label("label_reasoning"),
+    )
+    .select_from(_ITEM.outerjoin(_LABEL, _LABEL.c.id == _ITEM.c.label_id))
+    .where(_ITEM.c.id == bindparam("item_id"))
+)
 _HOLDER = select(_USER.c.name).where(_USER.c.id == bindparam("user_id"))
 _DECIDING = (
     select(_REVIEW.c.id, _REVIEW.c.annotator_id, _REVIEW.c.decision, _REVIEW.c.ranking, _REVIEW.c.reasoning)
@@ -113,6 +120,9 @@ class _Locked:
         self.changes.update(values)
         if "status" in values:
             self.status = values["status"]
+
+
+_LOCKED_FIELDS = tuple(f.name for f in fields(_Locked) if f.name != "changes")  # columns of _LOCKED
 
 
 @dataclass(frozen=True)
@@ -159,12 +169,19 @@ def _claim_version(connection: Connection, item_id: int, expected_version: int) 
     )
 
 
-def _locked_item(connection: Connection, item_id: int) -> tuple[_Locked, Any]:
-    item = _Locked(**connection.execute(_LOCKED, {"item_id": item_id}).one()._mapping)
-    label = None if item.label_id is None else connection.execute(_LABEL_ROW, {"label_id": item.label_id}).first()
-    if label is None:
+@dataclass(frozen=True)
+class _LabelRow:
+    id: int
+    ranking: list[str]
+    reasoning: str | None
+
+
+def _locked_item(connection: Connection, item_id: int) -> tuple[_Locked, _LabelRow]:
+    row = connection.execute(_LOCKED, {"item_id": item_id}).one()._mapping
+    if row["label_row_id"] is None:
         raise InputError(f"item {item_id} has no label to review")
-    return item, label
+    item = _Locked(**{name: row[name] for name in _LOCKED_FIELDS})
+    return item, _LabelRow(row["label_row_id"], row["label_ranking"], row["label_reasoning"])
 
 
 def _record(
