@@ -23,8 +23,9 @@ MAX_LINE_CHARS = 32 * 2**20
 MAX_DOCUMENT_CHARS = 512 * 2**20
 MAX_YAML_CHARS = 2**20
 MAX_DEPTH = 64
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: no backtracking per character
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # any surrogate at all: rare, and a cheap scan
 # \uD800-\uDBFF not followed by \uDC00-\uDFFF, or the latter not preceded by the former
 _LONE_SURROGATE = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
@@ -59,9 +60,10 @@ def json_value(text: str, max_chars: int = MAX_LINE_CHARS, max_depth: int = MAX_
     """The bounded parse of parse_json; a problem is a ValueError whose message names no place."""
     if len(text) > max_chars:
         raise ValueError(f"{len(text):,} characters, more than the {max_chars:,} allowed")
-    if nesting_depth(text) > max_depth:
+    # Fewer opening brackets than the limit, counted with those inside strings, cannot nest deeper.
+    if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
-    lone = _LONE_SURROGATE.search(text)
+    lone = _SURROGATE_ESCAPE.search(text) and _LONE_SURROGATE.search(text)
     if lone:
         raise ValueError(f"{lone.group()} is a lone surrogate, not a Unicode character (column {lone.start() + 1})")
     try:
