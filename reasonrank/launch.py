@@ -21,7 +21,7 @@ import collections
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from reasonrank.io import InputError
@@ -80,14 +80,19 @@ def launcher_argv(
 
 
 def child_argv(argv: Sequence[str]) -> list[str]:
-    """The command line without the launch flags (each takes one value)."""
+    """The command line without the launch flags."""
+    return without_flags(argv, LAUNCH_FLAGS)
+
+
+def without_flags(argv: Sequence[str], flags: Collection[str]) -> list[str]:
+    """The command line without `flags`, each of which takes one value (`--flag V` or `--flag=V`)."""
     out, skip = [], False
     for word in argv:
         if skip:
             skip = False
             continue
         name = word.split("=", 1)[0]
-        if name in LAUNCH_FLAGS:
+        if name in flags:
             skip = "=" not in word
             continue
         out.append(word)

@@ -16,8 +16,9 @@ from reasonrank.cli import parse_command
 from reasonrank.cli.train import check_launch
 from reasonrank.io import InputError
 from reasonrank.jobs import EVENT_TAG, EVENTS_ENV
+from reasonrank.launch import child_argv, without_flags
 from reasonrank.runners import split_log
-from reasonrank.runners.multinode import RankFollower, follow_srun, launch_shape, rank_argv
+from reasonrank.runners.multinode import RANK_FLAGS, RankFollower, follow_srun, launch_shape, rank_argv
 
 TRAIN = ["train", "sft", "--preset", "tiny-cpu", "--model", "m", "--data", "inputs/0-x.jsonl"]
 
@@ -125,3 +126,11 @@ def test_srun_labelled_output_is_split_by_node_and_its_task_errors_name_the_rank
     lines, events = split_log(out.getvalue().decode())
     assert events[-1]["message"].startswith("node rank 1 of 2 exited with exit code 2; its last lines:\nerror: data")
     assert "[node 1] error: data file missing on this node" in lines
+
+
+def test_flags_with_one_value_are_dropped_in_either_spelling():
+    argv = ["train", "sft", "--node-rank", "1", "--nodes", "2", "--main-address=10.0.0.1:2900", "--data", "x.jsonl"]
+    assert without_flags(argv, RANK_FLAGS) == ["train", "sft", "--nodes", "2", "--data", "x.jsonl"]
+    # the child of `accelerate launch` gets none of the launch flags, which are the launcher's
+    launched = ["train", "sft", "--nodes", "2", "--processes-per-node=4", "--strategy", "ddp", "--data", "x"]
+    assert child_argv(launched) == ["train", "sft", "--data", "x"]

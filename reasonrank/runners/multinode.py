@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from reasonrank.jobs import EVENT_TAG, EVENTS_ENV, EVENTS_TO_STDOUT
+from reasonrank.launch import without_flags
 
 #: the runners that start a multi-node job's command on every node themselves
 ORCHESTRATING_RUNNERS = ("ray", "slurm")
@@ -73,18 +74,8 @@ def launch_shape(argv: Sequence[str]) -> Shape | None:
 
 
 def without_rank_flags(argv: Sequence[str]) -> list[str]:
-    """The command line without `--node-rank` and `--main-address` (each takes one value)."""
-    out, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-            continue
-        name = word.split("=", 1)[0]
-        if name in RANK_FLAGS:
-            skip = "=" not in word
-            continue
-        out.append(word)
-    return out
+    """The command line without `--node-rank` and `--main-address`."""
+    return without_flags(argv, RANK_FLAGS)
 
 
 def rank_argv(argv: Sequence[str], node_rank: int, main_address: str) -> list[str]:
