@@ -3,14 +3,49 @@ an SFT export in the app's data dir, build a tiny training command, wait on a jo
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from train_fixtures import dl19_windows, write_sft_export
 
 from db import jobs as db_jobs
+from db.engine import get_engine, init_db
 from db.exports import ExportFilter, record_export
 from reasonrank.export_files import ExportFile
+from reasonrank.runners import ray as ray_runner
+from reasonrank.runners import slurm as slurm_runner
+
+
+@contextmanager
+def app_store(tmp_path: Path, monkeypatch, settings: Mapping[str, str]) -> Iterator:
+    """An app's store and data directory under `tmp_path`, with a runner's settings in its
+    environment (the cluster's address or configuration: never the database)."""
+    monkeypatch.setenv("REASONRANK_DATA", str(tmp_path / "data"))
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    engine = get_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    init_db(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def ray_settings(address: str, tmp_path: Path) -> dict[str, str]:
+    """The ray runner's settings for a cluster at `address`; outputs under tmp_path/cluster."""
+    return {ray_runner.ADDRESS_ENV: address, ray_runner.OUTPUT_ROOT_ENV: str(tmp_path / "cluster")}
+
+
+def slurm_settings(conf: Path, tmp_path: Path) -> dict[str, str]:
+    """The slurm runner's settings for the cluster of `conf`; its work root is tmp_path/cluster."""
+    return {
+        "SLURM_CONF": str(conf),
+        slurm_runner.WORK_ROOT_ENV: str(tmp_path / "cluster"),
+        slurm_runner.PYTHON_ENV: sys.executable,
+    }
 
 
 def wait_job(engine, job_id: int, until, timeout: float = 300.0) -> db_jobs.JobView:

@@ -12,10 +12,18 @@ from pathlib import Path
 
 import pytest
 from ray_fixtures import free_port, ray_cluster  # noqa: F401 (fixture)
-from runner_helpers import files_under, follow_across_a_restart, record_sft_export, train_argv, wait_job
+from runner_helpers import (
+    app_store,
+    files_under,
+    follow_across_a_restart,
+    ray_settings,
+    record_sft_export,
+    train_argv,
+    wait_job,
+)
 
 from db import jobs as db_jobs
-from db.engine import get_engine, init_db, write_session
+from db.engine import write_session
 from db.models import Job
 from db.registry import get_reranker
 from reasonrank import jobs
@@ -27,13 +35,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 @pytest.fixture
 def app(tmp_path, monkeypatch, ray_cluster):  # noqa: F811
     """An app's store and data directory, with the cluster's address in its settings (env)."""
-    monkeypatch.setenv("REASONRANK_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv(ray_runner.ADDRESS_ENV, ray_cluster.address)
-    monkeypatch.setenv(ray_runner.OUTPUT_ROOT_ENV, str(tmp_path / "cluster"))
-    engine = get_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    init_db(engine)
-    yield engine
-    engine.dispose()
+    with app_store(tmp_path, monkeypatch, ray_settings(ray_cluster.address, tmp_path)) as engine:
+        yield engine
 
 
 def _start_event(job_id: int) -> dict:

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 from ray_fixtures import RayCluster, ray_head, ray_worker_node
-from runner_helpers import record_sft_export, train_argv, wait_job
+from runner_helpers import app_store, ray_settings, record_sft_export, train_argv, wait_job
 
 from db import jobs as db_jobs
-from db.engine import get_engine, init_db
 from db.registry import list_rerankers
 from reasonrank.runners import ray as ray_runner
 
@@ -40,13 +39,8 @@ def two_nodes(tmp_path_factory) -> Iterator[RayCluster]:
 
 @pytest.fixture
 def app(tmp_path, monkeypatch, two_nodes):
-    monkeypatch.setenv("REASONRANK_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv(ray_runner.ADDRESS_ENV, two_nodes.address)
-    monkeypatch.setenv(ray_runner.OUTPUT_ROOT_ENV, str(tmp_path / "cluster"))
-    engine = get_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    init_db(engine)
-    yield engine
-    engine.dispose()
+    with app_store(tmp_path, monkeypatch, ray_settings(two_nodes.address, tmp_path)) as engine:
+        yield engine
 
 
 def _two_node_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:

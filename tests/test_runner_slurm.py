@@ -17,12 +17,20 @@ from pathlib import Path
 import pytest
 from openai_server import Answer, OpenAIServer
 from ray_fixtures import free_port
-from runner_helpers import files_under, follow_across_a_restart, record_sft_export, train_argv, wait_job
+from runner_helpers import (
+    app_store,
+    files_under,
+    follow_across_a_restart,
+    record_sft_export,
+    slurm_settings,
+    train_argv,
+    wait_job,
+)
 from slurm_fixtures import slurm_cluster, write_conf  # noqa: F401 (fixture)
 from sqlmodel import Session, select
 
 from db import jobs as db_jobs
-from db.engine import get_engine, init_db, write_session
+from db.engine import get_engine, write_session
 from db.models import Dataset, Item, Job, Label
 from db.registry import get_reranker
 from reasonrank import jobs
@@ -34,14 +42,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 @pytest.fixture
 def app(tmp_path, monkeypatch, slurm_cluster):  # noqa: F811
     """An app's store and data directory, with the cluster's settings in its environment."""
-    monkeypatch.setenv("REASONRANK_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
-    monkeypatch.setenv(slurm_runner.WORK_ROOT_ENV, str(tmp_path / "cluster"))
-    monkeypatch.setenv(slurm_runner.PYTHON_ENV, sys.executable)
-    engine = get_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    init_db(engine)
-    yield engine
-    engine.dispose()
+    with app_store(tmp_path, monkeypatch, slurm_settings(slurm_cluster.conf, tmp_path)) as engine:
+        yield engine
 
 
 def _squeue(cluster, name: str, *flags: str) -> str:

@@ -12,17 +12,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runner_helpers import record_sft_export, train_argv, wait_job
+from runner_helpers import app_store, record_sft_export, slurm_settings, train_argv, wait_job
 from slurm_fixtures import BINARIES, SlurmCluster, slurm_daemons
 
 from db import jobs as db_jobs
-from db.engine import get_engine, init_db
 from db.registry import list_rerankers
 from reasonrank.runners import slurm as slurm_runner
 
@@ -42,14 +40,8 @@ def two_nodes() -> Iterator[SlurmCluster]:
 
 @pytest.fixture
 def app(tmp_path, monkeypatch, two_nodes):
-    monkeypatch.setenv("REASONRANK_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("SLURM_CONF", str(two_nodes.conf))
-    monkeypatch.setenv(slurm_runner.WORK_ROOT_ENV, str(tmp_path / "cluster"))
-    monkeypatch.setenv(slurm_runner.PYTHON_ENV, sys.executable)
-    engine = get_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    init_db(engine)
-    yield engine
-    engine.dispose()
+    with app_store(tmp_path, monkeypatch, slurm_settings(two_nodes.conf, tmp_path)) as engine:
+        yield engine
 
 
 def _two_node_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:
