@@ -75,6 +75,11 @@ def train_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:
     ]
 
 
+def two_node_train_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:
+    """train_argv on two nodes of one process each (the runner adds each node's rank and node 0)."""
+    return [*train_argv(model, export_id, out, steps), "--nodes", "2", "--processes-per-node", "1"]
+
+
 def follow_across_a_restart(app, tiny_model_dir, dl19, tmp_path: Path, runner: str, forget=lambda: None):
     """Start a long tiny SFT job on `runner`, let it report, then "restart the app" (dispose the
     engine, drop the folded job states and whatever `forget` clears) and follow it from a new

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from ray_fixtures import RayCluster, ray_head, ray_worker_node
-from runner_helpers import app_store, ray_settings, record_sft_export, train_argv, wait_job
+from runner_helpers import app_store, ray_settings, record_sft_export, train_argv, two_node_train_argv, wait_job
 
 from db import jobs as db_jobs
 from db.registry import list_rerankers
@@ -43,10 +43,6 @@ def app(tmp_path, monkeypatch, two_nodes):
         yield engine
 
 
-def _two_node_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:
-    return [*train_argv(model, export_id, out, steps), "--nodes", "2", "--processes-per-node", "1"]
-
-
 def _node_commands(out: Path) -> dict[int, int]:
     """pid → node rank of every running `reasonrank train` node command that writes to `out`."""
     found = {}
@@ -64,7 +60,7 @@ def _node_commands(out: Path) -> dict[int, int]:
 
 def test_a_two_node_sft_job_runs_once_per_node_and_registers_once(app, tiny_model_dir, dl19, tmp_path):
     export_id = record_sft_export(app, dl19, tmp_path, "ray-2n")
-    argv = _two_node_argv(tiny_model_dir, export_id, tmp_path / "data" / "runs" / "two", steps=3)
+    argv = two_node_train_argv(tiny_model_dir, export_id, tmp_path / "data" / "runs" / "two", steps=3)
     job_id = db_jobs.launch_job(app, "train", argv, {}, runner="ray", lineage={"export_id": export_id})
     view = wait_job(app, job_id, lambda v: v.finished, timeout=600)
     assert view.status == "succeeded", (view.message, view.log_tail)
@@ -107,7 +103,9 @@ def _eventually(check, timeout: float = 60.0) -> bool:
 def test_a_node_that_dies_fails_the_job_with_its_rank_and_stops_the_other(app, tiny_model_dir, dl19, tmp_path):
     export_id = record_sft_export(app, dl19, tmp_path, "ray-2n-kill")
     out = tmp_path / "cluster" / "long"
-    job_id = db_jobs.launch_job(app, "train", _two_node_argv(tiny_model_dir, export_id, out, 2000), {}, runner="ray")
+    job_id = db_jobs.launch_job(
+        app, "train", two_node_train_argv(tiny_model_dir, export_id, out, 2000), {}, runner="ray"
+    )
     view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 2, timeout=600)
     assert view.status == "running" and len(view.metrics) >= 2, (view.message, view.log_tail)
     nodes = _node_commands(out)
@@ -126,7 +124,9 @@ def test_a_node_that_dies_fails_the_job_with_its_rank_and_stops_the_other(app, t
 def test_cancelling_a_two_node_job_stops_every_node(app, tiny_model_dir, dl19, tmp_path):
     export_id = record_sft_export(app, dl19, tmp_path, "ray-2n-cancel")
     out = tmp_path / "cluster" / "cancelled"
-    job_id = db_jobs.launch_job(app, "train", _two_node_argv(tiny_model_dir, export_id, out, 2000), {}, runner="ray")
+    job_id = db_jobs.launch_job(
+        app, "train", two_node_train_argv(tiny_model_dir, export_id, out, 2000), {}, runner="ray"
+    )
     view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 1, timeout=600)
     assert view.status == "running" and sorted(_node_commands(out).values()) == [0, 1], view.log_tail
     view = db_jobs.cancel_job(app, job_id)

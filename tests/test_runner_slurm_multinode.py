@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runner_helpers import app_store, record_sft_export, slurm_settings, train_argv, wait_job
+from runner_helpers import app_store, record_sft_export, slurm_settings, two_node_train_argv, wait_job
 from slurm_fixtures import BINARIES, SlurmCluster, slurm_daemons
 
 from db import jobs as db_jobs
@@ -42,10 +42,6 @@ def two_nodes() -> Iterator[SlurmCluster]:
 def app(tmp_path, monkeypatch, two_nodes):
     with app_store(tmp_path, monkeypatch, slurm_settings(two_nodes.conf, tmp_path)) as engine:
         yield engine
-
-
-def _two_node_argv(model: Path, export_id: int, out: Path, steps: int) -> list[str]:
-    return [*train_argv(model, export_id, out, steps), "--nodes", "2", "--processes-per-node", "1"]
 
 
 def _processes() -> dict[int, tuple[int, list[str]]]:
@@ -96,7 +92,7 @@ def _eventually(check, timeout: float = 60.0) -> bool:
 
 def test_a_two_node_sft_job_runs_once_per_node_and_registers_once(app, two_nodes, tiny_model_dir, dl19, tmp_path):
     export_id = record_sft_export(app, dl19, tmp_path, "slurm-2n")
-    argv = _two_node_argv(tiny_model_dir, export_id, tmp_path / "data" / "runs" / "two", steps=3)
+    argv = two_node_train_argv(tiny_model_dir, export_id, tmp_path / "data" / "runs" / "two", steps=3)
     job_id = db_jobs.launch_job(app, "train", argv, {}, runner="slurm", lineage={"export_id": export_id})
     view = wait_job(app, job_id, lambda v: v.finished, timeout=600)
     assert view.status == "succeeded", (view.message, view.log_tail)
@@ -129,7 +125,7 @@ def test_a_two_node_sft_job_runs_once_per_node_and_registers_once(app, two_nodes
 def test_a_node_that_dies_fails_the_job_naming_it(app, tiny_model_dir, dl19, tmp_path):
     export_id = record_sft_export(app, dl19, tmp_path, "slurm-2n-kill")
     out = tmp_path / "cluster" / "long"
-    argv = _two_node_argv(tiny_model_dir, export_id, out, 2000)
+    argv = two_node_train_argv(tiny_model_dir, export_id, out, 2000)
     job_id = db_jobs.launch_job(app, "train", argv, {}, runner="slurm")
     view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 2, timeout=600)
     assert view.status == "running" and len(view.metrics) >= 2, (view.message, view.log_tail)
@@ -173,7 +169,7 @@ def test_the_node_script_takes_its_rank_and_node_0s_address_from_slurm(two_nodes
 def test_cancelling_a_two_node_job_stops_every_node(app, tiny_model_dir, dl19, tmp_path):
     export_id = record_sft_export(app, dl19, tmp_path, "slurm-2n-cancel")
     out = tmp_path / "cluster" / "cancelled"
-    argv = _two_node_argv(tiny_model_dir, export_id, out, 2000)
+    argv = two_node_train_argv(tiny_model_dir, export_id, out, 2000)
     job_id = db_jobs.launch_job(app, "train", argv, {}, runner="slurm")
     view = wait_job(app, job_id, lambda v: v.finished or len(v.metrics) >= 1, timeout=600)
     assert view.status == "running" and sorted(_node_commands(out).values()) == [0, 1], view.log_tail
