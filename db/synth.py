@@ -23,7 +23,6 @@ from db.exports import passages_for
 from db.label_rows import BACK_TO_REVIEW, label_row
 from db.models import ITEM_STATUSES, Dataset, Item, Label, Query
 from reasonrank.io import InputError
-from reasonrank.synth import teacher_fingerprint as teacher_fingerprint  # where a remote worker finds it
 from reasonrank.types import CandidateList
 from reasonrank.types import Label as LabelData
 from reasonrank.types import Query as QueryData

@@ -8,7 +8,7 @@ those this teacher configuration labelled already); then `prepare` writes that s
 each list's texts and qrels, into the job's folder as an `--items` file, which is uploaded like
 any other input, and rewrites the command to label exactly that file.
 
-The worker sends each finished label back as a `label` event (reasonrank.synth.label_event). As
+The worker sends each finished label back as a `label` event (reasonrank.synth_events.label_event). As
 the job's log is mirrored into its local events file, `store_label_events` stores every label
 event after its own offset with db.synth.store_label, each in its own transaction, so a label is
 in the Review queue one log poll after the teacher answered. Nothing is stored twice: the offset
@@ -43,9 +43,10 @@ def prepare(engine: Engine, job_id: int, argv: list[str]) -> list[str]:
     """Import and select the items of `synth …` in the app's store, write them to the job's folder,
     and return the argv the worker runs: the same teacher flags with `--items FILE` instead of the
     selection flags (and no --db)."""
-    from db.synth import ItemSelection, count_labelled, items_to_label, iter_lists, teacher_fingerprint
+    from db.synth import ItemSelection, count_labelled, items_to_label, iter_lists
     from reasonrank.cli import config_to_argv, parse_command
     from reasonrank.cli.synth import ANY_STATUS, ITEMS_FORMAT, SynthConfig, import_candidates
+    from reasonrank.synth_events import teacher_fingerprint
 
     config = parse_command(argv)
     if config.items is not None:
@@ -83,7 +84,7 @@ def store_label_events(engine: Engine, job: Job) -> int:
     """Store the `label` events mirrored since the last pass into the app's store; returns how many
     labels were new. A job without a selection file (not prepared here) has nothing to store."""
     from db.synth import store_label
-    from reasonrank.synth import LABEL_EVENT, label_from_event
+    from reasonrank.synth_events import LABEL_EVENT, label_from_event
 
     folder = Path(job.log_path).parent
     with _LOCK:

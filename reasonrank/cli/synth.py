@@ -30,15 +30,13 @@ from reasonrank.jobs import EventLog
 from reasonrank.redact import redact
 from reasonrank.runners import registered_by_app
 from reasonrank.synth import (
-    LABEL_EVENT,
     PROMPTS,
     SynthOptions,
     SynthOutcome,
     SynthTask,
-    label_event,
     price_for,
-    teacher_fingerprint,
 )
+from reasonrank.synth_events import LABEL_EVENT, label_event, teacher_fingerprint
 from reasonrank.types import CandidateList, GenerationParams
 
 if TYPE_CHECKING:
