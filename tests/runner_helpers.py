@@ -48,6 +48,16 @@ def slurm_settings(conf: Path, tmp_path: Path) -> dict[str, str]:
     }
 
 
+def eventually(check, timeout: float = 60.0) -> bool:
+    """Whether `check()` comes true within `timeout` seconds (polled every 0.5 s)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def wait_job(engine, job_id: int, until, timeout: float = 300.0) -> db_jobs.JobView:
     """The job's view once `until(view)` holds, or at the timeout (the caller asserts on it)."""
     deadline = time.monotonic() + timeout

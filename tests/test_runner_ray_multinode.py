@@ -10,13 +10,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from ray_fixtures import RayCluster, ray_head, ray_worker_node
-from runner_helpers import app_store, ray_settings, record_sft_export, train_argv, two_node_train_argv, wait_job
+from runner_helpers import (
+    app_store,
+    eventually,
+    ray_settings,
+    record_sft_export,
+    train_argv,
+    two_node_train_argv,
+    wait_job,
+)
 
 from db import jobs as db_jobs
 from db.registry import list_rerankers
@@ -87,17 +94,8 @@ def test_a_two_node_sft_job_runs_once_per_node_and_registers_once(app, tiny_mode
     # nodes' commands are gone
     sid = view.config["runner"]["submission_id"]
     settings = ray_runner.RaySettings.from_env()
-    assert _eventually(lambda: ray_runner.status(settings, sid).state == "succeeded")
-    assert _eventually(lambda: _node_commands(tmp_path / "cluster" / "runs" / "two") == {})
-
-
-def _eventually(check, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
+    assert eventually(lambda: ray_runner.status(settings, sid).state == "succeeded")
+    assert eventually(lambda: _node_commands(tmp_path / "cluster" / "runs" / "two") == {})
 
 
 def test_a_node_that_dies_fails_the_job_with_its_rank_and_stops_the_other(app, tiny_model_dir, dl19, tmp_path):
@@ -116,9 +114,9 @@ def test_a_node_that_dies_fails_the_job_with_its_rank_and_stops_the_other(app, t
     assert view.status == "failed", (view.message, view.log_tail)
     assert view.message.startswith("node rank 1 of 2 was killed by SIGKILL; its last lines:"), view.message
     assert [r for r in list_rerankers(app) if r.job_id == job_id] == []
-    assert _eventually(lambda: _node_commands(out) == {}), _node_commands(out)  # node 0's was stopped too
+    assert eventually(lambda: _node_commands(out) == {}), _node_commands(out)  # node 0's was stopped too
     settings = ray_runner.RaySettings.from_env()
-    assert _eventually(lambda: ray_runner.status(settings, view.config["runner"]["submission_id"]).state == "failed")
+    assert eventually(lambda: ray_runner.status(settings, view.config["runner"]["submission_id"]).state == "failed")
 
 
 def test_cancelling_a_two_node_job_stops_every_node(app, tiny_model_dir, dl19, tmp_path):
@@ -131,7 +129,7 @@ def test_cancelling_a_two_node_job_stops_every_node(app, tiny_model_dir, dl19, t
     assert view.status == "running" and sorted(_node_commands(out).values()) == [0, 1], view.log_tail
     view = db_jobs.cancel_job(app, job_id)
     assert view.status == "cancelled", (view.message, view.log_tail)
-    assert _eventually(lambda: _node_commands(out) == {}), _node_commands(out)
+    assert eventually(lambda: _node_commands(out) == {}), _node_commands(out)
     settings = ray_runner.RaySettings.from_env()
     assert ray_runner.status(settings, view.config["runner"]["submission_id"]).state == "stopped"
 

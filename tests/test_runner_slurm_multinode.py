@@ -12,12 +12,11 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runner_helpers import app_store, record_sft_export, slurm_settings, two_node_train_argv, wait_job
+from runner_helpers import app_store, eventually, record_sft_export, slurm_settings, two_node_train_argv, wait_job
 from slurm_fixtures import BINARIES, SlurmCluster, slurm_daemons
 
 from db import jobs as db_jobs
@@ -81,15 +80,6 @@ def _kill_tree(pid: int) -> None:
             pass
 
 
-def _eventually(check, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
-
-
 def test_a_two_node_sft_job_runs_once_per_node_and_registers_once(app, two_nodes, tiny_model_dir, dl19, tmp_path):
     export_id = record_sft_export(app, dl19, tmp_path, "slurm-2n")
     argv = two_node_train_argv(tiny_model_dir, export_id, tmp_path / "data" / "runs" / "two", steps=3)
@@ -136,7 +126,7 @@ def test_a_node_that_dies_fails_the_job_naming_it(app, tiny_model_dir, dl19, tmp
     assert view.status == "failed", (view.message, view.log_tail)
     assert view.message.startswith("node rank 1 of 2 killed; its last lines:"), view.message
     assert [r for r in list_rerankers(app) if r.job_id == job_id] == []
-    assert _eventually(lambda: _node_commands(out) == {}), _node_commands(out)  # srun stopped node 0's
+    assert eventually(lambda: _node_commands(out) == {}), _node_commands(out)  # srun stopped node 0's
 
 
 def test_the_node_script_takes_its_rank_and_node_0s_address_from_slurm(two_nodes, tmp_path):
@@ -175,4 +165,4 @@ def test_cancelling_a_two_node_job_stops_every_node(app, tiny_model_dir, dl19, t
     assert view.status == "running" and sorted(_node_commands(out).values()) == [0, 1], view.log_tail
     view = db_jobs.cancel_job(app, job_id)
     assert view.status == "cancelled", (view.message, view.log_tail)
-    assert _eventually(lambda: _node_commands(out) == {}), _node_commands(out)
+    assert eventually(lambda: _node_commands(out) == {}), _node_commands(out)
