@@ -34,6 +34,7 @@ from db.engine import data_dir, write_session
 from db.models import Job
 from reasonrank import jobs
 from reasonrank.io import InputError
+from reasonrank.launch import LAUNCH_FLAGS
 from reasonrank.runners import INPUTS_DIR, RUNNERS, RemoteStatus, RunnerError, mark_reachable, mirror_log
 from reasonrank.runners import ray as ray_runner
 from reasonrank.runners import slurm as slurm_runner
@@ -65,8 +66,7 @@ def check_runner(runner: str) -> None:
 def check_launch(kind: str, argv: list[str], runner: str) -> None:
     """Refuse, before a job is recorded, a multi-node training command the runner cannot start
     (reasonrank.cli.train.check_launch): every way to a job (the tabs, `reasonrank submit`) passes here."""
-    launch_flags = ("--nodes", "--node-rank", "--main-address")
-    if kind != "train" or not any(word.split("=", 1)[0] in launch_flags for word in argv):
+    if kind != "train" or not any(word.split("=", 1)[0] in LAUNCH_FLAGS for word in argv):
         return
     from reasonrank.cli import parse_command
     from reasonrank.cli.train import check_launch as check_train_launch
